@@ -1,0 +1,59 @@
+# exchange-hub: make demo | make test | make lint | make bench
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+KAFKA := deploy/local/kafka.sh
+PG := deploy/local/postgres.sh
+
+.PHONY: install test lint demo bench kafka-up kafka-down clean
+
+# The venv is rebuilt when the dependency list or the pinned constraints change.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,lint,demo,postgres,bench]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# Starts the local Kafka and PostgreSQL unless XHUB_TEST_BOOTSTRAP / XHUB_TEST_POSTGRES_DSN point elsewhere,
+# runs pytest, and stops what it started.
+test: $(STAMP)
+	@set -u; started_kafka=0; started_pg=0; \
+	if [ -z "$${XHUB_TEST_BOOTSTRAP:-}" ]; then \
+	  $(KAFKA) status >/dev/null 2>&1 || started_kafka=1; \
+	  $(KAFKA) up || exit 1; export XHUB_TEST_BOOTSTRAP=$$($(KAFKA) bootstrap); \
+	fi; \
+	if [ -z "$${XHUB_TEST_POSTGRES_DSN:-}" ]; then \
+	  $(PG) status >/dev/null 2>&1 || started_pg=1; \
+	  $(PG) up || exit 1; export XHUB_TEST_POSTGRES_DSN=$$($(PG) dsn); \
+	fi; \
+	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	[ $$started_kafka = 1 ] && $(KAFKA) down; \
+	[ $$started_pg = 1 ] && $(PG) down; \
+	exit $$rc
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check hub connectors tests
+	$(VENV)/bin/mypy
+
+demo: $(STAMP)
+	@$(KAFKA) up
+	$(VENV)/bin/xhub demo --bootstrap $$($(KAFKA) bootstrap) $(DEMO_ARGS)
+
+bench: $(STAMP)
+	@$(KAFKA) up
+	XHUB_TEST_BOOTSTRAP=$$($(KAFKA) bootstrap) $(PY) -m tests.bench.run
+
+kafka-up:
+	@$(KAFKA) up
+
+kafka-down:
+	@$(KAFKA) down
+	@$(PG) down
+
+clean:
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# A real single-node Apache Kafka (KRaft, broker+controller) on 127.0.0.1, built from Maven Central jars.
+#
+#   deploy/local/kafka.sh up|down|status|bootstrap
+#
+# Environment:
+#   XHUB_KAFKA_PORT   client port (default 9092); the controller listens on port+1
+#   XHUB_KAFKA_HOME   state folder (default deploy/local/.kafka: jars, data, logs, pid; git-ignored)
+#   XHUB_KAFKA_HEAP   JVM heap (default 512m)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+port="${XHUB_KAFKA_PORT:-9092}"
+controller_port=$((port + 1))
+home="${XHUB_KAFKA_HOME:-$here/.kafka}"
+lib="$home/lib"
+data="$home/data-$port"
+logs="$home/logs-$port"
+pidfile="$home/kafka-$port.pid"
+props="$home/server-$port.properties"
+heap="${XHUB_KAFKA_HEAP:-512m}"
+
+die() { echo "kafka.sh: $*" >&2; exit 1; }
+
+need_tools() {
+  command -v java >/dev/null 2>&1 || die "Java is missing: install a JDK 17+ (Debian: apt-get install openjdk-17-jdk-headless)."
+  command -v mvn >/dev/null 2>&1 || die "Maven is missing: install it (Debian: apt-get install maven); it fetches the Kafka jars from Maven Central."
+}
+
+running_pid() {
+  # The pid file names our broker; trust it only if that process is alive and is a Kafka JVM.
+  [ -f "$pidfile" ] || return 1
+  local pid; pid="$(cat "$pidfile")"
+  if kill -0 "$pid" 2>/dev/null && grep -q "kafka.Kafka" "/proc/$pid/cmdline" 2>/dev/null; then
+    echo "$pid"; return 0
+  fi
+  return 1
+}
+
+accepts_clients() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
+}
+
+fetch_jars() {
+  # Cached: the jar folder is stamped with the pom it came from.
+  if [ -f "$lib/.pom.sha" ] && [ "$(sha256sum "$here/pom.xml" | cut -d' ' -f1)" = "$(cat "$lib/.pom.sha")" ]; then
+    return 0
+  fi
+  echo "kafka.sh: fetching Apache Kafka jars from Maven Central into $lib" >&2
+  rm -rf "$lib"; mkdir -p "$lib"
+  mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$lib" \
+    || die "Maven could not fetch the Kafka jars (see the output above)."
+  sha256sum "$here/pom.xml" | cut -d' ' -f1 > "$lib/.pom.sha"
+}
+
+write_props() {
+  cat > "$props" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$data
+num.partitions=3
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=10
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+log.cleaner.backoff.ms=1000
+PROPS
+}
+
+up() {
+  need_tools
+  mkdir -p "$home" "$logs"
+  if pid="$(running_pid)"; then
+    echo "kafka.sh: broker already running (pid $pid) on 127.0.0.1:$port"
+    return 0
+  fi
+  if accepts_clients; then
+    die "port $port is taken by another process; set XHUB_KAFKA_PORT to a free port."
+  fi
+  fetch_jars
+  write_props
+  if [ ! -f "$data/meta.properties" ]; then
+    mkdir -p "$data"
+    java -cp "$lib/*" -Dlog4j2.configurationFile="$here/log4j2.yaml" -Dkafka.logs.dir="$logs" \
+      kafka.tools.StorageTool format --standalone -t "$(java -cp "$lib/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)" \
+      -c "$props" >"$logs/format.log" 2>&1 || { cat "$logs/format.log" >&2; die "formatting KRaft storage failed."; }
+  fi
+  nohup java -Xms256m -Xmx"$heap" -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$here/log4j2.yaml" -Dkafka.logs.dir="$logs" \
+    -cp "$lib/*" kafka.Kafka "$props" >"$logs/stdout.log" 2>&1 &
+  echo $! > "$pidfile"
+  local pid; pid="$(cat "$pidfile")"
+  for _ in $(seq 1 120); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -30 "$logs/stdout.log" >&2 || true
+      die "the broker exited during start-up (logs: $logs)."
+    fi
+    if accepts_clients && grep -q "Kafka Server started" "$logs/server.log" 2>/dev/null; then
+      echo "kafka.sh: broker up (pid $pid) on 127.0.0.1:$port, Kafka $(kafka_version)"
+      return 0
+    fi
+    sleep 0.5
+  done
+  die "the broker did not accept clients within 60 s (logs: $logs)."
+}
+
+down() {
+  local pid
+  if ! pid="$(running_pid)"; then
+    echo "kafka.sh: no broker running on port $port"
+    rm -f "$pidfile"
+    return 0
+  fi
+  kill "$pid"
+  for _ in $(seq 1 60); do
+    kill -0 "$pid" 2>/dev/null || { rm -f "$pidfile"; echo "kafka.sh: broker stopped (pid $pid)"; return 0; }
+    sleep 0.5
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$pidfile"
+  echo "kafka.sh: broker killed after 30 s (pid $pid)"
+}
+
+kafka_version() {
+  ls "$lib" | sed -n 's/^kafka-clients-\(.*\)\.jar$/\1/p'
+}
+
+status() {
+  local pid
+  if pid="$(running_pid)"; then
+    if accepts_clients; then
+      echo "kafka.sh: running (pid $pid) on 127.0.0.1:$port, Kafka $(kafka_version)"
+      return 0
+    fi
+    echo "kafka.sh: process $pid alive but port $port not accepting clients"
+    return 1
+  fi
+  echo "kafka.sh: not running on port $port"
+  return 3
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  bootstrap) echo "127.0.0.1:$port" ;;
+  *) echo "usage: $0 up|down|status|bootstrap" >&2; exit 2 ;;
+esac

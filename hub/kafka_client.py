@@ -1,0 +1,122 @@
+"""Kafka connection settings and client factories shared by the hub and the connectors.
+
+kafka-python is the client. Everything that opens a Kafka connection goes through here, so that
+security settings, client ids and timeouts are set in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from hub.errors import RetriableError
+
+
+class KafkaSettings(BaseModel):
+    """How to reach the Kafka cluster (the ``kafka:`` block of hubs.yaml or a connector config)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bootstrap_servers: str = Field(default="127.0.0.1:9092", description="host:port[,host:port...]")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    client_id_prefix: str = "xhub"
+
+    def common(self, client_id: str) -> dict[str, Any]:
+        """Keyword arguments every kafka-python client takes."""
+        conf: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "client_id": f"{self.client_id_prefix}-{client_id}",
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl_mechanism"] = self.sasl_mechanism
+            conf["sasl_plain_username"] = self.sasl_username
+            conf["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+        return conf
+
+
+def make_admin(settings: KafkaSettings, client_id: str = "admin") -> KafkaAdminClient:
+    """An admin client; raises RetriableError naming the servers when the cluster does not answer."""
+    try:
+        return KafkaAdminClient(**settings.common(client_id), request_timeout_ms=15000)
+    except KafkaError as exc:
+        raise RetriableError(
+            f"Kafka at {settings.bootstrap_servers} did not answer: {type(exc).__name__}: {exc}", retry_after=2.0
+        ) from exc
+
+
+def make_producer(
+    settings: KafkaSettings, client_id: str, *, transactional_id: str | None = None, **overrides: Any
+) -> KafkaProducer:
+    """An idempotent producer; transactional when ``transactional_id`` is given."""
+    conf: dict[str, Any] = {
+        **settings.common(client_id),
+        "enable_idempotence": True,
+        "acks": "all",
+        "linger_ms": 5,
+        "batch_size": 256 * 1024,
+        "max_in_flight_requests_per_connection": 5,
+    }
+    if transactional_id:
+        conf["transactional_id"] = transactional_id
+    conf.update(overrides)
+    try:
+        return KafkaProducer(**conf)
+    except KafkaError as exc:
+        raise RetriableError(f"producer for {settings.bootstrap_servers} failed: {exc}") from exc
+
+
+def make_consumer(
+    settings: KafkaSettings, client_id: str, *, group_id: str | None, **overrides: Any
+) -> KafkaConsumer:
+    """A read_committed consumer with manual commits (offsets are committed in transactions)."""
+    conf: dict[str, Any] = {
+        **settings.common(client_id),
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "isolation_level": "read_committed",
+        "max_poll_records": 500,
+    }
+    conf.update(overrides)
+    try:
+        return KafkaConsumer(**conf)
+    except KafkaError as exc:
+        raise RetriableError(f"consumer for {settings.bootstrap_servers} failed: {exc}") from exc
+
+
+def ensure_topics(
+    admin: KafkaAdminClient,
+    topics: Mapping[str, Mapping[str, Any]],
+    *,
+    partitions: int = 3,
+    replication_factor: int = 1,
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created.
+
+    ``topics`` maps a name to its topic configs (e.g. ``{"cleanup.policy": "compact"}``).
+    """
+    existing = set(admin.list_topics())
+    wanted = [
+        NewTopic(name, partitions, replication_factor, topic_configs={k: str(v) for k, v in conf.items()})
+        for name, conf in topics.items()
+        if name not in existing
+    ]
+    if not wanted:
+        return []
+    created: list[str] = []
+    for topic in wanted:
+        try:
+            admin.create_topics([topic])
+            created.append(topic.name)
+        except TopicAlreadyExistsError:
+            continue  # created concurrently by another process: that is what we wanted
+    return created

@@ -1,0 +1,41 @@
+"""Topic names: "xhub." + family + parts (DESIGN.md). One place builds them, so no one mistypes one."""
+
+from __future__ import annotations
+
+import re
+
+PREFIX = "xhub"
+SCHEMAS_TOPIC = "_xhub_schemas"
+_PART = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def _join(family: str, *parts: str) -> str:
+    for part in parts:
+        if not _PART.match(part):
+            raise ValueError(f"topic part {part!r} must be lowercase letters, digits, '-' or '_'")
+    return ".".join((PREFIX, family, *parts))
+
+
+def source_topic(dept: str, resource: str) -> str:
+    """Change events of ``resource`` published by department ``dept`` (compacted by business key)."""
+    return _join("src", dept, resource.lower())
+
+
+def delivery_topic(hub: str, subscription: str) -> str:
+    """Projected, masked events for one subscription, written by ``hub``."""
+    return _join("dlv", hub, subscription)
+
+
+def audit_topic(hub: str) -> str:
+    """The hash-chained disclosure audit of ``hub``."""
+    return _join("audit", hub)
+
+
+def dead_letter_topic(owner: str) -> str:
+    """Dead letters of a department sidecar or a hub (both are named owners)."""
+    return _join("dlq", owner)
+
+
+def position_topic(dept: str) -> str:
+    """Source positions of a department sidecar, written in the same transaction as its events."""
+    return _join("pos", dept)
