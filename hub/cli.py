@@ -1,0 +1,70 @@
+"""xhub: the command line. Thin: parse arguments, call the packages, print, set the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from hub.errors import ConfigError, HubError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from hub.config import load_config
+
+    cfg = load_config(args.config_dir)
+    print(
+        f"{args.config_dir}: ok ({len(cfg.hubs)} hubs, {len(cfg.departments)} departments, "
+        f"{len(cfg.resources)} resources, {len(cfg.subscriptions)} subscriptions)"
+    )
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from hub.config import json_schema
+
+    print(json.dumps(json_schema(), ensure_ascii=False, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xhub", description="exchange-hub: real-time data sharing between departments")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check a config directory; report every error with file and line")
+    p.add_argument("config_dir")
+    p.set_defaults(func=_validate)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the config files (for editors)")
+    p.set_defaults(func=_schema)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from hub.log import configure_logging
+
+    configure_logging(args.log_level)
+    func: Command = args.func
+    try:
+        return func(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print(f"{len(exc.problems)} error(s)", file=sys.stderr)
+        return 1
+    except HubError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

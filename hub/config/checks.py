@@ -1,0 +1,123 @@
+"""Cross-checks over a whole config directory: references, classifications, grants, approvals, validity."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from hub.catalog.model import FieldClass, ShareAttribute
+from hub.config.loader import ConfigDir
+from hub.errors import ConfigProblem
+
+
+def schema_fields(schema: dict[str, Any]) -> dict[str, Any]:
+    """Top-level field name -> Avro type of a record schema."""
+    return {f["name"]: f["type"] for f in schema.get("fields", [])}
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def cross_check(cfg: ConfigDir, now: datetime | None = None) -> list[ConfigProblem]:
+    """Every problem that needs more than one file to see."""
+    now = now or datetime.now(UTC)
+    problems: list[ConfigProblem] = []
+    hubs = cfg.hubs
+    if not hubs and cfg.hubs_file is not None:
+        problems.append(ConfigProblem("hubs.yaml", None, "hubs", "no hub is defined"))
+
+    for code, res in cfg.resources.items():
+        origin = cfg.origins[("resource", code)]
+        if res.owner not in cfg.departments:
+            problems.append(origin.problem(("owner",), f'owner "{res.owner}" of resource {code} is not a known department'))
+        if res.share is not ShareAttribute.UNCONDITIONAL and not res.legal_basis:
+            problems.append(origin.problem(("share",), f"resource {code} is {res.share.value}: give its legal_basis"))
+        schema = cfg.schemas.get(code)
+        if schema is None:
+            continue
+        fields = schema_fields(schema)
+        if res.key not in fields:
+            problems.append(origin.problem(("key",), f'key "{res.key}" is not a field of resource {code}'))
+        for name in fields:
+            if name not in res.fields:
+                problems.append(
+                    origin.problem(("fields",), f'field "{name}" of resource {code} is not classified (deny by default)')
+                )
+        for name in res.fields:
+            if name not in fields:
+                problems.append(origin.problem(("fields", name), f'field "{name}" is not in the schema of resource {code}'))
+        for name in res.checks:
+            if name not in fields:
+                problems.append(origin.problem(("checks", name), f'field "{name}" is not in resource {code}'))
+
+    for sid, sub in cfg.subscriptions.items():
+        problems.extend(_check_subscription(cfg, sid, now))
+    return problems
+
+
+def _check_subscription(cfg: ConfigDir, sid: str, now: datetime) -> list[ConfigProblem]:
+    sub = cfg.subscriptions[sid]
+    origin = cfg.origins[("subscription", sid)]
+    out: list[ConfigProblem] = []
+
+    def problem(path: tuple[str | int, ...], message: str) -> None:
+        out.append(origin.problem(path, f'subscription "{sid}": {message}'))
+
+    if sub.subscriber not in cfg.departments:
+        problem(("subscriber",), f'subscriber "{sub.subscriber}" is not a known department')
+    if sub.hub not in cfg.hubs:
+        problem(("hub",), f'hub "{sub.hub}" is not in hubs.yaml')
+    res = cfg.resources.get(sub.resource)
+    if res is None:
+        problem(("resource",), f'resource "{sub.resource}" is not in the catalog')
+        return out
+    if res.owner == sub.subscriber:
+        problem(("subscriber",), f"department {sub.subscriber} owns {res.code}; it does not subscribe to its own data")
+    if res.share is ShareAttribute.NOT_SHARED:
+        problem(("resource",), f"resource {res.code} is not shared (不予共享): it cannot be subscribed")
+    if res.share is ShareAttribute.CONDITIONAL and sub.approval is None:
+        problem(("approval",), f"resource {res.code} is conditional (有条件共享): record the approval (or a pending request)")
+    if sub.approval is not None and sub.approval.status == "approved":
+        if not sub.approval.approved_by or not sub.approval.approved_at:
+            problem(("approval",), "an approved request needs approved_by and approved_at")
+        for i, name in enumerate(sub.approval.fields or []):
+            if name not in sub.fields:
+                problem(("approval", "fields", i), f'approved field "{name}" is not requested')
+    if sub.approval is not None and sub.approval.status == "refused" and not sub.approval.refusal_reason:
+        problem(("approval", "refusal_reason"), "a refusal must give its reasons (refusal_reason)")
+    if sub.valid_until is not None and _aware(sub.valid_until) <= now:
+        problem(("valid_until",), f"validity already over ({sub.valid_until.isoformat()})")
+    if sub.valid_from and sub.valid_until and sub.valid_from >= sub.valid_until:
+        problem(("valid_from",), "valid_from is not before valid_until")
+
+    schema = cfg.schemas.get(res.code)
+    if schema is None:
+        return out
+    fields = schema_fields(schema)
+    for i, name in enumerate(sub.fields):
+        if name not in fields:
+            problem(("fields", i), f'field "{name}" is not in resource {res.code}')
+            continue
+        cls = res.fields.get(name)
+        if cls is FieldClass.SECRET:
+            problem(("fields", i), f'field "{name}" of {res.code} is secret (涉密): never delivered')
+        if cls is FieldClass.PERSONAL and name not in sub.masks and not sub.legal_basis:
+            problem(("fields", i), f'field "{name}" of {res.code} is personal: give a mask or a legal_basis')
+    for name in sub.masks:
+        if name not in sub.fields:
+            problem(("masks", name), f'mask on field "{name}" which is not requested')
+    if sub.filter:
+        out.extend(_check_filter(sub.filter, fields, origin, sid))
+    return out
+
+
+def _check_filter(expr: str, fields: dict[str, Any], origin: Any, sid: str) -> list[ConfigProblem]:
+    from hub.policy.errors import PolicyError
+    from hub.policy.filters import compile_filter
+
+    try:
+        compile_filter(expr, fields, where=f"subscription {sid}")
+    except PolicyError as exc:
+        return [origin.problem(("filter",), f'subscription "{sid}": {exc}')]
+    return []

@@ -1,0 +1,179 @@
+"""Load a config directory into one checked :class:`ConfigDir`, reporting every problem at once."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+import schemas
+from hub.config.models import (
+    CatalogFile,
+    Department,
+    DepartmentsFile,
+    HubsFile,
+    HubSpec,
+    Resource,
+    Subscription,
+    SubscriptionsFile,
+)
+from hub.config.yaml_lines import LocatedYaml, Path_, YamlSyntaxError, load_located
+from hub.errors import ConfigError, ConfigProblem
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class Origin:
+    """Where an object was defined: file, line and path, for error messages."""
+
+    doc: LocatedYaml
+    path: Path_
+
+    def problem(self, sub: Path_, message: str) -> ConfigProblem:
+        return self.doc.problem((*self.path, *sub), message)
+
+    @property
+    def where(self) -> str:
+        line = self.doc.line_of(self.path)
+        return f"{self.doc.file}:{line}" if line else self.doc.file
+
+
+@dataclass
+class ConfigDir:
+    """A loaded, cross-checked config directory."""
+
+    root: Path
+    hubs_file: HubsFile
+    departments: dict[str, Department] = field(default_factory=dict)
+    resources: dict[str, Resource] = field(default_factory=dict)
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    schemas: dict[str, dict[str, Any]] = field(default_factory=dict)  # resource code -> Avro schema
+    origins: dict[tuple[str, str], Origin] = field(default_factory=dict)  # (kind, id) -> origin
+
+    @property
+    def hubs(self) -> dict[str, HubSpec]:
+        return {h.name: h for h in self.hubs_file.hubs}
+
+    def hub(self, name: str) -> HubSpec:
+        try:
+            return self.hubs[name]
+        except KeyError:
+            raise ConfigError(f'hub "{name}" is not in {self.root / "hubs.yaml"} (hubs: {", ".join(self.hubs)})') from None
+
+    def subscriptions_of(self, hub: str) -> list[Subscription]:
+        return [s for s in self.subscriptions.values() if s.hub == hub]
+
+
+def load_config(root: str | Path, *, check: bool = True) -> ConfigDir:
+    """Load ``root``; raise one ConfigError listing every problem (syntax, types, cross-references)."""
+    root = Path(root)
+    problems: list[ConfigProblem] = []
+    if not root.is_dir():
+        raise ConfigError(f"config directory {root} does not exist")
+
+    def parse(path: Path, model: type[M]) -> tuple[M | None, LocatedYaml | None]:
+        display = str(path.relative_to(root))
+        try:
+            doc = load_located(path, display)
+        except YamlSyntaxError as exc:
+            problems.append(exc.problem)
+            return None, None
+        if doc.data is None:
+            problems.append(ConfigProblem(display, 1, "", "file is empty"))
+            return None, doc
+        try:
+            return model.model_validate(doc.data), doc
+        except ValidationError as exc:
+            problems.extend(_problems_of(exc, doc))
+            return None, doc
+
+    hubs_path = root / "hubs.yaml"
+    hubs_file: HubsFile | None = None
+    if hubs_path.exists():
+        hubs_file, _ = parse(hubs_path, HubsFile)
+    else:
+        problems.append(ConfigProblem("hubs.yaml", None, "", "missing: every config directory needs hubs.yaml"))
+
+    cfg = ConfigDir(root=root, hubs_file=hubs_file or HubsFile(hubs=[]))
+    for path in _yaml_files(root / "departments"):
+        parsed, doc = parse(path, DepartmentsFile)
+        if parsed and doc:
+            for i, dept in enumerate(parsed.departments):
+                _add(cfg, problems, "department", dept.id, dept, cfg.departments, Origin(doc, ("departments", i)))
+    for path in _yaml_files(root / "catalog"):
+        parsed_c, doc = parse(path, CatalogFile)
+        if parsed_c and doc:
+            for i, res in enumerate(parsed_c.resources):
+                _add(cfg, problems, "resource", res.code, res, cfg.resources, Origin(doc, ("resources", i)))
+    for path in _yaml_files(root / "subscriptions"):
+        parsed_s, doc = parse(path, SubscriptionsFile)
+        if parsed_s and doc:
+            for i, sub in enumerate(parsed_s.subscriptions):
+                _add(cfg, problems, "subscription", sub.id, sub, cfg.subscriptions, Origin(doc, ("subscriptions", i)))
+
+    _load_schemas(cfg, problems)
+    if check:
+        from hub.config.checks import cross_check
+
+        problems.extend(cross_check(cfg))
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+
+
+def _add(
+    cfg: ConfigDir,
+    problems: list[ConfigProblem],
+    kind: str,
+    ident: str,
+    obj: Any,
+    into: dict[str, Any],
+    origin: Origin,
+) -> None:
+    if ident in into:
+        first = cfg.origins[(kind, ident)]
+        problems.append(origin.problem((), f'{kind} "{ident}" is defined twice (first at {first.where})'))
+        return
+    into[ident] = obj
+    cfg.origins[(kind, ident)] = origin
+
+
+def _load_schemas(cfg: ConfigDir, problems: list[ConfigProblem]) -> None:
+    import fastavro
+
+    for code, res in cfg.resources.items():
+        origin = cfg.origins[("resource", code)]
+        try:
+            local = cfg.root / res.schema_
+            schema = json.loads(local.read_text(encoding="utf-8")) if local.is_file() else schemas.load(res.schema_)
+            fastavro.parse_schema(schema)
+        except (OSError, FileNotFoundError, json.JSONDecodeError, ValueError, TypeError) as exc:
+            problems.append(origin.problem(("schema",), f'schema "{res.schema_}" cannot be loaded: {exc}'))
+            continue
+        except Exception as exc:  # noqa: BLE001 - fastavro raises assorted errors for a bad schema
+            problems.append(origin.problem(("schema",), f'schema "{res.schema_}" is not valid Avro: {exc}'))
+            continue
+        cfg.schemas[code] = schema
+
+
+def _problems_of(exc: ValidationError, doc: LocatedYaml) -> list[ConfigProblem]:
+    out = []
+    for err in exc.errors():
+        loc: Path_ = tuple(p for p in err["loc"] if isinstance(p, str | int))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f'unknown key "{loc[-1]}"'
+        elif err["type"] == "missing":
+            msg = f'required key "{loc[-1]}" is missing'
+        out.append(doc.problem(loc, msg))
+    return out

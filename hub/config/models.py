@@ -1,0 +1,180 @@
+"""Pydantic models of the config directory (kept in git by integrators).
+
+    hubs.yaml              kafka connection, registry, the exchange hubs
+    departments/*.yaml     one department per file (or a list)
+    catalog/*.yaml         resources: code, owner, schema, key, share attribute, field classes
+    subscriptions/*.yaml   who receives which fields of which resource, how masked, filtered, until when
+
+Every model forbids unknown keys, so a typo is an error with its file and line, not a silent default.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from hub.catalog.codes import parse_resource_code
+from hub.catalog.model import FieldClass, ShareAttribute
+from hub.kafka_client import KafkaSettings
+
+_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+MaskName = Literal["id_number", "phone", "name", "address", "email", "pseudonym", "date_year", "date_month", "drop"]
+
+
+def _check_id(value: str, what: str) -> str:
+    if not _ID.match(value):
+        raise ValueError(f'{what} "{value}" must be lowercase letters, digits and "-", starting with a letter')
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RegistrySettings(Strict):
+    """Where the schema registry is. ``builtin`` = the registry the hub serves itself."""
+
+    url: str | None = Field(default=None, description="URL of a Confluent-compatible registry; omit for built-in")
+    topic: str = "_xhub_schemas"
+
+
+class HubSpec(Strict):
+    """One exchange hub (共享交换枢纽). Several run side by side, each with its own topics and group."""
+
+    name: str
+    description: str = ""
+    admin_port: int = Field(default=8090, ge=0, le=65535, description="status page, /metrics, /healthz")
+    registry_port: int = Field(default=8081, ge=0, le=65535, description="built-in schema registry")
+    pseudonym_secret: SecretStr | None = Field(
+        default=None, description="HMAC key for pseudonym masks; prefer pseudonym_secret_env"
+    )
+    pseudonym_secret_env: str | None = Field(default=None, description="environment variable holding the key")
+    batch_max_records: int = Field(default=500, ge=1)
+    batch_max_ms: int = Field(default=100, ge=1)
+    partitions: int = Field(default=3, ge=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _check_id(v, "hub name")
+
+
+class HubsFile(Strict):
+    kafka: KafkaSettings = KafkaSettings()
+    registry: RegistrySettings = RegistrySettings()
+    hubs: list[HubSpec]
+
+
+class Department(Strict):
+    """A department (委办局) that owns resources and/or subscribes to them."""
+
+    id: str
+    name: str
+    principal: str | None = Field(default=None, description="Kafka principal, e.g. User:court")
+    systems: list[str] = Field(default_factory=list, description="business systems it captures from")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return _check_id(v, "department id")
+
+
+class Resource(Strict):
+    """A catalog entry: one data resource, one code (一数一码)."""
+
+    code: str
+    name: str
+    owner: str = Field(description="department id answering for accuracy and security")
+    schema_: str = Field(alias="schema", description="Avro schema: a shipped name (resources/x.avsc) or a path")
+    key: str = Field(description="business-key field")
+    key_format: Literal["citizen_id", "credit_code", "any"] = "any"
+    share: ShareAttribute
+    legal_basis: str | None = Field(default=None, description="required unless share is unconditional")
+    update_cycle: Literal["realtime", "hourly", "daily", "weekly", "monthly", "yearly"] = "realtime"
+    fields: dict[str, FieldClass] = Field(description="classification of every field of the schema")
+    checks: dict[str, Literal["citizen_id", "credit_code"]] = Field(
+        default_factory=dict, description="GB 11643 / GB 32100 checks on fields besides the key"
+    )
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, v: str) -> str:
+        parse_resource_code(v)
+        return v
+
+
+class Approval(Strict):
+    """The answer to a share request (共享申请) for a conditional resource."""
+
+    status: Literal["approved", "pending", "refused"]
+    requested_at: datetime | None = None
+    approved_by: str | None = Field(default=None, description="person or office of the providing department")
+    approved_at: datetime | None = None
+    reference: str | None = Field(default=None, description="approval document number")
+    fields: list[str] | None = Field(default=None, description="fields approved; None = all requested fields")
+    purpose: str | None = None
+    valid_until: datetime | None = None
+    refusal_reason: str | None = None
+
+
+class Delivery(Strict):
+    """How the subscriber's delivery topic is set up."""
+
+    partitions: int | None = Field(default=None, ge=1)
+    retention_ms: int | None = Field(default=None, ge=-1)
+    backfill: bool = Field(default=True, description="send the current state (op=r) when first subscribed")
+
+
+class Subscription(Strict):
+    """A department's standing request for one resource, kept in git."""
+
+    id: str
+    subscriber: str
+    resource: str
+    hub: str
+    fields: list[str]
+    purpose: str
+    legal_basis: str | None = None
+    filter: str | None = Field(default=None, description="row filter (CEL subset), e.g. district == \"浦东新区\"")
+    masks: dict[str, MaskName] = Field(default_factory=dict)
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    approval: Approval | None = None
+    delivery: Delivery = Delivery()
+    active: bool = Field(default=True, description="false = revoked; nothing is delivered")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        return _check_id(v, "subscription id")
+
+
+class DepartmentsFile(Strict):
+    departments: list[Department]
+
+
+class CatalogFile(Strict):
+    resources: list[Resource]
+
+
+class SubscriptionsFile(Strict):
+    subscriptions: list[Subscription]
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of every config file kind, for editors (``xhub schema``)."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "exchange-hub config directory",
+        "files": {
+            "hubs.yaml": HubsFile.model_json_schema(by_alias=True),
+            "departments/*.yaml": DepartmentsFile.model_json_schema(by_alias=True),
+            "catalog/*.yaml": CatalogFile.model_json_schema(by_alias=True),
+            "subscriptions/*.yaml": SubscriptionsFile.model_json_schema(by_alias=True),
+        },
+    }
