@@ -30,6 +30,41 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from hub.config import load_config
+    from hub.provision.session import provision_session
+
+    cfg = load_config(args.config_dir)
+    with provision_session(cfg) as session:
+        plan = session.plan()
+    print(json.dumps(plan.to_json(), ensure_ascii=False, indent=2) if args.json else plan.to_text())
+    return 0
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from hub.config import load_config
+    from hub.provision.session import provision_session
+
+    cfg = load_config(args.config_dir)
+    with provision_session(cfg) as session:
+        plan, result = session.apply(allow_delete=args.allow_delete)
+    for line in result.done:
+        print(f"done: {line}")
+    for line in result.skipped:
+        print(f"skipped: {line}")
+    if plan.empty:
+        print("nothing to do: the cluster matches the config")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hub.config import load_config
+    from hub.engine.runner import run_hub
+
+    cfg = load_config(args.config_dir)
+    return run_hub(cfg, args.hub, worker_id=args.worker_id)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xhub", description="exchange-hub: real-time data sharing between departments")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
@@ -42,6 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the JSON Schema of the config files (for editors)")
     p.set_defaults(func=_schema)
 
+    p = sub.add_parser("plan", help="show what apply would change on the cluster (topics, schemas, configs)")
+    p.add_argument("config_dir")
+    p.add_argument("--json", action="store_true", help="machine-readable plan")
+    p.set_defaults(func=_plan)
+
+    p = sub.add_parser("apply", help="create/update topics, register schemas, publish config (idempotent)")
+    p.add_argument("config_dir")
+    p.add_argument("--allow-delete", action="store_true", help="also delete xhub.* topics no longer configured")
+    p.set_defaults(func=_apply)
+
+    p = sub.add_parser("run", help="run one worker of one exchange hub until SIGTERM")
+    p.add_argument("config_dir")
+    p.add_argument("--hub", required=True, help="hub name from hubs.yaml")
+    p.add_argument("--worker-id", type=int, default=0, help="distinct per worker of the same hub (0, 1, ...)")
+    p.set_defaults(func=_run)
     return parser
 
 

@@ -39,3 +39,8 @@ def dead_letter_topic(owner: str) -> str:
 def position_topic(dept: str) -> str:
     """Source positions of a department sidecar, written in the same transaction as its events."""
     return _join("pos", dept)
+
+
+def config_topic(hub: str) -> str:
+    """Config snapshots applied to ``hub`` (``xhub apply``); hub workers follow it for live policy changes."""
+    return _join("cfg", hub)

@@ -1,0 +1,135 @@
+"""`xhub run`: wire one hub worker together (config, registry, secret, admin port) and run it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.config.loader import ConfigDir
+from hub.engine.policy_set import PolicySet, build_policy_set
+from hub.engine.stats import WorkerStats
+from hub.engine.worker import HubWorker, WorkerOptions
+from hub.errors import ConfigError
+from hub.log import get_logger
+from hub.provision.desired import config_snapshot, snapshot_digest
+
+log = get_logger("runner")
+
+
+def hub_secret(cfg: ConfigDir, hub: str) -> bytes:
+    """The HMAC key of ``hub`` (pseudonyms, audit key hashes): from its env variable or the config."""
+    spec = cfg.hub(hub)
+    if spec.pseudonym_secret_env:
+        value = os.environ.get(spec.pseudonym_secret_env)
+        if value:
+            return value.encode("utf-8")
+        raise ConfigError(
+            f'hub "{hub}" in hubs.yaml: environment variable {spec.pseudonym_secret_env} (pseudonym_secret_env) is not set'
+        )
+    if spec.pseudonym_secret is not None:
+        return spec.pseudonym_secret.get_secret_value().encode("utf-8")
+    raise ConfigError(f'hub "{hub}" in hubs.yaml: set pseudonym_secret_env (the HMAC key for pseudonyms and audit)')
+
+
+def initial_policies(cfg: ConfigDir, hub: str, secret: bytes) -> PolicySet:
+    digest = snapshot_digest(config_snapshot(cfg, hub))
+    return build_policy_set(hub, cfg.subscriptions.values(), cfg.resources, cfg.schemas, secret=secret, digest=digest)
+
+
+@dataclass
+class HubProcess:
+    """A running hub worker with its registry and admin server; ``close`` stops all of it."""
+
+    worker: HubWorker
+    registry_url: str
+    admin_url: str | None
+    thread: threading.Thread
+    closers: list[Any] = field(default_factory=list)
+
+    def close(self, timeout: float = 30) -> None:
+        self.worker.stop()
+        self.thread.join(timeout)
+        for closer in reversed(self.closers):
+            closer()
+
+
+def start_hub(
+    cfg: ConfigDir,
+    hub: str,
+    *,
+    worker_id: int = 0,
+    registry_port: int | None = None,
+    admin_port: int | None = None,
+    serve_registry: bool | None = None,
+) -> HubProcess:
+    """Start one worker of ``hub`` in a background thread (plus the built-in registry and admin port)."""
+    from hub.registry.client import RegistryClient
+    from hub.registry.serde import AvroSerde
+
+    spec = cfg.hub(hub)
+    secret = hub_secret(cfg, hub)
+    kafka = cfg.hubs_file.kafka
+    closers: list[Any] = []
+    url = cfg.hubs_file.registry.url
+    builtin = serve_registry if serve_registry is not None else url is None
+    if builtin:
+        from hub.registry.server import RegistryServer
+        from hub.registry.store import KafkaSchemaStore
+
+        store = KafkaSchemaStore(kafka, topic=cfg.hubs_file.registry.topic)
+        store.start()
+        server = RegistryServer(store, port=spec.registry_port if registry_port is None else registry_port)
+        server.start()
+        closers.extend([store.close, server.stop])
+        url = server.url
+    assert url is not None
+    serde = AvroSerde(RegistryClient(url))
+    stats = WorkerStats()
+    worker = HubWorker(
+        kafka, initial_policies(cfg, hub, secret), serde, secret,
+        WorkerOptions(hub=hub, worker_id=worker_id, batch_max_records=spec.batch_max_records, batch_max_ms=spec.batch_max_ms),
+        stats=stats,
+    )
+    admin_url = None
+    port = spec.admin_port if admin_port is None else admin_port
+    try:
+        from hub.monitor.admin import AdminServer
+    except ImportError:
+        AdminServer = None  # noqa: N806 - the monitor package is optional while it is being built
+    if AdminServer is not None:
+        admin = AdminServer(cfg, hub, worker, registry_url=url, port=port)
+        admin.start()
+        closers.append(admin.stop)
+        admin_url = admin.url
+    thread = threading.Thread(target=_run_logged, args=(worker,), name=f"hub-{hub}-{worker_id}", daemon=True)
+    thread.start()
+    return HubProcess(worker, url, admin_url, thread, closers)
+
+
+def _run_logged(worker: HubWorker) -> None:
+    try:
+        worker.run()
+    except Exception as exc:
+        log.exception("worker_failed", hub=worker.hub, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def run_hub(cfg: ConfigDir, hub: str, *, worker_id: int = 0) -> int:
+    """Run until SIGTERM/SIGINT; the batch in hand is committed or aborted, never half-written."""
+    process = start_hub(cfg, hub, worker_id=worker_id)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("signal_received", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("hub_running", hub=hub, worker=worker_id, registry=process.registry_url, admin=process.admin_url)
+    while not stop.is_set() and process.thread.is_alive():
+        stop.wait(0.5)
+    process.close()
+    return 0 if stop.is_set() else 1

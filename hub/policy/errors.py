@@ -1,0 +1,60 @@
+"""Errors of the policy package, grouped by what the caller should do.
+
+- ``PolicyError``: a policy cannot be built (unknown mask kind, pseudonym without a secret). The config
+  layer turns it into a ``ConfigError`` with the file and line of the offending entry.
+- ``FilterError``: a row filter does not compile; carries the 1-based ``column`` in the expression so the
+  config layer can point at the exact character.
+- ``FilterRuntimeError`` / ``MaskRuntimeError``: one record could not be filtered or masked. They are
+  also ``InvalidRecord``, so the engine dead-letters the record and the stream goes on. Their messages
+  name fields and types, never the personal values involved.
+"""
+
+from __future__ import annotations
+
+from hub.errors import HubError, InvalidRecord
+
+
+class PolicyError(HubError):
+    """A sharing policy (masks, row filter) is invalid. Fix the subscription or the hub config."""
+
+
+class FilterError(PolicyError):
+    """A row filter expression does not compile.
+
+    Attributes:
+        reason: what is wrong, without the ``where`` prefix, e.g.
+            ``'row filter: unknown field "distrct" at column 1 (fields: district, status)'``.
+        column: 1-based position in the expression of the offending character.
+        expr: the expression as written.
+        where: free text naming the subscription or file, as passed to ``compile_filter``.
+    """
+
+    def __init__(self, reason: str, *, column: int, expr: str, where: str = "") -> None:
+        super().__init__(f"{where}: {reason}" if where else reason)
+        self.reason = reason
+        self.column = column
+        self.expr = expr
+        self.where = where
+
+
+class FilterRuntimeError(PolicyError, InvalidRecord):
+    """A row filter could not be evaluated on one record (e.g. a field of an unexpected type).
+
+    The engine dead-letters the record with ``reason == "row_filter_failed"``; the stream goes on.
+    """
+
+    def __init__(self, detail: str, *, expr: str, field: str | None = None) -> None:
+        InvalidRecord.__init__(self, "row_filter_failed", detail, field=field)
+        self.expr = expr
+
+
+class MaskRuntimeError(PolicyError, InvalidRecord):
+    """A mask could not be applied to one value (e.g. a date mask on text that is not a date).
+
+    The engine dead-letters the record with ``reason == "mask_failed"``; the stream goes on. ``field`` is
+    unset here (a mask does not know which field it is applied to); the plan fills it in.
+    """
+
+    def __init__(self, detail: str, *, kind: str, field: str | None = None) -> None:
+        InvalidRecord.__init__(self, "mask_failed", detail, field=field)
+        self.kind = kind

@@ -1,0 +1,250 @@
+"""Compile a subscription into a delivery plan. Pure: no I/O, so every rule is testable in isolation.
+
+    fields  = requested ∩ granted ∩ classified (deny by default: an unclassified or new field never goes out)
+    masks   = per field; a personal field without a mask (and without a legal basis) is left out
+    filter  = row filter compiled once
+    state   = deliverable, or refused with a reason (not shared, approval missing/pending/expired,
+              revoked, outside the validity window)
+    version = stable hash of all of the above; it travels in a header and in the audit
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from hub import topics
+from hub.catalog.envelope import change_event_schema
+from hub.catalog.model import FieldClass, ShareAttribute
+from hub.config.models import Resource, Subscription
+from hub.policy.errors import MaskRuntimeError, PolicyError
+from hub.policy.filters import RowFilter, compile_filter
+from hub.policy.masks import Mask, build_mask
+
+# A schema-only compile (plan/apply) has no hub secret; pseudonym output types do not depend on it.
+_SCHEMA_ONLY_SECRET = b"schema-only"
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    name: str
+    mask: Mask | None
+    out_type: Any
+
+
+@dataclass(frozen=True)
+class DeliveryPlan:
+    """Everything the engine needs to serve one subscription, compiled once."""
+
+    subscription: str
+    subscriber: str
+    resource: str
+    hub: str
+    source_topic: str
+    delivery_topic: str
+    rules: tuple[FieldRule, ...]
+    row_filter: RowFilter | None
+    valid_from_ms: int | None
+    valid_until_ms: int | None
+    refusal: str | None  # permanent refusal (not shared, no approval, revoked); None = deliverable
+    key_field: str
+    key_masked: bool
+    version: str
+    delivery_schema: dict[str, Any]
+    _project: Callable[[Mapping[str, Any]], dict[str, Any]]
+    _key_of: Callable[[str], str]
+
+    @property
+    def fields(self) -> list[str]:
+        return [r.name for r in self.rules]
+
+    def refusal_at(self, now_ms: int) -> str | None:
+        """Why nothing may be delivered at ``now_ms``, or None when delivery is allowed."""
+        if self.refusal:
+            return self.refusal
+        if self.valid_from_ms is not None and now_ms < self.valid_from_ms:
+            return "not_yet_valid"
+        if self.valid_until_ms is not None and now_ms >= self.valid_until_ms:
+            return "expired"
+        return None
+
+    def project(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The delivered record: planned fields only, masked. Raises MaskRuntimeError naming the field."""
+        return self._project(data)
+
+    def delivered_key(self, key: str) -> str:
+        """The business key as the subscriber may see it (pseudonymised when its field is masked)."""
+        return self._key_of(key)
+
+
+def _ms(ts: datetime | None) -> int | None:
+    if ts is None:
+        return None
+    aware = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return int(aware.timestamp() * 1000)
+
+
+def _avro_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", text)
+
+
+def compile_plan(
+    sub: Subscription,
+    resource: Resource,
+    resource_schema: dict[str, Any],
+    *,
+    secret: bytes | None,
+) -> DeliveryPlan:
+    """Compile ``sub`` against its resource. ``secret`` keys the pseudonyms (None: schema-only use)."""
+    key_secret = secret if secret is not None else _SCHEMA_ONLY_SECRET
+    schema_fields = {f["name"]: f for f in resource_schema["fields"]}
+    granted: set[str] | None = None
+    refusal: str | None = None
+    if not sub.active:
+        refusal = "revoked"
+    elif resource.share is ShareAttribute.NOT_SHARED:
+        refusal = "not_shared"
+    elif resource.share is ShareAttribute.CONDITIONAL:
+        approval = sub.approval
+        if approval is None:
+            refusal = "no_approval"
+        elif approval.status != "approved":
+            refusal = f"approval_{approval.status}"
+        else:
+            granted = set(approval.fields) if approval.fields is not None else None
+
+    valid_until = sub.valid_until
+    if sub.approval is not None and sub.approval.status == "approved" and sub.approval.valid_until is not None:
+        approval_until = sub.approval.valid_until
+        valid_until = approval_until if valid_until is None else min(valid_until, approval_until, key=_ms)  # type: ignore[arg-type]
+
+    rules: list[FieldRule] = []
+    for name in sub.fields:
+        field = schema_fields.get(name)
+        cls = resource.fields.get(name)
+        if field is None or cls is None or not cls.deliverable:
+            continue  # not in the schema, unclassified or secret: deny by default
+        if granted is not None and name not in granted:
+            continue  # not approved
+        mask_kind = sub.masks.get(name)
+        if cls is FieldClass.PERSONAL and mask_kind is None and not sub.legal_basis:
+            continue  # personal data goes out masked, or on a named legal basis
+        mask = build_mask(mask_kind, secret=key_secret) if mask_kind else None
+        out_type = mask.output_type(field["type"]) if mask else field["type"]
+        if out_type is None:
+            continue  # "drop"
+        rules.append(FieldRule(name, mask, out_type))
+
+    key_rule = next((r for r in rules if r.name == resource.key), None)
+    key_masked = key_rule is None or key_rule.mask is not None
+    projected = {
+        "type": "record",
+        "name": _avro_name(f"{resource_schema['name']}_{sub.id}"),
+        "namespace": "gov.xhub.delivery",
+        "doc": f"{resource.code} as delivered to {sub.subscriber} under subscription {sub.id}",
+        "fields": [_out_field(schema_fields[r.name], r.out_type) for r in rules],
+    }
+    delivery_schema = change_event_schema(resource.code, projected, name=_avro_name(f"{resource_schema['name']}Delivery_{sub.id}"))
+    delivery_schema["namespace"] = "gov.xhub.delivery"
+
+    row_filter = compile_filter(sub.filter, schema_fields_types(resource_schema), where=f"subscription {sub.id}") if sub.filter else None
+    valid_from_ms, valid_until_ms = _ms(sub.valid_from), _ms(valid_until)
+    version = _version(sub, resource, rules, refusal, valid_from_ms, valid_until_ms, key_masked)
+
+    plan_rules = tuple(rules)
+    appliers = [(r.name, r.mask.apply if r.mask else None) for r in plan_rules]
+
+    def project(data: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, apply in appliers:
+            value = data.get(name)
+            if apply is None:
+                out[name] = value
+                continue
+            try:
+                out[name] = apply(value)
+            except MaskRuntimeError as exc:
+                raise MaskRuntimeError(f'field "{name}": {exc.detail}', kind=exc.kind, field=name) from exc
+        return out
+
+    def key_of(key: str) -> str:
+        if not key_masked:
+            return key
+        return hmac.new(key_secret, key.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+    return DeliveryPlan(
+        subscription=sub.id,
+        subscriber=sub.subscriber,
+        resource=resource.code,
+        hub=sub.hub,
+        source_topic=topics.source_topic(resource.owner, resource.code),
+        delivery_topic=topics.delivery_topic(sub.hub, sub.id),
+        rules=plan_rules,
+        row_filter=row_filter,
+        valid_from_ms=valid_from_ms,
+        valid_until_ms=valid_until_ms,
+        refusal=refusal,
+        key_field=resource.key,
+        key_masked=key_masked,
+        version=version,
+        delivery_schema=delivery_schema,
+        _project=project,
+        _key_of=key_of,
+    )
+
+
+def schema_fields_types(schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {f["name"]: f["type"] for f in schema["fields"]}
+
+
+def _out_field(field: Mapping[str, Any], out_type: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": field["name"], "type": out_type}
+    if "doc" in field:
+        out["doc"] = field["doc"]
+    if isinstance(out_type, list) and out_type and out_type[0] == "null":
+        out["default"] = None
+    return out
+
+
+def _version(
+    sub: Subscription,
+    resource: Resource,
+    rules: list[FieldRule],
+    refusal: str | None,
+    valid_from_ms: int | None,
+    valid_until_ms: int | None,
+    key_masked: bool,
+) -> str:
+    body = {
+        "subscription": sub.id,
+        "subscriber": sub.subscriber,
+        "resource": resource.code,
+        "share": resource.share.value,
+        "fields": [[r.name, r.mask.kind if r.mask else None] for r in rules],
+        "filter": sub.filter,
+        "valid": [valid_from_ms, valid_until_ms],
+        "approval": [sub.approval.status, sub.approval.reference] if sub.approval else None,
+        "refusal": refusal,
+        "key_masked": key_masked,
+    }
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+    return digest[:16]
+
+
+def delivery_schema_of(cfg: Any, subscription_id: str) -> dict[str, Any] | None:
+    """The delivered Avro schema of one subscription of a loaded config (None when its resource is unknown)."""
+    sub = cfg.subscriptions[subscription_id]
+    resource = cfg.resources.get(sub.resource)
+    schema = cfg.schemas.get(sub.resource)
+    if resource is None or schema is None:
+        return None
+    try:
+        return compile_plan(sub, resource, schema, secret=None).delivery_schema
+    except PolicyError:
+        return None

@@ -1,0 +1,82 @@
+"""Carry out a plan: create and update topics, register schemas, publish config snapshots. Idempotent."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from hub import topics
+from hub.errors import FatalError, RetriableError
+from hub.log import get_logger
+from hub.provision.desired import snapshot_digest
+from hub.provision.diff import Plan, SchemaRegistrar
+
+log = get_logger("provision")
+
+
+@dataclass
+class ApplyResult:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def apply_plan(
+    plan: Plan,
+    admin: KafkaAdminClient,
+    producer: KafkaProducer,
+    registry: SchemaRegistrar | None,
+    *,
+    allow_delete: bool = False,
+    replication_factor: int = 1,
+) -> ApplyResult:
+    """Apply ``plan``. Deletes only with ``allow_delete``; refuses incompatible schemas (FatalError)."""
+    result = ApplyResult()
+    refused = [c for c in plan.schemas if c.action == "refuse"]
+    if refused:
+        raise FatalError("schemas refused by the registry: " + "; ".join(f"{c.subject}: {c.detail}" for c in refused))
+    for change in plan.topics:
+        try:
+            if change.action == "create" and change.spec is not None:
+                spec = change.spec
+                try:
+                    admin.create_topics([NewTopic(spec.name, spec.partitions, replication_factor, topic_configs=spec.configs)])
+                except TopicAlreadyExistsError:
+                    pass  # created meanwhile by another apply: the goal is reached
+                result.done.append(f"created topic {spec.name}")
+            elif change.action == "update":
+                if change.configs:
+                    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, change.topic, configs=change.configs)])
+                if change.partitions:
+                    admin.create_partitions({change.topic: change.partitions})
+                result.done.append(f"updated topic {change.topic}: {change.detail}")
+            elif change.action == "delete":
+                if allow_delete:
+                    admin.delete_topics([change.topic])
+                    result.done.append(f"deleted topic {change.topic}")
+                else:
+                    result.skipped.append(f"kept topic {change.topic} (not in config; pass --allow-delete to remove)")
+            else:
+                result.skipped.append(f"drift on {change.topic}: {change.detail}")
+        except KafkaError as exc:
+            raise RetriableError(f"Kafka refused the change to topic {change.topic}: {type(exc).__name__}: {exc}") from exc
+    if registry is not None:
+        for schema_change in plan.schemas:
+            schema_id = registry.register(schema_change.subject, schema_change.spec.schema)
+            result.done.append(f"registered schema {schema_change.subject} (id {schema_id})")
+    for hub, snapshot in plan.snapshots.items():
+        digest = snapshot_digest(snapshot)
+        value = json.dumps(
+            {"digest": digest, "applied_ts_ms": int(time.time() * 1000), "config": json.loads(snapshot)},
+            ensure_ascii=False,
+        ).encode("utf-8")
+        producer.send(topics.config_topic(hub), key=hub.encode(), value=value).get(timeout=30)
+        result.done.append(f"published config of hub {hub} ({digest})")
+    producer.flush()
+    for line in result.done:
+        log.info("apply_step", step=line)
+    return result

@@ -1,0 +1,106 @@
+"""The state a config directory asks for: topics with their configs, schemas, per-hub config snapshots.
+
+Pure: no I/O. The snapshot is what hub workers follow for live policy changes (topic xhub.cfg.<hub>).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import schemas
+from hub import topics
+from hub.catalog.envelope import change_event_schema
+from hub.config.loader import ConfigDir
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    configs: dict[str, str]
+    purpose: str
+
+
+@dataclass(frozen=True)
+class SchemaSpec:
+    subject: str
+    schema: dict[str, Any]
+    purpose: str
+
+
+@dataclass
+class Desired:
+    topics: dict[str, TopicSpec] = field(default_factory=dict)
+    schemas: dict[str, SchemaSpec] = field(default_factory=dict)
+    snapshots: dict[str, bytes] = field(default_factory=dict)  # hub -> canonical JSON of its config
+
+    def add_topic(self, spec: TopicSpec) -> None:
+        self.topics.setdefault(spec.name, spec)
+
+    def add_schema(self, spec: SchemaSpec) -> None:
+        self.schemas.setdefault(spec.subject, spec)
+
+
+COMPACTED = {"cleanup.policy": "compact"}
+
+
+def desired_state(cfg: ConfigDir) -> Desired:
+    """Everything `apply` would create or update for ``cfg``."""
+    from hub.policy.plan import delivery_schema_of
+
+    out = Desired()
+    partitions = max((h.partitions for h in cfg.hubs.values()), default=3)
+    dead_letter = schemas.load("hub/dead_letter.avsc")
+    out.add_topic(TopicSpec(topics.SCHEMAS_TOPIC, 1, dict(COMPACTED), "schema registry storage"))
+    for dept in cfg.departments.values():
+        dlq = topics.dead_letter_topic(dept.id)
+        out.add_topic(TopicSpec(dlq, 1, {"retention.ms": str(30 * DAY_MS)}, f"dead letters of {dept.id}"))
+        out.add_schema(SchemaSpec(f"{dlq}-value", dead_letter, f"dead letters of {dept.id}"))
+        out.add_topic(TopicSpec(topics.position_topic(dept.id), 1, dict(COMPACTED), f"source positions of {dept.id}"))
+    for code, res in cfg.resources.items():
+        src = topics.source_topic(res.owner, code)
+        out.add_topic(TopicSpec(src, partitions, dict(COMPACTED), f"changes of {code} ({res.share.value})"))
+        schema = cfg.schemas.get(code)
+        if schema is not None:
+            out.add_schema(SchemaSpec(f"{src}-value", change_event_schema(code, schema), f"change events of {code}"))
+    for hub in cfg.hubs.values():
+        dlq = topics.dead_letter_topic(hub.name)
+        out.add_topic(TopicSpec(topics.audit_topic(hub.name), 1, {"retention.ms": "-1"}, f"disclosure audit of {hub.name}"))
+        out.add_topic(TopicSpec(dlq, 1, {"retention.ms": str(30 * DAY_MS)}, f"dead letters of hub {hub.name}"))
+        out.add_schema(SchemaSpec(f"{dlq}-value", dead_letter, f"dead letters of hub {hub.name}"))
+        out.add_topic(TopicSpec(topics.config_topic(hub.name), 1, dict(COMPACTED), f"applied config of {hub.name}"))
+        out.snapshots[hub.name] = config_snapshot(cfg, hub.name)
+    for sid, sub in cfg.subscriptions.items():
+        dlv = topics.delivery_topic(sub.hub, sid)
+        retention = sub.delivery.retention_ms if sub.delivery.retention_ms is not None else 7 * DAY_MS
+        out.add_topic(
+            TopicSpec(dlv, sub.delivery.partitions or partitions, {"retention.ms": str(retention)},
+                      f"deliveries of {sid} to {sub.subscriber}")
+        )
+        schema = delivery_schema_of(cfg, sid)
+        if schema is not None:
+            out.add_schema(SchemaSpec(f"{dlv}-value", schema, f"deliveries of {sid}"))
+    return out
+
+
+def config_snapshot(cfg: ConfigDir, hub: str) -> bytes:
+    """Canonical JSON of everything ``hub`` needs to enforce policy. Secrets are never included."""
+    subs = [s for s in cfg.subscriptions.values() if s.hub == hub]
+    codes = sorted({s.resource for s in subs})
+    body = {
+        "hub": hub,
+        "departments": {d.id: d.model_dump(mode="json") for d in cfg.departments.values()},
+        "resources": {c: cfg.resources[c].model_dump(mode="json", by_alias=True) for c in codes if c in cfg.resources},
+        "schemas": {c: cfg.schemas[c] for c in codes if c in cfg.schemas},
+        "subscriptions": {s.id: s.model_dump(mode="json") for s in sorted(subs, key=lambda s: s.id)},
+    }
+    return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def snapshot_digest(snapshot: bytes) -> str:
+    return hashlib.sha256(snapshot).hexdigest()[:16]

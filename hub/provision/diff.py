@@ -1,0 +1,182 @@
+"""Compare what the config asks for with what the cluster has: the plan `xhub plan` prints."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
+
+from hub import topics
+from hub.provision.desired import Desired, SchemaSpec, TopicSpec, snapshot_digest
+
+
+class SchemaRegistrar(Protocol):
+    """The registry operations plan/apply need (the HTTP client or the in-process store both fit)."""
+
+    def latest(self, subject: str) -> dict[str, Any] | None: ...
+
+    def incompatibilities(self, subject: str, schema: dict[str, Any]) -> list[str]: ...
+
+    def register(self, subject: str, schema: dict[str, Any]) -> int: ...
+
+
+@dataclass
+class ClusterTopic:
+    name: str
+    partitions: int
+    configs: dict[str, str]
+
+
+@dataclass
+class ClusterState:
+    topics: dict[str, ClusterTopic] = field(default_factory=dict)
+    snapshots: dict[str, str] = field(default_factory=dict)  # hub -> digest of the last applied snapshot
+
+
+@dataclass
+class TopicChange:
+    action: str  # create | update | delete | drift
+    topic: str
+    detail: str
+    spec: TopicSpec | None = None
+    configs: dict[str, str] = field(default_factory=dict)
+    partitions: int | None = None
+
+
+@dataclass
+class SchemaChange:
+    action: str  # register | refuse
+    subject: str
+    detail: str
+    spec: SchemaSpec
+
+
+@dataclass
+class Plan:
+    topics: list[TopicChange] = field(default_factory=list)
+    schemas: list[SchemaChange] = field(default_factory=list)
+    snapshots: dict[str, bytes] = field(default_factory=dict)  # hubs whose config snapshot changed
+    unchanged_topics: int = 0
+    unchanged_schemas: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not (self.topics or self.schemas or self.snapshots)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "topics": [{"action": c.action, "topic": c.topic, "detail": c.detail} for c in self.topics],
+            "schemas": [{"action": c.action, "subject": c.subject, "detail": c.detail} for c in self.schemas],
+            "configs": [{"action": "publish", "hub": hub, "digest": snapshot_digest(s)} for hub, s in self.snapshots.items()],
+            "unchanged": {"topics": self.unchanged_topics, "schemas": self.unchanged_schemas},
+            "changes": len(self.topics) + len(self.schemas) + len(self.snapshots),
+        }
+
+    def to_text(self) -> str:
+        marks = {"create": "+", "update": "~", "delete": "-", "drift": "!", "register": "+", "refuse": "!"}
+        lines = [f"{marks[c.action]} topic {c.topic}: {c.detail}" for c in self.topics]
+        lines += [f"{marks[c.action]} schema {c.subject}: {c.detail}" for c in self.schemas]
+        lines += [f"~ config of hub {hub}: new snapshot {snapshot_digest(s)}" for hub, s in self.snapshots.items()]
+        lines.append(
+            f"= {self.unchanged_topics} topics and {self.unchanged_schemas} schemas unchanged"
+            + ("" if lines else "; nothing to do")
+        )
+        return "\n".join(lines)
+
+
+def read_cluster_state(admin: KafkaAdminClient, consumer: KafkaConsumer, hubs: list[str]) -> ClusterState:
+    """Topics named xhub.* (and the registry topic) with partitions and non-default configs."""
+    state = ClusterState()
+    names = [t for t in admin.list_topics() if t.startswith(topics.PREFIX + ".") or t == topics.SCHEMAS_TOPIC]
+    if names:
+        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
+        resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in names]
+        configs = admin.describe_configs(resources)
+        for name in names:
+            raw = _topic_configs(configs, name)
+            state.topics[name] = ClusterTopic(name, described.get(name, 0), raw)
+    for hub in hubs:
+        digest = _last_snapshot_digest(consumer, topics.config_topic(hub)) if topics.config_topic(hub) in state.topics else None
+        if digest:
+            state.snapshots[hub] = digest
+    return state
+
+
+def _topic_configs(described: Any, name: str) -> dict[str, str]:
+    """Flatten kafka-python's describe_configs answer to {key: value} for one topic."""
+    by_type = described.get("topic", {}) if isinstance(described, dict) else {}
+    entries = by_type.get(name, {})
+    out: dict[str, str] = {}
+    for key, data in entries.items():
+        value = data.get("value") if isinstance(data, dict) else data
+        if value is not None:
+            out[key] = str(value)
+    return out
+
+
+def _last_snapshot_digest(consumer: KafkaConsumer, topic: str) -> str | None:
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    end = consumer.end_offsets([tp])[tp]
+    if end == 0:
+        return None
+    consumer.seek(tp, max(0, end - 1))
+    for _ in range(20):
+        for records in consumer.poll(timeout_ms=500).values():
+            if records:
+                record = records[-1]
+                return json.loads(record.value)["digest"] if record.value else None
+    return None
+
+
+def compute_plan(desired: Desired, cluster: ClusterState, registry: SchemaRegistrar | None) -> Plan:
+    """What apply would do. Never proposes a delete unless the topic is ours and no longer configured."""
+    plan = Plan()
+    for name, spec in sorted(desired.topics.items()):
+        have = cluster.topics.get(name)
+        if have is None:
+            conf = " ".join(f"{k}={v}" for k, v in sorted(spec.configs.items()))
+            plan.topics.append(TopicChange("create", name, f"partitions={spec.partitions} {conf} ({spec.purpose})".strip(), spec))
+            continue
+        changed = {k: v for k, v in spec.configs.items() if have.configs.get(k) != v}
+        notes = [f"{k}: {have.configs.get(k, 'default')} -> {v}" for k, v in sorted(changed.items())]
+        partitions = None
+        if have.partitions < spec.partitions:
+            partitions = spec.partitions
+            notes.append(f"partitions: {have.partitions} -> {spec.partitions}")
+        elif have.partitions > spec.partitions:
+            plan.topics.append(
+                TopicChange("drift", name, f"has {have.partitions} partitions, config asks {spec.partitions} "
+                            "(Kafka cannot shrink a topic; left as is)")
+            )
+        if notes:
+            plan.topics.append(TopicChange("update", name, "; ".join(notes), spec, changed, partitions))
+        else:
+            plan.unchanged_topics += 1
+    ours = {t for t in cluster.topics if t.startswith(topics.PREFIX + ".")}
+    for name in sorted(ours - set(desired.topics)):
+        plan.topics.append(TopicChange("delete", name, "not in the config (apply removes it only with --allow-delete)"))
+    if registry is not None:
+        for subject, sspec in sorted(desired.schemas.items()):
+            latest = registry.latest(subject)
+            if latest is not None and _canonical(latest) == _canonical(sspec.schema):
+                plan.unchanged_schemas += 1
+                continue
+            problems = registry.incompatibilities(subject, sspec.schema) if latest is not None else []
+            if problems:
+                plan.schemas.append(SchemaChange("refuse", subject, "incompatible: " + "; ".join(problems), sspec))
+            else:
+                plan.schemas.append(
+                    SchemaChange("register", subject, "new subject" if latest is None else "new version", sspec)
+                )
+    for hub, snapshot in sorted(desired.snapshots.items()):
+        if cluster.snapshots.get(hub) != snapshot_digest(snapshot):
+            plan.snapshots[hub] = snapshot
+    return plan
+
+
+def _canonical(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,66 @@
+"""Open what plan/apply need: an admin client, a producer, a reader of config snapshots, the registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+
+from hub.config.loader import ConfigDir
+from hub.kafka_client import make_admin, make_consumer, make_producer
+from hub.provision.apply import ApplyResult, apply_plan
+from hub.provision.desired import desired_state
+from hub.provision.diff import Plan, compute_plan, read_cluster_state
+from hub.provision.registrar import HttpRegistrar
+
+
+@dataclass
+class ProvisionSession:
+    cfg: ConfigDir
+    admin: KafkaAdminClient
+    producer: KafkaProducer
+    consumer: KafkaConsumer
+    registrar: HttpRegistrar
+
+    def plan(self) -> Plan:
+        desired = desired_state(self.cfg)
+        cluster = read_cluster_state(self.admin, self.consumer, list(self.cfg.hubs))
+        return compute_plan(desired, cluster, self.registrar)
+
+    def apply(self, *, allow_delete: bool = False) -> tuple[Plan, ApplyResult]:
+        plan = self.plan()
+        result = apply_plan(plan, self.admin, self.producer, self.registrar, allow_delete=allow_delete)
+        return plan, result
+
+
+@contextmanager
+def provision_session(cfg: ConfigDir) -> Iterator[ProvisionSession]:
+    """Connect to the cluster and the registry of ``cfg`` (the built-in one is served in-process)."""
+    from hub.kafka_client import ensure_topics
+    from hub.registry.client import RegistryClient
+
+    kafka = cfg.hubs_file.kafka
+    admin = make_admin(kafka, "provision")
+    producer = make_producer(kafka, "provision")
+    consumer = make_consumer(kafka, "provision", group_id=None)
+    closers = [admin.close, producer.close, consumer.close]
+    try:
+        url = cfg.hubs_file.registry.url
+        if url is None:
+            from hub.registry.server import RegistryServer
+            from hub.registry.store import KafkaSchemaStore
+
+            # The registry topic must exist before the store can read it; apply would create it anyway.
+            ensure_topics(admin, {cfg.hubs_file.registry.topic: {"cleanup.policy": "compact"}}, partitions=1)
+            store = KafkaSchemaStore(kafka, topic=cfg.hubs_file.registry.topic)
+            store.start()
+            server = RegistryServer(store, port=0)
+            server.start()
+            closers += [store.close, server.stop]
+            url = server.url
+        yield ProvisionSession(cfg, admin, producer, consumer, HttpRegistrar(RegistryClient(url)))
+    finally:
+        for close in reversed(closers):
+            close()

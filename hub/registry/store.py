@@ -1,0 +1,463 @@
+"""Schema stores: the Kafka-backed one the hub runs (``SchemaStore``) and an in-memory one for embedding.
+
+``SchemaStore`` keeps the registry in a compacted, single-partition topic (``_xhub_schemas``) in Confluent's
+``_schemas`` layout and rebuilds its state by reading the topic from the start, so ids survive restarts.
+
+Several processes (several hub workers, each with its own store and server) agree on ids because writes are
+serialised through Kafka itself: every writer uses the same transactional id, derived from the topic. A
+writer (1) initialises its transactional producer, which fences every other writer and completes any
+transaction they left open, (2) reads the topic to its end, (3) decides the new record against that complete
+state (version = latest + 1, id = the text's existing id or max id + 1), and (4) commits it in a
+transaction. If another writer started meanwhile, it fenced this one and the commit fails; the loser
+re-reads, re-decides (adopting the winner's id when the text is the same) and tries again. So no two
+conflicting records ever reach the log, and each key is written once: compaction cannot change the outcome.
+A write returns only once the store has read its own record back.
+
+Registering a schema that is already there needs no write (and no fencing): the store reads to the end of the
+topic and returns the existing id.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from types import TracebackType
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+
+from hub.errors import FatalError, RetriableError
+from hub.kafka_client import KafkaSettings, ensure_topics, make_admin, make_consumer, make_producer
+from hub.log import get_logger
+from hub.registry import compatibility
+from hub.registry.errors import (
+    InvalidSchema,
+    RegistryUnavailable,
+    SchemaNotFound,
+    SubjectNotFound,
+)
+from hub.registry.schema import AvroSchema, normalize
+from hub.registry.state import Record, RegistryState, SchemaVersion, config_record, schema_record
+from hub.topics import SCHEMAS_TOPIC
+
+log = get_logger("registry.store")
+
+Plan = Callable[[RegistryState], list[Record]]
+
+
+def _check_subject(subject: str) -> None:
+    if not isinstance(subject, str) or not subject or len(subject) > 255 or any(ord(c) < 32 for c in subject):
+        raise InvalidSchema(f"subject {subject!r} must be 1 to 255 printable characters")
+
+
+class BaseSchemaStore(ABC):
+    """The registry operations, over a log that subclasses read (``_refresh``) and append to (``_commit``).
+
+    Every method is thread-safe: the built-in server calls them from many request threads.
+    """
+
+    def __init__(self, default_level: str = compatibility.DEFAULT_LEVEL) -> None:
+        self._state = RegistryState(default_level)
+        self._lock = threading.RLock()  # guards the state (and, in SchemaStore, the consumer)
+        self._write_lock = threading.Lock()  # one writer per process: threads must not fence each other
+
+    @abstractmethod
+    def _refresh(self) -> None:
+        """Bring the state up to the current end of the log."""
+
+    @abstractmethod
+    def _commit(self, plan: Plan) -> None:
+        """Catch up, call ``plan`` on the complete state, append its records atomically and read them back."""
+
+    def start(self) -> None:
+        """Open the log and load the state. Stores are usable after this."""
+
+    def stop(self) -> None:
+        """Release connections. Safe to call twice."""
+
+    def __enter__(self) -> BaseSchemaStore:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def register(self, subject: str, schema: AvroSchema) -> SchemaVersion:
+        """Register ``schema`` under ``subject``; idempotent (an identical schema returns its version).
+
+        Raises:
+            InvalidSchema: not valid Avro (or a bad subject name).
+            IncompatibleSchema: refused under the subject's level; ``.messages`` name the fields.
+            RegistryUnavailable: the log could not be read or written in time.
+        """
+        _check_subject(subject)
+        text = normalize(schema)
+        self._refresh()
+        with self._lock:
+            found = self._state.find(subject, text)
+            if found is None:
+                self._state.plan_registration(subject, text)  # refuse early, before any write
+        if found is not None:
+            return found
+
+        def plan(state: RegistryState) -> list[Record]:
+            planned = state.plan_registration(subject, text)
+            return [] if planned is None else [schema_record(planned)]
+
+        self._commit(plan)
+        with self._lock:
+            found = self._state.find(subject, text)
+        if found is None:  # our record was read back but not accepted: only a foreign writer can cause this
+            raise RegistryUnavailable(f'registration of a schema under subject "{subject}" was not accepted')
+        log.info("schema_registered", subject=subject, version=found.version, id=found.id)
+        return found
+
+    def set_level(self, level: str, subject: str | None = None) -> str:
+        """Set the compatibility level globally (``subject=None``) or for one subject; return it."""
+        level = compatibility.validate_level(level)
+        if subject is not None:
+            _check_subject(subject)
+        self._commit(lambda _state: [config_record(level, subject)])
+        log.info("compatibility_set", subject=subject, level=level)
+        return level
+
+    def delete_level(self, subject: str) -> str | None:
+        """Remove the subject's own level (it falls back to the global one); return the removed level."""
+        previous = self.get_level(subject)
+        if previous is not None:
+            self._commit(lambda _state: [config_record(None, subject)])
+        return previous
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def schema(self, schema_id: int) -> str:
+        """The canonical text of a schema id (immutable, so no catch-up unless it is unknown here).
+
+        Raises:
+            SchemaNotFound: no such id.
+        """
+        with self._lock:
+            text = self._state.schema_by_id(schema_id)
+        if text is None:
+            self._refresh()  # maybe another process registered it a moment ago
+            with self._lock:
+                text = self._state.schema_by_id(schema_id)
+        if text is None:
+            raise SchemaNotFound(f"schema id {schema_id} not found")
+        return text
+
+    def usages(self, schema_id: int) -> list[SchemaVersion]:
+        """Every subject version that uses ``schema_id``."""
+        self.schema(schema_id)
+        self._refresh()
+        with self._lock:
+            return self._state.usages(schema_id)
+
+    def subjects(self) -> list[str]:
+        """All subjects, sorted."""
+        self._refresh()
+        with self._lock:
+            return self._state.subjects()
+
+    def versions(self, subject: str) -> list[int]:
+        """The versions of ``subject``, ascending.
+
+        Raises:
+            SubjectNotFound: the subject is unknown.
+        """
+        self._refresh()
+        with self._lock:
+            found = self._state.versions(subject)
+        if not found:
+            raise SubjectNotFound(f'subject "{subject}" not found')
+        return found
+
+    def get(self, subject: str, version: int | None = None) -> SchemaVersion:
+        """One version of ``subject``; None means the latest.
+
+        Raises:
+            SubjectNotFound, VersionNotFound
+        """
+        self._refresh()
+        with self._lock:
+            return self._state.version(subject, version)
+
+    def lookup(self, subject: str, schema: AvroSchema) -> SchemaVersion:
+        """The version of ``subject`` holding exactly ``schema``.
+
+        Raises:
+            SubjectNotFound: the subject is unknown.
+            SchemaNotFound: the subject exists but does not hold this schema.
+        """
+        text = normalize(schema)
+        self._refresh()
+        with self._lock:
+            if not self._state.versions(subject):
+                raise SubjectNotFound(f'subject "{subject}" not found')
+            found = self._state.find(subject, text)
+        if found is None:
+            raise SchemaNotFound(f'schema not found under subject "{subject}"')
+        return found
+
+    def test_compatibility(self, subject: str, schema: AvroSchema, version: int | None | str = None) -> list[str]:
+        """Problems ``schema`` has against a version of ``subject`` (None = latest, ``"all"`` = as registering).
+
+        A subject with no versions accepts anything.
+        """
+        text = normalize(schema)
+        self._refresh()
+        with self._lock:
+            if not self._state.versions(subject) and (version is None or version == "all"):
+                return []
+            return self._state.compatibility_problems(subject, text, version)
+
+    def get_level(self, subject: str | None = None) -> str | None:
+        """The configured level of ``subject`` (global with None); None when it has none of its own."""
+        self._refresh()
+        with self._lock:
+            return self._state.level(subject)
+
+    def effective_level(self, subject: str | None = None) -> str:
+        """The level that applies to ``subject`` (or the global one, with None)."""
+        self._refresh()
+        with self._lock:
+            if subject is None:
+                return self._state.level() or self._state.default_level
+            return self._state.effective_level(subject)
+
+
+class MemorySchemaStore(BaseSchemaStore):
+    """A store whose log is a Python list: for embedding and for tests of the layers above the store.
+
+    It applies exactly the same rules as ``SchemaStore``; ``records`` replays an existing log.
+    """
+
+    def __init__(
+        self, records: Iterable[Record] = (), default_level: str = compatibility.DEFAULT_LEVEL
+    ) -> None:
+        super().__init__(default_level)
+        self.log: list[Record] = []
+        for key, value in records:
+            self.log.append((key, value))
+            self._state.apply(key, value)
+
+    def _refresh(self) -> None:
+        return None
+
+    def _commit(self, plan: Plan) -> None:
+        with self._write_lock, self._lock:
+            for key, value in plan(self._state):
+                self.log.append((key, value))
+                self._state.apply(key, value)
+
+
+class SchemaStore(BaseSchemaStore):
+    """The registry kept in a compacted single-partition Kafka topic (see the module docstring).
+
+    Args:
+        settings: how to reach Kafka.
+        topic: the schemas topic; every process sharing a registry must name the same one.
+        client_id: client id suffix for the Kafka clients.
+        transactional_id: shared by every writer of ``topic``; the default derives it from the topic.
+            The Kafka principal needs Write on this transactional id and on the topic.
+        replication_factor: for creating the topic.
+        timeout: seconds to wait for Kafka before raising RegistryUnavailable.
+        default_level: the compatibility level when none is configured.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topic: str = SCHEMAS_TOPIC,
+        *,
+        client_id: str = "registry",
+        transactional_id: str | None = None,
+        replication_factor: int = 1,
+        timeout: float = 30.0,
+        default_level: str = compatibility.DEFAULT_LEVEL,
+    ) -> None:
+        super().__init__(default_level)
+        self.settings = settings
+        self.topic = topic
+        self.client_id = client_id
+        self.transactional_id = transactional_id or f"xhub-registry-{topic}"
+        self.replication_factor = replication_factor
+        self.timeout = timeout
+        self._partition = TopicPartition(topic, 0)
+        self._consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+
+    def _where(self) -> str:
+        return f"schemas topic {self.topic} at {self.settings.bootstrap_servers}"
+
+    def start(self) -> None:
+        """Create the topic if needed (1 partition, compacted) and read it from the start.
+
+        Raises:
+            RegistryUnavailable: Kafka did not answer in time.
+            FatalError: the topic exists with more than one partition (ids would not be ordered).
+        """
+        with self._lock:
+            if self._consumer is not None:
+                return
+            try:
+                admin = make_admin(self.settings, f"{self.client_id}-admin")
+                try:
+                    ensure_topics(
+                        admin,
+                        {self.topic: {"cleanup.policy": "compact"}},
+                        partitions=1,
+                        replication_factor=self.replication_factor,
+                    )
+                finally:
+                    admin.close()
+                consumer = make_consumer(
+                    self.settings, self.client_id, group_id=None, max_poll_records=2000
+                )
+            except (KafkaError, RetriableError) as exc:
+                raise RegistryUnavailable(f"{self._where()}: {type(exc).__name__}: {exc}") from exc
+            self._consumer = consumer
+            try:
+                partitions = self._wait_for_partitions(consumer)
+                if partitions != {0}:
+                    raise FatalError(
+                        f"schemas topic {self.topic} has {len(partitions)} partitions; it must have exactly 1"
+                    )
+                consumer.assign([self._partition])
+                consumer.seek_to_beginning(self._partition)
+            except BaseException:
+                self.stop()
+                raise
+        self._refresh()
+        with self._lock:
+            log.info(
+                "schema_store_started", topic=self.topic, subjects=len(self._state.subjects()),
+                max_id=self._state.max_id,
+            )
+
+    def _wait_for_partitions(self, consumer: KafkaConsumer) -> set[int]:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            partitions = consumer.partitions_for_topic(self.topic)
+            if partitions:
+                return set(partitions)
+            if time.monotonic() > deadline:
+                raise RegistryUnavailable(f"{self._where()}: the topic has no partitions yet")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Close the Kafka clients."""
+        with self._write_lock, self._lock:
+            if self._producer is not None:
+                self._drop_producer()
+            if self._consumer is not None:
+                try:
+                    self._consumer.close()
+                except KafkaError:
+                    log.warning("schema_consumer_close_failed", topic=self.topic)
+                self._consumer = None
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        with self._lock:
+            consumer = self._require_consumer()
+            try:
+                # read_committed: this is the last stable offset, so an open transaction does not stall us
+                end = consumer.end_offsets([self._partition])[self._partition]
+            except KafkaError as exc:
+                raise RegistryUnavailable(f"{self._where()}: {type(exc).__name__}: {exc}") from exc
+            self._read_until(end)
+
+    def _read_until(self, target: int) -> None:
+        with self._lock:
+            consumer = self._require_consumer()
+            deadline = time.monotonic() + self.timeout
+            try:
+                while consumer.position(self._partition) < target:
+                    for records in consumer.poll(timeout_ms=100).values():
+                        for record in records:
+                            self._state.apply(record.key, record.value)
+                    if time.monotonic() > deadline:
+                        raise RegistryUnavailable(
+                            f"{self._where()}: could not read up to offset {target} in {self.timeout:g}s"
+                        )
+            except KafkaError as exc:
+                raise RegistryUnavailable(f"{self._where()}: {type(exc).__name__}: {exc}") from exc
+
+    def _require_consumer(self) -> KafkaConsumer:
+        if self._consumer is None:
+            raise RegistryUnavailable(f"{self._where()}: the store is not started")
+        return self._consumer
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def _commit(self, plan: Plan) -> None:
+        with self._write_lock:
+            deadline = time.monotonic() + self.timeout
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    last_offset = self._try_commit(plan)
+                except (KafkaError, RetriableError) as exc:
+                    # fenced by another writer (or a broker hiccup): start over from a fresh view
+                    self._drop_producer()
+                    if time.monotonic() > deadline:
+                        raise RegistryUnavailable(
+                            f"{self._where()}: write failed after {attempt} attempts: {type(exc).__name__}: {exc}"
+                        ) from exc
+                    log.info("schema_write_retry", topic=self.topic, attempt=attempt, error=type(exc).__name__)
+                    time.sleep(random.uniform(0.01, 0.1) * min(attempt, 10))  # noqa: S311 - jitter, not crypto
+                    continue
+                if last_offset is not None:
+                    self._read_until(last_offset + 1)
+                return
+
+    def _try_commit(self, plan: Plan) -> int | None:
+        producer = self._transactional_producer()  # fences every other writer from here on
+        self._refresh()
+        with self._lock:
+            records = plan(self._state)
+        if not records:
+            return None
+        producer.begin_transaction()
+        try:
+            futures = [
+                producer.send(self.topic, key=key, value=value, partition=0) for key, value in records
+            ]
+            producer.commit_transaction()
+            return max(future.get(timeout=self.timeout).offset for future in futures)
+        except KafkaError:
+            raise
+        except BaseException:
+            self._drop_producer()  # whatever it left open is aborted when the next writer initialises
+            raise
+
+    def _transactional_producer(self) -> KafkaProducer:
+        if self._producer is None:
+            producer = make_producer(
+                self.settings, f"{self.client_id}-writer", transactional_id=self.transactional_id, linger_ms=0
+            )
+            try:
+                producer.init_transactions()
+            except BaseException:
+                producer.close(timeout=1)
+                raise
+            self._producer = producer
+        return self._producer
+
+    def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                producer.close(timeout=1)
+            except KafkaError:
+                log.warning("schema_producer_close_failed", topic=self.topic)
