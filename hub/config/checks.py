@@ -113,11 +113,13 @@ def _check_subscription(cfg: ConfigDir, sid: str, now: datetime) -> list[ConfigP
 
 
 def _check_filter(expr: str, fields: dict[str, Any], origin: Any, sid: str) -> list[ConfigProblem]:
-    from hub.policy.errors import PolicyError
+    from hub.policy.errors import FilterError, PolicyError
     from hub.policy.filters import compile_filter
 
     try:
-        compile_filter(expr, fields, where=f"subscription {sid}")
+        compile_filter(expr, fields)
+    except FilterError as exc:
+        return [origin.problem(("filter",), f'subscription "{sid}": {exc.reason} in `{expr}`')]
     except PolicyError as exc:
         return [origin.problem(("filter",), f'subscription "{sid}": {exc}')]
     return []

@@ -45,10 +45,14 @@ def load_located(path: Path, display: str) -> LocatedYaml:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        # For an unclosed bracket or quote the problem mark is the end of the file; the context mark
+        # (where the construct began) is the line a person needs to look at.
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
-        raise YamlSyntaxError(ConfigProblem(display, line, "", f"YAML syntax error: {problem}")) from exc
+        context = getattr(exc, "context", None)
+        text = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
+        raise YamlSyntaxError(ConfigProblem(display, line, "", text)) from exc
     lines: dict[Path_, int] = {}
     data = _convert(node, (), lines) if node is not None else None
     return LocatedYaml(display, data, lines)

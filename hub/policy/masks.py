@@ -72,9 +72,13 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _KEY_ID_LABEL = b"exchange-hub pseudonym key id"
 
 _COMPOUND_SURNAMES = frozenset(
-    "欧阳 司马 上官 诸葛 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 夏侯 轩辕 令狐 端木 独孤 南宫 西门 "
-    "百里 呼延 申屠 闻人 澹台 公冶 太史 单于 钟离 万俟 赫连 拓跋 东郭 南门 左丘 濮阳 淳于 第五".split()
-)
+    {
+        "欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙",
+        "宇文", "司徒", "夏侯", "轩辕", "令狐", "端木", "独孤", "南宫", "西门", "百里",
+        "呼延", "申屠", "闻人", "澹台", "公冶", "太史", "单于", "钟离", "万俟", "赫连",
+        "拓跋", "东郭", "南门", "左丘", "濮阳", "淳于", "第五",
+    }
+)  # fmt: skip
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff"
 # Lazy runs so each level stops at its first suffix ("上海市浦东新区…" -> "上海市" + "浦东新区").
@@ -100,9 +104,23 @@ _DATE_BASES = frozenset(
 )
 _COMPLEX_BASES = frozenset({"record", "array", "map"})
 _AVRO_PRIMITIVES = frozenset(
-    {"null", "boolean", "int", "long", "float", "double", "bytes", "string", "record", "enum", "array", "map",
-     "fixed"}
+    {
+        "null",
+        "boolean",
+        "int",
+        "long",
+        "float",
+        "double",
+        "bytes",
+        "string",
+        "record",
+        "enum",
+        "array",
+        "map",
+        "fixed",
+    }
 )
+_PSEUDONYM_BASES = (_AVRO_PRIMITIVES - _COMPLEX_BASES - {"null"}) | _DATE_BASES | {"uuid"}
 
 # Allowed params per kind with their defaults; validated in build_mask.
 _PARAM_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
@@ -170,13 +188,13 @@ class Mask:
                 if self.kind in ("id_number", "phone", "name", "address", "email")
                 else _DATE_BASES
                 if self.kind in ("date_year", "date_month")
-                else _AVRO_PRIMITIVES - _COMPLEX_BASES - {"null"}
+                else _PSEUDONYM_BASES
             )
             if base not in allowed:
                 raise PolicyError(f'mask "{self.kind}" cannot apply to Avro type "{base}"')
         return _string_keeping_null(avro_type)
 
-    def describe(self) -> str:
+    def describe(self) -> str:  # noqa: PLR0911 - one line per kind
         """One line for ``xhub plan`` and the sharing report, e.g. ``"phone: keep first 3 and last 4"``."""
         p = self.params
         match self.kind:
@@ -199,9 +217,7 @@ class Mask:
                 return "drop: remove the field"
 
 
-def build_mask(
-    kind: str, *, secret: bytes | None = None, params: Mapping[str, Any] | None = None
-) -> Mask:
+def build_mask(kind: str, *, secret: bytes | None = None, params: Mapping[str, Any] | None = None) -> Mask:
     """Build a mask of ``kind``.
 
     Args:
@@ -253,7 +269,9 @@ def _check_int(kind: str, name: str, value: Any, low: int, high: int) -> None:
         raise PolicyError(f'mask "{kind}": parameter "{name}" must be an integer from {low} to {high}')
 
 
-def _make_function(kind: str, params: Mapping[str, Any], secret: bytes | None) -> Callable[[Any], Any]:
+def _make_function(  # noqa: PLR0911 - one function per kind
+    kind: str, params: Mapping[str, Any], secret: bytes | None
+) -> Callable[[Any], Any]:
     match kind:
         case "id_number" | "phone":
             return _keep_ends_mask(kind, params["keep_first"], params["keep_last"])
@@ -349,9 +367,10 @@ def _email_mask(value: Any) -> Any:
     if value.__class__ is not str:
         value = _text(value, "email")
     at = value.rfind("@")
-    if at < 0:
-        return value[:1] + "***" if len(value) > 1 else "***"
-    return value[:1] + "***" + value[at:] if at > 0 else "***" + value
+    if at > 0:
+        return value[:1] + "***" + value[at:]
+    # Not an address (no "@", or nothing before it): the first character only, never the whole value.
+    return value[:1] + "***" if len(value) > 1 else "***"
 
 
 def _pseudonym_mask(secret: bytes, scope: str | None, length: int) -> Callable[[Any], Any]:

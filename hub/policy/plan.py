@@ -28,7 +28,7 @@ from hub.policy.filters import RowFilter, compile_filter
 from hub.policy.masks import Mask, build_mask
 
 # A schema-only compile (plan/apply) has no hub secret; pseudonym output types do not depend on it.
-_SCHEMA_ONLY_SECRET = b"schema-only"
+_SCHEMA_ONLY_SECRET = b"schema-only-placeholder-key"
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def compile_plan(
     version = _version(sub, resource, rules, refusal, valid_from_ms, valid_until_ms, key_masked)
 
     plan_rules = tuple(rules)
-    appliers = [(r.name, r.mask.apply if r.mask else None) for r in plan_rules]
+    appliers = [(r.name, r.mask.function if r.mask else None) for r in plan_rules]
 
     def project(data: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -226,7 +226,7 @@ def _version(
         "subscriber": sub.subscriber,
         "resource": resource.code,
         "share": resource.share.value,
-        "fields": [[r.name, r.mask.kind if r.mask else None] for r in rules],
+        "fields": [[r.name, r.mask.describe() if r.mask else None] for r in rules],
         "filter": sub.filter,
         "valid": [valid_from_ms, valid_until_ms],
         "approval": [sub.approval.status, sub.approval.reference] if sub.approval else None,

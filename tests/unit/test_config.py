@@ -1,0 +1,134 @@
+"""Config directory: the demo validates; a broken copy reports every error with file and line."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hub.config import load_config
+from hub.errors import ConfigError, ConfigProblem
+
+DEMO = Path(__file__).resolve().parents[2] / "deploy" / "demo" / "config"
+
+
+def test_demo_config_is_valid() -> None:
+    cfg = load_config(DEMO)
+    assert len(cfg.departments) >= 4
+    assert len(cfg.resources) >= 5
+    assert len(cfg.subscriptions) >= 6
+    assert {r.share.value for r in cfg.resources.values()} == {"unconditional", "conditional", "not_shared"}
+
+
+def _line_of(path: Path, needle: str) -> int:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(f"{needle!r} not in {path}")
+
+
+@pytest.fixture
+def broken(tmp_path: Path) -> Path:
+    root = tmp_path / "config"
+    shutil.copytree(DEMO, root)
+    credit = root / "subscriptions" / "credit.yaml"
+    credit.write_text(credit.read_text(encoding="utf-8").replace(
+        "fields: [case_no, debtor_type, debtor_id, debtor_name, court, performance_status, publish_date]",
+        "fields: [case_no, debtor_type, debtor_id, debtor_name, court, performance_status, publish_date, phone]",
+    ), encoding="utf-8")
+    entities = root / "catalog" / "entities.yaml"
+    entities.write_text(entities.read_text(encoding="utf-8").replace("code: PD-LIC-0001", "code: PD-LICENCE-1"),
+                        encoding="utf-8")
+    population = root / "subscriptions" / "population.yaml"
+    text = population.read_text(encoding="utf-8")
+    start = text.index("    approval:\n      status: pending")
+    end = text.index("  - id: tax-estates")
+    population.write_text(text[:start] + text[end:], encoding="utf-8")
+    departments = root / "departments" / "psb.yaml"
+    departments.write_text("departments:\n  - id: psb\n    name: [unclosed\n", encoding="utf-8")
+    return root
+
+
+def test_broken_copy_reports_every_error_with_file_and_line(broken: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(broken)
+    problems = [p for p in info.value.problems if isinstance(p, ConfigProblem)]
+    text = "\n".join(str(p) for p in problems)
+
+    unknown_field = [p for p in problems if 'field "phone" is not in resource PD-CRD-0001' in p.message]
+    assert unknown_field, text
+    assert unknown_field[0].file == "subscriptions/credit.yaml"
+    assert unknown_field[0].line == _line_of(broken / "subscriptions/credit.yaml", "publish_date, phone]")
+
+    bad_code = [p for p in problems if "PD-LICENCE-1" in p.message]
+    assert bad_code, text
+    assert bad_code[0].file == "catalog/entities.yaml"
+    assert bad_code[0].line == _line_of(broken / "catalog/entities.yaml", "PD-LICENCE-1")
+
+    no_approval = [p for p in problems if "transport-persons" in p.message and "approval" in p.message]
+    assert no_approval, text
+    assert no_approval[0].file == "subscriptions/population.yaml"
+    assert no_approval[0].line == _line_of(broken / "subscriptions/population.yaml", "id: transport-persons")
+
+    syntax = [p for p in problems if p.file == "departments/psb.yaml"]
+    assert syntax, text
+    assert "YAML syntax error" in syntax[0].message
+    assert syntax[0].line == 3
+
+
+def test_validate_cli_prints_each_error_and_exits_1(broken: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "hub.cli", "validate", str(broken)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) >= 4
+    assert all(re.match(r"error: [\w/.-]+\.yaml(:\d+)?", line) for line in errors), proc.stderr
+
+
+def test_not_shared_subscription_and_expired_validity_are_refused(tmp_path: Path) -> None:
+    root = tmp_path / "config"
+    shutil.copytree(DEMO, root)
+    (root / "subscriptions" / "extra.yaml").write_text(
+        "subscriptions:\n"
+        "  - id: tax-casefiles\n"
+        "    subscriber: tax\n"
+        "    resource: PD-CRD-0002\n"
+        "    hub: pudong\n"
+        "    fields: [case_no]\n"
+        "    purpose: test\n"
+        "  - id: tax-old\n"
+        "    subscriber: tax\n"
+        "    resource: PD-LIC-0001\n"
+        "    hub: pudong\n"
+        "    fields: [licence_no]\n"
+        "    purpose: test\n"
+        "    valid_until: 2020-01-01T00:00:00Z\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(root)
+    messages = [str(p) for p in info.value.problems]
+    assert any("tax-casefiles" in m and "not shared" in m and "extra.yaml:4" in m for m in messages), messages
+    assert any("tax-old" in m and "validity already over" in m and "extra.yaml:14" in m for m in messages), messages
+
+
+def test_unclassified_field_is_an_error(tmp_path: Path) -> None:
+    root = tmp_path / "config"
+    shutil.copytree(DEMO, root)
+    credit = root / "catalog" / "credit.yaml"
+    credit.write_text(credit.read_text(encoding="utf-8").replace("      district: public\n", "", 1), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(root)
+    assert any('field "district" of resource PD-CRD-0001 is not classified' in str(p) for p in info.value.problems)
+
+
+def test_json_schema_covers_every_file_kind() -> None:
+    from hub.config import json_schema
+
+    schema = json_schema()
+    assert set(schema["files"]) == {"hubs.yaml", "departments/*.yaml", "catalog/*.yaml", "subscriptions/*.yaml"}
+    assert "approval" in str(schema["files"]["subscriptions/*.yaml"])
