@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from hub.registry.client import RegistryClient
 from hub.registry.errors import SchemaNotFound
@@ -19,7 +19,7 @@ class HttpRegistrar:
             _, _, schema = self.client.get_latest(subject)
         except SchemaNotFound:
             return None
-        return schema
+        return cast(dict[str, Any], schema)
 
     def incompatibilities(self, subject: str, schema: dict[str, Any]) -> list[str]:
         return self.client.test_compatibility(subject, schema)

@@ -41,9 +41,7 @@ def validate_level(level: str) -> str:
     """Return ``level`` upper-cased; raise InvalidCompatibilityLevel if it is not a known level."""
     upper = level.upper() if isinstance(level, str) else ""
     if upper not in LEVELS:
-        raise InvalidCompatibilityLevel(
-            f'compatibility level "{level}" is not one of {", ".join(LEVELS)}'
-        )
+        raise InvalidCompatibilityLevel(f'compatibility level "{level}" is not one of {", ".join(LEVELS)}')
     return upper
 
 
@@ -134,7 +132,9 @@ class _Resolution:
 
     # --- the rules ------------------------------------------------------------------------------
 
-    def match(self, reader: AvroType, writer: AvroType, path: str, record: str | None, problems: list[str]) -> None:
+    def match(
+        self, reader: AvroType, writer: AvroType, path: str, record: str | None, problems: list[str]
+    ) -> None:
         if writer.kind == "union":
             self._writer_union(reader, writer, path, record, problems)
         elif reader.kind == "union":
@@ -186,7 +186,7 @@ class _Resolution:
         else:
             self._type_changed(reader, writer, path, record, problems)
 
-    def _same_kind(  # noqa: PLR0911 - one branch per Avro kind reads best
+    def _same_kind(
         self, reader: AvroType, writer: AvroType, path: str, record: str | None, problems: list[str]
     ) -> None:
         kind = reader.kind
@@ -201,18 +201,24 @@ class _Resolution:
             return
         if kind == "fixed" and reader.size != writer.size:
             old, new = self._old_new(reader, writer)
-            self._report(problems, path, record, f"size of fixed {reader.name} changed from {old.size} to {new.size}")
+            self._report(
+                problems, path, record, f"size of fixed {reader.name} changed from {old.size} to {new.size}"
+            )
             return
         if kind == "array":
-            assert reader.items is not None and writer.items is not None
+            assert reader.items is not None
+            assert writer.items is not None
             self.match(reader.items, writer.items, f"{path}[]" if path else "[]", record, problems)
             return
         if kind == "map":
-            assert reader.values is not None and writer.values is not None
+            assert reader.values is not None
+            assert writer.values is not None
             self.match(reader.values, writer.values, f"{path}{{}}" if path else "{}", record, problems)
             return
-        if reader.logical == "decimal" and writer.logical == "decimal" and (
-            (reader.precision, reader.scale) != (writer.precision, writer.scale)
+        if (
+            reader.logical == "decimal"
+            and writer.logical == "decimal"
+            and ((reader.precision, reader.scale) != (writer.precision, writer.scale))
         ):
             self._type_changed(reader, writer, path, record, problems)
 
@@ -245,7 +251,9 @@ class _Resolution:
         finally:
             self.in_progress.discard(pair)
 
-    def _enum(self, reader: AvroType, writer: AvroType, path: str, record: str | None, problems: list[str]) -> None:
+    def _enum(
+        self, reader: AvroType, writer: AvroType, path: str, record: str | None, problems: list[str]
+    ) -> None:
         missing = [s for s in writer.symbols if s not in reader.symbols]
         if not missing or reader.enum_default is not None:
             return

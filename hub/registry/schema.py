@@ -95,7 +95,7 @@ class AvroType:
         """The name without its namespace (Avro resolution compares these)."""
         return (self.name or "").rsplit(".", 1)[-1]
 
-    def describe(self) -> str:
+    def describe(self) -> str:  # noqa: PLR0911 - one return per Avro kind reads best
         """A short human description: ``int``, ``record gov.xhub.Person``, ``array<string>``."""
         if self.kind in ("record", "enum"):
             return f"{self.kind} {self.name}"
@@ -127,7 +127,7 @@ class _Parser:
     def __init__(self) -> None:
         self.named: dict[str, AvroType] = {}
 
-    def parse(self, value: Any, namespace: str | None, where: str) -> AvroType:
+    def parse(self, value: Any, namespace: str | None, where: str) -> AvroType:  # noqa: PLR0911, PLR0912
         if isinstance(value, str):
             return self._reference(value, namespace, where)
         if isinstance(value, list):
@@ -252,7 +252,10 @@ class _Parser:
         if default is not None and default not in symbols:
             raise InvalidSchema(f'enum {full}: default "{default}" is not one of its symbols')
         node = AvroType(
-            "enum", name=full, aliases=self._aliases(value, space, where), symbols=tuple(symbols),
+            "enum",
+            name=full,
+            aliases=self._aliases(value, space, where),
+            symbols=tuple(symbols),
             enum_default=default,
         )
         self.named[full] = node
@@ -265,7 +268,10 @@ class _Parser:
             raise InvalidSchema(f'fixed {full}: "size" must be a non-negative integer')
         logical = value.get("logicalType")
         node = AvroType(
-            "fixed", name=full, aliases=self._aliases(value, space, where), size=size,
+            "fixed",
+            name=full,
+            aliases=self._aliases(value, space, where),
+            size=size,
             logical=logical if isinstance(logical, str) else None,
         )
         if logical == "decimal":
@@ -276,7 +282,12 @@ class _Parser:
 
 def _decimal(value: dict[str, Any], where: str) -> tuple[int, int]:
     precision, scale = value.get("precision"), value.get("scale", 0)
-    if not isinstance(precision, int) or precision < 1 or not isinstance(scale, int) or not 0 <= scale <= precision:
+    if (
+        not isinstance(precision, int)
+        or precision < 1
+        or not isinstance(scale, int)
+        or not 0 <= scale <= precision
+    ):
         raise InvalidSchema(f"{where}: decimal needs 1 <= precision and 0 <= scale <= precision")
     return precision, scale
 
@@ -306,7 +317,8 @@ def _default_fits(node: AvroType, value: Any) -> bool:  # noqa: PLR0911 - one re
         return isinstance(value, dict) and all(_default_fits(values, v) for v in value.values())
     if kind == "record":
         return isinstance(value, dict) and all(
-            (f.name in value and _default_fits(f.type, value[f.name])) or (f.name not in value and f.has_default)
+            (f.name in value and _default_fits(f.type, value[f.name]))
+            or (f.name not in value and f.has_default)
             for f in node.fields
         )
     if kind == "union":

@@ -106,6 +106,9 @@ class RegistryApi:
             return 500, {"error_code": 50001, "message": f"error in the backend data store: {exc}"}
         except _HttpProblem as exc:
             return exc.status, {"error_code": exc.status, "message": str(exc)}
+        except Exception as exc:  # every request gets a Confluent-shaped answer; the crash is logged here
+            log.exception("registry_request_crashed", method=method, path=urlsplit(path).path)
+            return 500, {"error_code": 50001, "message": f"internal error: {type(exc).__name__}"}
 
     # --- routing ------------------------------------------------------------------------------
 
@@ -142,7 +145,7 @@ class RegistryApi:
         elif head == "compatibility":
             if n in (4, 5) and parts[1] == "subjects" and parts[3] == "versions":
                 self._only(method, "POST", None)
-                version: int | None | str = _version(parts[4]) if n == 5 else "all"
+                version: int | str | None = _version(parts[4]) if n == 5 else "all"
                 messages = self.store.test_compatibility(parts[2], self._schema_body(body), version)
                 return {"is_compatible": not messages, "messages": messages}
         elif head == "config" and n <= 2:
@@ -175,12 +178,16 @@ class RegistryApi:
     def _lookup(self, subject: str, body: bytes | None) -> JsonBody:
         return self.store.lookup(subject, self._schema_body(body)).to_json()
 
-    def _config(self, method: str, subject: str | None, query: dict[str, list[str]], body: bytes | None) -> JsonBody:
+    def _config(
+        self, method: str, subject: str | None, query: dict[str, list[str]], body: bytes | None
+    ) -> JsonBody:
         if method == "GET":
             level = self.store.get_level(subject)
             if level is None:
                 if subject is not None and not _flag(query, "defaultToGlobal"):
-                    raise ConfigNotFound(f'subject "{subject}" does not have subject-level compatibility configured')
+                    raise ConfigNotFound(
+                        f'subject "{subject}" does not have subject-level compatibility configured'
+                    )
                 level = self.store.effective_level(None)
             return {"compatibilityLevel": level}
         if method == "PUT":
@@ -211,7 +218,9 @@ class RegistryApi:
             raise InvalidSchema('request body has no "schema" string')
         schema_type = request.get("schemaType") or "AVRO"
         if schema_type != "AVRO":
-            raise InvalidSchema(f'schema type "{schema_type}" is not supported; this registry holds AVRO only')
+            raise InvalidSchema(
+                f'schema type "{schema_type}" is not supported; this registry holds AVRO only'
+            )
         if request.get("references"):
             raise InvalidSchema("schema references are not supported")
         return schema
@@ -256,7 +265,10 @@ class RegistryServer:
         handler = type("RegistryRequestHandler", (_Handler,), {"api": self.api})
         self._httpd = ThreadingHTTPServer((self.host, self._port), handler)
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name=f"registry-http-{self.port}", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.1},  # how long stop() waits for the loop to notice
+            name=f"registry-http-{self.port}",
+            daemon=True,
         )
         self._thread.start()
         log.info("registry_server_started", url=self.url)

@@ -114,16 +114,30 @@ class RegistryState:
         current = self._versions.get(subject, {}).get(version)
         if current is not None:
             if (current.id, current.schema) != (schema_id, text):
-                log.warning("schema_record_conflict", subject=subject, version=version, id=schema_id,
-                            kept_id=current.id, rule="version_taken")
+                log.warning(
+                    "schema_record_conflict",
+                    subject=subject,
+                    version=version,
+                    id=schema_id,
+                    kept_id=current.id,
+                    rule="version_taken",
+                )
             elif value.get("deleted"):
                 self._deleted.add((subject, version))
             return
         known_text = self._by_id.get(schema_id)
         known_id = self._id_by_text.get(text)
-        if (known_text is not None and known_text != text) or (known_id is not None and known_id != schema_id):
-            log.warning("schema_record_conflict", subject=subject, version=version, id=schema_id,
-                        kept_id=known_id, rule="id_taken")
+        if (known_text is not None and known_text != text) or (
+            known_id is not None and known_id != schema_id
+        ):
+            log.warning(
+                "schema_record_conflict",
+                subject=subject,
+                version=version,
+                id=schema_id,
+                kept_id=known_id,
+                rule="id_taken",
+            )
             return
         self._by_id[schema_id] = text
         self._id_by_text[text] = schema_id
@@ -205,7 +219,7 @@ class RegistryState:
 
     # --- decisions ----------------------------------------------------------------------------
 
-    def compatibility_problems(self, subject: str, text: str, version: int | None | str = "all") -> list[str]:
+    def compatibility_problems(self, subject: str, text: str, version: int | str | None = "all") -> list[str]:
         """Problems registering ``text`` under ``subject`` would have.
 
         ``version="all"`` checks as registration does (the latest version, or all of them for a transitive

@@ -19,6 +19,7 @@ topic and returns the existing id.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -48,6 +49,32 @@ log = get_logger("registry.store")
 Plan = Callable[[RegistryState], list[Record]]
 
 
+class _ExpectedFencing(logging.Filter):
+    """Drops kafka-python's ERROR lines about our registry writers being fenced.
+
+    Fencing is how registry writers take turns (see the module docstring), not a fault; the store logs its
+    own ``schema_write_retry`` event instead. Only the network threads of registry writers are muted, so a
+    fenced engine producer (a real zombie) still shows.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.threadName in self.threads and "ProducerFenced" in record.getMessage())
+
+
+_FENCING_FILTER = _ExpectedFencing()
+
+
+def _mute_expected_fencing(thread_name: str) -> None:
+    if not _FENCING_FILTER.threads:  # installed on first use, not at import
+        for name in ("kafka.producer.sender", "kafka.producer.transaction_manager"):
+            logging.getLogger(name).addFilter(_FENCING_FILTER)
+    _FENCING_FILTER.threads.add(thread_name)
+
+
 def _check_subject(subject: str) -> None:
     if not isinstance(subject, str) or not subject or len(subject) > 255 or any(ord(c) < 32 for c in subject):
         raise InvalidSchema(f"subject {subject!r} must be 1 to 255 printable characters")
@@ -69,14 +96,21 @@ class BaseSchemaStore(ABC):
         """Bring the state up to the current end of the log."""
 
     @abstractmethod
-    def _commit(self, plan: Plan) -> None:
-        """Catch up, call ``plan`` on the complete state, append its records atomically and read them back."""
+    def _commit(self, plan: Plan) -> bool:
+        """Catch up, call ``plan`` on the complete state, append its records atomically and read them back.
 
-    def start(self) -> None:
+        Returns whether anything was written (``plan`` may find there is nothing left to do).
+        """
+
+    def start(self) -> None:  # noqa: B027 - a hook: the in-memory store has nothing to open
         """Open the log and load the state. Stores are usable after this."""
 
-    def stop(self) -> None:
+    def stop(self) -> None:  # noqa: B027 - a hook: the in-memory store has nothing to close
         """Release connections. Safe to call twice."""
+
+    def close(self) -> None:
+        """Same as ``stop``."""
+        self.stop()
 
     def __enter__(self) -> BaseSchemaStore:
         self.start()
@@ -111,12 +145,13 @@ class BaseSchemaStore(ABC):
             planned = state.plan_registration(subject, text)
             return [] if planned is None else [schema_record(planned)]
 
-        self._commit(plan)
+        wrote = self._commit(plan)
         with self._lock:
             found = self._state.find(subject, text)
         if found is None:  # our record was read back but not accepted: only a foreign writer can cause this
             raise RegistryUnavailable(f'registration of a schema under subject "{subject}" was not accepted')
-        log.info("schema_registered", subject=subject, version=found.version, id=found.id)
+        if wrote:
+            log.info("schema_registered", subject=subject, version=found.version, id=found.id)
         return found
 
     def set_level(self, level: str, subject: str | None = None) -> str:
@@ -125,7 +160,7 @@ class BaseSchemaStore(ABC):
         if subject is not None:
             _check_subject(subject)
         self._commit(lambda _state: [config_record(level, subject)])
-        log.info("compatibility_set", subject=subject, level=level)
+        log.info("compatibility_set", subject=subject, compatibility=level)
         return level
 
     def delete_level(self, subject: str) -> str | None:
@@ -206,8 +241,12 @@ class BaseSchemaStore(ABC):
             raise SchemaNotFound(f'schema not found under subject "{subject}"')
         return found
 
-    def test_compatibility(self, subject: str, schema: AvroSchema, version: int | None | str = None) -> list[str]:
-        """Problems ``schema`` has against a version of ``subject`` (None = latest, ``"all"`` = as registering).
+    def test_compatibility(
+        self, subject: str, schema: AvroSchema, version: int | str | None = None
+    ) -> list[str]:
+        """Problems ``schema`` has against a version of ``subject``.
+
+        ``version``: a number, None for the latest, or ``"all"`` to check as registering would.
 
         A subject with no versions accepts anything.
         """
@@ -251,11 +290,13 @@ class MemorySchemaStore(BaseSchemaStore):
     def _refresh(self) -> None:
         return None
 
-    def _commit(self, plan: Plan) -> None:
+    def _commit(self, plan: Plan) -> bool:
         with self._write_lock, self._lock:
-            for key, value in plan(self._state):
+            records = plan(self._state)
+            for key, value in records:
                 self.log.append((key, value))
                 self._state.apply(key, value)
+            return bool(records)
 
 
 class SchemaStore(BaseSchemaStore):
@@ -318,18 +359,12 @@ class SchemaStore(BaseSchemaStore):
                     )
                 finally:
                     admin.close()
-                consumer = make_consumer(
-                    self.settings, self.client_id, group_id=None, max_poll_records=2000
-                )
+                consumer = make_consumer(self.settings, self.client_id, group_id=None, max_poll_records=2000)
             except (KafkaError, RetriableError) as exc:
                 raise RegistryUnavailable(f"{self._where()}: {type(exc).__name__}: {exc}") from exc
             self._consumer = consumer
             try:
-                partitions = self._wait_for_partitions(consumer)
-                if partitions != {0}:
-                    raise FatalError(
-                        f"schemas topic {self.topic} has {len(partitions)} partitions; it must have exactly 1"
-                    )
+                self._check_partitions(consumer)
                 consumer.assign([self._partition])
                 consumer.seek_to_beginning(self._partition)
             except BaseException:
@@ -338,16 +373,22 @@ class SchemaStore(BaseSchemaStore):
         self._refresh()
         with self._lock:
             log.info(
-                "schema_store_started", topic=self.topic, subjects=len(self._state.subjects()),
+                "schema_store_started",
+                topic=self.topic,
+                subjects=len(self._state.subjects()),
                 max_id=self._state.max_id,
             )
 
-    def _wait_for_partitions(self, consumer: KafkaConsumer) -> set[int]:
+    def _check_partitions(self, consumer: KafkaConsumer) -> None:
         deadline = time.monotonic() + self.timeout
         while True:
             partitions = consumer.partitions_for_topic(self.topic)
+            if partitions == {0}:
+                return
             if partitions:
-                return set(partitions)
+                raise FatalError(
+                    f"schemas topic {self.topic} has {len(partitions)} partitions; it must have exactly 1"
+                )
             if time.monotonic() > deadline:
                 raise RegistryUnavailable(f"{self._where()}: the topic has no partitions yet")
             time.sleep(0.1)
@@ -399,7 +440,7 @@ class SchemaStore(BaseSchemaStore):
 
     # --- writing ------------------------------------------------------------------------------
 
-    def _commit(self, plan: Plan) -> None:
+    def _commit(self, plan: Plan) -> bool:
         with self._write_lock:
             deadline = time.monotonic() + self.timeout
             attempt = 0
@@ -412,14 +453,18 @@ class SchemaStore(BaseSchemaStore):
                     self._drop_producer()
                     if time.monotonic() > deadline:
                         raise RegistryUnavailable(
-                            f"{self._where()}: write failed after {attempt} attempts: {type(exc).__name__}: {exc}"
+                            f"{self._where()}: write failed after {attempt} attempts: "
+                            f"{type(exc).__name__}: {exc}"
                         ) from exc
-                    log.info("schema_write_retry", topic=self.topic, attempt=attempt, error=type(exc).__name__)
+                    log.info(
+                        "schema_write_retry", topic=self.topic, attempt=attempt, error=type(exc).__name__
+                    )
                     time.sleep(random.uniform(0.01, 0.1) * min(attempt, 10))  # noqa: S311 - jitter, not crypto
                     continue
-                if last_offset is not None:
-                    self._read_until(last_offset + 1)
-                return
+                if last_offset is None:
+                    return False
+                self._read_until(last_offset + 1)
+                return True
 
     def _try_commit(self, plan: Plan) -> int | None:
         producer = self._transactional_producer()  # fences every other writer from here on
@@ -430,11 +475,9 @@ class SchemaStore(BaseSchemaStore):
             return None
         producer.begin_transaction()
         try:
-            futures = [
-                producer.send(self.topic, key=key, value=value, partition=0) for key, value in records
-            ]
+            futures = [producer.send(self.topic, key=key, value=value, partition=0) for key, value in records]
             producer.commit_transaction()
-            return max(future.get(timeout=self.timeout).offset for future in futures)
+            return int(max(future.get(timeout=self.timeout).offset for future in futures))
         except KafkaError:
             raise
         except BaseException:
@@ -443,8 +486,11 @@ class SchemaStore(BaseSchemaStore):
 
     def _transactional_producer(self) -> KafkaProducer:
         if self._producer is None:
+            client_id = f"{self.client_id}-writer"
+            # kafka-python names the producer's network thread after its client id
+            _mute_expected_fencing(f"{self.settings.client_id_prefix}-{client_id}-network-thread")
             producer = make_producer(
-                self.settings, f"{self.client_id}-writer", transactional_id=self.transactional_id, linger_ms=0
+                self.settings, client_id, transactional_id=self.transactional_id, linger_ms=0
             )
             try:
                 producer.init_transactions()
@@ -461,3 +507,7 @@ class SchemaStore(BaseSchemaStore):
                 producer.close(timeout=1)
             except KafkaError:
                 log.warning("schema_producer_close_failed", topic=self.topic)
+
+
+KafkaSchemaStore = SchemaStore
+"""Another name for ``SchemaStore``, saying what backs it."""
