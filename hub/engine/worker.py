@@ -99,6 +99,7 @@ class HubWorker:
         self._dead_letter_schema = schemas.load("hub/dead_letter.avsc")
         self._pending_policy_audit: list[dict[str, Any]] = []
         self.ready = threading.Event()
+        self.assignment: frozenset[TopicPartition] = frozenset()  # partitions this worker owns now
 
     # -- lifecycle -------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -116,6 +117,10 @@ class HubWorker:
             f"hub-{self.hub}-{self.options.worker_id}",
             group_id=self.group_id,
             max_poll_records=self.options.batch_max_records,
+            # Static membership: a restarted worker takes its old place at once instead of waiting for
+            # the dead member's session to expire (45 s by default) before the group rebalances.
+            group_instance_id=self.transactional_id,
+            session_timeout_ms=15000,
         )
         follower = self._config_follower() if self.options.follow_config else None
         try:
@@ -134,6 +139,7 @@ class HubWorker:
                     self._stop.wait(self.options.batch_max_ms / 1000)
                     continue
                 batch = consumer.poll(timeout_ms=self.options.batch_max_ms, max_records=self.options.batch_max_records)
+                self.assignment = frozenset(consumer.assignment())
                 if batch:
                     self._process_batch(producer, consumer, batch)
         finally:

@@ -132,7 +132,15 @@ def _last_snapshot_digest(consumer: KafkaConsumer, topic: str) -> str | None:
     return None
 
 
-def compute_plan(desired: Desired, cluster: ClusterState, registry: SchemaRegistrar | None) -> Plan:
+def _owned(topic: str, owners: set[str]) -> bool:
+    """Whether ``topic`` belongs to a department or hub of this config (several configs may share a cluster)."""
+    parts = topic.split(".")
+    return len(parts) >= 3 and parts[0] == topics.PREFIX and parts[2] in owners
+
+
+def compute_plan(
+    desired: Desired, cluster: ClusterState, registry: SchemaRegistrar | None, owners: set[str] | None = None
+) -> Plan:
     """What apply would do. Never proposes a delete unless the topic is ours and no longer configured."""
     plan = Plan()
     for name, spec in sorted(desired.topics.items()):
@@ -156,7 +164,8 @@ def compute_plan(desired: Desired, cluster: ClusterState, registry: SchemaRegist
             plan.topics.append(TopicChange("update", name, "; ".join(notes), spec, changed, partitions))
         else:
             plan.unchanged_topics += 1
-    ours = {t for t in cluster.topics if t.startswith(topics.PREFIX + ".")}
+    # A topic is a delete candidate only when its department or hub is one of ours.
+    ours = {t for t in cluster.topics if _owned(t, owners or set())}
     for name in sorted(ours - set(desired.topics)):
         plan.topics.append(TopicChange("delete", name, "not in the config (apply removes it only with --allow-delete)"))
     if registry is not None:

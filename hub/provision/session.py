@@ -27,7 +27,8 @@ class ProvisionSession:
     def plan(self) -> Plan:
         desired = desired_state(self.cfg)
         cluster = read_cluster_state(self.admin, self.consumer, list(self.cfg.hubs))
-        return compute_plan(desired, cluster, self.registrar)
+        owners = set(self.cfg.departments) | set(self.cfg.hubs)
+        return compute_plan(desired, cluster, self.registrar, owners)
 
     def apply(self, *, allow_delete: bool = False) -> tuple[Plan, ApplyResult]:
         plan = self.plan()
