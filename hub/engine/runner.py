@@ -51,7 +51,8 @@ class HubProcess:
 
     def close(self, timeout: float = 30) -> None:
         self.worker.stop()
-        self.thread.join(timeout)
+        if self.thread.ident is not None:  # started (start_thread=False leaves it to the caller)
+            self.thread.join(timeout)
         for closer in reversed(self.closers):
             closer()
 
@@ -64,6 +65,8 @@ def start_hub(
     registry_port: int | None = None,
     admin_port: int | None = None,
     serve_registry: bool | None = None,
+    follow_config: bool = True,
+    start_thread: bool = True,
 ) -> HubProcess:
     """Start one worker of ``hub`` in a background thread (plus the built-in registry and admin port)."""
     from hub.registry.client import RegistryClient
@@ -90,7 +93,10 @@ def start_hub(
     stats = WorkerStats()
     worker = HubWorker(
         kafka, initial_policies(cfg, hub, secret), serde, secret,
-        WorkerOptions(hub=hub, worker_id=worker_id, batch_max_records=spec.batch_max_records, batch_max_ms=spec.batch_max_ms),
+        WorkerOptions(
+            hub=hub, worker_id=worker_id, batch_max_records=spec.batch_max_records, batch_max_ms=spec.batch_max_ms,
+            follow_config=follow_config,
+        ),
         stats=stats,
     )
     admin_url = None
@@ -105,7 +111,8 @@ def start_hub(
         closers.append(admin.stop)
         admin_url = admin.url
     thread = threading.Thread(target=_run_logged, args=(worker,), name=f"hub-{hub}-{worker_id}", daemon=True)
-    thread.start()
+    if start_thread:  # False: the caller runs worker.run() itself (e.g. under a profiler)
+        thread.start()
     return HubProcess(worker, url, admin_url, thread, closers)
 
 

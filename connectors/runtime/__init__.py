@@ -1,0 +1,1 @@
+"""The sidecar runtime: run loops, checkpoints, retries, health and metrics."""

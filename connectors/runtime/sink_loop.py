@@ -1,0 +1,606 @@
+"""The subscriber side of a sidecar: consume delivery topics, decode, hand batches to a sink.
+
+Exactly-once with sinks that store offsets (``Sink.stores_offsets``, e.g. ``SqlSink``, ``JsonlSink``):
+
+- the consumer reads ``read_committed`` and never relies on Kafka's group offsets for its position: on
+  every assignment it seeks each new partition to ``sink.committed_offsets`` (the beginning when none
+  is stored), and records polled for a partition before that seek are dropped;
+- each batch goes to ``sink.write(deliveries, progress)``, which commits the rows and the consumed
+  offsets together; an ``OffsetConflict`` (a zombie, or a retried batch whose commit did land) drops
+  the batch and re-seeks;
+- only then are the offsets committed to the Kafka group too (asynchronously, best effort), so that
+  operators' lag tools see the subscriber's lag.
+
+With sinks that keep no offsets (``WebhookSink``): at-least-once; the Kafka group offsets are committed
+synchronously after ``write`` returned, and a batch that could not be written is re-read.
+
+A record that cannot be decoded (bad framing, unknown schema id, not a change event) goes to the
+department's dead-letter topic xhub.dlq.<dept> (CONTRACTS.md: Avro ``DeadLetter``, original bytes,
+``xhub.reason`` / ``xhub.field`` / ``xhub.origin`` headers), flushed before the batch is written, so it
+is never lost (at-least-once: a crash before the sink commits repeats it). Kafka tombstones (null
+values) are skipped.
+
+Transient failures (database, registry, dead-letter topic) are retried with exponential backoff while
+the consumer stays in its group; nothing is committed until the batch went through, so no loss and no
+crash loop. ``stop()`` (and SIGTERM/SIGINT once ``install_signal_handlers`` ran) finishes the batch in
+hand and returns; a stop during a retry wait abandons the uncommitted batch, which is re-read next time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, TypeVar
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+import schemas
+from connectors.sinks.base import Delivery, PartitionProgress, Sink
+from connectors.sinks.errors import OffsetConflict
+from hub.errors import InvalidRecord, RetriableError
+from hub.kafka_client import KafkaSettings, ensure_topics, make_admin, make_consumer, make_producer
+from hub.log import get_logger
+from hub.registry.client import RegistryClient
+from hub.registry.serde import AvroSerde
+from hub.topics import dead_letter_topic
+
+T = TypeVar("T")
+
+NOT_A_CHANGE_EVENT = "not_a_change_event"
+"""Dead-letter reason: the value decodes, but its schema is not a change-event envelope."""
+
+_DLQ_FLUSH_TIMEOUT_S = 30.0
+
+
+@dataclass(slots=True)
+class SinkLoopStats:
+    """Counters of one ``SinkLoop`` run (consumed = written + dead_lettered + skipped, per batch done)."""
+
+    consumed: int = 0
+    written: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0
+    batches: int = 0
+    retries: int = 0
+    conflicts: int = 0
+
+
+def _millis(value: Any) -> int:
+    if isinstance(value, dt.datetime):
+        return int(value.timestamp() * 1000)
+    return int(value)
+
+
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode("utf-8", errors="replace")
+
+
+class _Decoder:
+    """Delivered bytes -> ``Delivery``; the data schema is looked up once per writer schema id."""
+
+    def __init__(self, serde: AvroSerde) -> None:
+        self.serde = serde
+        self._data_schemas: dict[int, dict[str, Any] | None] = {}
+
+    def data_schema(self, schema_id: int) -> dict[str, Any] | None:
+        if schema_id in self._data_schemas:
+            return self._data_schemas[schema_id]
+        writer = self.serde.client.get_schema(schema_id)
+        found: dict[str, Any] | None = None
+        if isinstance(writer, dict):
+            for field in writer.get("fields", []):
+                if field.get("name") != "data":
+                    continue
+                branches = field["type"] if isinstance(field["type"], list) else [field["type"]]
+                found = next((b for b in branches if isinstance(b, dict) and b.get("type") == "record"), None)
+        self._data_schemas[schema_id] = found
+        return found
+
+    def decode(self, record: Any) -> Delivery:
+        """Raises ``InvalidRecord`` (dead-letter it) or ``RetriableError`` (registry down: retry)."""
+        raw: bytes = record.value
+        schema_id, value = self.serde.decode(raw)
+        try:
+            source = value["source"]
+            headers = {name: bytes(v) for name, v in (record.headers or []) if v is not None}
+            subscription = _text(headers.get("xhub.subscription")) or record.topic.rsplit(".", 1)[-1]
+            return Delivery(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=str(value["key"]),
+                op=str(value["op"]),
+                seq=int(value["seq"]),
+                event_id=str(value["event_id"]),
+                policy_version=_text(headers.get("xhub.policy_version")),
+                subscription=subscription,
+                data=value["data"],
+                source_commit_ts_ms=_millis(source["commit_ts_ms"]),
+                headers=headers,
+                resource=str(value["resource"]),
+                value=raw,
+                schema_id=schema_id,
+                data_schema=self.data_schema(schema_id),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            missing = exc.args[0] if isinstance(exc, KeyError) and exc.args else None
+            detail = f"schema id {schema_id} is not a change event"
+            raise InvalidRecord(
+                NOT_A_CHANGE_EVENT,
+                f"{detail}: field {missing!r} missing" if missing else f"{detail} ({type(exc).__name__})",
+                field=str(missing) if missing else None,
+                original=raw,
+            ) from exc
+
+
+class KafkaDeadLetters:
+    """Dead letters to xhub.dlq.<dept> (CONTRACTS.md): Avro ``DeadLetter`` with the original bytes.
+
+    ``publish`` queues (async send); ``flush`` waits for every send and raises ``RetriableError`` when
+    one failed, so callers commit nothing before their dead letters are stored.
+    """
+
+    def __init__(self, kafka: KafkaSettings, serde: AvroSerde, dept: str, client_id: str) -> None:
+        self.kafka = kafka
+        self.serde = serde
+        self.dept = dept
+        self.topic = dead_letter_topic(dept)
+        self.subject = f"{self.topic}-value"
+        self.client_id = client_id
+        self.schema = schemas.load("hub/dead_letter.avsc")
+        self._producer: KafkaProducer | None = None
+        self._pending: list[Any] = []
+        self.published = 0
+        """Dead letters acknowledged by the brokers (from decoding and from the sink)."""
+        self._log = get_logger("sink_loop.dlq", topic=self.topic)
+
+    def _ensure_producer(self) -> KafkaProducer:
+        if self._producer is None:
+            try:
+                admin = make_admin(self.kafka, f"{self.client_id}-admin")
+                try:
+                    ensure_topics(admin, {self.topic: {}}, partitions=1)
+                finally:
+                    admin.close()
+            except (KafkaError, RetriableError) as exc:
+                # Creating topics may be the operator's job (ACLs); the send below tells if it exists.
+                self._log.warning("dlq_topic_not_ensured", error=f"{type(exc).__name__}: {exc}")
+            self._producer = make_producer(self.kafka, f"{self.client_id}-dlq")
+        return self._producer
+
+    def publish(self, delivery: Delivery, reason: str, detail: str, *, field: str | None = None) -> None:
+        """Queue a dead letter for a decoded delivery a sink could not apply."""
+        self.publish_raw(
+            topic=delivery.topic,
+            partition=delivery.partition,
+            offset=delivery.offset,
+            key=delivery.key.encode("utf-8"),
+            value=delivery.value,
+            reason=reason,
+            detail=detail,
+            field=field,
+            resource=delivery.resource or None,
+            subscription=delivery.subscription,
+        )
+
+    def publish_raw(
+        self,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes,
+        reason: str,
+        detail: str,
+        field: str | None = None,
+        resource: str | None = None,
+        subscription: str | None = None,
+    ) -> None:
+        """Queue a dead letter for a record as read from Kafka."""
+        origin = f"{topic}-{partition}@{offset}"
+        letter = {
+            "reason": reason,
+            "detail": detail,
+            "field": field,
+            "owner": self.dept,
+            "resource": resource,
+            "origin": origin,
+            "subscription": subscription,
+            "ts_ms": time.time_ns() // 1_000_000,
+            "original": value,
+        }
+        encoded = self.serde.encode(self.subject, self.schema, letter)
+        headers = [("xhub.reason", reason.encode()), ("xhub.origin", origin.encode())]
+        if field:
+            headers.append(("xhub.field", field.encode()))
+        try:
+            future = self._ensure_producer().send(self.topic, key=key, value=encoded, headers=headers)
+        except KafkaError as exc:
+            raise RetriableError(
+                f"dead letter to {self.topic} not sent: {type(exc).__name__}: {exc}"
+            ) from exc
+        self._pending.append(future)
+        self._log.warning("record_dead_lettered", reason=reason, origin=origin, field=field)
+
+    def flush(self) -> None:
+        """Wait until every queued dead letter is acknowledged by the brokers."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        assert self._producer is not None
+        try:
+            self._producer.flush(timeout=_DLQ_FLUSH_TIMEOUT_S)
+            for future in pending:
+                future.get(timeout=_DLQ_FLUSH_TIMEOUT_S)
+                self.published += 1
+        except KafkaError as exc:
+            raise RetriableError(
+                f"dead letters to {self.topic} not acknowledged: {type(exc).__name__}: {exc}"
+            ) from exc
+
+    def close(self) -> None:
+        """Flush what is queued (best effort) and close the producer."""
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=10)
+            except KafkaError as exc:
+                self._log.warning("dlq_producer_close_failed", error=type(exc).__name__)
+            self._producer = None
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python ships no types
+    """Notes partitions gained (to seek) and lost (to drop a batch in hand); no I/O here."""
+
+    def __init__(self, loop: SinkLoop) -> None:
+        self.loop = loop
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.loop._note_revoked(set(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.loop._note_assigned(set(assigned))
+
+    def on_partitions_lost(self, lost: Any) -> None:
+        self.loop._note_revoked(set(lost))
+
+
+class _Abandoned(Exception):  # noqa: N818 - internal control flow, never leaves this module
+    """The batch in hand cannot be finished (stop requested, or its partitions were revoked)."""
+
+
+class SinkLoop:
+    """Consume ``topics`` in consumer group ``group_id`` and feed ``sink`` (see the module docstring).
+
+    Args:
+        kafka: how to reach Kafka.
+        registry_url: the schema registry the deliveries were framed with.
+        topics: the delivery topic(s) of the department's subscriptions.
+        group_id: the consumer group (one per department sink, e.g. ``xhub-sink-<dept>-<name>``).
+        sink: where deliveries go; the loop binds its dead letters and opens and closes it.
+        dept: the department running the sidecar (owner of xhub.dlq.<dept>).
+        client_id: Kafka client id suffix; defaults to ``sink-<dept>``.
+        max_batch: records per poll, hence per sink transaction.
+        poll_timeout_ms: how long one poll waits for records.
+        retry_initial_s: first backoff after a transient failure; doubles up to ``retry_max_s``.
+        retry_max_s: longest backoff.
+        consumer_overrides: extra kafka-python consumer settings (e.g. ``group_instance_id``).
+        registry: a ready client to use instead of building one from ``registry_url``.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        registry_url: str,
+        topics: str | Sequence[str],
+        group_id: str,
+        sink: Sink,
+        *,
+        dept: str,
+        client_id: str | None = None,
+        max_batch: int = 500,
+        poll_timeout_ms: int = 500,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 30.0,
+        consumer_overrides: Mapping[str, Any] | None = None,
+        registry: RegistryClient | None = None,
+    ) -> None:
+        self.kafka = kafka
+        self.topics = [topics] if isinstance(topics, str) else list(topics)
+        self.group_id = group_id
+        self.sink = sink
+        self.dept = dept
+        self.client_id = client_id or f"sink-{dept}"
+        self.max_batch = max_batch
+        self.poll_timeout_ms = poll_timeout_ms
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.consumer_overrides = dict(consumer_overrides or {})
+        self.serde = AvroSerde(registry or RegistryClient(registry_url))
+        self.decoder = _Decoder(self.serde)
+        self.dead_letters = KafkaDeadLetters(kafka, self.serde, dept, self.client_id)
+        self.stats = SinkLoopStats()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._pending: set[TopicPartition] = set()
+        self._revoked: set[TopicPartition] = set()
+        self._conflicts_in_a_row = 0
+        self._consumer: KafkaConsumer | None = None
+        self._log = get_logger("sink_loop", dept=dept, group=group_id)
+
+    # -- control ----------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask ``run`` to return after the batch in hand (thread- and signal-safe)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once ``stop`` was called."""
+        return self._stop.is_set()
+
+    def install_signal_handlers(self) -> None:
+        """Make SIGTERM and SIGINT call ``stop`` (main thread only)."""
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            del frame
+            self._log.info("stop_requested", signal=signal.Signals(signum).name)
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    # -- rebalance bookkeeping (called from the consumer's I/O loop) -------------------------------
+    def _note_assigned(self, assigned: set[TopicPartition]) -> None:
+        with self._lock:
+            if self.sink.stores_offsets:
+                self._pending |= assigned
+        self._log.info("partitions_assigned", partitions=sorted(f"{t}-{p}" for t, p in assigned))
+
+    def _note_revoked(self, revoked: set[TopicPartition]) -> None:
+        with self._lock:
+            self._revoked |= revoked
+            self._pending -= revoked
+        if revoked:
+            self._log.info("partitions_revoked", partitions=sorted(f"{t}-{p}" for t, p in revoked))
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Consume until ``stop``; returns after closing the consumer, producer and sink.
+
+        Raises:
+            HubError: a non-retriable failure (config, fatal); nothing uncommitted is lost.
+        """
+        self.sink.bind_dead_letters(self.dead_letters)
+        with self._lock:  # run() may be called again after a failure: forget the last consumer's state
+            self._pending.clear()
+            self._revoked.clear()
+        consumer = make_consumer(
+            self.kafka,
+            self.client_id,
+            group_id=self.group_id,
+            max_poll_records=self.max_batch,
+            **self.consumer_overrides,
+        )
+        self._consumer = consumer
+        self._log.info("sink_loop_started", topics=self.topics, sink=type(self.sink).__name__)
+        try:
+            self._retry(self.sink.open, batch_partitions=set())
+            consumer.subscribe(self.topics, listener=_Listener(self))
+            while not self._stop.is_set():
+                self._seek_pending()
+                polled = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_batch)
+                with self._lock:
+                    pending = set(self._pending)
+                    self._revoked.clear()
+                batch = {tp: records for tp, records in polled.items() if records and tp not in pending}
+                if batch:
+                    self._process(batch)
+        except _Abandoned:
+            pass
+        finally:
+            self._close(consumer)
+        self._log.info("sink_loop_stopped", **_asdict(self.stats))
+
+    def _close(self, consumer: KafkaConsumer) -> None:
+        self._consumer = None
+        try:
+            consumer.close(autocommit=False)
+        except KafkaError as exc:
+            self._log.warning("consumer_close_failed", error=type(exc).__name__)
+        self.dead_letters.close()
+        self.sink.close()
+
+    def _seek_pending(self) -> None:
+        """Seek newly assigned partitions to the sink's stored offsets (beginning when none)."""
+        with self._lock:
+            pending = set(self._pending)
+        if not pending:
+            return
+        consumer = self._consumer
+        assert consumer is not None
+        assigned = consumer.assignment()
+        wanted = [tp for tp in pending if tp in assigned]
+        try:
+            stored = self._retry(lambda: self.sink.committed_offsets(wanted), batch_partitions=set())
+        except _Abandoned:
+            if self._stop.is_set():
+                raise
+            return  # a rebalance came in between: start over with the new assignment
+        assigned = consumer.assignment()
+        wanted = [tp for tp in wanted if tp in assigned]
+        for tp in wanted:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, offset)
+        with self._lock:
+            self._pending -= set(wanted)
+            self._pending &= consumer.assignment()
+        self._log.info(
+            "partitions_positioned",
+            partitions={f"{tp.topic}-{tp.partition}": stored.get((tp.topic, tp.partition)) for tp in wanted},
+        )
+
+    def _process(self, polled: Mapping[TopicPartition, list[Any]]) -> None:
+        progress = [
+            PartitionProgress(tp.topic, tp.partition, records[0].offset, records[-1].offset + 1)
+            for tp, records in polled.items()
+        ]
+        partitions = set(polled)
+        records = [record for rs in polled.values() for record in rs]
+        try:
+            deliveries, dead, skipped = self._retry(
+                lambda: self._decode(records), batch_partitions=partitions
+            )
+            self._retry(lambda: self.sink.write(deliveries, progress), batch_partitions=partitions)
+        except _Abandoned:
+            if self._stop.is_set():
+                raise
+            self._rewind(polled)
+            return
+        except OffsetConflict as exc:
+            self.stats.conflicts += 1
+            self._conflicts_in_a_row += 1
+            self._log.warning("offset_conflict", error=str(exc), in_a_row=self._conflicts_in_a_row)
+            self._rewind(polled)
+            if self._conflicts_in_a_row > 1:
+                # One conflict is a zombie or an ambiguous commit; more in a row mean the log and the
+                # store disagree (e.g. a recreated topic): back off instead of spinning.
+                self._wait(min(self.retry_max_s, self.retry_initial_s * 2 ** (self._conflicts_in_a_row - 2)))
+            return
+        self._conflicts_in_a_row = 0
+        self._commit_group(progress)
+        self.stats.batches += 1
+        self.stats.consumed += len(records)
+        self.stats.written += len(deliveries)
+        self.stats.dead_lettered += dead
+        self.stats.skipped += skipped
+        self._log.debug("batch_done", records=len(records), dead_lettered=dead)
+
+    def _decode(self, records: Sequence[Any]) -> tuple[list[Delivery], int, int]:
+        """Decode a batch; dead-letter (and flush) what cannot be decoded.
+
+        Every record is decoded before any dead letter is sent, so a registry outage part-way (which
+        retries the whole step) does not send a dead letter twice.
+        """
+        deliveries: list[Delivery] = []
+        refused: list[tuple[Any, InvalidRecord]] = []
+        skipped = 0
+        for record in records:
+            if record.value is None:
+                skipped += 1  # a Kafka tombstone left by compaction: no change to apply
+                continue
+            try:
+                deliveries.append(self.decoder.decode(record))
+            except InvalidRecord as exc:
+                refused.append((record, exc))
+        for record, problem in refused:
+            self.dead_letters.publish_raw(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value,
+                reason=problem.reason,
+                detail=problem.detail,
+                field=problem.field,
+                subscription=record.topic.rsplit(".", 1)[-1],
+            )
+        self.dead_letters.flush()
+        return deliveries, len(refused), skipped
+
+    def _rewind(self, polled: Mapping[TopicPartition, list[Any]]) -> None:
+        """Make the partitions of an unfinished batch be read again from where the sink stands."""
+        consumer = self._consumer
+        assert consumer is not None
+        assigned = consumer.assignment()
+        mine = {tp for tp in polled if tp in assigned}
+        if self.sink.stores_offsets:
+            with self._lock:
+                self._pending |= mine
+            return
+        for tp in mine:
+            consumer.seek(tp, polled[tp][0].offset)
+
+    def _commit_group(self, progress: Sequence[PartitionProgress]) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        offsets = {
+            TopicPartition(p.topic, p.partition): OffsetAndMetadata(p.next_offset, "", -1) for p in progress
+        }
+        if self.sink.stores_offsets:
+            # Information for lag tools only: the sink's own store is the truth, so do not wait.
+            consumer.commit_async(offsets=offsets, callback=self._on_commit)
+            return
+        try:
+            consumer.commit(offsets=offsets)
+        except KafkaError as exc:
+            # The partitions moved to another member, which re-reads from the last commit.
+            self._log.warning("group_commit_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _on_commit(self, offsets: Any, response: Any) -> None:
+        if isinstance(response, Exception):
+            self._log.debug("group_commit_failed", error=type(response).__name__)
+
+    def _retry(self, action: Callable[[], T], *, batch_partitions: set[TopicPartition]) -> T:
+        """Run ``action`` until it succeeds, backing off on ``RetriableError``.
+
+        Raises:
+            _Abandoned: stop was requested, or a partition of the batch was revoked, while waiting.
+            OffsetConflict: passed through; the caller re-seeks.
+        """
+        attempt = 0
+        while True:
+            try:
+                return action()
+            except OffsetConflict:
+                raise
+            except RetriableError as exc:
+                attempt += 1
+                self.stats.retries += 1
+                delay = min(self.retry_max_s, self.retry_initial_s * 2 ** (attempt - 1))
+                self._log.warning(
+                    "sink_retry",
+                    attempt=attempt,
+                    delay_s=round(delay, 2),
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                self._wait(delay)
+                with self._lock:
+                    lost = bool(batch_partitions & self._revoked)
+                if self._stop.is_set() or lost:
+                    raise _Abandoned from exc
+
+    def _wait(self, seconds: float) -> None:
+        """Back off while staying in the group: poll with every partition paused."""
+        consumer = self._consumer
+        deadline = time.monotonic() + seconds
+        if consumer is None or not consumer.assignment():
+            self._stop.wait(seconds)
+            return
+        consumer.pause(*consumer.assignment())
+        try:
+            while not self._stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                got = consumer.poll(
+                    timeout_ms=int(min(remaining, 0.5) * 1000) or 1, max_records=self.max_batch
+                )
+                for tp, records in got.items():
+                    if records:  # only partitions assigned during the wait are not paused: read them again
+                        consumer.seek(tp, records[0].offset)
+        finally:
+            consumer.resume(*consumer.assignment())
+
+
+def _asdict(stats: SinkLoopStats) -> dict[str, int]:
+    return {name: getattr(stats, name) for name in stats.__slots__}

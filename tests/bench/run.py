@@ -1,0 +1,82 @@
+"""`make bench`: the hub against raw Kafka, end-to-end latency, catalog scaling, backfill; a profile.
+
+Writes build/bench/summary.json and prints a table. Timings are never asserted anywhere: the machines are
+shared and noisy, so compare the ratios measured within one run. Sizes can be lowered for a quick look:
+XHUB_BENCH_RECORDS (default 20000), XHUB_BENCH_E2E_SECONDS (60), XHUB_BENCH_BACKFILL (1000000).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from hub.kafka_client import KafkaSettings
+from hub.log import configure_logging
+from tests.bench.common import OUT, summary_line
+from tests.bench.throughput import hub_throughput, passthrough_throughput, scaling
+
+TARGETS = {
+    "hub_vs_passthrough_ratio": (">=", 0.8),
+    "e2e_latency_ms_p99": ("<=", 1000),
+    "e2e_latency_ms_p50": ("<=", 250),
+    "subscription_scaling_ratio": ("<=", 1.1),
+}
+
+
+def main() -> int:
+    configure_logging("WARNING")
+    bootstrap = os.environ.get("XHUB_TEST_BOOTSTRAP", "127.0.0.1:9092")
+    kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    n = int(os.environ.get("XHUB_BENCH_RECORDS", "20000"))
+    OUT.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    summary: dict[str, Any] = {"records": n, "bootstrap": bootstrap}
+
+    hub = hub_throughput(kafka, n, profile_to=str(OUT / "hub_profile.txt"))
+    passthrough = passthrough_throughput(kafka, n, hub["outputs_per_input"])
+    summary["hub"] = hub
+    summary["passthrough"] = passthrough
+    summary["hub_output_records_per_s"] = hub["output_records_per_s"]
+    summary["passthrough_output_records_per_s"] = passthrough["output_records_per_s"]
+    summary["hub_vs_passthrough_ratio"] = hub["output_records_per_s"] / passthrough["output_records_per_s"]
+
+    scale = scaling(kafka, max(2000, n // 4), 10, 10_000)
+    summary["scaling"] = scale
+    summary["subscription_scaling_ratio"] = scale["ratio"]
+
+    try:
+        from tests.bench.end_to_end import backfill_benchmark, e2e_latency
+    except ImportError as exc:  # the sidecar/backfill pieces are being built
+        summary["e2e_error"] = f"not available: {exc}"
+    else:
+        summary.update(e2e_latency(kafka, seconds=int(os.environ.get("XHUB_BENCH_E2E_SECONDS", "60"))))
+        summary.update(backfill_benchmark(kafka, int(os.environ.get("XHUB_BENCH_BACKFILL", "1000000"))))
+
+    summary["profile"] = str(OUT / "hub_profile.txt")
+    summary["wall_seconds"] = time.time() - started
+    summary["targets"] = {
+        key: {"target": f"{op} {bound}", "value": summary.get(key),
+              "met": summary.get(key) is not None and (summary[key] >= bound if op == ">=" else summary[key] <= bound)}
+        for key, (op, bound) in TARGETS.items()
+    }
+    (OUT / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    print(summary_line("passthrough output records/s", passthrough["output_records_per_s"], "rec/s"))
+    print(summary_line("hub output records/s", hub["output_records_per_s"], "rec/s"))
+    print(summary_line("hub_vs_passthrough_ratio", summary["hub_vs_passthrough_ratio"], ""))
+    print(summary_line("hub cost per record", hub["cost_us_per_record"], "us"))
+    for count, cost in scale["cost_us_per_record"].items():
+        print(summary_line(f"cost/record, {count} other subs", cost, "us"))
+    print(summary_line("subscription_scaling_ratio", scale["ratio"], ""))
+    for key in ("e2e_latency_ms_p50", "e2e_latency_ms_p99", "e2e_latency_ms_max", "backfill_records_per_s",
+                "backfill_live_p99_ms"):
+        if key in summary:
+            print(summary_line(key, summary[key], ""))
+    print(f"summary: {OUT / 'summary.json'}; profile: {OUT / 'hub_profile.txt'}; {summary['wall_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""Throughput: the hub against a raw kafka-python copy loop, and the hub's cost as the catalog grows."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import yaml
+
+from kafka import TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from connectors.validation import RecordValidator
+from deploy.demo.generator import legal_entity, make_faker
+from hub import topics
+from hub.catalog.envelope import ChangeEvent, change_event_schema, key_bytes
+from hub.config import load_config
+from hub.config.loader import ConfigDir
+from hub.engine.runner import start_hub
+from hub.kafka_client import KafkaSettings, ensure_topics, make_admin, make_consumer, make_producer
+from hub.provision.session import provision_session
+from hub.registry.client import RegistryClient
+from hub.registry.serde import AvroSerde
+from hub.registry.server import RegistryServer
+from hub.registry.store import SchemaStore
+from tests.bench.common import bench_config, wait_until
+
+RESOURCE = "PD-ENT-0001"
+
+
+def entities(cfg: ConfigDir, count: int, seed: int = 5) -> list[dict[str, Any]]:
+    fake = make_faker(seed)
+    check = RecordValidator(cfg.schemas[RESOURCE], "credit_code", "credit_code")
+    distinct = [check.validate(legal_entity(fake, district="浦东新区" if i % 3 == 0 else None)) for i in range(min(count, 2000))]
+    return [distinct[i % len(distinct)] for i in range(count)]
+
+
+def produce_source(cfg: ConfigDir, registry_url: str, records: list[dict[str, Any]]) -> str:
+    """Publish ``records`` as change events of the legal-entity resource; returns the source topic."""
+    resource = cfg.resources[RESOURCE]
+    topic = topics.source_topic(resource.owner, RESOURCE)
+    schema = change_event_schema(RESOURCE, cfg.schemas[RESOURCE])
+    serde = AvroSerde(RegistryClient(registry_url))
+    producer = make_producer(cfg.hubs_file.kafka, "bench-source", linger_ms=20)
+    now = int(time.time() * 1000)
+    for seq, record in enumerate(records, start=1):
+        key = f"{record['credit_code']}-{seq}"  # distinct keys: nothing compacts away mid-benchmark
+        event = ChangeEvent(RESOURCE, "c", key, seq, resource.owner, "bench", now, record)
+        producer.send(topic, key=key_bytes(key), value=serde.encode(f"{topic}-value", schema, event.to_avro()))
+    producer.flush()
+    producer.close()
+    return topic
+
+
+class Registry:
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.store = SchemaStore(kafka)
+        self.store.start()
+        self.server = RegistryServer(self.store)
+        self.server.start()
+        self.url = self.server.url
+
+    def close(self) -> None:
+        self.server.stop()
+        self.store.stop()
+
+
+def applied_config(kafka: KafkaSettings) -> tuple[ConfigDir, dict[str, str]]:
+    root, renames = bench_config(kafka)
+    cfg = load_config(root)
+    with provision_session(cfg) as session:
+        session.apply()
+    return cfg, renames
+
+
+def with_other_catalog(kafka: KafkaSettings, cfg: ConfigDir, renames: dict[str, str], subscriptions: int) -> ConfigDir:
+    """The applied config plus ``subscriptions`` idle subscriptions on other resources, loaded, not applied.
+
+    Applying them would create one delivery topic each (10,000 topics on a laptop broker); the hub only needs
+    their source topics to exist, so those are created directly.
+    """
+    resources, subs = other_catalog(subscriptions)
+    for res in resources:
+        res["owner"] = renames[res["owner"]]
+    for sub in subs:
+        sub["subscriber"], sub["hub"] = renames[sub["subscriber"]], renames[sub["hub"]]
+    (cfg.root / "catalog" / "bench-other.yaml").write_text(yaml.safe_dump({"resources": resources}, allow_unicode=True),
+                                                          encoding="utf-8")
+    (cfg.root / "subscriptions" / "bench-other.yaml").write_text(
+        yaml.safe_dump({"subscriptions": subs}, allow_unicode=True), encoding="utf-8")
+    admin = make_admin(kafka)
+    ensure_topics(admin, {topics.source_topic(r["owner"], r["code"]): {} for r in resources}, partitions=1)
+    admin.close()
+    return load_config(cfg.root)
+
+
+def hub_throughput(
+    kafka: KafkaSettings, n: int, *, profile_to: str | None = None, other_subscriptions: int = 0
+) -> dict[str, Any]:
+    """N records through one hub worker; output records/s counting deliveries and audit entries."""
+    cfg, renames = applied_config(kafka)
+    if other_subscriptions:
+        cfg = with_other_catalog(kafka, cfg, renames, other_subscriptions)
+    registry = Registry(kafka)
+    try:
+        produce_source(cfg, registry.url, entities(cfg, n))
+        profiler = None
+        if profile_to:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(async_mode="disabled")
+        # The applied snapshot lacks the idle subscriptions; do not let the hub swap back to it.
+        process = start_hub(cfg, renames["pudong"], follow_config=not other_subscriptions, start_thread=False)
+        stats = process.worker.stats
+        timing: dict[str, float] = {}
+
+        def measure() -> None:
+            # pyinstrument samples the thread it runs in: the worker runs in this (main) thread, so this
+            # watcher thread does the timing and stops the worker at the end.
+            wait_until(lambda: stats.consumed > 0, timeout=60)
+            timing["start"], timing["consumed"] = time.perf_counter(), stats.consumed
+            wait_until(lambda: stats.consumed >= n, timeout=600, poll=0.005)
+            timing["end"] = time.perf_counter()
+            process.worker.stop()
+
+        watcher = threading.Thread(target=measure)
+        watcher.start()
+        try:
+            if profiler is not None:
+                profiler.start()
+            process.worker.run()
+            if profiler is not None:
+                profiler.stop()
+                with open(profile_to, "w", encoding="utf-8") as fh:
+                    fh.write(profiler.output_text(unicode=True, color=False, show_all=False))
+        finally:
+            watcher.join()
+            process.close()
+        elapsed = timing["end"] - timing["start"]
+        consumed_at_start = int(timing["consumed"])
+        with stats.lock:
+            delivered = sum(s.delivered for s in stats.subscriptions.values())
+        outputs = delivered * 2  # each delivery has its audit entry
+        measured = n - consumed_at_start
+        per_input = outputs / n
+        return {
+            "records": n,
+            "seconds": elapsed,
+            "input_records_per_s": measured / elapsed,
+            "output_records_per_s": per_input * measured / elapsed,
+            "outputs_per_input": per_input,
+            "cost_us_per_record": elapsed / measured * 1e6,
+        }
+    finally:
+        registry.close()
+
+
+def passthrough_throughput(kafka: KafkaSettings, n: int, outputs_per_input: float) -> dict[str, Any]:
+    """A plain consumer -> transactional producer copy with the hub's batching, same outputs per input."""
+    cfg, _ = applied_config(kafka)
+    registry = Registry(kafka)
+    try:
+        source = produce_source(cfg, registry.url, entities(cfg, n))
+    finally:
+        registry.close()
+    target = source.replace("xhub.src.", "bench.copy.")
+    admin = make_admin(kafka)
+    ensure_topics(admin, {target: {}}, partitions=3)
+    admin.close()
+    copies = max(1, round(outputs_per_input))
+    producer = make_producer(kafka, "bench-copy", transactional_id=f"bench-copy-{target}", transaction_timeout_ms=30000)
+    consumer = make_consumer(kafka, "bench-copy", group_id=f"bench-copy-{target}", max_poll_records=500)
+    producer.init_transactions()
+    consumer.subscribe([source])
+    consumed = 0
+    started = None
+    while consumed < n:
+        batch = consumer.poll(timeout_ms=100, max_records=500)
+        if not batch:
+            continue
+        if started is None:
+            started = time.perf_counter()
+        producer.begin_transaction()
+        for records in batch.values():
+            for rec in records:
+                for _ in range(copies):
+                    producer.send(target, key=rec.key, value=rec.value, headers=rec.headers)
+        producer.flush()
+        offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "", -1) for tp, records in batch.items()}
+        producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
+        producer.commit_transaction()
+        consumed += sum(len(r) for r in batch.values())
+    assert started is not None
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    producer.close()
+    return {
+        "records": n,
+        "seconds": elapsed,
+        "outputs_per_input": copies,
+        "output_records_per_s": n * copies / elapsed,
+    }
+
+
+def scaling(kafka: KafkaSettings, n: int, small: int, large: int) -> dict[str, Any]:
+    """Hub cost per record with ``small`` and ``large`` extra subscriptions on other (idle) resources."""
+    results = {}
+    for count in (small, large):
+        results[count] = hub_throughput(kafka, n, other_subscriptions=count)["cost_us_per_record"]
+    return {"cost_us_per_record": results, "ratio": results[large] / results[small]}
+
+
+OTHER_RESOURCES = 20
+
+
+def other_catalog(subscriptions: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``subscriptions`` subscriptions spread over a few other resources that carry no traffic."""
+    resources = []
+    for i in range(1, OTHER_RESOURCES + 1):
+        resources.append({
+            "code": f"PD-SOC-{i:04d}", "name": f"bench other {i}", "owner": "amr",
+            "schema": "resources/business_licence.avsc", "key": "licence_no", "share": "unconditional",
+            "fields": {f: "public" for f in ("licence_no", "credit_code", "entity_name", "licence_type",
+                                             "issue_date", "valid_until", "issuing_authority")},
+        })
+    subs = [{
+        "id": f"other-{i}", "subscriber": "tax", "resource": f"PD-SOC-{(i % OTHER_RESOURCES) + 1:04d}", "hub": "pudong",
+        "fields": ["licence_no", "entity_name"], "purpose": "bench",
+    } for i in range(subscriptions)]
+    return resources, subs
+
+
+def read_positions(kafka: KafkaSettings, topic: str) -> dict[int, int]:
+    consumer = make_consumer(kafka, "bench-pos", group_id=None)
+    parts = consumer.partitions_for_topic(topic) or set()
+    ends = consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+    consumer.close()
+    return {tp.partition: off for tp, off in ends.items()}
