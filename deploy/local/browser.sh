@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Headless Chromium for the status-page test: installs Debian's chromium and chromium-driver when
+# /usr/bin/chromium or /usr/bin/chromedriver is missing, then prints both paths.
+#
+#   deploy/local/browser.sh          install if needed, print "chromium=<path>" and "chromedriver=<path>"
+#   deploy/local/browser.sh status   exit 0 when both are installed, 1 otherwise (installs nothing)
+set -euo pipefail
+
+CHROMIUM=/usr/bin/chromium
+CHROMEDRIVER=/usr/bin/chromedriver
+
+installed() {
+  [[ -x "$CHROMIUM" && -x "$CHROMEDRIVER" ]]
+}
+
+print_paths() {
+  echo "chromium=$CHROMIUM ($("$CHROMIUM" --version 2>/dev/null || echo 'version unknown'))"
+  echo "chromedriver=$CHROMEDRIVER ($("$CHROMEDRIVER" --version 2>/dev/null || echo 'version unknown'))"
+}
+
+case "${1:-install}" in
+  status)
+    if installed; then print_paths; exit 0; fi
+    echo "chromium or chromedriver missing (run deploy/local/browser.sh)" >&2
+    exit 1
+    ;;
+  install) ;;
+  *)
+    echo "usage: $0 [install|status]" >&2
+    exit 2
+    ;;
+esac
+
+if ! installed; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "error: apt-get not found: install chromium and chromium-driver with your package manager" >&2
+    exit 1
+  fi
+  SUDO=()
+  if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1; then
+      SUDO=(sudo)
+    else
+      echo "error: installing chromium needs root (or sudo): apt-get install chromium chromium-driver" >&2
+      exit 1
+    fi
+  fi
+  echo "installing chromium and chromium-driver (Debian packages)" >&2
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    chromium chromium-driver >/dev/null
+  if ! installed; then
+    echo "error: apt-get finished but $CHROMIUM or $CHROMEDRIVER is still missing" >&2
+    exit 1
+  fi
+fi
+print_paths

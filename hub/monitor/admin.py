@@ -1,0 +1,317 @@
+"""The hub's admin port: the status page, its JSON, Prometheus metrics, health and readiness.
+
+    GET /             status page (HTML; refreshes itself from /api/status)
+    GET /api/status   subscriptions with status, lag in records and seconds, throughput, dead letters
+    GET /metrics      Prometheus text exposition of this hub's own registry
+    GET /healthz      200 while the process serves
+    GET /readyz       200 once the worker consumes and its thread is alive, else 503
+
+A monitor thread measures the lags every ``interval`` seconds (the status windows live there), so a
+request never waits for Kafka. The server binds 127.0.0.1 unless told otherwise: put a reverse proxy with
+authentication in front of it to expose it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from hub.log import get_logger
+from hub.monitor.board import LagBoard, SubscriptionLag
+from hub.monitor.dead_letters import DeadLetterTally, DepartmentDeadLetters
+from hub.monitor.lag import Decoder, LagProbe, Target, targets_of_plans
+from hub.monitor.metrics import HubCollector
+from hub.monitor.snapshot import MonitorState, Rates, copy_stats, status_document
+from hub.monitor.status import Rules
+
+if TYPE_CHECKING:
+    from hub.config.loader import ConfigDir
+    from hub.engine.worker import HubWorker
+
+log = get_logger("monitor.admin")
+
+STATIC = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/index.html": ("index.html", "text/html; charset=utf-8"),
+    "/status.css": ("status.css", "text/css; charset=utf-8"),
+    "/status.js": ("status.js", "text/javascript; charset=utf-8"),
+}
+
+
+def static_file(name: str) -> bytes:
+    """A file of ``hub/monitor/static`` (shipped as package data)."""
+    return resources.files("hub.monitor").joinpath("static", name).read_bytes()
+
+
+class AdminServer:
+    """Serves the admin port of one hub worker from background threads.
+
+    Args:
+        cfg: the config the hub was started with (department names for the page, Kafka settings).
+        hub: hub name.
+        worker: the worker whose counters, plans and readiness are shown.
+        registry_url: the schema registry, to read the source commit time out of waiting events.
+        port: TCP port; 0 picks a free one (see :attr:`url`).
+        host: interface to bind.
+        window: seconds of the status window (STOP after no progress for longer).
+        interval: seconds between lag measurements.
+        stall_after: seconds without progress before STALL (default: window / 4).
+    """
+
+    def __init__(
+        self,
+        cfg: ConfigDir,
+        hub: str,
+        worker: HubWorker,
+        *,
+        registry_url: str | None,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        window: float = 60.0,
+        interval: float = 2.0,
+        stall_after: float | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.hub = hub
+        self.worker = worker
+        self.registry_url = registry_url
+        self.host = host
+        self.rules = Rules(window=window, stall_after=stall_after)
+        self.interval = interval
+        self.description = cfg.hubs[hub].description if hub in cfg.hubs else ""
+        self.department_names = {d.id: d.name for d in cfg.departments.values()}
+        self._port = port
+        self._state = MonitorState()
+        self._stop = threading.Event()
+        self._httpd: ThreadingHTTPServer | None = None
+        self._threads: list[threading.Thread] = []
+        self._worker_thread: threading.Thread | None = None
+        self.decoder: Decoder | None = None
+        registry_clients: dict[str, Any] = {}
+        engine_serde = getattr(worker, "serde", None)
+        if engine_serde is not None and hasattr(engine_serde, "client"):
+            registry_clients["engine"] = engine_serde.client
+        if registry_url:
+            from hub.registry.client import RegistryClient
+            from hub.registry.serde import AvroSerde
+
+            client = RegistryClient(registry_url)
+            self.decoder = AvroSerde(client)
+            registry_clients["monitor"] = client
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.collector = HubCollector(hub, worker.stats, lambda: self._state, self.is_ready, registry_clients)
+        self.registry.register(self.collector)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1] if self._httpd else self._port
+
+    @property
+    def url(self) -> str:
+        """Base URL of the admin port, e.g. ``http://127.0.0.1:8090``."""
+        return f"http://{self.host}:{self.port}"
+
+    def attach_thread(self, thread: threading.Thread) -> None:
+        """The thread running the worker; /readyz answers 503 once it has died."""
+        self._worker_thread = thread
+
+    def start(self) -> None:
+        """Bind the port and start serving and measuring."""
+        if self._httpd is not None:
+            return
+        handler = type("AdminRequestHandler", (_Handler,), {"admin": self})
+        self._httpd = ThreadingHTTPServer((self.host, self._port), handler)
+        self._httpd.daemon_threads = True
+        serve = threading.Thread(target=self._httpd.serve_forever, name=f"admin-http-{self.hub}", daemon=True)
+        monitor = threading.Thread(target=self._monitor_loop, name=f"admin-monitor-{self.hub}", daemon=True)
+        self._threads = [serve, monitor]
+        serve.start()
+        monitor.start()
+        log.info("admin_server_started", hub=self.hub, url=self.url)
+
+    def stop(self) -> None:
+        """Stop measuring and serving; close the socket."""
+        self._stop.set()
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads = []
+        if httpd is not None:
+            log.info("admin_server_stopped", hub=self.hub, port=httpd.server_address[1])
+
+    # -- what the routes answer ------------------------------------------------------------------
+    def is_ready(self) -> bool:
+        return self.readiness()[0]
+
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, why not) of the worker: it consumes, and the thread running it is alive."""
+        if not self.worker.ready.is_set():
+            return False, "worker not started yet"
+        thread = self._worker_thread or self._find_worker_thread()
+        if thread is not None and not thread.is_alive():
+            return False, f"worker thread {thread.name} has stopped"
+        return True, "ready"
+
+    def _find_worker_thread(self) -> threading.Thread | None:
+        # start_hub names the worker thread hub-<hub>-<worker id>; attach_thread is the explicit way.
+        options = getattr(self.worker, "options", None)
+        name = f"hub-{self.hub}-{getattr(options, 'worker_id', 0)}"
+        return next((t for t in threading.enumerate() if t.name == name), None)
+
+    def status(self) -> dict[str, Any]:
+        """The document of /api/status."""
+        return status_document(
+            hub=self.hub,
+            description=self.description,
+            ready=self.is_ready(),
+            now_ms=time.time_ns() // 1_000_000,
+            window=self.rules.window,
+            stats=copy_stats(self.worker.stats),
+            state=self._state,
+            department_names=self.department_names,
+        )
+
+    def metrics(self) -> bytes:
+        return generate_latest(self.registry)
+
+    # -- the monitor thread ----------------------------------------------------------------------
+    def _refresh(self, monitor: _Monitor) -> None:
+        """Measure once and publish the new state (the monitor thread calls this every ``interval``)."""
+        started = time.monotonic()
+        targets = tuple(targets_of_plans(self.hub, list(self.worker.policies.plans.values())))
+        state = self._state
+        try:
+            rows, dead = monitor.measure(targets)
+        except Exception as exc:  # noqa: BLE001 - the monitor must outlive any failure; it is reported
+            errors = state.refresh_errors + 1
+            log.warning("monitor_refresh_failed", hub=self.hub, error=f"{type(exc).__name__}: {exc}")
+            self._state = MonitorState(
+                targets,
+                state.rows,
+                state.refreshed_ms,
+                state.refresh_seconds,
+                f"{type(exc).__name__}: {exc}",
+                errors,
+                state.dead_letters,
+                state.delivered_rates,
+                state.consumed_rate,
+            )
+            return
+        self.collector.feed()
+        monitor.rates.add(time.time(), copy_stats(self.worker.stats, rings=False))
+        self._state = MonitorState(
+            targets,
+            tuple(rows),
+            time.time_ns() // 1_000_000,
+            time.monotonic() - started,
+            None,
+            state.refresh_errors,
+            dead,
+            monitor.rates.delivered(),
+            monitor.rates.consumed(),
+        )
+
+    def _monitor_loop(self) -> None:
+        monitor = _Monitor(self)
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                self._refresh(monitor)
+                self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+        finally:
+            monitor.close()
+
+
+class _Monitor:
+    """The Kafka clients and windows of the monitor thread, (re)opened lazily: Kafka may be down at start."""
+
+    def __init__(self, admin: AdminServer) -> None:
+        self.admin = admin
+        self.rates = Rates(admin.rules.window)
+        self.board: LagBoard | None = None
+        self.probe: LagProbe | None = None
+        self.tally: DeadLetterTally | None = None
+
+    def measure(
+        self, targets: tuple[Target, ...]
+    ) -> tuple[list[SubscriptionLag], dict[str, DepartmentDeadLetters]]:
+        admin = self.admin
+        kafka = admin.cfg.hubs_file.kafka
+        # kafka-python clients reconnect by themselves once open; opening fails while Kafka is down.
+        if self.probe is None:
+            self.probe = LagProbe(kafka, admin.decoder, client_id=f"monitor-{admin.hub}")
+        if self.board is None:
+            self.board = LagBoard(self.probe, admin.rules)
+        if self.tally is None:
+            owners = [*admin.department_names, admin.hub]
+            self.tally = DeadLetterTally(kafka, owners, client_id=f"monitor-{admin.hub}-dlq")
+        rows = self.board.refresh(targets)
+        return rows, self.tally.refresh(timeout=1.0)
+
+    def close(self) -> None:
+        for client in (self.probe, self.tally):
+            if client is not None:
+                client.close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    admin: ClassVar[AdminServer]
+    server_version = "xhub-admin"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        routes: dict[str, Callable[[], None]] = {
+            "/api/status": self._status,
+            "/metrics": self._metrics,
+            "/healthz": self._healthz,
+            "/readyz": self._readyz,
+        }
+        try:
+            if path in routes:
+                routes[path]()
+            elif path in STATIC:
+                name, content_type = STATIC[path]
+                self._send(HTTPStatus.OK, static_file(name), content_type)
+            else:
+                self._send(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
+        except (BrokenPipeError, ConnectionResetError):
+            return  # the client went away (a page reload)
+
+    def _status(self) -> None:
+        body = json.dumps(self.admin.status(), ensure_ascii=False).encode("utf-8")
+        self._send(HTTPStatus.OK, body, "application/json; charset=utf-8")
+
+    def _metrics(self) -> None:
+        self._send(HTTPStatus.OK, self.admin.metrics(), CONTENT_TYPE_LATEST)
+
+    def _healthz(self) -> None:
+        self._send(HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8")
+
+    def _readyz(self) -> None:
+        ready, why = self.admin.readiness()
+        status = HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE
+        self._send(status, f"{why}\n".encode(), "text/plain; charset=utf-8")
+
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the signature http.server calls
+        return  # scrapes every few seconds would flood the log; errors are logged where they happen

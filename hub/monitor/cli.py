@@ -1,0 +1,262 @@
+"""``xhub lag`` and ``xhub report``: the operator commands (``hub.cli`` adds them via ``add_parsers``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import IO, Any
+
+from hub.monitor.board import LagBoard, SubscriptionLag, sample_board, status_counts
+from hub.monitor.status import Rules, Status
+
+EXIT_NOT_ALL_OK = 3
+"""Exit status of ``xhub lag`` (without --watch) when a subscription is not OK; 1 and 2 are errors."""
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Add ``lag`` and ``report`` to the ``xhub`` sub-command parsers (``add_subparsers()``'s result)."""
+    p = subparsers.add_parser(
+        "lag",
+        help="lag of every subscription in records and seconds, with status (OK WARN STALL STOP REWIND)",
+        description=(
+            "One row per subscription: hub lag (source topic end offsets minus the hub's committed offsets), "
+            "subscriber lag (delivery topic end offsets minus the subscriber sidecar's committed offsets), "
+            "lag in seconds since the source commit of the oldest waiting event, and a status over a sliding "
+            "window. Without --watch, takes --samples samples --interval seconds apart; with no longer "
+            "history, 'not moving' is judged by the age of the waiting records. Exit status: 0 all OK, "
+            f"{EXIT_NOT_ALL_OK} some subscription not OK, 1 config error, 2 Kafka or registry error."
+        ),
+    )
+    p.add_argument("config_dir")
+    p.add_argument("--hub", default=None, help="only this hub (default: every hub in hubs.yaml)")
+    p.add_argument("--watch", action="store_true", help="refresh every --interval seconds until Ctrl-C")
+    p.add_argument("--json", action="store_true", help="JSON (with --watch: one document per line)")
+    p.add_argument(
+        "--window",
+        type=float,
+        default=60.0,
+        help="status window in seconds (default 60): no progress for longer is STOP",
+    )
+    p.add_argument(
+        "--stall-after",
+        type=float,
+        default=None,
+        help="seconds without progress before STALL (default: window / 4)",
+    )
+    p.add_argument("--samples", type=int, default=3, help="samples of a single run (default 3)")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between samples (default 1)")
+    p.set_defaults(func=_lag)
+
+    p = subparsers.add_parser(
+        "report",
+        help="per department: share ratio, subscriptions served, records delivered, freshness, bad records",
+    )
+    p.add_argument("config_dir")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument(
+        "--sample", type=int, default=1000, help="records per delivery topic for freshness (default 1000)"
+    )
+    p.set_defaults(func=_report)
+
+
+def _lag(args: argparse.Namespace) -> int:
+    return lag_command(
+        args.config_dir,
+        args.hub,
+        args.watch,
+        args.json,
+        args.window,
+        samples=args.samples,
+        interval=args.interval,
+        stall_after=args.stall_after,
+    )
+
+
+def _report(args: argparse.Namespace) -> int:
+    return report_command(args.config_dir, args.json, sample=args.sample)
+
+
+def lag_command(
+    config_dir: str,
+    hub: str | None,
+    watch: bool,
+    json_out: bool,
+    window: float,
+    *,
+    samples: int = 3,
+    interval: float = 1.0,
+    stall_after: float | None = None,
+    refreshes: int | None = None,
+    out: IO[str] | None = None,
+) -> int:
+    """``xhub lag``: print the lag and status of every subscription (of ``hub``, or of every hub).
+
+    Args:
+        config_dir: the config directory.
+        hub: only this hub; None for all.
+        watch: refresh every ``interval`` seconds until interrupted (or ``refreshes`` times).
+        json_out: JSON instead of a table.
+        window: status window in seconds.
+        samples: samples of a single run, ``interval`` seconds apart.
+        interval: seconds between samples.
+        stall_after: seconds without progress before STALL (default window / 4).
+        refreshes: stop watching after this many refreshes (tests).
+        out: where to print (default stdout).
+
+    Returns:
+        0 when every subscription is OK (always 0 with ``watch``), :data:`EXIT_NOT_ALL_OK` otherwise.
+
+    Raises:
+        ConfigError: the config directory is invalid or names no such hub.
+        LagUnavailable, RegistryUnavailable: Kafka or the registry did not answer.
+    """
+    from hub.config import load_config
+    from hub.monitor.decoding import open_decoder
+    from hub.monitor.lag import LagProbe, targets_of_config
+
+    stream = out or sys.stdout
+    rules = Rules(window=window, stall_after=stall_after)
+    cfg = load_config(config_dir)
+    targets = targets_of_config(cfg, hub)
+    if not targets:
+        print("no subscriptions" + (f" on hub {hub}" if hub else ""), file=stream)
+        return 0
+    with open_decoder(cfg) as decoder:
+        probe = LagProbe(cfg.hubs_file.kafka, decoder, client_id="lag")
+        try:
+            board = LagBoard(probe, rules)
+            if not watch:
+                rows = sample_board(board, targets, samples=samples, interval=interval)
+                _print(rows, rules, json_out, stream, clear=False)
+                return 0 if all(r.status is Status.OK for r in rows) else EXIT_NOT_ALL_OK
+            done = 0
+            clear = not json_out and stream.isatty()
+            try:
+                while refreshes is None or done < refreshes:
+                    started = time.monotonic()
+                    _print(board.refresh(targets), rules, json_out, stream, clear=clear)
+                    done += 1
+                    if refreshes is None or done < refreshes:
+                        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+            except KeyboardInterrupt:
+                pass
+            return 0
+        finally:
+            probe.close()
+
+
+def lag_document(rows: Sequence[SubscriptionLag], rules: Rules) -> dict[str, Any]:
+    """The JSON of ``xhub lag --json``."""
+    return {
+        "generated_ms": time.time_ns() // 1_000_000,
+        "window_seconds": rules.window,
+        "stall_after_seconds": rules.stall_seconds,
+        "status_counts": dict(status_counts(rows)),
+        "subscriptions": [r.to_json() for r in rows],
+    }
+
+
+def format_seconds(value: float | None) -> str:
+    """Lag in seconds for a table: ``0s``, ``4.2s``, ``3m05s``, ``2h03m``, ``?`` when unknown."""
+    if value is None:
+        return "?"
+    if value < 10:
+        return f"{value:.1f}s"
+    whole = round(value)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def format_lag_table(rows: Sequence[SubscriptionLag]) -> str:
+    """One line per subscription; the reason of any status other than OK at the end of its line."""
+    header = (
+        "HUB",
+        "SUBSCRIPTION",
+        "SUBSCRIBER",
+        "RESOURCE",
+        "STATUS",
+        "HUB LAG",
+        "HUB AGE",
+        "SUB LAG",
+        "SUB AGE",
+        "NOTE",
+    )
+    table: list[tuple[str, ...]] = [header]
+    for r in rows:
+        notes = [
+            f"{kind}: {view.verdict.reason}"
+            for kind, view in (("hub", r.hub), ("subscriber", r.subscriber))
+            if view.status is not Status.OK
+        ]
+        if r.target.refusal:
+            notes.insert(0, f"not delivered: {r.target.refusal}")
+        table.append(
+            (
+                r.target.hub,
+                r.target.subscription,
+                r.target.subscriber,
+                r.target.resource,
+                r.status.value,
+                _records(r.hub),
+                format_seconds(r.hub.lag.lag_seconds),
+                _records(r.subscriber),
+                format_seconds(r.subscriber.lag.lag_seconds),
+                "; ".join(notes),
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    numeric = {5, 6, 7, 8}
+    lines = []
+    for row in table:
+        cells = [
+            c.rjust(w) if i in numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=False))
+        ]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def _records(view: Any) -> str:
+    return "n/a" if view.lag.error else f"{view.lag.lag_records:,}"
+
+
+def _print(
+    rows: Sequence[SubscriptionLag], rules: Rules, json_out: bool, stream: IO[str], *, clear: bool
+) -> None:
+    if json_out:
+        print(json.dumps(lag_document(rows, rules), ensure_ascii=False), file=stream, flush=True)
+        return
+    if clear:
+        stream.write("\x1b[H\x1b[2J")
+    counts = ", ".join(f"{n} {s}" for s, n in status_counts(rows).items() if n)
+    stamp = time.strftime("%H:%M:%S")
+    print(f"{stamp}  {len(rows)} subscriptions: {counts}  (window {rules.window:g}s)", file=stream)
+    print(format_lag_table(rows), file=stream, flush=True)
+
+
+def report_command(config_dir: str, json_out: bool, *, sample: int = 1000, out: IO[str] | None = None) -> int:
+    """``xhub report``: how well each department shares (see ``hub.monitor.report``).
+
+    Raises:
+        ConfigError: the config directory is invalid.
+        LagUnavailable, RegistryUnavailable: Kafka or the registry did not answer.
+    """
+    from hub.config import load_config
+    from hub.monitor.decoding import open_decoder
+    from hub.monitor.report import build_report, format_report
+
+    stream = out or sys.stdout
+    cfg = load_config(config_dir)
+    with open_decoder(cfg) as decoder:
+        report = build_report(cfg, decoder, sample=sample)
+    if json_out:
+        print(json.dumps(report.to_json(), ensure_ascii=False, indent=2), file=stream)
+    else:
+        print(format_report(report), file=stream)
+    return 0

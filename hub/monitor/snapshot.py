@@ -1,0 +1,203 @@
+"""What the admin server shows: one immutable snapshot of the monitor, and the status document built from it.
+
+The monitor thread replaces the snapshot whole after each refresh, so HTTP threads read a consistent view
+without locks. The worker's counters are copied under their lock (:func:`copy_stats`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hub.engine.stats import OUTCOMES
+from hub.monitor.board import SubscriptionLag, status_counts
+from hub.monitor.dead_letters import DepartmentDeadLetters
+from hub.monitor.lag import Target
+
+if TYPE_CHECKING:
+    from hub.engine.stats import WorkerStats
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionCounts:
+    delivered: int = 0
+    filtered: int = 0
+    refused: int = 0
+    dead_lettered: int = 0
+    last_source_commit_ms: int | None = None
+    last_delivery_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatsCopy:
+    """The worker's counters at one instant."""
+
+    consumed: int = 0
+    undecodable: int = 0
+    transactions: int = 0
+    aborted_transactions: int = 0
+    subscriptions: Mapping[str, SubscriptionCounts] = field(default_factory=dict)
+    tx_seconds: tuple[float, ...] = ()
+    latency_ms: tuple[int, ...] = ()
+
+    @property
+    def delivered(self) -> int:
+        return sum(s.delivered for s in self.subscriptions.values())
+
+    def outcome_total(self, outcome: str) -> int:
+        return sum(int(getattr(s, outcome)) for s in self.subscriptions.values())
+
+
+def copy_stats(stats: WorkerStats, *, rings: bool = True) -> StatsCopy:
+    """Copy the counters of ``stats`` under its lock (the recent-value rings too when ``rings``)."""
+    with stats.lock:
+        subs = {
+            sid: SubscriptionCounts(
+                s.delivered,
+                s.filtered,
+                s.refused,
+                s.dead_lettered,
+                s.last_source_commit_ms,
+                s.last_delivery_ms,
+            )
+            for sid, s in stats.subscriptions.items()
+        }
+        return StatsCopy(
+            stats.consumed,
+            stats.undecodable,
+            stats.transactions,
+            stats.aborted_transactions,
+            subs,
+            tuple(stats.tx_seconds) if rings else (),
+            tuple(stats.latency_ms) if rings else (),
+        )
+
+
+class Rates:
+    """Records per second delivered per subscription (and consumed by the worker) over a sliding window."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._points: deque[tuple[float, int, dict[str, int]]] = deque()
+
+    def add(self, ts: float, stats: StatsCopy) -> None:
+        self._points.append(
+            (ts, stats.consumed, {sid: s.delivered for sid, s in stats.subscriptions.items()})
+        )
+        while len(self._points) > 2 and self._points[1][0] <= ts - self.window:
+            self._points.popleft()
+
+    def consumed(self) -> float:
+        if len(self._points) < 2:
+            return 0.0
+        (t0, c0, _), (t1, c1, _) = self._points[0], self._points[-1]
+        return max(0.0, (c1 - c0) / (t1 - t0)) if t1 > t0 else 0.0
+
+    def delivered(self) -> dict[str, float]:
+        if len(self._points) < 2:
+            return {}
+        (t0, _, d0), (t1, _, d1) = self._points[0], self._points[-1]
+        if t1 <= t0:
+            return {}
+        return {sid: max(0.0, (n - d0.get(sid, 0)) / (t1 - t0)) for sid, n in d1.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorState:
+    """One refresh of the monitor thread."""
+
+    targets: tuple[Target, ...] = ()
+    rows: tuple[SubscriptionLag, ...] = ()
+    refreshed_ms: int | None = None  # when the lags were last measured
+    refresh_seconds: float | None = None
+    error: str | None = None  # the last refresh's failure, if it failed
+    refresh_errors: int = 0
+    dead_letters: Mapping[str, DepartmentDeadLetters] = field(default_factory=dict)
+    delivered_rates: Mapping[str, float] = field(default_factory=dict)
+    consumed_rate: float = 0.0
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-quantile (0..1) of ``values`` by the nearest-rank method; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-int(q * 1000) * len(ordered) // 1000))  # ceil(q * n) without float surprises
+    return float(ordered[min(rank, len(ordered)) - 1])
+
+
+def status_document(
+    *,
+    hub: str,
+    description: str,
+    ready: bool,
+    now_ms: int,
+    window: float,
+    stats: StatsCopy,
+    state: MonitorState,
+    department_names: Mapping[str, str],
+) -> dict[str, Any]:
+    """The JSON of /api/status (what the status page renders)."""
+    rows = {r.target.subscription: r for r in state.rows}
+    subscriptions: list[dict[str, Any]] = []
+    for target in state.targets:
+        row = rows.get(target.subscription)
+        counts = stats.subscriptions.get(target.subscription, SubscriptionCounts())
+        item: dict[str, Any] = (
+            row.to_json()
+            if row is not None
+            else {
+                "hub": target.hub,
+                "subscription": target.subscription,
+                "subscriber": target.subscriber,
+                "resource": target.resource,
+                "owner": target.owner,
+                "refusal": target.refusal,
+                "status": None,
+                "hub_lag": None,
+                "subscriber_lag": None,
+            }
+        )
+        item.update(
+            {outcome: getattr(counts, outcome) for outcome in OUTCOMES},
+            delivered_per_second=round(state.delivered_rates.get(target.subscription, 0.0), 3),
+            last_delivery_ms=counts.last_delivery_ms,
+            last_source_commit_ms=counts.last_source_commit_ms,
+            subscriber_name=department_names.get(target.subscriber, target.subscriber),
+            owner_name=department_names.get(target.owner, target.owner),
+        )
+        subscriptions.append(item)
+    dead = []
+    for dept in sorted(set(department_names) | set(state.dead_letters)):
+        counts_dl = state.dead_letters.get(dept, DepartmentDeadLetters())
+        dead.append({"department": dept, "name": department_names.get(dept, dept), **counts_dl.to_json()})
+    latencies = [ms / 1000 for ms in stats.latency_ms]
+    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    return {
+        "hub": hub,
+        "description": description,
+        "ready": ready,
+        "now_ms": now_ms,
+        "refreshed_ms": state.refreshed_ms,
+        "window_seconds": window,
+        "error": state.error,
+        "status_counts": dict(status_counts(list(state.rows))),
+        "totals": {
+            "consumed": stats.consumed,
+            "undecodable": stats.undecodable,
+            "transactions": stats.transactions,
+            "aborted_transactions": stats.aborted_transactions,
+            **{outcome: stats.outcome_total(outcome) for outcome in OUTCOMES},
+            "consumed_per_second": round(state.consumed_rate, 3),
+            "delivered_per_second": round(sum(state.delivered_rates.values()), 3),
+        },
+        "freshness": {
+            "p50_seconds": None if p50 is None else round(p50, 3),
+            "p99_seconds": None if p99 is None else round(p99, 3),
+            "samples": len(latencies),
+        },
+        "subscriptions": subscriptions,
+        "dead_letters": dead,
+    }
