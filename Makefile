@@ -30,6 +30,7 @@ test: $(STAMP)
 	  $(PG) status >/dev/null 2>&1 || started_pg=1; \
 	  $(PG) up || exit 1; export XHUB_TEST_POSTGRES_DSN=$$($(PG) dsn); \
 	fi; \
+	deploy/local/browser.sh >/dev/null || exit 1; \
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	[ $$started_kafka = 1 ] && $(KAFKA) down; \
 	[ $$started_pg = 1 ] && $(PG) down; \

@@ -92,7 +92,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hub", required=True, help="hub name from hubs.yaml")
     p.add_argument("--worker-id", type=int, default=0, help="distinct per worker of the same hub (0, 1, ...)")
     p.set_defaults(func=_run)
+
+    _add_package_parsers(sub)
     return parser
+
+
+def _add_package_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Commands whose argument parsing lives beside their code (monitor, audit, the sidecar, the demo).
+
+    The sidecar is the connectors package: the CLI is the one place where the hub side names it, so that
+    departments and operators have a single `xhub` command.
+    """
+    from connectors.cli import add_parser as add_connector_parser
+    from hub.monitor.cli import add_parsers as add_monitor_parsers
+
+    add_monitor_parsers(sub)
+    add_connector_parser(sub)
+    try:
+        from hub.audit.cli import add_parsers as add_audit_parsers
+    except ImportError:  # pragma: no cover - audit CLI lands with the audit package
+        pass
+    else:
+        add_audit_parsers(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

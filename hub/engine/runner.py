@@ -67,6 +67,7 @@ def start_hub(
     serve_registry: bool | None = None,
     follow_config: bool = True,
     start_thread: bool = True,
+    serve_admin: bool = True,
 ) -> HubProcess:
     """Start one worker of ``hub`` in a background thread (plus the built-in registry and admin port)."""
     from hub.registry.client import RegistryClient
@@ -80,13 +81,13 @@ def start_hub(
     builtin = serve_registry if serve_registry is not None else url is None
     if builtin:
         from hub.registry.server import RegistryServer
-        from hub.registry.store import KafkaSchemaStore
+        from hub.registry.store import SchemaStore
 
-        store = KafkaSchemaStore(kafka, topic=cfg.hubs_file.registry.topic)
+        store = SchemaStore(kafka, topic=cfg.hubs_file.registry.topic)
         store.start()
         server = RegistryServer(store, port=spec.registry_port if registry_port is None else registry_port)
         server.start()
-        closers.extend([store.close, server.stop])
+        closers.extend([store.stop, server.stop])
         url = server.url
     assert url is not None
     serde = AvroSerde(RegistryClient(url))
@@ -100,17 +101,19 @@ def start_hub(
         stats=stats,
     )
     admin_url = None
-    port = spec.admin_port if admin_port is None else admin_port
-    try:
-        from hub.monitor.admin import AdminServer
-    except ImportError:
-        AdminServer = None  # noqa: N806 - the monitor package is optional while it is being built
-    if AdminServer is not None:
+    # Workers of one hub on one machine each get their own admin port.
+    port = (spec.admin_port + worker_id if spec.admin_port else 0) if admin_port is None else admin_port
+    from hub.monitor.admin import AdminServer
+
+    admin = None
+    if serve_admin:
         admin = AdminServer(cfg, hub, worker, registry_url=url, port=port)
         admin.start()
         closers.append(admin.stop)
         admin_url = admin.url
     thread = threading.Thread(target=_run_logged, args=(worker,), name=f"hub-{hub}-{worker_id}", daemon=True)
+    if admin is not None:
+        admin.attach_thread(thread)
     if start_thread:  # False: the caller runs worker.run() itself (e.g. under a profiler)
         thread.start()
     return HubProcess(worker, url, admin_url, thread, closers)

@@ -51,15 +51,15 @@ def provision_session(cfg: ConfigDir) -> Iterator[ProvisionSession]:
         url = cfg.hubs_file.registry.url
         if url is None:
             from hub.registry.server import RegistryServer
-            from hub.registry.store import KafkaSchemaStore
+            from hub.registry.store import SchemaStore
 
             # The registry topic must exist before the store can read it; apply would create it anyway.
             ensure_topics(admin, {cfg.hubs_file.registry.topic: {"cleanup.policy": "compact"}}, partitions=1)
-            store = KafkaSchemaStore(kafka, topic=cfg.hubs_file.registry.topic)
+            store = SchemaStore(kafka, topic=cfg.hubs_file.registry.topic)
             store.start()
             server = RegistryServer(store, port=0)
             server.start()
-            closers += [store.close, server.stop]
+            closers += [store.stop, server.stop]
             url = server.url
         yield ProvisionSession(cfg, admin, producer, consumer, HttpRegistrar(RegistryClient(url)))
     finally:

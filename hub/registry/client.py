@@ -11,6 +11,7 @@ import http.client
 import json
 import urllib.error
 import urllib.request
+from collections import Counter
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -75,6 +76,8 @@ class RegistryClient:
         self._schemas: dict[int, Any] = {}
         self._texts: dict[int, str] = {}
         self._ids: dict[tuple[str, str], int] = {}
+        # (method, outcome) -> count; outcome is ok | error | unavailable. Read by the hub's /metrics.
+        self.request_counts: Counter[tuple[str, str]] = Counter()
 
     # --- HTTP ---------------------------------------------------------------------------------
 
@@ -92,12 +95,15 @@ class RegistryClient:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - as above
                 raw = response.read()
         except urllib.error.HTTPError as exc:
+            self.request_counts[(method, "error")] += 1
             raise self._error(exc, method, path) from exc
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            self.request_counts[(method, "unavailable")] += 1
             reason = getattr(exc, "reason", exc)
             raise RegistryUnavailable(
                 f"schema registry at {self.url} did not answer {method} {path}: {reason}"
             ) from exc
+        self.request_counts[(method, "ok")] += 1
         try:
             return json.loads(raw) if raw else None
         except json.JSONDecodeError as exc:
