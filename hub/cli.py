@@ -65,6 +65,12 @@ def _run(args: argparse.Namespace) -> int:
     return run_hub(cfg, args.hub, worker_id=args.worker_id)
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from hub.demo.run import run_demo
+
+    return run_demo(args.bootstrap, args.duration, rate=args.rate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xhub", description="exchange-hub: real-time data sharing between departments")
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
@@ -92,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hub", required=True, help="hub name from hubs.yaml")
     p.add_argument("--worker-id", type=int, default=0, help="distinct per worker of the same hub (0, 1, ...)")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("demo", help="the main job: a credit joint-punishment exchange, live, with a summary")
+    p.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
+    p.add_argument("--duration", type=float, default=30, help="seconds of changes to make")
+    p.add_argument("--rate", type=float, default=20, help="changes per second")
+    p.set_defaults(func=_demo)
 
     _add_package_parsers(sub)
     return parser

@@ -12,7 +12,7 @@ from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from connectors.validation import RecordValidator
-from deploy.demo.generator import legal_entity, make_faker
+from hub.demo.generator import legal_entity, make_faker
 from hub import topics
 from hub.catalog.envelope import ChangeEvent, change_event_schema, key_bytes
 from hub.config import load_config

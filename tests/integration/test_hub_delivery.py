@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.demo.generator import dishonest_debtor, make_faker, person
+from hub.demo.generator import dishonest_debtor, make_faker, person
 from hub import topics
 from hub.config import load_config
 from hub.config.loader import ConfigDir

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy.demo.generator import dishonest_debtor, make_faker, person
+from hub.demo.generator import dishonest_debtor, make_faker, person
 from hub import topics
 from hub.config import load_config
 from hub.config.loader import ConfigDir

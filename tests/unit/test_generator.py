@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.validation import RecordValidator, is_valid_citizen_id, is_valid_credit_code
-from deploy.demo.generator import (
+from hub.demo.generator import (
     DISTRICTS,
     LATEST_DATE,
     SHANGHAI_DISTRICTS,

@@ -1,0 +1,146 @@
+"""The broker goes away mid-stream and comes back: nothing lost, nothing repeated, no restart needed.
+
+Stopping the shared broker would disturb every other test, so this test runs a second, private broker
+(deploy/local/kafka.sh with XHUB_KAFKA_PORT=19092, the same jars) and stops and starts that one while a
+writer changes a SQLite department table and an in-process sidecar publishes it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connectors.cli import install
+from connectors.testing import SqlTriggerHarness
+from connectors.testing.catalog import write_catalog, write_connector_config
+from connectors.testing.kafka import TopicReader, events_of
+from connectors.testing.records import RESOURCE, record
+from connectors.testing.runtime import running_sidecar, serde_for, shared_registry, wait_for
+from hub.kafka_client import KafkaSettings
+from hub.topics import source_topic
+
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"
+PORT = 19092
+HOME = Path("/tmp/xhub-kafka-19092")
+CHANGES = 1200
+
+
+def _kafka_sh(command: str) -> None:
+    env = {**os.environ, "XHUB_KAFKA_PORT": str(PORT), "XHUB_KAFKA_HOME": str(HOME)}
+    proc = subprocess.run(
+        [str(KAFKA_SH), command], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"kafka.sh {command} on port {PORT} failed: {proc.stderr or proc.stdout}", pytrace=False)
+
+
+@pytest.fixture
+def private_broker() -> Iterator[KafkaSettings]:
+    """A second single-node broker on port 19092, stopped at the end (the shared one is never touched)."""
+    HOME.mkdir(parents=True, exist_ok=True)
+    shared_lib = ROOT / "deploy" / "local" / ".kafka" / "lib"
+    lib = HOME / "lib"
+    if shared_lib.is_dir() and not lib.exists():
+        lib.symlink_to(shared_lib)  # the same jars: no Maven round trip
+    _kafka_sh("up")
+    try:
+        yield KafkaSettings(bootstrap_servers=f"127.0.0.1:{PORT}")
+    finally:
+        _kafka_sh("down")
+
+
+def test_broker_stopped_and_restarted_mid_stream_loses_nothing(
+    private_broker: KafkaSettings, tmp_path: Path
+) -> None:
+    harness = SqlTriggerHarness(tmp_path)
+    harness.prepare()
+    harness.close()
+    dept = f"t{uuid.uuid4().hex[:10]}"
+    registry = shared_registry()
+    bootstrap = private_broker.bootstrap_servers
+    catalog = write_catalog(tmp_path / "config", dept, bootstrap=bootstrap, registry_url=registry.url)
+    source = harness.source_config("src")
+    source.update(snapshot=False, batch_size=100)
+    config = write_connector_config(
+        tmp_path / "connector.yaml",
+        dept=dept,
+        catalog=catalog,
+        bootstrap=bootstrap,
+        registry_url=registry.url,
+        sources=[source],
+    )
+    assert install(config) == 0
+    topic = source_topic(dept, RESOURCE)
+
+    written = 0
+    failure: list[BaseException] = []
+
+    def write() -> None:
+        nonlocal written
+        try:
+            conn = sqlite3.connect(tmp_path / "dept.db", timeout=30, isolation_level=None)
+            for n in range(CHANGES):
+                rec = record(n)
+                conn.execute(
+                    "INSERT INTO enrolee (id_number, name, gender, birth_date, score) VALUES (?, ?, ?, ?, ?)",
+                    (rec["id_number"], rec["name"], rec["gender"], rec["birth_date"], rec["score"]),
+                )
+                if n % 3 == 0:
+                    conn.execute("UPDATE enrolee SET score = -1 WHERE id_number = ?", (rec["id_number"],))
+                written = n + 1
+                time.sleep(0.008)
+            conn.close()
+        except BaseException as exc:  # reported below
+            failure.append(exc)
+
+    states: list[str] = []
+    with running_sidecar(config) as sidecar:
+        runner = sidecar.runners[0]
+        watching = threading.Event()
+
+        def watch() -> None:
+            while not watching.is_set():
+                states.append(runner.state)
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        reader = TopicReader(private_broker, [topic], serde_for(registry.url))
+        reader.read_until(lambda rs: len(rs) >= 100)
+        reader.close()
+
+        _kafka_sh("down")  # mid-stream: the writer keeps writing into the department table
+        assert wait_for(lambda: not sidecar.status()["healthy"], timeout_s=30), (
+            "an outage must show on /healthz"
+        )
+        _kafka_sh("up")
+
+        writer.join(60)
+        assert not failure, failure
+        expected = written + (written + 2) // 3
+        assert wait_for(lambda: runner.state == "running", timeout_s=60), runner.status()
+        reader = TopicReader(private_broker, [topic], serde_for(registry.url))
+        records = reader.read_until(lambda rs: len(rs) >= expected, timeout_s=60)
+        records = reader.read_quiet(quiet_s=1.0)
+        reader.close()
+        assert sidecar.status()["healthy"] is True, "recovered by itself"
+        watching.set()
+        watcher.join()
+    events = events_of(records, topic)
+    seqs = Counter(e["seq"] for e in events)
+    assert len(events) == expected, f"{len(events)} events for {expected} changes"
+    assert max(seqs.values()) == 1, "no change published twice"
+    assert "retrying" in states, "the source noticed the outage"
+    assert states[-1] == "running"
