@@ -1,0 +1,62 @@
+"""Prometheus metrics of one sidecar, in a registry of its own (several sidecars may share a process).
+
+    xhub_connector_published_total{resource}              change events published (committed)
+    xhub_connector_dead_lettered_total{resource,reason}   changes sent to the dead-letter topic
+    xhub_connector_applied_total{sink}                    deliveries applied by sinks
+    xhub_connector_last_source_commit_seconds{source}     source commit time of the last published change
+    xhub_connector_source_up{source}                      1 while a source runs, 0 while it retries
+
+Labels carry catalog codes, reason codes and names from the config: never record values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+
+class SidecarMetrics:
+    """The counters and gauges of one sidecar; sources and sinks update them, /metrics exposes them."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.published = Counter(
+            "xhub_connector_published",
+            "Change events published to source topics",
+            ["resource"],
+            registry=self.registry,
+        )
+        self.dead_lettered = Counter(
+            "xhub_connector_dead_lettered",
+            "Changes sent to the department dead-letter topic",
+            ["resource", "reason"],
+            registry=self.registry,
+        )
+        self.applied = Counter(
+            "xhub_connector_applied",
+            "Deliveries applied by the sidecar's sinks",
+            ["sink"],
+            registry=self.registry,
+        )
+        self.last_source_commit = Gauge(
+            "xhub_connector_last_source_commit_seconds",
+            "Source commit time (epoch seconds) of the last change published",
+            ["source"],
+            registry=self.registry,
+        )
+        self.source_up = Gauge(
+            "xhub_connector_source_up",
+            "1 while the source runs, 0 while it waits to retry",
+            ["source"],
+            registry=self.registry,
+        )
+
+        self.before_render: list[Callable[[], None]] = []
+        """Hooks that bring counters up to date just before a scrape (e.g. from sink loop stats)."""
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        for hook in self.before_render:
+            hook()
+        return generate_latest(self.registry)

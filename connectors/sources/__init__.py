@@ -1,0 +1,73 @@
+"""Sources: capture department changes and hand them to the runtime to publish.
+
+``SqlTriggerSource`` (default: triggers + change-log table, SQLite and PostgreSQL), ``OutboxSource`` (an
+outbox table the application writes) and ``HttpPushSource`` (a local JSON endpoint), each with its
+pydantic config beside it. ``build_source`` makes one from its config; the mapping is explicit, no plugin
+discovery by import side effects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+
+from connectors.sources.base import (
+    Batch,
+    Captured,
+    Poll,
+    PollingSource,
+    Position,
+    PublishResult,
+    Rejection,
+    ResourceSpec,
+    Source,
+    SourceConfigBase,
+    SourceContext,
+)
+from connectors.sources.http_push import HttpPushSource, HttpPushSourceConfig
+from connectors.sources.outbox import OutboxSource, OutboxSourceConfig
+from connectors.sources.sql_trigger import SqlTriggerSource, SqlTriggerSourceConfig
+
+SourceConfig = Annotated[
+    SqlTriggerSourceConfig | OutboxSourceConfig | HttpPushSourceConfig, Field(discriminator="type")
+]
+"""Any source config, told apart by its ``type`` key."""
+
+
+def build_source(
+    config: SourceConfigBase, *, resources: Mapping[str, ResourceSpec], base_dir: Path | None = None
+) -> Source:
+    """Make the source a config describes."""
+    if isinstance(config, SqlTriggerSourceConfig):
+        return SqlTriggerSource(config, resources=resources, base_dir=base_dir)
+    if isinstance(config, OutboxSourceConfig):
+        return OutboxSource(config, resources=resources, base_dir=base_dir)
+    if isinstance(config, HttpPushSourceConfig):
+        return HttpPushSource(config, resources=resources, base_dir=base_dir)
+    raise TypeError(f"no source for config type {type(config).__name__}")
+
+
+__all__ = [
+    "Batch",
+    "Captured",
+    "HttpPushSource",
+    "HttpPushSourceConfig",
+    "OutboxSource",
+    "OutboxSourceConfig",
+    "Poll",
+    "PollingSource",
+    "Position",
+    "PublishResult",
+    "Rejection",
+    "ResourceSpec",
+    "Source",
+    "SourceConfig",
+    "SourceConfigBase",
+    "SourceContext",
+    "SqlTriggerSource",
+    "SqlTriggerSourceConfig",
+    "build_source",
+]

@@ -1,0 +1,152 @@
+"""SQLite through the standard library's sqlite3: one writer at a time, so ids commit in order."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from connectors.errors import SourceUnavailable
+from connectors.sources.db import Database, LogPos, LogSpec, Reader, Row
+
+
+def _text(raw: bytes) -> str:
+    # Text that is not UTF-8 must survive reading: it is dead-lettered with its original bytes
+    # (``invalid_utf8``), so decode losslessly and let the validator judge it.
+    return raw.decode("utf-8", "surrogateescape")
+
+
+class _SqliteReader(Reader):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return list(self._conn.execute(sql, tuple(params)).fetchall())
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._conn.execute(sql, tuple(params)).rowcount
+
+
+class SqliteDatabase(Database):
+    """A SQLite database file. The position in a log is ``{"id": last id read}``."""
+
+    dialect = "sqlite"
+    ph = "?"
+
+    def __init__(self, path: Path, *, what: str, busy_timeout_s: float = 10.0) -> None:
+        self.path = path
+        self.what = what
+        self.busy_timeout_s = busy_timeout_s
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def display(self) -> str:
+        return f"sqlite:{self.path}"
+
+    def connect(self) -> None:
+        if self._conn is not None:
+            return
+        if not self.path.exists():
+            raise SourceUnavailable(
+                f"{self.what}: SQLite database {self.path} does not exist", retry_after=5.0
+            )
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise SourceUnavailable(f"{self.what}: cannot open SQLite database {self.path}: {exc}") from exc
+        conn.text_factory = _text
+        self._conn = conn
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):  # a broken connection: nothing left to release
+                conn.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.connect()
+        assert self._conn is not None
+        return self._conn
+
+    @contextmanager
+    def read(self) -> Iterator[Reader]:
+        # A deferred transaction: every SELECT in it sees the same database state (shared lock in
+        # rollback-journal mode, a read snapshot in WAL mode).
+        with self._transaction("BEGIN") as reader:
+            yield reader
+
+    @contextmanager
+    def write(self) -> Iterator[Reader]:
+        with self._transaction("BEGIN IMMEDIATE") as reader:
+            yield reader
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[Reader]:
+        conn = self._connection()
+        try:
+            conn.execute(begin)
+        except sqlite3.Error as exc:
+            self.close()
+            raise SourceUnavailable(f"{self.what}: SQLite database {self.path}: {exc}") from exc
+        try:
+            yield _SqliteReader(conn)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback(conn)
+            self.close()
+            raise SourceUnavailable(f"{self.what}: SQLite database {self.path}: {exc}") from exc
+        except BaseException:
+            self._rollback(conn)
+            raise
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # the connection is closed next; the transaction dies with it
+
+    def quote(self, identifier: str) -> str:
+        return ".".join(f'"{part}"' for part in identifier.split("."))
+
+    def log_start(self) -> LogPos:
+        return {"id": 0}
+
+    def log_head(self, reader: Reader, spec: LogSpec) -> LogPos:
+        found = reader.rows(f"SELECT max(id) FROM {self.quote(spec.table)}")  # noqa: S608 - identifiers are checked and quoted
+        return {"id": int(found[0][0] or 0)}
+
+    def log_read(
+        self, reader: Reader, spec: LogSpec, pos: LogPos, limit: int
+    ) -> tuple[list[Row], LogPos, bool]:
+        where = f"{spec.where} AND " if spec.where else ""
+        rows = reader.rows(
+            f"SELECT {spec.columns} FROM {self.quote(spec.table)} WHERE {where}id > ? ORDER BY id LIMIT ?",  # noqa: S608 - identifiers are checked and quoted
+            (*spec.params, int(pos["id"]), limit),
+        )
+        new = {"id": int(rows[-1][0])} if rows else {"id": int(pos["id"])}
+        return rows, new, len(rows) < limit
+
+    def published(self, spec: LogSpec, pos: LogPos) -> tuple[str, tuple[Any, ...]]:
+        return "id <= ?", (int(pos["id"]),)
+
+    def table_columns(self, reader: Reader, table: str) -> list[str]:
+        if "." in table:
+            schema, name = table.split(".", 1)
+            rows = reader.rows(f'PRAGMA "{schema}".table_info("{name}")')
+        else:
+            rows = reader.rows(f'PRAGMA table_info("{table}")')
+        return [str(r[1]) for r in rows]
+
+    def ms_expr(self, column: str) -> str:
+        return column  # stored as epoch milliseconds already
+
+    @staticmethod
+    def now_ms_sql() -> str:
+        """SQL giving the current time in epoch milliseconds (used in triggers)."""
+        return "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"

@@ -1,0 +1,103 @@
+"""End to end: SQLite trigger capture -> hub -> SQL sink, at a steady rate; and a large backfill.
+
+Latency is measured per change from its commit at the source (the change-log's commit time carried in
+the event) to its apply in the subscriber's database (the sink's applied-at column), over every row.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hub.demo.generator import dishonest_debtor, make_faker, person
+from hub.demo.run import Demo
+from hub.demo.scenario import DepartmentDbs
+from hub.kafka_client import KafkaSettings
+from hub.provision.session import provision_session
+from tests.bench.common import OUT, percentile
+
+
+def _debtor_pool(n: int) -> list[dict[str, Any]]:
+    fake = make_faker(99)
+    people = [person(fake) for _ in range(200)]
+    return [dishonest_debtor(fake, random.Random(i).choice(people)) for i in range(n)]
+
+
+def e2e_latency(kafka: KafkaSettings, *, seconds: int = 60, rate: int = 1000) -> dict[str, Any]:
+    repo = Path(__file__).resolve().parents[2]
+    demo = Demo(repo=repo, workdir=OUT / "e2e", bootstrap=kafka.bootstrap_servers, duration=seconds, rate=rate)
+    cfg = demo.prepare()
+    demo.env["XHUB_LOG_LEVEL"] = "WARNING"
+    demo.clear_previous_run(cfg)
+    dbs = DepartmentDbs(demo.workdir / "db")
+    dbs.create()
+    with provision_session(cfg) as session:
+        session.apply()
+    paths = demo.write_connector_configs()
+    pool = _debtor_pool(2000)
+    sent = 0
+    try:
+        demo.start("hub", ["-m", "hub.cli", "run", str(demo.workdir / "config"), "--hub", "pudong"])
+        demo.wait_ready()
+        subprocess.run([sys.executable, "-m", "connectors", "install", "--config", str(paths["court"])],
+                       check=True, capture_output=True, env=demo.env)
+        demo.start("sidecar-court", ["-m", "connectors", "run", "--config", str(paths["court"])])
+        demo.start("sidecar-tax", ["-m", "connectors", "run", "--config", str(paths["tax"])])
+        time.sleep(5)  # sidecars join their groups before the clock starts
+        conn = dbs.connect("court")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        start = time.monotonic()
+        tick = 0.01
+        per_tick = max(1, int(rate * tick))
+        while time.monotonic() - start < seconds:
+            due = int((time.monotonic() - start) * rate)
+            while sent < due:
+                record = dict(pool[sent % len(pool)])
+                record["case_no"] = f"(2026)沪0115执{sent:07d}号"
+                dbs.upsert(conn, "dishonest_debtor", record)  # autocommit: one transaction per change
+                sent += 1
+                if sent % per_tick == 0:
+                    break
+            demo.check_alive()
+            time.sleep(tick / 2)
+        conn.close()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(demo.inbox_rows("tax-debtors")) < sent:
+            time.sleep(1)
+    finally:
+        demo.stop_all()
+    latencies = []
+    for row in demo.inbox_rows("tax-debtors"):
+        applied = datetime.fromisoformat(str(row["_xhub_applied_at"])).replace(tzinfo=UTC).timestamp() * 1000
+        latencies.append(applied - float(row["_xhub_source_commit_ms"]))
+    return {
+        "e2e_changes": sent,
+        "e2e_applied": len(latencies),
+        "e2e_rate_per_s": rate,
+        "e2e_seconds": seconds,
+        "e2e_latency_ms_p50": percentile(latencies, 50),
+        "e2e_latency_ms_p99": percentile(latencies, 99),
+        "e2e_latency_ms_max": max(latencies) if latencies else float("nan"),
+    }
+
+
+def backfill_benchmark(kafka: KafkaSettings, records: int) -> dict[str, Any]:
+    """Backfill is measured once the hub supports it (issue 6); until then this says so."""
+    try:
+        from tests.bench.backfill import run_backfill_benchmark
+    except ImportError as exc:
+        return {"backfill_error": f"not measured: {exc}"}
+    return run_backfill_benchmark(kafka, records)
+
+
+if __name__ == "__main__":
+    from hub.log import configure_logging
+
+    configure_logging("WARNING")
+    print(e2e_latency(KafkaSettings(), seconds=int(sys.argv[1]) if len(sys.argv) > 1 else 20))
