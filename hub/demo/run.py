@@ -109,7 +109,8 @@ class Demo:
             admin.close()
         _say(f"cleared the previous run: {len(old)} topics")
 
-    def write_connector_configs(self) -> dict[str, Path]:
+    def write_connector_configs(self, subscriptions: set[str] | None = None) -> dict[str, Path]:
+        subscriptions = set(SINK_TABLES) if subscriptions is None else subscriptions
         folder = self.workdir / "connectors"
         folder.mkdir()
         registry = f"http://127.0.0.1:{self.registry_port}"
@@ -131,10 +132,11 @@ class Demo:
                 ],
             }
             if dept in SUBSCRIBER_DEPARTMENTS:
+                ours = [sid for sid in SINK_TABLES if sid.startswith(dept + "-") and sid in subscriptions]
                 doc["sinks"] = [{
                     "name": "inbox", "hub": HUB, "type": "sql", "dsn": f"sqlite:///{self.workdir / 'db' / f'{dept}-inbox.db'}",
-                    "tables": {sid: table for sid, table in SINK_TABLES.items() if sid.startswith(dept + "-")},
-                }]
+                    "subscriptions": ours, "tables": {sid: SINK_TABLES[sid] for sid in ours},
+                }] if ours else []
             path = folder / f"{dept}.yaml"
             path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
             paths[dept] = path
