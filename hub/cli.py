@@ -72,7 +72,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xhub", description="exchange-hub: real-time data sharing between departments")
+    parser = argparse.ArgumentParser(
+        prog="xhub", description="exchange-hub: real-time data sharing between departments"
+    )
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING, ERROR")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -90,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("apply", help="create/update topics, register schemas, publish config (idempotent)")
     p.add_argument("config_dir")
-    p.add_argument("--allow-delete", action="store_true", help="also delete xhub.* topics no longer configured")
+    p.add_argument(
+        "--allow-delete", action="store_true", help="also delete xhub.* topics no longer configured"
+    )
     p.set_defaults(func=_apply)
 
     p = sub.add_parser("run", help="run one worker of one exchange hub until SIGTERM")

@@ -39,7 +39,9 @@ class KafkaSettings(BaseModel):
         if self.sasl_mechanism:
             conf["sasl_mechanism"] = self.sasl_mechanism
             conf["sasl_plain_username"] = self.sasl_username
-            conf["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+            conf["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
         return conf
 
 
@@ -49,7 +51,8 @@ def make_admin(settings: KafkaSettings, client_id: str = "admin") -> KafkaAdminC
         return KafkaAdminClient(**settings.common(client_id), request_timeout_ms=15000)
     except KafkaError as exc:
         raise RetriableError(
-            f"Kafka at {settings.bootstrap_servers} did not answer: {type(exc).__name__}: {exc}", retry_after=2.0
+            f"Kafka at {settings.bootstrap_servers} did not answer: {type(exc).__name__}: {exc}",
+            retry_after=2.0,
         ) from exc
 
 

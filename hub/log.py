@@ -25,8 +25,10 @@ def configure_logging(level: str | None = None, *, json: bool | None = None) -> 
     if not isinstance(numeric, int):
         numeric = logging.INFO
     as_json = json if json is not None else not sys.stderr.isatty()
-    renderer: Any = structlog.processors.JSONRenderer(ensure_ascii=False) if as_json else (
-        structlog.dev.ConsoleRenderer(colors=False)
+    renderer: Any = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if as_json
+        else (structlog.dev.ConsoleRenderer(colors=False))
     )
     structlog.configure(
         processors=[
@@ -42,7 +44,9 @@ def configure_logging(level: str | None = None, *, json: bool | None = None) -> 
         cache_logger_on_first_use=False,
     )
     # kafka-python logs through stdlib logging; keep it quiet unless asked.
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=max(numeric, logging.WARNING), stream=sys.stderr, format="%(name)s %(levelname)s %(message)s"
+    )
     logging.getLogger("kafka").setLevel(max(numeric, logging.ERROR))
     _configured = True
 

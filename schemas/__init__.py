@@ -21,6 +21,9 @@ def names() -> list[str]:
     root = resources.files(__package__)
     found: list[str] = []
     for folder in ("resources", "hub"):
-        found.extend(f"{folder}/{entry.name}" for entry in root.joinpath(folder).iterdir()
-                     if entry.name.endswith(".avsc"))
+        found.extend(
+            f"{folder}/{entry.name}"
+            for entry in root.joinpath(folder).iterdir()
+            if entry.name.endswith(".avsc")
+        )
     return sorted(found)

@@ -47,8 +47,8 @@ def parse_resource_code(code: str) -> ResourceCode:
     match = _CODE.match(code)
     if not match:
         raise ValueError(
-            f'resource code "{code}" does not follow REGION-CLASS-SEQ (e.g. PD-CRD-0001: 2-6 capital letters, '
-            "a three-letter class, four digits)"
+            f'resource code "{code}" does not follow REGION-CLASS-SEQ (e.g. PD-CRD-0001: '
+            "2-6 capital letters, a three-letter class, four digits)"
         )
     cls = match["cls"]
     if cls not in CLASSIFICATION_CODES:

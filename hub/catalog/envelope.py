@@ -21,7 +21,9 @@ Op = Literal["c", "u", "d", "r"]
 EVENT_NAMESPACE = "gov.xhub.event"
 
 
-def change_event_schema(resource_code: str, resource_schema: dict[str, Any], *, name: str | None = None) -> dict[str, Any]:
+def change_event_schema(
+    resource_code: str, resource_schema: dict[str, Any], *, name: str | None = None
+) -> dict[str, Any]:
     """Build the change-event value schema of one resource.
 
     Args:

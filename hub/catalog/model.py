@@ -20,7 +20,7 @@ class FieldClass(StrEnum):
     INTERNAL = "internal"  # 内部: government use, delivered as granted
     SENSITIVE = "sensitive"  # 敏感: commercial secrets and the like; delivered only when granted explicitly
     PERSONAL = "personal"  # 个人信息: delivered only masked, unless the grant names an approved legal basis
-    SECRET = "secret"  # 涉密: never delivered
+    SECRET = "secret"  # noqa: S105 - a classification name, not a password. 涉密: never delivered
 
     @property
     def deliverable(self) -> bool:

@@ -12,4 +12,13 @@ from hub.config.models import (
     json_schema,
 )
 
-__all__ = ["Approval", "ConfigDir", "Department", "HubSpec", "Resource", "Subscription", "json_schema", "load_config"]
+__all__ = [
+    "Approval",
+    "ConfigDir",
+    "Department",
+    "HubSpec",
+    "Resource",
+    "Subscription",
+    "json_schema",
+    "load_config",
+]

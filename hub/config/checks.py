@@ -30,33 +30,45 @@ def cross_check(cfg: ConfigDir, now: datetime | None = None) -> list[ConfigProbl
     for code, res in cfg.resources.items():
         origin = cfg.origins[("resource", code)]
         if res.owner not in cfg.departments:
-            problems.append(origin.problem(("owner",), f'owner "{res.owner}" of resource {code} is not a known department'))
+            problems.append(
+                origin.problem(
+                    ("owner",), f'owner "{res.owner}" of resource {code} is not a known department'
+                )
+            )
         if res.share is not ShareAttribute.UNCONDITIONAL and not res.legal_basis:
-            problems.append(origin.problem(("share",), f"resource {code} is {res.share.value}: give its legal_basis"))
+            problems.append(
+                origin.problem(("share",), f"resource {code} is {res.share.value}: give its legal_basis")
+            )
         schema = cfg.schemas.get(code)
         if schema is None:
             continue
         fields = schema_fields(schema)
         if res.key not in fields:
             problems.append(origin.problem(("key",), f'key "{res.key}" is not a field of resource {code}'))
-        for name in fields:
-            if name not in res.fields:
-                problems.append(
-                    origin.problem(("fields",), f'field "{name}" of resource {code} is not classified (deny by default)')
-                )
-        for name in res.fields:
-            if name not in fields:
-                problems.append(origin.problem(("fields", name), f'field "{name}" is not in the schema of resource {code}'))
-        for name in res.checks:
-            if name not in fields:
-                problems.append(origin.problem(("checks", name), f'field "{name}" is not in resource {code}'))
+        problems.extend(
+            origin.problem(
+                ("fields",), f'field "{name}" of resource {code} is not classified (deny by default)'
+            )
+            for name in fields
+            if name not in res.fields
+        )
+        problems.extend(
+            origin.problem(("fields", name), f'field "{name}" is not in the schema of resource {code}')
+            for name in res.fields
+            if name not in fields
+        )
+        problems.extend(
+            origin.problem(("checks", name), f'field "{name}" is not in resource {code}')
+            for name in res.checks
+            if name not in fields
+        )
 
-    for sid, sub in cfg.subscriptions.items():
+    for sid in cfg.subscriptions:
         problems.extend(_check_subscription(cfg, sid, now))
     return problems
 
 
-def _check_subscription(cfg: ConfigDir, sid: str, now: datetime) -> list[ConfigProblem]:
+def _check_subscription(cfg: ConfigDir, sid: str, now: datetime) -> list[ConfigProblem]:  # noqa: PLR0912 - one branch per rule
     sub = cfg.subscriptions[sid]
     origin = cfg.origins[("subscription", sid)]
     out: list[ConfigProblem] = []
@@ -73,11 +85,17 @@ def _check_subscription(cfg: ConfigDir, sid: str, now: datetime) -> list[ConfigP
         problem(("resource",), f'resource "{sub.resource}" is not in the catalog')
         return out
     if res.owner == sub.subscriber:
-        problem(("subscriber",), f"department {sub.subscriber} owns {res.code}; it does not subscribe to its own data")
+        problem(
+            ("subscriber",),
+            f"department {sub.subscriber} owns {res.code}; it does not subscribe to its own data",
+        )
     if res.share is ShareAttribute.NOT_SHARED:
         problem(("resource",), f"resource {res.code} is not shared (不予共享): it cannot be subscribed")
     if res.share is ShareAttribute.CONDITIONAL and sub.approval is None:
-        problem(("approval",), f"resource {res.code} is conditional (有条件共享): record the approval (or a pending request)")
+        problem(
+            ("approval",),
+            f"resource {res.code} is conditional (有条件共享): record the approval (or a pending request)",
+        )
     if sub.approval is not None and sub.approval.status == "approved":
         if not sub.approval.approved_by or not sub.approval.approved_at:
             problem(("approval",), "an approved request needs approved_by and approved_at")

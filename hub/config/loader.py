@@ -62,13 +62,15 @@ class ConfigDir:
         try:
             return self.hubs[name]
         except KeyError:
-            raise ConfigError(f'hub "{name}" is not in {self.root / "hubs.yaml"} (hubs: {", ".join(self.hubs)})') from None
+            raise ConfigError(
+                f'hub "{name}" is not in {self.root / "hubs.yaml"} (hubs: {", ".join(self.hubs)})'
+            ) from None
 
     def subscriptions_of(self, hub: str) -> list[Subscription]:
         return [s for s in self.subscriptions.values() if s.hub == hub]
 
 
-def load_config(root: str | Path, *, check: bool = True) -> ConfigDir:
+def load_config(root: str | Path, *, check: bool = True) -> ConfigDir:  # noqa: PLR0912 - one branch per file kind
     """Load ``root``; raise one ConfigError listing every problem (syntax, types, cross-references)."""
     root = Path(root)
     problems: list[ConfigProblem] = []
@@ -96,24 +98,50 @@ def load_config(root: str | Path, *, check: bool = True) -> ConfigDir:
     if hubs_path.exists():
         hubs_file, _ = parse(hubs_path, HubsFile)
     else:
-        problems.append(ConfigProblem("hubs.yaml", None, "", "missing: every config directory needs hubs.yaml"))
+        problems.append(
+            ConfigProblem("hubs.yaml", None, "", "missing: every config directory needs hubs.yaml")
+        )
 
     cfg = ConfigDir(root=root, hubs_file=hubs_file or HubsFile(hubs=[]))
     for path in _yaml_files(root / "departments"):
         parsed, doc = parse(path, DepartmentsFile)
         if parsed and doc:
             for i, dept in enumerate(parsed.departments):
-                _add(cfg, problems, "department", dept.id, dept, cfg.departments, Origin(doc, ("departments", i)))
+                _add(
+                    cfg,
+                    problems,
+                    kind="department",
+                    ident=dept.id,
+                    obj=dept,
+                    into=cfg.departments,
+                    origin=Origin(doc, ("departments", i)),
+                )
     for path in _yaml_files(root / "catalog"):
         parsed_c, doc = parse(path, CatalogFile)
         if parsed_c and doc:
             for i, res in enumerate(parsed_c.resources):
-                _add(cfg, problems, "resource", res.code, res, cfg.resources, Origin(doc, ("resources", i)))
+                _add(
+                    cfg,
+                    problems,
+                    kind="resource",
+                    ident=res.code,
+                    obj=res,
+                    into=cfg.resources,
+                    origin=Origin(doc, ("resources", i)),
+                )
     for path in _yaml_files(root / "subscriptions"):
         parsed_s, doc = parse(path, SubscriptionsFile)
         if parsed_s and doc:
             for i, sub in enumerate(parsed_s.subscriptions):
-                _add(cfg, problems, "subscription", sub.id, sub, cfg.subscriptions, Origin(doc, ("subscriptions", i)))
+                _add(
+                    cfg,
+                    problems,
+                    kind="subscription",
+                    ident=sub.id,
+                    obj=sub,
+                    into=cfg.subscriptions,
+                    origin=Origin(doc, ("subscriptions", i)),
+                )
 
     _load_schemas(cfg, problems)
     if check:
@@ -134,6 +162,7 @@ def _yaml_files(folder: Path) -> list[Path]:
 def _add(
     cfg: ConfigDir,
     problems: list[ConfigProblem],
+    *,
     kind: str,
     ident: str,
     obj: Any,
@@ -155,7 +184,11 @@ def _load_schemas(cfg: ConfigDir, problems: list[ConfigProblem]) -> None:
         origin = cfg.origins[("resource", code)]
         try:
             local = cfg.root / res.schema_
-            schema = json.loads(local.read_text(encoding="utf-8")) if local.is_file() else schemas.load(res.schema_)
+            schema = (
+                json.loads(local.read_text(encoding="utf-8"))
+                if local.is_file()
+                else schemas.load(res.schema_)
+            )
             fastavro.parse_schema(schema)
         except (OSError, FileNotFoundError, json.JSONDecodeError, ValueError, TypeError) as exc:
             problems.append(origin.problem(("schema",), f'schema "{res.schema_}" cannot be loaded: {exc}'))

@@ -21,12 +21,16 @@ from hub.catalog.model import FieldClass, ShareAttribute
 from hub.kafka_client import KafkaSettings
 
 _ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-MaskName = Literal["id_number", "phone", "name", "address", "email", "pseudonym", "date_year", "date_month", "drop"]
+MaskName = Literal[
+    "id_number", "phone", "name", "address", "email", "pseudonym", "date_year", "date_month", "drop"
+]
 
 
 def _check_id(value: str, what: str) -> str:
     if not _ID.match(value):
-        raise ValueError(f'{what} "{value}" must be lowercase letters, digits and "-", starting with a letter')
+        raise ValueError(
+            f'{what} "{value}" must be lowercase letters, digits and "-", starting with a letter'
+        )
     return value
 
 
@@ -37,7 +41,9 @@ class Strict(BaseModel):
 class RegistrySettings(Strict):
     """Where the schema registry is. ``builtin`` = the registry the hub serves itself."""
 
-    url: str | None = Field(default=None, description="URL of a Confluent-compatible registry; omit for built-in")
+    url: str | None = Field(
+        default=None, description="URL of a Confluent-compatible registry; omit for built-in"
+    )
     topic: str = "_xhub_schemas"
 
 
@@ -88,7 +94,9 @@ class Resource(Strict):
     code: str
     name: str
     owner: str = Field(description="department id answering for accuracy and security")
-    schema_: str = Field(alias="schema", description="Avro schema: a shipped name (resources/x.avsc) or a path")
+    schema_: str = Field(
+        alias="schema", description="Avro schema: a shipped name (resources/x.avsc) or a path"
+    )
     key: str = Field(description="business-key field")
     key_format: Literal["citizen_id", "credit_code", "any"] = "any"
     share: ShareAttribute
@@ -140,7 +148,9 @@ class Subscription(Strict):
     fields: list[str]
     purpose: str
     legal_basis: str | None = None
-    filter: str | None = Field(default=None, description="row filter (CEL subset), e.g. district == \"浦东新区\"")
+    filter: str | None = Field(
+        default=None, description='row filter (CEL subset), e.g. district == "浦东新区"'
+    )
     masks: dict[str, MaskName] = Field(default_factory=dict)
     valid_from: datetime | None = None
     valid_until: datetime | None = None

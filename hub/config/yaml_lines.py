@@ -69,8 +69,10 @@ def _convert(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Any:
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.SafeLoader(" ").construct_object(key_node) if not isinstance(key_node, yaml.ScalarNode) else (
-                _scalar(key_node)
+            key = (
+                yaml.SafeLoader(" ").construct_object(key_node)
+                if not isinstance(key_node, yaml.ScalarNode)
+                else (_scalar(key_node))
             )
             out[key] = _convert(value_node, (*path, str(key)), lines)
             lines[(*path, str(key))] = key_node.start_mark.line + 1

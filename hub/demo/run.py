@@ -40,9 +40,14 @@ HUB = "pudong"
 SOURCE_DEPARTMENTS = ("court", "amr", "psb", "housing")
 SUBSCRIBER_DEPARTMENTS = ("tax", "housing", "transport", "lujiazui")
 SINK_TABLES = {
-    "tax-debtors": "debtors", "tax-entities": "entities", "tax-estates": "estates",
-    "housing-debtors": "debtors", "housing-persons": "persons",
-    "transport-debtors": "debtors", "transport-licences": "licences", "transport-persons": "persons",
+    "tax-debtors": "debtors",
+    "tax-entities": "entities",
+    "tax-estates": "estates",
+    "housing-debtors": "debtors",
+    "housing-persons": "persons",
+    "transport-debtors": "debtors",
+    "transport-licences": "licences",
+    "transport-persons": "persons",
     "lujiazui-debtors": "debtors",
 }
 SHOWN = ("housing-debtors", "lujiazui-debtors", "housing-persons")
@@ -83,9 +88,15 @@ class Demo:
         for hub in hubs["hubs"]:
             if hub["name"] == HUB:
                 hub["registry_port"], hub["admin_port"] = self.registry_port, self.admin_port
-        (config / "hubs.yaml").write_text(yaml.safe_dump(hubs, allow_unicode=True, sort_keys=False), encoding="utf-8")
-        self.env = {**os.environ, "XHUB_PUDONG_SECRET": "demo-only-secret-pudong-2026",
-                    "XHUB_CITY_SECRET": "demo-only-secret-city-2026", "XHUB_LOG_LEVEL": "INFO"}
+        (config / "hubs.yaml").write_text(
+            yaml.safe_dump(hubs, allow_unicode=True, sort_keys=False), encoding="utf-8"
+        )
+        self.env = {
+            **os.environ,
+            "XHUB_PUDONG_SECRET": "demo-only-secret-pudong-2026",
+            "XHUB_CITY_SECRET": "demo-only-secret-city-2026",
+            "XHUB_LOG_LEVEL": "INFO",
+        }
         os.environ.update({k: v for k, v in self.env.items() if k.startswith("XHUB_")})
         (self.workdir / "logs").mkdir(parents=True)
         return load_config(config)
@@ -101,7 +112,9 @@ class Demo:
                 deadline = time.monotonic() + 60
                 while time.monotonic() < deadline and set(old) & set(admin.list_topics()):
                     time.sleep(0.5)
-            groups = [g[0] if isinstance(g, tuple) else getattr(g, "group_id", g) for g in admin.list_groups()]
+            groups = [
+                g[0] if isinstance(g, tuple) else getattr(g, "group_id", g) for g in admin.list_groups()
+            ]
             ours = [g for g in groups if str(g).startswith((f"xhub-hub-{HUB}", "xhub-sink-"))]
             if ours:
                 admin.delete_groups(ours)
@@ -115,28 +128,52 @@ class Demo:
         folder.mkdir()
         registry = f"http://127.0.0.1:{self.registry_port}"
         sources = {
-            "court": [("debtors", "PD-CRD-0001", "dishonest_debtor"), ("casefiles", "PD-CRD-0002", "enforcement_case")],
-            "amr": [("entities", "PD-ENT-0001", "legal_entity"), ("licences", "PD-LIC-0001", "business_licence")],
+            "court": [
+                ("debtors", "PD-CRD-0001", "dishonest_debtor"),
+                ("casefiles", "PD-CRD-0002", "enforcement_case"),
+            ],
+            "amr": [
+                ("entities", "PD-ENT-0001", "legal_entity"),
+                ("licences", "PD-LIC-0001", "business_licence"),
+            ],
             "psb": [("hukou", "PD-POP-0001", "person")],
             "housing": [("estates", "PD-EST-0001", "real_estate")],
         }
         paths = {}
         for dept in sorted(set(SOURCE_DEPARTMENTS) | set(SUBSCRIBER_DEPARTMENTS)):
             doc: dict[str, Any] = {
-                "department": dept, "catalog": "../config", "registry_url": registry,
+                "department": dept,
+                "catalog": "../config",
+                "registry_url": registry,
                 "health": {"port": 0},
                 "sources": [
-                    {"name": name, "type": "sql_trigger", "resource": code, "database": f"../db/{dept}.db",
-                     "table": table, "poll_interval_ms": 50}
+                    {
+                        "name": name,
+                        "type": "sql_trigger",
+                        "resource": code,
+                        "database": f"../db/{dept}.db",
+                        "table": table,
+                        "poll_interval_ms": 50,
+                    }
                     for name, code, table in sources.get(dept, [])
                 ],
             }
             if dept in SUBSCRIBER_DEPARTMENTS:
                 ours = [sid for sid in SINK_TABLES if sid.startswith(dept + "-") and sid in subscriptions]
-                doc["sinks"] = [{
-                    "name": "inbox", "hub": HUB, "type": "sql", "dsn": f"sqlite:///{self.workdir / 'db' / f'{dept}-inbox.db'}",
-                    "subscriptions": ours, "tables": {sid: SINK_TABLES[sid] for sid in ours},
-                }] if ours else []
+                doc["sinks"] = (
+                    [
+                        {
+                            "name": "inbox",
+                            "hub": HUB,
+                            "type": "sql",
+                            "dsn": f"sqlite:///{self.workdir / 'db' / f'{dept}-inbox.db'}",
+                            "subscriptions": ours,
+                            "tables": {sid: SINK_TABLES[sid] for sid in ours},
+                        }
+                    ]
+                    if ours
+                    else []
+                )
             path = folder / f"{dept}.yaml"
             path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
             paths[dept] = path
@@ -151,7 +188,9 @@ class Demo:
     def check_alive(self) -> None:
         for name, proc in self.processes.items():
             if proc.poll() is not None:
-                tail = (self.workdir / "logs" / f"{name}.log").read_text(encoding="utf-8", errors="replace")[-2000:]
+                tail = (self.workdir / "logs" / f"{name}.log").read_text(encoding="utf-8", errors="replace")[
+                    -2000:
+                ]
                 raise FatalError(f"{name} exited with code {proc.returncode}; its log ends with:\n{tail}")
 
     def wait_ready(self, timeout: float = 90) -> None:
@@ -160,17 +199,21 @@ class Demo:
         while time.monotonic() < deadline:
             self.check_alive()
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback URL
+                with urllib.request.urlopen(url, timeout=2) as response:
                     if response.status == 200:
                         return
             except OSError:
                 pass
             time.sleep(0.5)
-        raise FatalError(f"the hub was not ready within {timeout:.0f} s (see {self.workdir / 'logs' / 'hub.log'})")
+        raise FatalError(
+            f"the hub was not ready within {timeout:.0f} s (see {self.workdir / 'logs' / 'hub.log'})"
+        )
 
     def status(self) -> dict[str, Any]:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/api/status", timeout=3) as response:  # noqa: S310
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.admin_port}/api/status", timeout=3
+            ) as response:
                 body: dict[str, Any] = json.loads(response.read())
                 return body
         except OSError:
@@ -189,7 +232,7 @@ class Demo:
 
     # -- looking at the subscribers' databases ---------------------------------------------------
     def inbox_rows(self, sid: str) -> list[dict[str, Any]]:
-        dept = sid.split("-")[0]
+        dept = sid.split("-", maxsplit=1)[0]
         path = self.workdir / "db" / f"{dept}-inbox.db"
         if not path.exists():
             return []
@@ -205,12 +248,20 @@ class Demo:
 
 def run_demo(bootstrap: str, duration: float, *, repo: Path | None = None, rate: float = 20.0) -> int:
     repo = repo or Path(__file__).resolve().parents[2]
-    demo = Demo(repo=repo, workdir=repo / "deploy" / "demo" / ".run", bootstrap=bootstrap, duration=duration, rate=rate)
+    demo = Demo(
+        repo=repo,
+        workdir=repo / "deploy" / "demo" / ".run",
+        bootstrap=bootstrap,
+        duration=duration,
+        rate=rate,
+    )
     started = time.monotonic()
     _say("== exchange-hub demo: 一处失信、处处受限 (discredited in one place, restricted everywhere) ==")
     cfg = demo.prepare()
-    _say(f"config: {len(cfg.departments)} departments, {len(cfg.resources)} resources, "
-         f"{len(cfg.subscriptions)} subscriptions; Kafka at {bootstrap}")
+    _say(
+        f"config: {len(cfg.departments)} departments, {len(cfg.resources)} resources, "
+        f"{len(cfg.subscriptions)} subscriptions; Kafka at {bootstrap}"
+    )
     demo.clear_previous_run(cfg)
     dbs = DepartmentDbs(demo.workdir / "db")
     dbs.create()
@@ -226,13 +277,22 @@ def run_demo(bootstrap: str, duration: float, *, repo: Path | None = None, rate:
     try:
         demo.start("hub", ["-m", "hub.cli", "run", str(demo.workdir / "config"), "--hub", HUB])
         demo.wait_ready()
-        _say(f"hub {HUB} running: status page http://127.0.0.1:{demo.admin_port}/  "
-             f"registry http://127.0.0.1:{demo.registry_port}")
+        _say(
+            f"hub {HUB} running: status page http://127.0.0.1:{demo.admin_port}/  "
+            f"registry http://127.0.0.1:{demo.registry_port}"
+        )
         for dept in SOURCE_DEPARTMENTS:
-            out = subprocess.run([sys.executable, "-m", "connectors", "install", "--config", str(paths[dept])],
-                                 capture_output=True, text=True, env=demo.env, check=False)
+            out = subprocess.run(
+                [sys.executable, "-m", "connectors", "install", "--config", str(paths[dept])],
+                capture_output=True,
+                text=True,
+                env=demo.env,
+                check=False,
+            )
             if out.returncode != 0:
-                raise FatalError(f"connector install for {dept} failed: {out.stderr.strip() or out.stdout.strip()}")
+                raise FatalError(
+                    f"connector install for {dept} failed: {out.stderr.strip() or out.stdout.strip()}"
+                )
             _say(f"installed capture for {dept}: {out.stdout.strip().splitlines()[-1]}")
         for dept, path in paths.items():
             demo.start(f"sidecar-{dept}", ["-m", "connectors", "run", "--config", str(path)])
@@ -266,8 +326,15 @@ def _stream(demo: Demo, stream: ChangeStream, duration: float, rate: float) -> d
     while time.monotonic() < deadline:
         status = demo.status()
         subs = status.get("subscriptions", [])
-        waiting = [s for s in subs if s.get("refusal") is None and (
-            (s.get("hub_lag") or {}).get("lag_records") or (s.get("subscriber_lag") or {}).get("lag_records"))]
+        waiting = [
+            s
+            for s in subs
+            if s.get("refusal") is None
+            and (
+                (s.get("hub_lag") or {}).get("lag_records")
+                or (s.get("subscriber_lag") or {}).get("lag_records")
+            )
+        ]
         if subs and not waiting:
             break
         time.sleep(1)
@@ -280,15 +347,19 @@ def _show(demo: Demo, stream: ChangeStream, elapsed: float) -> None:
     status = {s["subscription"]: s for s in demo.status().get("subscriptions", [])}
     made = sum(stream.made.values())
     _say(f"-- t={elapsed:5.1f}s  changes made: {made}")
-    _say(f"   {'subscription':<20}{'rows in inbox':>14}{'status':>8}{'hub lag':>10}{'sub lag':>10}{'lag s':>8}")
+    _say(
+        f"   {'subscription':<20}{'rows in inbox':>14}{'status':>8}{'hub lag':>10}{'sub lag':>10}{'lag s':>8}"
+    )
     for sid in sorted(SINK_TABLES):
         s = status.get(sid, {})
-        hub_lag = (s.get("hub_lag") or {})
-        sub_lag = (s.get("subscriber_lag") or {})
+        hub_lag = s.get("hub_lag") or {}
+        sub_lag = s.get("subscriber_lag") or {}
         state = s.get("status") or ("REFUSED" if s.get("refusal") else "-")
         seconds = max(hub_lag.get("lag_seconds") or 0, sub_lag.get("lag_seconds") or 0)
-        _say(f"   {sid:<20}{len(demo.inbox_rows(sid)):>14}{state:>8}{hub_lag.get('lag_records', '-')!s:>10}"
-             f"{sub_lag.get('lag_records', '-')!s:>10}{seconds:>8.1f}")
+        _say(
+            f"   {sid:<20}{len(demo.inbox_rows(sid)):>14}{state:>8}{hub_lag.get('lag_records', '-')!s:>10}"
+            f"{sub_lag.get('lag_records', '-')!s:>10}{seconds:>8.1f}"
+        )
     for sid in SHOWN:
         rows = demo.inbox_rows(sid)
         if rows:
@@ -328,7 +399,9 @@ def _dead_letters(kafka: KafkaSettings, dept: str) -> Counter[str]:
     return reasons
 
 
-def _print_summary(demo: Demo, cfg: ConfigDir, stream: ChangeStream, summary: dict[str, Any], wall: float) -> None:
+def _print_summary(
+    demo: Demo, cfg: ConfigDir, stream: ChangeStream, summary: dict[str, Any], wall: float
+) -> None:
     status = {s["subscription"]: s for s in summary.get("status", {}).get("subscriptions", [])}
     kafka = cfg.hubs_file.kafka
     lat = _latencies(demo)
@@ -337,40 +410,80 @@ def _print_summary(demo: Demo, cfg: ConfigDir, stream: ChangeStream, summary: di
         return lat[min(len(lat) - 1, int(q * (len(lat) - 1)))] if lat else float("nan")
 
     _say("\n== summary ==")
-    _say(f"changes made at the sources: {sum(stream.made.values())} "
-         + ", ".join(f"{k}={v}" for k, v in sorted(stream.made.items())))
+    _say(
+        f"changes made at the sources: {sum(stream.made.values())} "
+        + ", ".join(f"{k}={v}" for k, v in sorted(stream.made.items()))
+    )
     _say("delivered per subscription (hub counters; rows now in the subscriber's database):")
     for sid in sorted(SINK_TABLES):
         s = status.get(sid, {})
-        _say(f"  {sid:<20} delivered={s.get('delivered', 0):<5} filtered={s.get('filtered', 0):<5} "
-             f"refused={s.get('refused', 0):<5} dead-lettered={s.get('dead_lettered', 0):<3} "
-             f"rows={len(demo.inbox_rows(sid))}" + (f"  [refused: {s['refusal']}]" if s.get("refusal") else ""))
-    _say(f"source commit -> subscriber database latency: p50={pct(0.5):.0f} ms p99={pct(0.99):.0f} ms "
-         f"(n={len(lat)} rows)")
+        _say(
+            f"  {sid:<20} delivered={s.get('delivered', 0):<5} filtered={s.get('filtered', 0):<5} "
+            f"refused={s.get('refused', 0):<5} dead-lettered={s.get('dead_lettered', 0):<3} "
+            f"rows={len(demo.inbox_rows(sid))}" + (f"  [refused: {s['refusal']}]" if s.get("refusal") else "")
+        )
+    _say(
+        f"source commit -> subscriber database latency: p50={pct(0.5):.0f} ms p99={pct(0.99):.0f} ms "
+        f"(n={len(lat)} rows)"
+    )
     checks: list[tuple[str, bool]] = []
     tax_rows = demo.inbox_rows("tax-debtors")
-    checks.append(("unconditional: the court's list reached tax, housing, transport",
-                   all(status.get(s, {}).get("delivered", 0) > 0 for s in ("tax-debtors", "housing-debtors", "transport-debtors"))))
-    checks.append(("conditional: housing (approved) received persons; transport (pending) received none and was refused",
-                   bool(demo.inbox_rows("housing-persons")) and not demo.inbox_rows("transport-persons")
-                   and status.get("transport-persons", {}).get("refused", 0) > 0))
+    checks.append(
+        (
+            "unconditional: the court's list reached tax, housing, transport",
+            all(
+                status.get(s, {}).get("delivered", 0) > 0
+                for s in ("tax-debtors", "housing-debtors", "transport-debtors")
+            ),
+        )
+    )
+    checks.append(
+        (
+            "conditional: housing (approved) received persons; "
+            "transport (pending) received none and was refused",
+            bool(demo.inbox_rows("housing-persons"))
+            and not demo.inbox_rows("transport-persons")
+            and status.get("transport-persons", {}).get("refused", 0) > 0,
+        )
+    )
     casefiles = stream.made.get("PD-CRD-0002 c", 0)
     nobody = not any(s.get("resource") == "PD-CRD-0002" for s in status.values())
     checks.append((f"not shared: {casefiles} enforcement case files published, delivered to nobody", nobody))
     housing = demo.inbox_rows("housing-debtors")
     masked = bool(housing) and all("*" in str(r.get("debtor_id", "*")) for r in housing)
-    checks.append(("masked: housing sees debtor IDs like " + (str(housing[0].get("debtor_id")) if housing else "?")
-                   + ", names like " + (str(housing[0].get("debtor_name")) if housing else "?"), masked))
+    checks.append(
+        (
+            "masked: housing sees debtor IDs like "
+            + (str(housing[0].get("debtor_id")) if housing else "?")
+            + ", names like "
+            + (str(housing[0].get("debtor_name")) if housing else "?"),
+            masked,
+        )
+    )
     districts = {r.get("district") for r in demo.inbox_rows("lujiazui-debtors")}
-    checks.append((f"row filter: the Lujiazui office sees only districts {sorted(d for d in districts if d)}",
-                   districts <= {"浦东新区"} and bool(districts)))
+    checks.append(
+        (
+            f"row filter: the Lujiazui office sees only districts {sorted(d for d in districts if d)}",
+            districts <= {"浦东新区"} and bool(districts),
+        )
+    )
     tax_cases = {r.get("case_no") for r in tax_rows}
     gone = [c for c in stream.deleted_cases if c not in tax_cases]
-    checks.append((f"delete: {len(gone)}/{len(stream.deleted_cases)} cleared debtors removed from the tax "
-                   "bureau's database too", bool(stream.deleted_cases) and len(gone) == len(stream.deleted_cases)))
+    checks.append(
+        (
+            f"delete: {len(gone)}/{len(stream.deleted_cases)} cleared debtors removed from the tax "
+            "bureau's database too",
+            bool(stream.deleted_cases) and len(gone) == len(stream.deleted_cases),
+        )
+    )
     dlq = _dead_letters(kafka, "psb")
-    checks.append((f"bad record: dead letters of psb by reason {dict(dlq)}", dlq.get("bad_id_check_digit", 0) >= 1))
+    checks.append(
+        (f"bad record: dead letters of psb by reason {dict(dlq)}", dlq.get("bad_id_check_digit", 0) >= 1)
+    )
     for text, ok in checks:
         _say(f"  [{'ok' if ok else 'FAILED'}] {text}")
     summary["ok"] = all(ok for _, ok in checks)
-    _say(f"demo {'passed' if summary['ok'] else 'FAILED'} in {wall:.0f} s; logs and databases in {demo.workdir}")
+    _say(
+        f"demo {'passed' if summary['ok'] else 'FAILED'} in {wall:.0f} s; "
+        f"logs and databases in {demo.workdir}"
+    )

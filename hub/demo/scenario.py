@@ -26,8 +26,14 @@ SOURCES: tuple[tuple[str, str, str, str], ...] = (
     ("psb", "PD-POP-0001", "person", "resources/person.avsc"),
     ("housing", "PD-EST-0001", "real_estate", "resources/real_estate.avsc"),
 )
-KEYS = {"PD-CRD-0001": "case_no", "PD-CRD-0002": "case_no", "PD-ENT-0001": "credit_code",
-        "PD-LIC-0001": "licence_no", "PD-POP-0001": "id_number", "PD-EST-0001": "cert_no"}
+KEYS = {
+    "PD-CRD-0001": "case_no",
+    "PD-CRD-0002": "case_no",
+    "PD-ENT-0001": "credit_code",
+    "PD-LIC-0001": "licence_no",
+    "PD-POP-0001": "id_number",
+    "PD-EST-0001": "cert_no",
+}
 
 
 def _sql_type(avro: Any) -> str:
@@ -38,12 +44,15 @@ def _sql_type(avro: Any) -> str:
             return "TEXT"  # dates as ISO text, as a department system would keep them
         avro = avro["type"]
     return {"int": "INTEGER", "long": "INTEGER", "double": "REAL", "float": "REAL", "boolean": "INTEGER"}.get(
-        str(avro), "TEXT")
+        str(avro), "TEXT"
+    )
 
 
 def create_table(conn: sqlite3.Connection, table: str, schema_file: str, key: str) -> list[str]:
     fields = schemas.load(schema_file)["fields"]
-    columns = [f'"{f["name"]}" {_sql_type(f["type"])}' + (" PRIMARY KEY" if f["name"] == key else "") for f in fields]
+    columns = [
+        f'"{f["name"]}" {_sql_type(f["type"])}' + (" PRIMARY KEY" if f["name"] == key else "") for f in fields
+    ]
     conn.execute(f'CREATE TABLE IF NOT EXISTS "{table}" ({", ".join(columns)})')
     return [f["name"] for f in fields]
 
@@ -77,7 +86,9 @@ class DepartmentDbs:
         cols = self.columns[table]
         values = [_iso(record.get(c)) for c in cols]
         quoted = ", ".join(f'"{c}"' for c in cols)
-        conn.execute(f'INSERT OR REPLACE INTO "{table}" ({quoted}) VALUES ({", ".join("?" * len(cols))})', values)
+        marks = ", ".join("?" * len(cols))
+        # table and column names come from our own schema files, never from input
+        conn.execute(f'INSERT OR REPLACE INTO "{table}" ({quoted}) VALUES ({marks})', values)  # noqa: S608
 
 
 @dataclass
@@ -91,7 +102,7 @@ class ChangeStream:
     bad_records: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed)
+        self.rng = random.Random(self.seed)  # noqa: S311 - demo data, not security
         self.fake = gen.make_faker(self.seed)
         self.conns = {dept: self.dbs.connect(dept) for dept in {s[0] for s in SOURCES}}
         self.debtors: list[str] = []
@@ -141,8 +152,10 @@ class ChangeStream:
             self._new_debtor()
         elif roll < 0.55 and self.debtors:
             case = self.rng.choice(self.debtors)
-            court.execute('UPDATE dishonest_debtor SET performance_status = ? WHERE case_no = ?',
-                          (self.rng.choice(["部分未履行", "全部未履行"]), case))
+            court.execute(
+                "UPDATE dishonest_debtor SET performance_status = ? WHERE case_no = ?",
+                (self.rng.choice(["部分未履行", "全部未履行"]), case),
+            )
             self.made["PD-CRD-0001 u"] += 1
         elif roll < 0.62 and len(self.debtors) > 10:
             # the debt is paid: the court removes the debtor from the list, everywhere at once
@@ -154,8 +167,10 @@ class ChangeStream:
             self._new_entity()
         elif roll < 0.80 and self.entities:
             entity = self.rng.choice(self.entities)
-            self.conns["amr"].execute('UPDATE legal_entity SET status = ? WHERE credit_code = ?',
-                                      (self.rng.choice(["存续", "吊销", "注销"]), entity["credit_code"]))
+            self.conns["amr"].execute(
+                "UPDATE legal_entity SET status = ? WHERE credit_code = ?",
+                (self.rng.choice(["存续", "吊销", "注销"]), entity["credit_code"]),
+            )
             self.made["PD-ENT-0001 u"] += 1
         elif roll < 0.90:
             self._new_person()
@@ -164,9 +179,13 @@ class ChangeStream:
             self.dbs.upsert(self.conns["housing"], "real_estate", gen.real_estate(self.fake, owner))
             self.made["PD-EST-0001 c"] += 1
         else:
-            case = {"case_no": f"(2026)沪0115执{self.rng.randint(10000, 99999)}号", "judge": self.fake.name(),
-                    "summary": "执行案件卷宗摘要(不予共享)", "filed_date": "2026-11-01"}
-            self.dbs.upsert(court, "enforcement_case", case)
+            casefile: dict[str, Any] = {
+                "case_no": f"(2026)沪0115执{self.rng.randint(10000, 99999)}号",
+                "judge": self.fake.name(),
+                "summary": "执行案件卷宗摘要(不予共享)",
+                "filed_date": "2026-11-01",
+            }
+            self.dbs.upsert(court, "enforcement_case", casefile)
             self.made["PD-CRD-0002 c"] += 1
 
     def bad_person(self) -> None:

@@ -1,11 +1,11 @@
 """Compile a subscription into a delivery plan. Pure: no I/O, so every rule is testable in isolation.
 
-    fields  = requested ∩ granted ∩ classified (deny by default: an unclassified or new field never goes out)
-    masks   = per field; a personal field without a mask (and without a legal basis) is left out
-    filter  = row filter compiled once
-    state   = deliverable, or refused with a reason (not shared, approval missing/pending/expired,
-              revoked, outside the validity window)
-    version = stable hash of all of the above; it travels in a header and in the audit
+fields  = requested ∩ granted ∩ classified (deny by default: an unclassified or new field never goes out)
+masks   = per field; a personal field without a mask (and without a legal basis) is left out
+filter  = row filter compiled once
+state   = deliverable, or refused with a reason (not shared, approval missing/pending/expired,
+          revoked, outside the validity window)
+version = stable hash of all of the above; it travels in a header and in the audit
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def _avro_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", text)
 
 
-def compile_plan(
+def compile_plan(  # noqa: PLR0915 - the rules of a plan, in the order the docstring gives them
     sub: Subscription,
     resource: Resource,
     resource_schema: dict[str, Any],
@@ -120,7 +120,11 @@ def compile_plan(
             granted = set(approval.fields) if approval.fields is not None else None
 
     valid_until = sub.valid_until
-    if sub.approval is not None and sub.approval.status == "approved" and sub.approval.valid_until is not None:
+    if (
+        sub.approval is not None
+        and sub.approval.status == "approved"
+        and sub.approval.valid_until is not None
+    ):
         approval_until = sub.approval.valid_until
         valid_until = approval_until if valid_until is None else min(valid_until, approval_until, key=_ms)  # type: ignore[arg-type]
 
@@ -150,12 +154,26 @@ def compile_plan(
         "doc": f"{resource.code} as delivered to {sub.subscriber} under subscription {sub.id}",
         "fields": [_out_field(schema_fields[r.name], r.out_type) for r in rules],
     }
-    delivery_schema = change_event_schema(resource.code, projected, name=_avro_name(f"{resource_schema['name']}Delivery_{sub.id}"))
+    delivery_schema = change_event_schema(
+        resource.code, projected, name=_avro_name(f"{resource_schema['name']}Delivery_{sub.id}")
+    )
     delivery_schema["namespace"] = "gov.xhub.delivery"
 
-    row_filter = compile_filter(sub.filter, schema_fields_types(resource_schema), where=f"subscription {sub.id}") if sub.filter else None
+    row_filter = (
+        compile_filter(sub.filter, schema_fields_types(resource_schema), where=f"subscription {sub.id}")
+        if sub.filter
+        else None
+    )
     valid_from_ms, valid_until_ms = _ms(sub.valid_from), _ms(valid_until)
-    version = _version(sub, resource, rules, refusal, valid_from_ms, valid_until_ms, key_masked)
+    version = _version(
+        sub,
+        resource=resource,
+        rules=rules,
+        refusal=refusal,
+        valid_from_ms=valid_from_ms,
+        valid_until_ms=valid_until_ms,
+        key_masked=key_masked,
+    )
 
     plan_rules = tuple(rules)
     appliers = [(r.name, r.mask.function if r.mask else None) for r in plan_rules]
@@ -214,6 +232,7 @@ def _out_field(field: Mapping[str, Any], out_type: Any) -> dict[str, Any]:
 
 def _version(
     sub: Subscription,
+    *,
     resource: Resource,
     rules: list[FieldRule],
     refusal: str | None,
@@ -238,7 +257,7 @@ def _version(
 
 
 def delivery_schema_of(cfg: Any, subscription_id: str) -> dict[str, Any] | None:
-    """The delivered Avro schema of one subscription of a loaded config (None when its resource is unknown)."""
+    """The delivered Avro schema of one subscription of a loaded config (None: resource unknown)."""
     sub = cfg.subscriptions[subscription_id]
     resource = cfg.resources.get(sub.resource)
     schema = cfg.schemas.get(sub.resource)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ class ApplyResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def apply_plan(
+def apply_plan(  # noqa: PLR0912 - one branch per kind of change
     plan: Plan,
     admin: KafkaAdminClient,
     producer: KafkaProducer,
@@ -38,19 +39,24 @@ def apply_plan(
     result = ApplyResult()
     refused = [c for c in plan.schemas if c.action == "refuse"]
     if refused:
-        raise FatalError("schemas refused by the registry: " + "; ".join(f"{c.subject}: {c.detail}" for c in refused))
+        raise FatalError(
+            "schemas refused by the registry: " + "; ".join(f"{c.subject}: {c.detail}" for c in refused)
+        )
     for change in plan.topics:
         try:
             if change.action == "create" and change.spec is not None:
                 spec = change.spec
-                try:
-                    admin.create_topics([NewTopic(spec.name, spec.partitions, replication_factor, topic_configs=spec.configs)])
-                except TopicAlreadyExistsError:
-                    pass  # created meanwhile by another apply: the goal is reached
+                # created meanwhile by another apply: the goal is reached all the same
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    admin.create_topics(
+                        [NewTopic(spec.name, spec.partitions, replication_factor, topic_configs=spec.configs)]
+                    )
                 result.done.append(f"created topic {spec.name}")
             elif change.action == "update":
                 if change.configs:
-                    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, change.topic, configs=change.configs)])
+                    admin.alter_configs(
+                        [ConfigResource(ConfigResourceType.TOPIC, change.topic, configs=change.configs)]
+                    )
                 if change.partitions:
                     admin.create_partitions({change.topic: change.partitions})
                 result.done.append(f"updated topic {change.topic}: {change.detail}")
@@ -59,11 +65,15 @@ def apply_plan(
                     admin.delete_topics([change.topic])
                     result.done.append(f"deleted topic {change.topic}")
                 else:
-                    result.skipped.append(f"kept topic {change.topic} (not in config; pass --allow-delete to remove)")
+                    result.skipped.append(
+                        f"kept topic {change.topic} (not in config; pass --allow-delete to remove)"
+                    )
             else:
                 result.skipped.append(f"drift on {change.topic}: {change.detail}")
         except KafkaError as exc:
-            raise RetriableError(f"Kafka refused the change to topic {change.topic}: {type(exc).__name__}: {exc}") from exc
+            raise RetriableError(
+                f"Kafka refused the change to topic {change.topic}: {type(exc).__name__}: {exc}"
+            ) from exc
     if registry is not None:
         for schema_change in plan.schemas:
             schema_id = registry.register(schema_change.subject, schema_change.spec.schema)

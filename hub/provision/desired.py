@@ -61,26 +61,42 @@ def desired_state(cfg: ConfigDir) -> Desired:
         dlq = topics.dead_letter_topic(dept.id)
         out.add_topic(TopicSpec(dlq, 1, {"retention.ms": str(30 * DAY_MS)}, f"dead letters of {dept.id}"))
         out.add_schema(SchemaSpec(f"{dlq}-value", dead_letter, f"dead letters of {dept.id}"))
-        out.add_topic(TopicSpec(topics.position_topic(dept.id), 1, dict(COMPACTED), f"source positions of {dept.id}"))
+        out.add_topic(
+            TopicSpec(topics.position_topic(dept.id), 1, dict(COMPACTED), f"source positions of {dept.id}")
+        )
     for code, res in cfg.resources.items():
         src = topics.source_topic(res.owner, code)
         out.add_topic(TopicSpec(src, partitions, dict(COMPACTED), f"changes of {code} ({res.share.value})"))
         schema = cfg.schemas.get(code)
         if schema is not None:
-            out.add_schema(SchemaSpec(f"{src}-value", change_event_schema(code, schema), f"change events of {code}"))
+            out.add_schema(
+                SchemaSpec(f"{src}-value", change_event_schema(code, schema), f"change events of {code}")
+            )
     for hub in cfg.hubs.values():
         dlq = topics.dead_letter_topic(hub.name)
-        out.add_topic(TopicSpec(topics.audit_topic(hub.name), 1, {"retention.ms": "-1"}, f"disclosure audit of {hub.name}"))
-        out.add_topic(TopicSpec(dlq, 1, {"retention.ms": str(30 * DAY_MS)}, f"dead letters of hub {hub.name}"))
+        out.add_topic(
+            TopicSpec(
+                topics.audit_topic(hub.name), 1, {"retention.ms": "-1"}, f"disclosure audit of {hub.name}"
+            )
+        )
+        out.add_topic(
+            TopicSpec(dlq, 1, {"retention.ms": str(30 * DAY_MS)}, f"dead letters of hub {hub.name}")
+        )
         out.add_schema(SchemaSpec(f"{dlq}-value", dead_letter, f"dead letters of hub {hub.name}"))
-        out.add_topic(TopicSpec(topics.config_topic(hub.name), 1, dict(COMPACTED), f"applied config of {hub.name}"))
+        out.add_topic(
+            TopicSpec(topics.config_topic(hub.name), 1, dict(COMPACTED), f"applied config of {hub.name}")
+        )
         out.snapshots[hub.name] = config_snapshot(cfg, hub.name)
     for sid, sub in cfg.subscriptions.items():
         dlv = topics.delivery_topic(sub.hub, sid)
         retention = sub.delivery.retention_ms if sub.delivery.retention_ms is not None else 7 * DAY_MS
         out.add_topic(
-            TopicSpec(dlv, sub.delivery.partitions or partitions, {"retention.ms": str(retention)},
-                      f"deliveries of {sid} to {sub.subscriber}")
+            TopicSpec(
+                dlv,
+                sub.delivery.partitions or partitions,
+                {"retention.ms": str(retention)},
+                f"deliveries of {sid} to {sub.subscriber}",
+            )
         )
         schema = delivery_schema_of(cfg, sid)
         if schema is not None:
@@ -95,7 +111,9 @@ def config_snapshot(cfg: ConfigDir, hub: str) -> bytes:
     body = {
         "hub": hub,
         "departments": {d.id: d.model_dump(mode="json") for d in cfg.departments.values()},
-        "resources": {c: cfg.resources[c].model_dump(mode="json", by_alias=True) for c in codes if c in cfg.resources},
+        "resources": {
+            c: cfg.resources[c].model_dump(mode="json", by_alias=True) for c in codes if c in cfg.resources
+        },
         "schemas": {c: cfg.schemas[c] for c in codes if c in cfg.schemas},
         "subscriptions": {s.id: s.model_dump(mode="json") for s in sorted(subs, key=lambda s: s.id)},
     }

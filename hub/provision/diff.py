@@ -70,7 +70,10 @@ class Plan:
         return {
             "topics": [{"action": c.action, "topic": c.topic, "detail": c.detail} for c in self.topics],
             "schemas": [{"action": c.action, "subject": c.subject, "detail": c.detail} for c in self.schemas],
-            "configs": [{"action": "publish", "hub": hub, "digest": snapshot_digest(s)} for hub, s in self.snapshots.items()],
+            "configs": [
+                {"action": "publish", "hub": hub, "digest": snapshot_digest(s)}
+                for hub, s in self.snapshots.items()
+            ],
             "unchanged": {"topics": self.unchanged_topics, "schemas": self.unchanged_schemas},
             "changes": len(self.topics) + len(self.schemas) + len(self.snapshots),
         }
@@ -79,7 +82,9 @@ class Plan:
         marks = {"create": "+", "update": "~", "delete": "-", "drift": "!", "register": "+", "refuse": "!"}
         lines = [f"{marks[c.action]} topic {c.topic}: {c.detail}" for c in self.topics]
         lines += [f"{marks[c.action]} schema {c.subject}: {c.detail}" for c in self.schemas]
-        lines += [f"~ config of hub {hub}: new snapshot {snapshot_digest(s)}" for hub, s in self.snapshots.items()]
+        lines += [
+            f"~ config of hub {hub}: new snapshot {snapshot_digest(s)}" for hub, s in self.snapshots.items()
+        ]
         lines.append(
             f"= {self.unchanged_topics} topics and {self.unchanged_schemas} schemas unchanged"
             + ("" if lines else "; nothing to do")
@@ -99,7 +104,11 @@ def read_cluster_state(admin: KafkaAdminClient, consumer: KafkaConsumer, hubs: l
             raw = _topic_configs(configs, name)
             state.topics[name] = ClusterTopic(name, described.get(name, 0), raw)
     for hub in hubs:
-        digest = _last_snapshot_digest(consumer, topics.config_topic(hub)) if topics.config_topic(hub) in state.topics else None
+        digest = (
+            _last_snapshot_digest(consumer, topics.config_topic(hub))
+            if topics.config_topic(hub) in state.topics
+            else None
+        )
         if digest:
             state.snapshots[hub] = digest
     return state
@@ -133,12 +142,12 @@ def _last_snapshot_digest(consumer: KafkaConsumer, topic: str) -> str | None:
 
 
 def _owned(topic: str, owners: set[str]) -> bool:
-    """Whether ``topic`` belongs to a department or hub of this config (several configs may share a cluster)."""
+    """Whether ``topic`` belongs to a department or hub of this config (configs may share a cluster)."""
     parts = topic.split(".")
     return len(parts) >= 3 and parts[0] == topics.PREFIX and parts[2] in owners
 
 
-def compute_plan(
+def compute_plan(  # noqa: PLR0912 - topics, schemas and snapshots in one pass
     desired: Desired, cluster: ClusterState, registry: SchemaRegistrar | None, owners: set[str] | None = None
 ) -> Plan:
     """What apply would do. Never proposes a delete unless the topic is ours and no longer configured."""
@@ -147,7 +156,11 @@ def compute_plan(
         have = cluster.topics.get(name)
         if have is None:
             conf = " ".join(f"{k}={v}" for k, v in sorted(spec.configs.items()))
-            plan.topics.append(TopicChange("create", name, f"partitions={spec.partitions} {conf} ({spec.purpose})".strip(), spec))
+            plan.topics.append(
+                TopicChange(
+                    "create", name, f"partitions={spec.partitions} {conf} ({spec.purpose})".strip(), spec
+                )
+            )
             continue
         changed = {k: v for k, v in spec.configs.items() if have.configs.get(k) != v}
         notes = [f"{k}: {have.configs.get(k, 'default')} -> {v}" for k, v in sorted(changed.items())]
@@ -157,8 +170,12 @@ def compute_plan(
             notes.append(f"partitions: {have.partitions} -> {spec.partitions}")
         elif have.partitions > spec.partitions:
             plan.topics.append(
-                TopicChange("drift", name, f"has {have.partitions} partitions, config asks {spec.partitions} "
-                            "(Kafka cannot shrink a topic; left as is)")
+                TopicChange(
+                    "drift",
+                    name,
+                    f"has {have.partitions} partitions, config asks {spec.partitions} "
+                    "(Kafka cannot shrink a topic; left as is)",
+                )
             )
         if notes:
             plan.topics.append(TopicChange("update", name, "; ".join(notes), spec, changed, partitions))
@@ -167,7 +184,9 @@ def compute_plan(
     # A topic is a delete candidate only when its department or hub is one of ours.
     ours = {t for t in cluster.topics if _owned(t, owners or set())}
     for name in sorted(ours - set(desired.topics)):
-        plan.topics.append(TopicChange("delete", name, "not in the config (apply removes it only with --allow-delete)"))
+        plan.topics.append(
+            TopicChange("delete", name, "not in the config (apply removes it only with --allow-delete)")
+        )
     if registry is not None:
         for subject, sspec in sorted(desired.schemas.items()):
             latest = registry.latest(subject)
@@ -176,10 +195,14 @@ def compute_plan(
                 continue
             problems = registry.incompatibilities(subject, sspec.schema) if latest is not None else []
             if problems:
-                plan.schemas.append(SchemaChange("refuse", subject, "incompatible: " + "; ".join(problems), sspec))
+                plan.schemas.append(
+                    SchemaChange("refuse", subject, "incompatible: " + "; ".join(problems), sspec)
+                )
             else:
                 plan.schemas.append(
-                    SchemaChange("register", subject, "new subject" if latest is None else "new version", sspec)
+                    SchemaChange(
+                        "register", subject, "new subject" if latest is None else "new version", sspec
+                    )
                 )
     for hub, snapshot in sorted(desired.snapshots.items()):
         if cluster.snapshots.get(hub) != snapshot_digest(snapshot):

@@ -8,7 +8,6 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -17,18 +16,39 @@ from tests.fixtures.plugin import DEMO_CONFIG, isolate_config
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "build" / "bench"
-SECRET_ENV = {"XHUB_PUDONG_SECRET": "bench-secret-pudong-0123456789", "XHUB_CITY_SECRET": "bench-secret-city-0123456789"}
+SECRET_ENV = {
+    "XHUB_PUDONG_SECRET": "bench-secret-pudong-0123456789",
+    "XHUB_CITY_SECRET": "bench-secret-city-0123456789",
+}
 
 # The hub case of the issue: 3 subscriptions on one resource — a projection, two masks, a row filter.
 BENCH_SUBSCRIPTIONS = [
-    {"id": "bench-projection", "subscriber": "tax", "resource": "PD-ENT-0001", "hub": "pudong",
-     "fields": ["credit_code", "name", "status", "district", "registered_capital"], "purpose": "bench"},
-    {"id": "bench-masks", "subscriber": "housing", "resource": "PD-ENT-0001", "hub": "pudong",
-     "fields": ["credit_code", "name", "legal_representative", "legal_rep_id_number"], "purpose": "bench",
-     "masks": {"legal_representative": "name", "legal_rep_id_number": "id_number"}},
-    {"id": "bench-filter", "subscriber": "lujiazui", "resource": "PD-ENT-0001", "hub": "pudong",
-     "fields": ["credit_code", "name", "district", "status"], "purpose": "bench",
-     "filter": 'district == "浦东新区" && status == "存续"'},
+    {
+        "id": "bench-projection",
+        "subscriber": "tax",
+        "resource": "PD-ENT-0001",
+        "hub": "pudong",
+        "fields": ["credit_code", "name", "status", "district", "registered_capital"],
+        "purpose": "bench",
+    },
+    {
+        "id": "bench-masks",
+        "subscriber": "housing",
+        "resource": "PD-ENT-0001",
+        "hub": "pudong",
+        "fields": ["credit_code", "name", "legal_representative", "legal_rep_id_number"],
+        "purpose": "bench",
+        "masks": {"legal_representative": "name", "legal_rep_id_number": "id_number"},
+    },
+    {
+        "id": "bench-filter",
+        "subscriber": "lujiazui",
+        "resource": "PD-ENT-0001",
+        "hub": "pudong",
+        "fields": ["credit_code", "name", "district", "status"],
+        "purpose": "bench",
+        "filter": 'district == "浦东新区" && status == "存续"',
+    },
 ]
 
 
@@ -39,10 +59,10 @@ def bench_config(kafka: KafkaSettings) -> tuple[Path, dict[str, str]]:
     renames = isolate_config(DEMO_CONFIG, root, kafka, token)
     for old in (root / "subscriptions").glob("*.yaml"):
         old.unlink()  # only the bench subscriptions
-    subs = [dict(s, subscriber=renames[s["subscriber"]], hub=renames[s["hub"]])
-            for s in BENCH_SUBSCRIPTIONS]
-    (root / "subscriptions" / "bench.yaml").write_text(yaml.safe_dump({"subscriptions": subs}, allow_unicode=True),
-                                                       encoding="utf-8")
+    subs = [dict(s, subscriber=renames[s["subscriber"]], hub=renames[s["hub"]]) for s in BENCH_SUBSCRIPTIONS]
+    (root / "subscriptions" / "bench.yaml").write_text(
+        yaml.safe_dump({"subscriptions": subs}, allow_unicode=True), encoding="utf-8"
+    )
     os.environ.update(SECRET_ENV)
     return root, renames
 

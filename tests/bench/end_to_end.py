@@ -7,7 +7,6 @@ the event) to its apply in the subscriber's database (the sink's applied-at colu
 from __future__ import annotations
 
 import random
-import sqlite3
 import subprocess
 import sys
 import time
@@ -34,7 +33,9 @@ def _debtor_pool(n: int) -> list[dict[str, Any]]:
 
 def e2e_latency(kafka: KafkaSettings, *, seconds: int = 60, rate: int = 1000) -> dict[str, Any]:
     repo = Path(__file__).resolve().parents[2]
-    demo = Demo(repo=repo, workdir=OUT / "e2e", bootstrap=kafka.bootstrap_servers, duration=seconds, rate=rate)
+    demo = Demo(
+        repo=repo, workdir=OUT / "e2e", bootstrap=kafka.bootstrap_servers, duration=seconds, rate=rate
+    )
     cfg = demo.prepare()
     # One path, as the issue describes it: the court's table -> hub -> the tax bureau's table.
     subs = demo.workdir / "config" / "subscriptions"
@@ -58,8 +59,12 @@ def e2e_latency(kafka: KafkaSettings, *, seconds: int = 60, rate: int = 1000) ->
     try:
         demo.start("hub", ["-m", "hub.cli", "run", str(demo.workdir / "config"), "--hub", "pudong"])
         demo.wait_ready()
-        subprocess.run([sys.executable, "-m", "connectors", "install", "--config", str(paths["court"])],
-                       check=True, capture_output=True, env=demo.env)
+        subprocess.run(
+            [sys.executable, "-m", "connectors", "install", "--config", str(paths["court"])],
+            check=True,
+            capture_output=True,
+            env=demo.env,
+        )
         demo.start("sidecar-court", ["-m", "connectors", "run", "--config", str(paths["court"])])
         demo.start("sidecar-tax", ["-m", "connectors", "run", "--config", str(paths["tax"])])
         time.sleep(5)  # sidecars join their groups before the clock starts

@@ -60,8 +60,12 @@ def main() -> int:
     summary["profile"] = str(OUT / "hub_profile.txt")
     summary["wall_seconds"] = time.time() - started
     summary["targets"] = {
-        key: {"target": f"{op} {bound}", "value": summary.get(key),
-              "met": summary.get(key) is not None and (summary[key] >= bound if op == ">=" else summary[key] <= bound)}
+        key: {
+            "target": f"{op} {bound}",
+            "value": summary.get(key),
+            "met": summary.get(key) is not None
+            and (summary[key] >= bound if op == ">=" else summary[key] <= bound),
+        }
         for key, (op, bound) in TARGETS.items()
     }
     (OUT / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -73,11 +77,19 @@ def main() -> int:
         print(summary_line(f"cost/record, {count} other subs", cost, "us"))
     print(summary_line("subscription_scaling_ratio", scale["ratio"], "(engine)"))
     print(summary_line("  with the admin monitor", scale["with_monitor_ratio"], ""))
-    for key in ("e2e_latency_ms_p50", "e2e_latency_ms_p99", "e2e_latency_ms_max", "backfill_records_per_s",
-                "backfill_live_p99_ms"):
+    for key in (
+        "e2e_latency_ms_p50",
+        "e2e_latency_ms_p99",
+        "e2e_latency_ms_max",
+        "backfill_records_per_s",
+        "backfill_live_p99_ms",
+    ):
         if key in summary:
             print(summary_line(key, summary[key], ""))
-    print(f"summary: {OUT / 'summary.json'}; profile: {OUT / 'hub_profile.txt'}; {summary['wall_seconds']:.0f} s")
+    print(
+        f"summary: {OUT / 'summary.json'}; profile: {OUT / 'hub_profile.txt'}; "
+        f"{summary['wall_seconds']:.0f} s"
+    )
     return 0
 
 

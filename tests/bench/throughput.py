@@ -7,16 +7,15 @@ import time
 from typing import Any
 
 import yaml
-
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from connectors.validation import RecordValidator
-from hub.demo.generator import legal_entity, make_faker
 from hub import topics
 from hub.catalog.envelope import ChangeEvent, change_event_schema, key_bytes
 from hub.config import load_config
 from hub.config.loader import ConfigDir
+from hub.demo.generator import legal_entity, make_faker
 from hub.engine.runner import start_hub
 from hub.kafka_client import KafkaSettings, ensure_topics, make_admin, make_consumer, make_producer
 from hub.provision.session import provision_session
@@ -32,7 +31,10 @@ RESOURCE = "PD-ENT-0001"
 def entities(cfg: ConfigDir, count: int, seed: int = 5) -> list[dict[str, Any]]:
     fake = make_faker(seed)
     check = RecordValidator(cfg.schemas[RESOURCE], "credit_code", "credit_code")
-    distinct = [check.validate(legal_entity(fake, district="浦东新区" if i % 3 == 0 else None)) for i in range(min(count, 2000))]
+    distinct = [
+        check.validate(legal_entity(fake, district="浦东新区" if i % 3 == 0 else None))
+        for i in range(min(count, 2000))
+    ]
     return [distinct[i % len(distinct)] for i in range(count)]
 
 
@@ -47,7 +49,9 @@ def produce_source(cfg: ConfigDir, registry_url: str, records: list[dict[str, An
     for seq, record in enumerate(records, start=1):
         key = f"{record['credit_code']}-{seq}"  # distinct keys: nothing compacts away mid-benchmark
         event = ChangeEvent(RESOURCE, "c", key, seq, resource.owner, "bench", now, record)
-        producer.send(topic, key=key_bytes(key), value=serde.encode(f"{topic}-value", schema, event.to_avro()))
+        producer.send(
+            topic, key=key_bytes(key), value=serde.encode(f"{topic}-value", schema, event.to_avro())
+        )
     producer.flush()
     producer.close()
     return topic
@@ -74,7 +78,9 @@ def applied_config(kafka: KafkaSettings) -> tuple[ConfigDir, dict[str, str]]:
     return cfg, renames
 
 
-def with_other_catalog(kafka: KafkaSettings, cfg: ConfigDir, renames: dict[str, str], subscriptions: int) -> ConfigDir:
+def with_other_catalog(
+    kafka: KafkaSettings, cfg: ConfigDir, renames: dict[str, str], subscriptions: int
+) -> ConfigDir:
     """The applied config plus ``subscriptions`` idle subscriptions on other resources, loaded, not applied.
 
     Applying them would create one delivery topic each (10,000 topics on a laptop broker); the hub only needs
@@ -85,10 +91,12 @@ def with_other_catalog(kafka: KafkaSettings, cfg: ConfigDir, renames: dict[str, 
         res["owner"] = renames[res["owner"]]
     for sub in subs:
         sub["subscriber"], sub["hub"] = renames[sub["subscriber"]], renames[sub["hub"]]
-    (cfg.root / "catalog" / "bench-other.yaml").write_text(yaml.safe_dump({"resources": resources}, allow_unicode=True),
-                                                          encoding="utf-8")
+    (cfg.root / "catalog" / "bench-other.yaml").write_text(
+        yaml.safe_dump({"resources": resources}, allow_unicode=True), encoding="utf-8"
+    )
     (cfg.root / "subscriptions" / "bench-other.yaml").write_text(
-        yaml.safe_dump({"subscriptions": subs}, allow_unicode=True), encoding="utf-8")
+        yaml.safe_dump({"subscriptions": subs}, allow_unicode=True), encoding="utf-8"
+    )
     admin = make_admin(kafka)
     ensure_topics(admin, {topics.source_topic(r["owner"], r["code"]): {} for r in resources}, partitions=1)
     admin.close()
@@ -96,7 +104,11 @@ def with_other_catalog(kafka: KafkaSettings, cfg: ConfigDir, renames: dict[str, 
 
 
 def hub_throughput(
-    kafka: KafkaSettings, n: int, *, profile_to: str | None = None, other_subscriptions: int = 0,
+    kafka: KafkaSettings,
+    n: int,
+    *,
+    profile_to: str | None = None,
+    other_subscriptions: int = 0,
     serve_admin: bool = True,
 ) -> dict[str, Any]:
     """N records through one hub worker; output records/s counting deliveries and audit entries."""
@@ -112,8 +124,13 @@ def hub_throughput(
 
             profiler = Profiler(async_mode="disabled")
         # The applied snapshot lacks the idle subscriptions; do not let the hub swap back to it.
-        process = start_hub(cfg, renames["pudong"], follow_config=not other_subscriptions, start_thread=False,
-                            serve_admin=serve_admin)
+        process = start_hub(
+            cfg,
+            renames["pudong"],
+            follow_config=not other_subscriptions,
+            start_thread=False,
+            serve_admin=serve_admin,
+        )
         stats = process.worker.stats
         timing: dict[str, float] = {}
 
@@ -171,7 +188,9 @@ def passthrough_throughput(kafka: KafkaSettings, n: int, outputs_per_input: floa
     ensure_topics(admin, {target: {}}, partitions=3)
     admin.close()
     copies = max(1, round(outputs_per_input))
-    producer = make_producer(kafka, "bench-copy", transactional_id=f"bench-copy-{target}", transaction_timeout_ms=30000)
+    producer = make_producer(
+        kafka, "bench-copy", transactional_id=f"bench-copy-{target}", transaction_timeout_ms=30000
+    )
     consumer = make_consumer(kafka, "bench-copy", group_id=f"bench-copy-{target}", max_poll_records=500)
     producer.init_transactions()
     consumer.subscribe([source])
@@ -211,9 +230,13 @@ def scaling(kafka: KafkaSettings, n: int, small: int, large: int) -> dict[str, A
     Measured twice: the engine alone, and with the admin port's monitor thread (which samples the lag of
     every subscription in the background, so its cost grows with the catalog).
     """
-    engine = {c: hub_throughput(kafka, n, other_subscriptions=c, serve_admin=False)["cost_us_per_record"]
-              for c in (small, large)}
-    with_monitor = {c: hub_throughput(kafka, n, other_subscriptions=c)["cost_us_per_record"] for c in (small, large)}
+    engine = {
+        c: hub_throughput(kafka, n, other_subscriptions=c, serve_admin=False)["cost_us_per_record"]
+        for c in (small, large)
+    }
+    with_monitor = {
+        c: hub_throughput(kafka, n, other_subscriptions=c)["cost_us_per_record"] for c in (small, large)
+    }
     return {
         "cost_us_per_record": engine,
         "ratio": engine[large] / engine[small],
@@ -227,18 +250,38 @@ OTHER_RESOURCES = 20
 
 def other_catalog(subscriptions: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``subscriptions`` subscriptions spread over a few other resources that carry no traffic."""
-    resources = []
-    for i in range(1, OTHER_RESOURCES + 1):
-        resources.append({
-            "code": f"PD-SOC-{i:04d}", "name": f"bench other {i}", "owner": "amr",
-            "schema": "resources/business_licence.avsc", "key": "licence_no", "share": "unconditional",
-            "fields": {f: "public" for f in ("licence_no", "credit_code", "entity_name", "licence_type",
-                                             "issue_date", "valid_until", "issuing_authority")},
-        })
-    subs = [{
-        "id": f"other-{i}", "subscriber": "tax", "resource": f"PD-SOC-{(i % OTHER_RESOURCES) + 1:04d}", "hub": "pudong",
-        "fields": ["licence_no", "entity_name"], "purpose": "bench",
-    } for i in range(subscriptions)]
+    licence_fields = (
+        "licence_no",
+        "credit_code",
+        "entity_name",
+        "licence_type",
+        "issue_date",
+        "valid_until",
+        "issuing_authority",
+    )
+    resources = [
+        {
+            "code": f"PD-SOC-{i:04d}",
+            "name": f"bench other {i}",
+            "owner": "amr",
+            "schema": "resources/business_licence.avsc",
+            "key": "licence_no",
+            "share": "unconditional",
+            "fields": dict.fromkeys(licence_fields, "public"),
+        }
+        for i in range(1, OTHER_RESOURCES + 1)
+    ]
+    subs = [
+        {
+            "id": f"other-{i}",
+            "subscriber": "tax",
+            "resource": f"PD-SOC-{(i % OTHER_RESOURCES) + 1:04d}",
+            "hub": "pudong",
+            "fields": ["licence_no", "entity_name"],
+            "purpose": "bench",
+        }
+        for i in range(subscriptions)
+    ]
     return resources, subs
 
 

@@ -9,18 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from hub.demo.generator import dishonest_debtor, make_faker, person
+from connectors.validation import RecordValidator
 from hub import topics
 from hub.config import load_config
 from hub.config.loader import ConfigDir
+from hub.demo.generator import dishonest_debtor, make_faker, person
 from hub.engine.runner import HubProcess, start_hub
 from hub.kafka_client import KafkaSettings
 from hub.provision.session import provision_session
 from hub.registry.client import RegistryClient
 from hub.registry.serde import AvroSerde
 from tests.fixtures.hubkit import Publisher, decode_all, read_all
-
-from connectors.validation import RecordValidator
 
 
 @pytest.fixture
@@ -106,17 +105,22 @@ def test_policy_is_enforced_per_subscription(
     }
 
     # transport drops the name entirely
-    transport = decode_all(serde, read_all(kafka, topics.delivery_topic(hub_name, "transport-debtors"), expect=42))
+    transport = decode_all(
+        serde, read_all(kafka, topics.delivery_topic(hub_name, "transport-debtors"), expect=42)
+    )
     assert all("debtor_name" not in (e["data"] or {}) for e in transport)
 
     # the sub-district office only sees its district (and deletes)
-    lujiazui = decode_all(serde, read_all(kafka, topics.delivery_topic(hub_name, "lujiazui-debtors"), expect=22))
+    lujiazui = decode_all(
+        serde, read_all(kafka, topics.delivery_topic(hub_name, "lujiazui-debtors"), expect=22)
+    )
     assert {e["data"]["district"] for e in lujiazui if e["data"]} == {"浦东新区"}
     assert sum(1 for e in lujiazui if e["op"] == "c") == 20
 
     # conditional: approved subscriber receives, pending one receives nothing and is refused
     housing = decode_all(serde, read_all(kafka, topics.delivery_topic(hub_name, "housing-persons"), expect=5))
-    assert len(housing) == 5 and all(len(e["data"]["birth_date"]) == 4 for e in housing)
+    assert len(housing) == 5
+    assert all(len(e["data"]["birth_date"]) == 4 for e in housing)
     assert read_all(kafka, topics.delivery_topic(hub_name, "transport-persons"), idle=1.0) == []
 
     # dead letters carry the original bytes and the reason
@@ -126,7 +130,7 @@ def test_policy_is_enforced_per_subscription(
 
     # counters reconcile: per subscription, every consumed record has exactly one outcome
     with stats.lock:
-        subs = {k: v for k, v in stats.subscriptions.items()}
+        subs = dict(stats.subscriptions)
     for sid in ("tax-debtors", "housing-debtors", "transport-debtors", "lujiazui-debtors"):
         assert subs[sid].total() == debtor_events, (sid, subs[sid])
     assert subs["lujiazui-debtors"].filtered == 20

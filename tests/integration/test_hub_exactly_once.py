@@ -1,4 +1,4 @@
-"""Exactly once through the hub: SIGKILL during a stream, two workers sharing partitions, hubs side by side."""
+"""Exactly once through the hub: SIGKILL mid-stream, two workers sharing partitions, hubs side by side."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hub.demo.generator import dishonest_debtor, make_faker, person
+from connectors.validation import RecordValidator
 from hub import topics
 from hub.config import load_config
 from hub.config.loader import ConfigDir
+from hub.demo.generator import dishonest_debtor, make_faker, person
 from hub.engine.runner import start_hub
 from hub.kafka_client import KafkaSettings
 from hub.provision.session import provision_session
@@ -27,8 +28,6 @@ from hub.registry.serde import AvroSerde
 from hub.registry.server import RegistryServer
 from hub.registry.store import SchemaStore
 from tests.fixtures.hubkit import Publisher, decode_all, read_all
-
-from connectors.validation import RecordValidator
 
 
 @pytest.fixture
@@ -95,7 +94,9 @@ def test_sigkill_during_a_stream_delivers_each_event_exactly_once(
         producer_thread.join(120)
         assert done.is_set()
         serde = AvroSerde(RegistryClient(registry))
-        delivered = read_all(kafka, topics.delivery_topic(hub_name, "tax-debtors"), expect=len(records), timeout=90)
+        delivered = read_all(
+            kafka, topics.delivery_topic(hub_name, "tax-debtors"), expect=len(records), timeout=90
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
@@ -114,7 +115,8 @@ def test_two_workers_split_the_partitions_and_deliver_everything_once(
     first = start_hub(cfg, hub_name, worker_id=0)
     second = start_hub(cfg, hub_name, worker_id=1)
     try:
-        assert first.worker.ready.wait(30) and second.worker.ready.wait(30)
+        assert first.worker.ready.wait(30)
+        assert second.worker.ready.wait(30)
         topic = topics.source_topic(renames["court"], "PD-CRD-0001")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # the group settles: both own partitions, together all of them
@@ -128,7 +130,9 @@ def test_two_workers_split_the_partitions_and_deliver_everything_once(
         sent = [publisher.publish(r).event_id for r in _debtors(cfg, 600, seed=12)]
         publisher.flush()
         serde = AvroSerde(RegistryClient(registry))
-        delivered = read_all(kafka, topics.delivery_topic(hub_name, "tax-debtors"), expect=len(sent), timeout=60)
+        delivered = read_all(
+            kafka, topics.delivery_topic(hub_name, "tax-debtors"), expect=len(sent), timeout=60
+        )
         counts = _event_ids(serde, delivered)
         assert set(counts) == set(sent)
         assert max(counts.values()) == 1
@@ -146,24 +150,38 @@ def test_hubs_run_side_by_side_with_their_own_topics_and_groups(
     root, renames = demo_config
     city = renames["city"]
     (root / "subscriptions" / "city.yaml").write_text(
-        yaml.safe_dump({"subscriptions": [{
-            "id": "city-debtors", "subscriber": renames["tax"], "resource": "PD-CRD-0001", "hub": city,
-            "fields": ["case_no", "performance_status"], "purpose": "city credit platform",
-        }]}, allow_unicode=True),
+        yaml.safe_dump(
+            {
+                "subscriptions": [
+                    {
+                        "id": "city-debtors",
+                        "subscriber": renames["tax"],
+                        "resource": "PD-CRD-0001",
+                        "hub": city,
+                        "fields": ["case_no", "performance_status"],
+                        "purpose": "city credit platform",
+                    }
+                ]
+            },
+            allow_unicode=True,
+        ),
         encoding="utf-8",
     )
     cfg = _apply(root)
     pudong = start_hub(cfg, renames["pudong"])
     city_hub = start_hub(cfg, city)
     try:
-        assert pudong.worker.ready.wait(30) and city_hub.worker.ready.wait(30)
+        assert pudong.worker.ready.wait(30)
+        assert city_hub.worker.ready.wait(30)
         assert pudong.worker.group_id != city_hub.worker.group_id
         publisher = Publisher(cfg, registry, "PD-CRD-0001")
         sent = [publisher.publish(r).event_id for r in _debtors(cfg, 50, seed=13)]
         publisher.flush()
         serde = AvroSerde(RegistryClient(registry))
         city_got = _event_ids(serde, read_all(kafka, topics.delivery_topic(city, "city-debtors"), expect=50))
-        pudong_got = _event_ids(serde, read_all(kafka, topics.delivery_topic(renames["pudong"], "tax-debtors"), expect=50))
+        pudong_got = _event_ids(
+            serde, read_all(kafka, topics.delivery_topic(renames["pudong"], "tax-debtors"), expect=50)
+        )
         assert set(city_got) == set(pudong_got) == set(sent)
         assert max(city_got.values()) == max(pudong_got.values()) == 1
         city_audit = decode_all(serde, read_all(kafka, topics.audit_topic(city), idle=1.5))

@@ -31,7 +31,9 @@ def _decode(data: bytes) -> dict[str, object]:
     return fastavro.schemaless_reader(io.BytesIO(data), SCHEMA, SCHEMA)  # type: ignore[return-value]
 
 
-def test_avro_roundtrip_through_consumer_group(kafka: KafkaSettings, unique_name: Callable[[str], str]) -> None:
+def test_avro_roundtrip_through_consumer_group(
+    kafka: KafkaSettings, unique_name: Callable[[str], str]
+) -> None:
     topic, group = unique_name("t"), unique_name("g")
     admin = make_admin(kafka)
     assert ensure_topics(admin, {topic: {}}, partitions=3) == [topic]

@@ -36,13 +36,19 @@ def broken(tmp_path: Path) -> Path:
     root = tmp_path / "config"
     shutil.copytree(DEMO, root)
     credit = root / "subscriptions" / "credit.yaml"
-    credit.write_text(credit.read_text(encoding="utf-8").replace(
-        "fields: [case_no, debtor_type, debtor_id, debtor_name, court, performance_status, publish_date]",
-        "fields: [case_no, debtor_type, debtor_id, debtor_name, court, performance_status, publish_date, phone]",
-    ), encoding="utf-8")
+    credit.write_text(
+        credit.read_text(encoding="utf-8").replace(
+            "fields: [case_no, debtor_type, debtor_id, debtor_name, court, performance_status, publish_date]",
+            "fields: [case_no, debtor_type, debtor_id, debtor_name, court, performance_status, publish_date, "
+            "phone]",
+        ),
+        encoding="utf-8",
+    )
     entities = root / "catalog" / "entities.yaml"
-    entities.write_text(entities.read_text(encoding="utf-8").replace("code: PD-LIC-0001", "code: PD-LICENCE-1"),
-                        encoding="utf-8")
+    entities.write_text(
+        entities.read_text(encoding="utf-8").replace("code: PD-LIC-0001", "code: PD-LICENCE-1"),
+        encoding="utf-8",
+    )
     population = root / "subscriptions" / "population.yaml"
     text = population.read_text(encoding="utf-8")
     start = text.index("    approval:\n      status: pending")
@@ -81,8 +87,12 @@ def test_broken_copy_reports_every_error_with_file_and_line(broken: Path) -> Non
 
 
 def test_validate_cli_prints_each_error_and_exits_1(broken: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "hub.cli", "validate", str(broken)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "validate", str(broken)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 1
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) >= 4
@@ -113,22 +123,33 @@ def test_not_shared_subscription_and_expired_validity_are_refused(tmp_path: Path
         load_config(root)
     messages = [str(p) for p in info.value.problems]
     assert any("tax-casefiles" in m and "not shared" in m and "extra.yaml:4" in m for m in messages), messages
-    assert any("tax-old" in m and "validity already over" in m and "extra.yaml:14" in m for m in messages), messages
+    assert any("tax-old" in m and "validity already over" in m and "extra.yaml:14" in m for m in messages), (
+        messages
+    )
 
 
 def test_unclassified_field_is_an_error(tmp_path: Path) -> None:
     root = tmp_path / "config"
     shutil.copytree(DEMO, root)
     credit = root / "catalog" / "credit.yaml"
-    credit.write_text(credit.read_text(encoding="utf-8").replace("      district: public\n", "", 1), encoding="utf-8")
+    credit.write_text(
+        credit.read_text(encoding="utf-8").replace("      district: public\n", "", 1), encoding="utf-8"
+    )
     with pytest.raises(ConfigError) as info:
         load_config(root)
-    assert any('field "district" of resource PD-CRD-0001 is not classified' in str(p) for p in info.value.problems)
+    assert any(
+        'field "district" of resource PD-CRD-0001 is not classified' in str(p) for p in info.value.problems
+    )
 
 
 def test_json_schema_covers_every_file_kind() -> None:
     from hub.config import json_schema
 
     schema = json_schema()
-    assert set(schema["files"]) == {"hubs.yaml", "departments/*.yaml", "catalog/*.yaml", "subscriptions/*.yaml"}
+    assert set(schema["files"]) == {
+        "hubs.yaml",
+        "departments/*.yaml",
+        "catalog/*.yaml",
+        "subscriptions/*.yaml",
+    }
     assert "approval" in str(schema["files"]["subscriptions/*.yaml"])

@@ -60,10 +60,20 @@ def _plans() -> dict[str, Any]:
 def test_fields_are_requested_granted_and_classified_only() -> None:
     plans = _plans()
     tax = plans["tax-debtors"]
-    assert tax.fields == ["case_no", "debtor_type", "debtor_id", "debtor_name", "court", "performance_status", "publish_date"]
+    assert tax.fields == [
+        "case_no",
+        "debtor_type",
+        "debtor_id",
+        "debtor_name",
+        "court",
+        "performance_status",
+        "publish_date",
+    ]
     # transport drops the name: the field is not in the delivered schema at all
     assert "debtor_name" not in plans["transport-debtors"].fields
-    schema_fields = [f["name"] for f in plans["transport-debtors"].delivery_schema["fields"][-1]["type"][1]["fields"]]
+    schema_fields = [
+        f["name"] for f in plans["transport-debtors"].delivery_schema["fields"][-1]["type"][1]["fields"]
+    ]
     assert "debtor_name" not in schema_fields
 
 
@@ -78,7 +88,9 @@ def test_conditional_needs_an_approval_and_gets_only_approved_fields() -> None:
 def test_not_shared_is_refused_again_by_the_engine_even_if_validate_was_bypassed() -> None:
     cfg = load_config(DEMO)
     res = cfg.resources["PD-CRD-0002"]
-    sub = Subscription(id="sneaky", subscriber="tax", resource=res.code, hub="pudong", fields=["case_no"], purpose="x")
+    sub = Subscription(
+        id="sneaky", subscriber="tax", resource=res.code, hub="pudong", fields=["case_no"], purpose="x"
+    )
     plan = compile_plan(sub, res, cfg.schemas[res.code], secret=SECRET)
     assert plan.refusal == "not_shared"
 
@@ -87,7 +99,9 @@ def test_new_unclassified_field_is_never_delivered() -> None:
     cfg = load_config(DEMO)
     schema = dict(cfg.schemas["PD-CRD-0001"])
     schema["fields"] = [*schema["fields"], {"name": "new_secret_field", "type": "string"}]
-    sub = cfg.subscriptions["tax-debtors"].model_copy(update={"fields": [*cfg.subscriptions["tax-debtors"].fields, "new_secret_field"]})
+    sub = cfg.subscriptions["tax-debtors"].model_copy(
+        update={"fields": [*cfg.subscriptions["tax-debtors"].fields, "new_secret_field"]}
+    )
     plan = compile_plan(sub, cfg.resources["PD-CRD-0001"], schema, secret=SECRET)
     assert "new_secret_field" not in plan.fields
 
@@ -98,12 +112,15 @@ def test_masks_change_types_and_values() -> None:
     data_schema = housing.delivery_schema["fields"][-1]["type"][1]
     types = {f["name"]: f["type"] for f in data_schema["fields"]}
     assert types["birth_date"] == "string"  # date generalised to the year: a string now
-    out = housing.project({"id_number": "310115198503071234", "name": "李四", "birth_date": 5544, "district": "浦东新区"})
+    out = housing.project(
+        {"id_number": "310115198503071234", "name": "李四", "birth_date": 5544, "district": "浦东新区"}
+    )
     assert out["birth_date"] == "1985"
     assert housing.key_masked is False  # id_number is delivered unmasked under a legal basis and approval
     tax = plans["tax-debtors"]
     projected = tax.project(_debtor())
-    assert projected["debtor_id"] != "310115198503071234" and len(projected["debtor_id"]) >= 16
+    assert projected["debtor_id"] != "310115198503071234"
+    assert len(projected["debtor_id"]) >= 16
 
 
 def test_row_filter_and_deletes() -> None:
@@ -111,7 +128,9 @@ def test_row_filter_and_deletes() -> None:
     assert isinstance(route(_event(_debtor("黄浦区")), [plan], NOW)[0], Filtered)
     assert isinstance(route(_event(_debtor("浦东新区")), [plan], NOW)[0], Deliver)
     deleted = route(_event(None, op="d"), [plan], NOW)[0]
-    assert isinstance(deleted, Deliver) and deleted.value["data"] is None and deleted.value["op"] == "d"
+    assert isinstance(deleted, Deliver)
+    assert deleted.value["data"] is None
+    assert deleted.value["op"] == "d"
 
 
 def test_validity_window_and_revocation() -> None:
@@ -137,7 +156,12 @@ def test_masked_key_is_pseudonymised() -> None:
     cfg = load_config(DEMO)
     res, schema = cfg.resources["PD-POP-0001"], cfg.schemas["PD-POP-0001"]
     sub = Subscription(
-        id="t", subscriber="tax", resource=res.code, hub="pudong", fields=["id_number", "district"], purpose="x",
+        id="t",
+        subscriber="tax",
+        resource=res.code,
+        hub="pudong",
+        fields=["id_number", "district"],
+        purpose="x",
         masks={"id_number": "id_number"},
         approval=Approval(status="approved", approved_by="x", approved_at=datetime(2026, 1, 1, tzinfo=UTC)),
     )
@@ -150,7 +174,14 @@ def test_masked_key_is_pseudonymised() -> None:
 
 # Letters outside hex, so a value cannot hide in a uuid or a hash by chance.
 MARK = st.text(alphabet="GHJKLMNPQRSTUVWXYZ", min_size=12, max_size=12)
-FIELD_CLASSES = [FieldClass.PUBLIC, FieldClass.INTERNAL, FieldClass.SENSITIVE, FieldClass.PERSONAL, FieldClass.SECRET, None]
+FIELD_CLASSES = [
+    FieldClass.PUBLIC,
+    FieldClass.INTERNAL,
+    FieldClass.SENSITIVE,
+    FieldClass.PERSONAL,
+    FieldClass.SECRET,
+    None,
+]
 MASKS = [None, "id_number", "phone", "name", "address", "email", "pseudonym", "drop"]
 
 
@@ -159,23 +190,52 @@ def scenario(draw: st.DrawFn) -> tuple[Subscription, Resource, dict[str, Any], d
     n = draw(st.integers(min_value=2, max_value=8))
     names = [f"f{i}" for i in range(n)]
     classes = {name: draw(st.sampled_from(FIELD_CLASSES)) for name in names}
-    schema = {"type": "record", "name": "R", "namespace": "t", "fields": [{"name": x, "type": "string"} for x in names]}
+    schema = {
+        "type": "record",
+        "name": "R",
+        "namespace": "t",
+        "fields": [{"name": x, "type": "string"} for x in names],
+    }
     share = draw(st.sampled_from(list(ShareAttribute)))
-    resource = Resource.model_validate({
-        "code": "PD-TAX-0001", "name": "r", "owner": "a", "schema": "x", "key": "f0", "share": share,
-        "legal_basis": "law", "fields": {k: v for k, v in classes.items() if v is not None},
-    })
+    resource = Resource.model_validate(
+        {
+            "code": "PD-TAX-0001",
+            "name": "r",
+            "owner": "a",
+            "schema": "x",
+            "key": "f0",
+            "share": share,
+            "legal_basis": "law",
+            "fields": {k: v for k, v in classes.items() if v is not None},
+        }
+    )
     requested = draw(st.lists(st.sampled_from(names), unique=True, min_size=1))
     masks = {name: m for name in requested if (m := draw(st.sampled_from(MASKS))) is not None}
     approved_fields = draw(st.one_of(st.none(), st.lists(st.sampled_from(requested), unique=True)))
-    approval = draw(st.sampled_from([
-        None,
-        Approval(status="approved", approved_by="x", approved_at=datetime(2026, 1, 1, tzinfo=UTC), fields=approved_fields),
-        Approval(status="pending"),
-    ]))
+    approval = draw(
+        st.sampled_from(
+            [
+                None,
+                Approval(
+                    status="approved",
+                    approved_by="x",
+                    approved_at=datetime(2026, 1, 1, tzinfo=UTC),
+                    fields=approved_fields,
+                ),
+                Approval(status="pending"),
+            ]
+        )
+    )
     sub = Subscription(
-        id="s", subscriber="b", resource="PD-TAX-0001", hub="h", fields=requested, purpose="p",
-        legal_basis=draw(st.sampled_from([None, "basis"])), masks=masks, approval=approval,
+        id="s",
+        subscriber="b",
+        resource="PD-TAX-0001",
+        hub="h",
+        fields=requested,
+        purpose="p",
+        legal_basis=draw(st.sampled_from([None, "basis"])),
+        masks=masks,
+        approval=approval,
     )
     # Distinct, same-length values: one can never be found inside another by accident.
     values = dict(zip(names, draw(st.lists(MARK, unique=True, min_size=n, max_size=n)), strict=True))
@@ -184,7 +244,9 @@ def scenario(draw: st.DrawFn) -> tuple[Subscription, Resource, dict[str, Any], d
 
 @settings(max_examples=1200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario())
-def test_delivered_bytes_never_leak(case: tuple[Subscription, Resource, dict[str, Any], dict[str, str]]) -> None:
+def test_delivered_bytes_never_leak(
+    case: tuple[Subscription, Resource, dict[str, Any], dict[str, str]],
+) -> None:
     sub, resource, schema, values = case
     plan = compile_plan(sub, resource, schema, secret=SECRET)
     event = {**_event(values, key=values["f0"]), "resource": resource.code}
@@ -205,7 +267,8 @@ def test_delivered_bytes_never_leak(case: tuple[Subscription, Resource, dict[str
         assert value.encode() not in raw, f"raw value of {name} leaked (mask={sub.masks.get(name)})"
     cls_ok = {n for n, c in resource.fields.items() if c is not FieldClass.SECRET}
     for rule in plan.rules:
-        assert rule.name in sub.fields and rule.name in cls_ok
+        assert rule.name in sub.fields
+        assert rule.name in cls_ok
         if resource.fields[rule.name] is FieldClass.PERSONAL and not sub.legal_basis:
             assert rule.mask is not None
     if resource.share is ShareAttribute.NOT_SHARED:
