@@ -271,7 +271,8 @@ def test_masked_email_never_contains_the_address(raw: str) -> None:
     assert masked.endswith(raw[raw.rindex("@") :])
 
 
-@given(raw=st.text(min_size=8) | st.integers())
+# long integers only: a short number can appear in 32 hex characters by chance
+@given(raw=st.text(min_size=8) | st.integers(min_value=10**9))
 def test_pseudonym_properties(raw: str | int) -> None:
     one, same, other = mask("pseudonym"), mask("pseudonym"), build_mask("pseudonym", secret=OTHER_SECRET)
     value = one.apply(raw)
