@@ -40,7 +40,8 @@ def configure_logging(level: str | None = None, *, json: bool | None = None) -> 
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # Resolve sys.stderr at each write, not once: test runners and daemons replace it.
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     # kafka-python logs through stdlib logging; keep it quiet unless asked.
@@ -49,6 +50,10 @@ def configure_logging(level: str | None = None, *, json: bool | None = None) -> 
     )
     logging.getLogger("kafka").setLevel(max(numeric, logging.ERROR))
     _configured = True
+
+
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    return structlog.PrintLogger(file=sys.stderr)
 
 
 def get_logger(name: str, **context: Any) -> structlog.stdlib.BoundLogger:
