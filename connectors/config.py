@@ -9,7 +9,7 @@
       - name: hukou
         type: sql_trigger                          # sql_trigger | outbox | http_push
         resource: PD-POP-0001
-        database: sqlite:///var/lib/hukou.db       # or postgresql://user@host/db (a secret)
+        database: sqlite:////var/lib/hukou.db      # or postgresql://user@host/db (a secret)
         table: person
     sinks: []                                      # see connectors.sinks.config
 

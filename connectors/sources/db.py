@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,25 +137,24 @@ def open_database(url: str, *, base_dir: Path, what: str) -> Database:
     """Make the Database for a connection string.
 
     Args:
-        url: ``postgresql://...`` / ``postgres://...`` (psycopg 3), or ``sqlite:///path``, ``sqlite:path``
-            or a plain file path (relative to ``base_dir``).
+        url: ``postgresql://...`` / ``postgres://...`` or ``host=... dbname=...`` (psycopg 3); else SQLite:
+            ``sqlite:///relative.db``, ``sqlite:////absolute.db`` (SQLAlchemy's forms), ``sqlite:path`` or
+            a plain file path. Relative paths are relative to ``base_dir``.
         base_dir: folder of the connector config file.
         what: names the source in errors.
     """
-    if url.startswith(("postgresql://", "postgres://")) or ("=" in url and " " in url and "dbname" in url):
+    if url.startswith(("postgresql://", "postgres://")) or _KEYWORD_DSN.match(url):
         from connectors.sources.postgres_db import PostgresDatabase
 
         return PostgresDatabase(url, what=what)
     path_text = url
-    for prefix in ("sqlite:///", "sqlite://", "sqlite:"):
+    for prefix in ("sqlite:///", "sqlite:"):
         if url.startswith(prefix):
             path_text = url[len(prefix) :]
-            if prefix == "sqlite:///":
-                path_text = "/" + path_text
             break
     if not path_text or "://" in path_text:
         raise ConfigError(
-            f'{what}: database "{_redact(url)}" is neither a postgresql:// DSN nor a SQLite path'
+            f'{what}: database "{redact(url)}" is neither a postgresql:// DSN nor a SQLite path'
         )
     path = Path(path_text)
     if not path.is_absolute():
@@ -165,16 +164,10 @@ def open_database(url: str, *, base_dir: Path, what: str) -> Database:
     return SqliteDatabase(path, what=what)
 
 
-def _redact(url: str) -> str:
-    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
+_KEYWORD_DSN = re.compile(r"^\s*(host|hostaddr|dbname|user|port|service)\s*=")
 
 
 def redact(url: str) -> str:
     """A connection string without its password, for logs and messages."""
-    return _redact(url)
-
-
-def iter_chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    """Consecutive slices of ``items`` of at most ``size``."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+    url = re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
+    return re.sub(r"(password\s*=\s*)\S+", r"\1***", url)

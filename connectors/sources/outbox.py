@@ -38,7 +38,9 @@ class OutboxSourceConfig(SourceConfigBase):
 
     type: Literal["outbox"] = "outbox"
     resources: list[str] = Field(min_length=1, description="catalog codes the outbox carries")
-    database: SecretStr = Field(description="SQLite file path or postgresql:// DSN")
+    database: SecretStr = Field(
+        description="sqlite:///relative.db, sqlite:////absolute.db, a file path, or postgresql://"
+    )
     table: str = Field(default="xhub_outbox", description="the outbox table")
     poll_interval_ms: int = Field(default=200, ge=10, le=60_000)
     retention_hours: float | None = Field(
@@ -117,6 +119,7 @@ class OutboxSource(PollingSource):
         op = str(op or "").strip()
         data = None if payload is None else str(payload).encode("utf-8", "surrogateescape")
         origin = f"{self._origin_prefix}{out_id}"
+        created = _millis(created_ms)
         resource = str(resource or "")
         if resource not in self.specs:
             problem = InvalidRecord(
@@ -125,7 +128,7 @@ class OutboxSource(PollingSource):
                 field="resource",
                 original=_original(row),
             )
-            return Captured(resource, "u", int(out_id), int(created_ms), origin, rejected=problem)
+            return Captured(resource, "u", int(out_id), created, origin, rejected=problem)
         if op not in _OPS:
             problem = InvalidRecord(
                 BAD_OP,
@@ -133,9 +136,9 @@ class OutboxSource(PollingSource):
                 field="op",
                 original=_original(row),
             )
-            return Captured(resource, "u", int(out_id), int(created_ms), origin, rejected=problem)
+            return Captured(resource, "u", int(out_id), created, origin, rejected=problem)
         key_text = None if key is None else str(key)
-        return Captured(resource, op, int(out_id), int(created_ms), origin, data, key_text)  # type: ignore[arg-type]
+        return Captured(resource, op, int(out_id), created, origin, data, key_text)  # type: ignore[arg-type]
 
     def after_commit(self, position: Position) -> None:
         retention = self.config.retention_hours
@@ -151,6 +154,14 @@ class OutboxSource(PollingSource):
         with self.db.write() as w:
             deleted = w.execute(sql, (*params, cutoff))
         self.log.info("outbox_pruned", table=self.config.table, rows=deleted)
+
+
+def _millis(value: Any) -> int:
+    """created_at as epoch millis; an application that filled it oddly must not stop the source."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return now_ms()
 
 
 def _original(row: tuple[Any, ...]) -> bytes:

@@ -36,7 +36,7 @@ class SqlTriggerSourceConfig(SourceConfigBase):
     type: Literal["sql_trigger"] = "sql_trigger"
     resource: str = Field(description="catalog code of the records in the table")
     database: SecretStr = Field(
-        description="SQLite file path (sqlite:///abs or relative) or postgresql:// DSN"
+        description="sqlite:///relative.db, sqlite:////absolute.db, a file path, or a postgresql:// DSN"
     )
     table: str = Field(description="the captured table, optionally schema.table")
     key_column: str | None = Field(
@@ -181,8 +181,10 @@ class SqlTriggerSource(PollingSource):
                 changes = [self._change(row) for row in rows]
             chunk_rows = []
             if snapshot is not None and caught_up:
-                chunk_rows = self._snapshot.chunk(r, snapshot["after"], limit)
-                if len(chunk_rows) < limit:
+                # Changes first, then as many rows as keep the batch within its limit.
+                chunk_limit = max(1, limit - len(changes))
+                chunk_rows = self._snapshot.chunk(r, snapshot["after"], chunk_limit)
+                if len(chunk_rows) < chunk_limit:
                     chunk_rows += self._snapshot.keyless(r, limit)
                     finished = True
         if snapshot is not None and caught_up:
