@@ -149,7 +149,7 @@ def load_connector_config(path: str | Path) -> LoadedConnector:
         problems.append(
             doc.problem(("registry_url",), "registry_url is required (hubs.yaml has no registry.url)")
         )
-    sinks = _sinks(config, doc, problems, catalog)
+    sinks = _sinks(config, doc, problems, catalog, path.parent)
     if problems:
         raise ConfigError(problems)
     return LoadedConnector(
@@ -217,7 +217,7 @@ _BINDING_KEYS = ("name", "hub", "subscriptions", "group_id", "max_batch")
 
 
 def _sinks(
-    config: ConnectorConfig, doc: LocatedYaml, problems: list[ConfigProblem], catalog: Any
+    config: ConnectorConfig, doc: LocatedYaml, problems: list[ConfigProblem], catalog: Any, base_dir: Path
 ) -> list[SinkBinding]:
     """The sink bindings, each sink config validated by the sinks package's models."""
     if not config.sinks:
@@ -242,7 +242,7 @@ def _sinks(
             problems.append(doc.problem((*where, "max_batch"), "must be a positive integer"))
         try:
             sink = SINK_CONFIG_ADAPTER.validate_python(
-                {k: v for k, v in item.items() if k not in _BINDING_KEYS}
+                _relative_to(base_dir, {k: v for k, v in item.items() if k not in _BINDING_KEYS})
             )
         except ValidationError as exc:
             problems.extend(_problems_of(exc, doc, prefix=where))
@@ -253,6 +253,19 @@ def _sinks(
             out.append(
                 SinkBinding(str(name), str(hub), wanted, sink, str(group) if group else None, max_batch)
             )
+    return out
+
+
+def _relative_to(base_dir: Path, sink: dict[str, Any]) -> dict[str, Any]:
+    """Sink file paths (SQLite DSNs, JSON-lines files) are relative to the config file, as sources' are."""
+    out = dict(sink)
+    dsn = out.get("dsn")
+    if isinstance(dsn, str) and dsn.startswith("sqlite:///") and not dsn.startswith("sqlite:////"):
+        out["dsn"] = f"sqlite:///{(base_dir / dsn[len('sqlite:///') :]).resolve()}"
+    for key in ("path", "offsets_path"):
+        value = out.get(key)
+        if isinstance(value, str) and not Path(value).is_absolute():
+            out[key] = str((base_dir / value).resolve())
     return out
 
 

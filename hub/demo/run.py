@@ -166,7 +166,7 @@ class Demo:
                             "name": "inbox",
                             "hub": HUB,
                             "type": "sql",
-                            "dsn": f"sqlite:///{self.workdir / 'db' / f'{dept}-inbox.db'}",
+                            "dsn": f"sqlite:///../db/{dept}-inbox.db",
                             "subscriptions": ours,
                             "tables": {sid: SINK_TABLES[sid] for sid in ours},
                         }
