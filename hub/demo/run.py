@@ -354,7 +354,7 @@ def _show(demo: Demo, stream: ChangeStream, elapsed: float) -> None:
         s = status.get(sid, {})
         hub_lag = s.get("hub_lag") or {}
         sub_lag = s.get("subscriber_lag") or {}
-        state = s.get("status") or ("REFUSED" if s.get("refusal") else "-")
+        state = "REFUSED" if s.get("refusal") else (s.get("status") or "-")
         seconds = max(hub_lag.get("lag_seconds") or 0, sub_lag.get("lag_seconds") or 0)
         _say(
             f"   {sid:<20}{len(demo.inbox_rows(sid)):>14}{state:>8}{hub_lag.get('lag_records', '-')!s:>10}"
