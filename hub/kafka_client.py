@@ -88,6 +88,9 @@ def make_consumer(
         "auto_offset_reset": "earliest",
         "isolation_level": "read_committed",
         "max_poll_records": 500,
+        # A topic created after the consumer subscribed (a sidecar started before `xhub apply`) is seen
+        # within 10 s, not after kafka-python's default of 5 minutes.
+        "metadata_max_age_ms": 10_000,
     }
     conf.update(overrides)
     try:
