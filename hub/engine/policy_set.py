@@ -17,10 +17,16 @@ class PolicySet:
     digest: str
     plans: dict[str, DeliveryPlan] = field(default_factory=dict)  # subscription id -> plan
     by_topic: dict[str, list[DeliveryPlan]] = field(default_factory=dict)
+    subscriptions: dict[str, Subscription] = field(default_factory=dict)  # what the plans were compiled from
 
     @property
     def source_topics(self) -> list[str]:
         return sorted(self.by_topic)
+
+    def backfill_wanted(self, subscription: str) -> bool:
+        """Whether a subscription first receives the current state (delivery.backfill, default yes)."""
+        sub = self.subscriptions.get(subscription)
+        return sub.delivery.backfill if sub is not None else True
 
 
 def build_policy_set(
@@ -43,6 +49,7 @@ def build_policy_set(
             continue
         plan = compile_plan(sub, resource, schema, secret=secret)
         out.plans[sub.id] = plan
+        out.subscriptions[sub.id] = sub
         out.by_topic.setdefault(plan.source_topic, []).append(plan)
     return out
 
@@ -51,7 +58,9 @@ def policy_set_from_snapshot(snapshot: Mapping[str, Any], *, secret: bytes, dige
     """Rebuild a policy set from a config snapshot published by `xhub apply` (see provision.desired)."""
     resources = {code: Resource.model_validate(body) for code, body in snapshot["resources"].items()}
     subs = [Subscription.model_validate(body) for body in snapshot["subscriptions"].values()]
-    return build_policy_set(snapshot["hub"], subs, resources, snapshot["schemas"], secret=secret, digest=digest)
+    return build_policy_set(
+        snapshot["hub"], subs, resources, snapshot["schemas"], secret=secret, digest=digest
+    )
 
 
 def snapshot_of(raw: bytes) -> tuple[str, dict[str, Any]]:

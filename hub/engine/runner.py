@@ -6,7 +6,7 @@ import os
 import signal
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from hub.config.loader import ConfigDir
 from hub.engine.policy_set import PolicySet, build_policy_set
@@ -27,16 +27,21 @@ def hub_secret(cfg: ConfigDir, hub: str) -> bytes:
         if value:
             return value.encode("utf-8")
         raise ConfigError(
-            f'hub "{hub}" in hubs.yaml: environment variable {spec.pseudonym_secret_env} (pseudonym_secret_env) is not set'
+            f'hub "{hub}" in hubs.yaml: environment variable {spec.pseudonym_secret_env} '
+            "(pseudonym_secret_env) is not set"
         )
     if spec.pseudonym_secret is not None:
         return spec.pseudonym_secret.get_secret_value().encode("utf-8")
-    raise ConfigError(f'hub "{hub}" in hubs.yaml: set pseudonym_secret_env (the HMAC key for pseudonyms and audit)')
+    raise ConfigError(
+        f'hub "{hub}" in hubs.yaml: set pseudonym_secret_env (the HMAC key for pseudonyms and audit)'
+    )
 
 
 def initial_policies(cfg: ConfigDir, hub: str, secret: bytes) -> PolicySet:
     digest = snapshot_digest(config_snapshot(cfg, hub))
-    return build_policy_set(hub, cfg.subscriptions.values(), cfg.resources, cfg.schemas, secret=secret, digest=digest)
+    return build_policy_set(
+        hub, cfg.subscriptions.values(), cfg.resources, cfg.schemas, secret=secret, digest=digest
+    )
 
 
 @dataclass
@@ -68,8 +73,12 @@ def start_hub(
     follow_config: bool = True,
     start_thread: bool = True,
     serve_admin: bool = True,
+    first_start: Literal["state", "replay"] = "state",
 ) -> HubProcess:
-    """Start one worker of ``hub`` in a background thread (plus the built-in registry and admin port)."""
+    """Start one worker of ``hub`` in a background thread (plus the built-in registry and admin port).
+
+    ``first_start``: where partitions the hub never read start (see ``WorkerOptions.first_start``).
+    """
     from hub.registry.client import RegistryClient
     from hub.registry.serde import AvroSerde
 
@@ -93,10 +102,17 @@ def start_hub(
     serde = AvroSerde(RegistryClient(url))
     stats = WorkerStats()
     worker = HubWorker(
-        kafka, initial_policies(cfg, hub, secret), serde, secret,
+        kafka,
+        initial_policies(cfg, hub, secret),
+        serde,
+        secret,
         WorkerOptions(
-            hub=hub, worker_id=worker_id, batch_max_records=spec.batch_max_records, batch_max_ms=spec.batch_max_ms,
+            hub=hub,
+            worker_id=worker_id,
+            batch_max_records=spec.batch_max_records,
+            batch_max_ms=spec.batch_max_ms,
             follow_config=follow_config,
+            first_start=first_start,
         ),
         stats=stats,
     )

@@ -32,7 +32,9 @@ class WorkerStats:
     aborted_transactions: int = 0
     tx_seconds: list[float] = field(default_factory=list)  # recent transaction durations
     latency_ms: list[int] = field(default_factory=list)  # recent source-commit -> delivery latencies
-    subscriptions: dict[str, SubscriptionStats] = field(default_factory=lambda: defaultdict(SubscriptionStats))
+    subscriptions: dict[str, SubscriptionStats] = field(
+        default_factory=lambda: defaultdict(SubscriptionStats)
+    )
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record_tx(self, seconds: float) -> None:

@@ -1,0 +1,9 @@
+"""Errors of the audit package."""
+
+from __future__ import annotations
+
+from hub.errors import HubError
+
+
+class AuditQueryError(HubError):
+    """An `xhub audit show` question that cannot be asked as given (e.g. a key without its resource)."""

@@ -1,0 +1,13 @@
+"""Errors of the hub engine."""
+
+from __future__ import annotations
+
+from hub.errors import FatalError
+
+
+class HandoverStateError(FatalError):
+    """The per-partition subscription state cannot be stored with the committed offsets."""
+
+
+class WorkerFencedError(FatalError):
+    """Another worker took over this worker's transactional id."""

@@ -1,0 +1,348 @@
+"""Live policy changes on a real broker, without restarting the hub: revocation and removal during a
+stream, fields and masks changed, a validity window ending on its own, an approval granted later."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from connectors.validation import RecordValidator
+from hub import topics
+from hub.audit.cli import verify_command
+from hub.audit.reader import read_records
+from hub.config import load_config
+from hub.config.loader import ConfigDir
+from hub.demo.generator import make_faker, person
+from hub.engine.runner import HubProcess, start_hub
+from hub.kafka_client import KafkaSettings
+from hub.provision.session import provision_session
+from hub.registry.client import RegistryClient
+from hub.registry.serde import AvroSerde
+from tests.fixtures.hubkit import Publisher, read_all
+from tests.integration.test_backfill import (
+    Stream,
+    check_each_once,
+    check_handover,
+    deliveries,
+    source_events,
+)
+
+CODE = "PD-CRD-0001"
+
+
+@pytest.fixture
+def running(
+    demo_config: tuple[Path, dict[str, str]],
+) -> Iterator[tuple[ConfigDir, dict[str, str], Path, HubProcess]]:
+    root, renames = demo_config
+    cfg = _apply(root)
+    process = start_hub(cfg, renames["pudong"])
+    assert process.worker.ready.wait(30), "hub worker did not start"
+    try:
+        yield cfg, renames, root, process
+    finally:
+        process.close()
+
+
+def _apply(root: Path) -> ConfigDir:
+    cfg = load_config(root)
+    with provision_session(cfg) as session:
+        session.apply()
+    return cfg
+
+
+def _edit(root: Path, file: str, edit: Callable[[list[dict[str, Any]]], None]) -> None:
+    path = root / "subscriptions" / file
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    edit(doc["subscriptions"])
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def _sub(subs: list[dict[str, Any]], sid: str) -> dict[str, Any]:
+    return next(s for s in subs if s["id"] == sid)
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what} not reached in {timeout} s")
+
+
+def _consumed(process: HubProcess, n: int) -> Callable[[], bool]:
+    def check() -> bool:
+        with process.worker.stats.lock:
+            return process.worker.stats.consumed >= n
+
+    return check
+
+
+def _audit(kafka: KafkaSettings, serde: AvroSerde, hub: str) -> list[dict[str, Any]]:
+    out = []
+    for rec in read_records(kafka, topics.audit_topic(hub), serde):
+        assert rec.entry is not None
+        out.append(rec.entry)
+    return out
+
+
+def _source_offset(entry: dict[str, Any]) -> tuple[int, int]:
+    where, offset = str(entry["source"]).rsplit("@", 1)
+    return int(where.rsplit("-", 1)[1]), int(offset)
+
+
+def test_revoked_and_removed_subscriptions_stop_receiving_within_seconds(
+    kafka: KafkaSettings, running: tuple[ConfigDir, dict[str, str], Path, HubProcess]
+) -> None:
+    cfg, renames, root, process = running
+    hub = renames["pudong"]
+    stream = Stream(cfg, process.registry_url, seed=51)
+    stream.burst(200)
+    stream.start()
+    try:
+        _wait_for(_consumed(process, 300), what="a stream under way")
+
+        def revoke(subs: list[dict[str, Any]]) -> None:
+            _sub(subs, "transport-debtors")["active"] = False
+            subs.remove(_sub(subs, "lujiazui-debtors"))
+
+        _edit(root, "credit.yaml", revoke)
+        _apply(root)
+        applied_ms = int(time.time() * 1000)
+        plans = process.worker.policies.plans
+        _wait_for(
+            lambda: (
+                process.worker.policies.plans.get("transport-debtors", plans["transport-debtors"]).refusal
+                == "revoked"
+            ),
+            timeout=10,
+            what="the revocation installed",
+        )
+        time.sleep(2.0)  # the stream goes on after the revocation
+    finally:
+        sent = stream.finish()
+    _wait_for(_consumed(process, sent), what="all consumed")
+    serde = AvroSerde(RegistryClient(process.registry_url))
+    audit = _audit(kafka, serde, hub)
+    new_version = process.worker.policies.plans["transport-debtors"].version
+
+    changed = [a for a in audit if a["kind"] == "policy_changed" and a["subscription"] == "transport-debtors"]
+    revoked = changed[-1]
+    assert revoked["policy_version"] == new_version
+    assert "refused: revoked" in revoked["reason"]
+    assert revoked["ts_ms"] - applied_ms < 10_000, "the revocation took effect late"
+
+    mine = [a for a in audit if a["subscription"] == "transport-debtors" and a["kind"] != "policy_changed"]
+    delivered = [a for a in mine if a["kind"] == "delivered"]
+    refused = [a for a in mine if a["kind"] == "refused"]
+    assert delivered
+    assert refused
+    assert max(a["ts_ms"] for a in delivered) <= revoked["ts_ms"]
+    assert {a["reason"] for a in refused} == {"revoked"}
+    assert {a["policy_version"] for a in refused} == {new_version}
+    # per partition, nothing delivered after the first refusal; every event is one or the other, once
+    first_refused: dict[int, int] = defaultdict(lambda: 1 << 62)
+    for a in refused:
+        p, o = _source_offset(a)
+        first_refused[p] = min(first_refused[p], o)
+    assert all(_source_offset(a)[1] < first_refused[_source_offset(a)[0]] for a in delivered)
+    outcomes = [_source_offset(a) for a in mine]
+    assert len(outcomes) == len(set(outcomes)) == sent
+
+    # the delivery topic holds nothing produced after the revocation took effect
+    records = read_all(kafka, topics.delivery_topic(hub, "transport-debtors"), expect=len(delivered))
+    assert len(records) == len(delivered)
+    assert max(r.timestamp for r in records) <= revoked["ts_ms"]
+
+    removals = [a for a in audit if a["kind"] == "policy_changed" and a["subscription"] == "lujiazui-debtors"]
+    removed = removals[-1]
+    assert removed["policy_version"] == "removed"
+    assert removed["reason"] == "removed"
+    later = [a for a in audit if a["subscription"] == "lujiazui-debtors" and a["ts_ms"] > removed["ts_ms"]]
+    assert later == []
+    assert verify_command(str(root), hub) == 0
+
+
+def test_fields_and_masks_change_in_flight(
+    kafka: KafkaSettings, running: tuple[ConfigDir, dict[str, str], Path, HubProcess]
+) -> None:
+    cfg, renames, root, process = running
+    hub = renames["pudong"]
+    old = process.worker.policies.plans["tax-debtors"]
+    stream = Stream(cfg, process.registry_url, seed=52)
+    stream.burst(200)
+    stream.start()
+    try:
+        _wait_for(_consumed(process, 300), what="a stream under way")
+
+        def change(subs: list[dict[str, Any]]) -> None:
+            sub = _sub(subs, "tax-debtors")
+            sub["fields"] = [f for f in sub["fields"] if f != "debtor_name"]
+            sub["masks"] = {"debtor_id": "id_number"}
+
+        _edit(root, "credit.yaml", change)
+        _apply(root)
+        _wait_for(
+            lambda: process.worker.policies.plans["tax-debtors"].version != old.version,
+            timeout=10,
+            what="the change installed",
+        )
+        time.sleep(1.5)
+    finally:
+        sent = stream.finish()
+    _wait_for(_consumed(process, sent), what="all consumed")
+    new = process.worker.policies.plans["tax-debtors"]
+    assert "debtor_name" not in new.fields
+
+    serde = AvroSerde(RegistryClient(process.registry_url))
+    source = source_events(kafka, serde, topics.source_topic(renames["court"], CODE))
+    topic = topics.delivery_topic(hub, "tax-debtors")
+    got = deliveries(kafka, serde, topic, expect=sent)
+    check_each_once(source, got)  # no replay, no re-backfill for a change of fields
+    assert not [d for d in got if d.op == "r"]
+
+    versions: dict[str, int] = defaultdict(int)
+    for rec in read_all(kafka, topic, expect=sent):
+        version = dict(rec.headers)["xhub.policy_version"].decode()
+        versions[version] += 1
+        data = serde.decode(rec.value)[1]["data"]
+        if data is None:
+            continue
+        if version == new.version:
+            assert set(data) == set(new.fields)
+            assert "*" in data["debtor_id"]  # the ID-number mask, not a pseudonym
+        else:
+            assert version == old.version
+            assert "debtor_name" in data
+    assert versions[old.version] > 0
+    assert versions[new.version] > 0
+
+    audit = _audit(kafka, serde, hub)
+    changed = [a for a in audit if a["kind"] == "policy_changed" and a["subscription"] == "tax-debtors"][-1]
+    assert changed["policy_version"] == new.version
+    assert "fields -debtor_name" in changed["reason"]
+    assert "mask debtor_id: pseudonym -> id_number" in changed["reason"]
+    assert changed["fields"] == new.fields
+
+
+def test_a_validity_window_ends_on_its_own(
+    kafka: KafkaSettings, running: tuple[ConfigDir, dict[str, str], Path, HubProcess]
+) -> None:
+    cfg, renames, root, process = running
+    hub = renames["pudong"]
+    until = datetime.now(UTC) + timedelta(seconds=8)
+    until_ms = int(until.timestamp() * 1000)
+
+    def expire(subs: list[dict[str, Any]]) -> None:
+        _sub(subs, "transport-debtors")["valid_until"] = until.isoformat()
+
+    _edit(root, "credit.yaml", expire)
+    _apply(root)
+    _wait_for(
+        lambda: process.worker.policies.plans["transport-debtors"].valid_until_ms == until_ms,
+        timeout=10,
+        what="the window installed",
+    )
+    stream = Stream(cfg, process.registry_url, seed=53)
+    stream.start()
+    try:
+        _wait_for(lambda: time.time() * 1000 > until_ms + 2000, timeout=20, what="the end of the window")
+    finally:
+        sent = stream.finish()
+    _wait_for(_consumed(process, sent), what="all consumed")
+
+    serde = AvroSerde(RegistryClient(process.registry_url))
+    audit = _audit(kafka, serde, hub)
+    mine = [a for a in audit if a["subscription"] == "transport-debtors"]
+    delivered = [a for a in mine if a["kind"] == "delivered"]
+    refused = [a for a in mine if a["kind"] == "refused"]
+    assert delivered
+    assert refused
+    assert {a["reason"] for a in refused} == {"expired"}
+    # the batch in hand when the window closed may finish; nothing is decided later than that
+    assert max(a["ts_ms"] for a in delivered) < until_ms + 1000
+    assert min(a["ts_ms"] for a in refused) >= until_ms
+    closed = [a for a in mine if a["kind"] == "policy_changed" and a["reason"] == "window closed: expired"]
+    assert len(closed) == 1
+    assert until_ms <= closed[0]["ts_ms"] < until_ms + 2000
+    assert closed[0]["fields"] == []
+    records = read_all(kafka, topics.delivery_topic(hub, "transport-debtors"), expect=len(delivered))
+    assert len(records) == len(delivered)
+
+
+def test_an_approval_granted_later_starts_with_the_state(
+    kafka: KafkaSettings, running: tuple[ConfigDir, dict[str, str], Path, HubProcess]
+) -> None:
+    cfg, renames, root, process = running
+    hub = renames["pudong"]
+    fake = make_faker(61)
+    check = RecordValidator(cfg.schemas["PD-POP-0001"], "id_number", "citizen_id")
+    persons = Publisher(cfg, process.registry_url, "PD-POP-0001")
+    people = [check.validate(person(fake)) for _ in range(30)]
+    for record in people:
+        persons.publish(record)
+    for record in people[:5]:
+        persons.publish(dict(record, phone="13800000000"), op="u")
+    for record in people[5:8]:
+        persons.publish(None, op="d", key=record["id_number"])
+    persons.flush()
+    _wait_for(_consumed(process, 38), what="the persons consumed")
+
+    topic = topics.delivery_topic(hub, "transport-persons")
+    assert read_all(kafka, topic, idle=1.0) == []  # pending approval: nothing
+    serde = AvroSerde(RegistryClient(process.registry_url))
+    refusals = [a for a in _audit(kafka, serde, hub) if a["subscription"] == "transport-persons"]
+    refusals = [a for a in refusals if a["kind"] == "refused"]
+    assert len(refusals) == 38
+    assert {a["reason"] for a in refusals} == {"approval_pending"}
+
+    def approve(subs: list[dict[str, Any]]) -> None:
+        _sub(subs, "transport-persons")["approval"] = {
+            "status": "approved",
+            "requested_at": "2026-11-18T10:00:00+08:00",
+            "approved_by": "浦东公安分局人口管理办公室",
+            "approved_at": "2026-11-20T15:00:00+08:00",
+            "reference": "浦公共享〔2026〕99号",
+            "fields": ["id_number", "name"],
+            "purpose": "交通违法处理联系",
+            "valid_until": "2030-01-01T00:00:00+08:00",
+        }
+
+    _edit(root, "population.yaml", approve)
+    _apply(root)
+    worker = process.worker
+    _wait_for(
+        lambda: getattr(worker.backfills.get("transport-persons"), "state", None) == "done",
+        what="the approved subscription's backfill",
+    )
+    later = [check.validate(person(fake)) for _ in range(5)]
+    for record in later:
+        persons.publish(record)
+    persons.flush()
+    _wait_for(_consumed(process, 43), what="the later persons consumed")
+
+    source = source_events(kafka, serde, topics.source_topic(renames["psb"], "PD-POP-0001"))
+    got = deliveries(kafka, serde, topic, expect=27 + 5)
+    check_handover(source, got)
+    assert sum(1 for d in got if d.op == "r") == 27  # 30 persons, 3 deleted
+    assert sum(1 for d in got if d.op == "c") == 5
+    for rec in read_all(kafka, topic, expect=32):
+        assert set(serde.decode(rec.value)[1]["data"]) == {"id_number", "name"}  # no phone: not approved
+
+    audit = [a for a in _audit(kafka, serde, hub) if a["subscription"] == "transport-persons"]
+    granted = [a for a in audit if a["kind"] == "policy_changed"][-1]
+    assert granted["policy_version"] == worker.policies.plans["transport-persons"].version
+    assert "deliverable (was refused: approval_pending)" in granted["reason"]
+    assert "approval approved ref 浦公共享〔2026〕99号 by 浦东公安分局人口管理办公室" in granted["reason"]
+    assert "fields id_number,name" in granted["reason"]
+    delivered = [a for a in audit if a["kind"] == "delivered"]
+    assert len(delivered) == 32
+    assert all(a["fields"] == ["id_number", "name"] for a in delivered)
