@@ -128,6 +128,7 @@ def hub_throughput(
             cfg,
             renames["pudong"],
             follow_config=not other_subscriptions,
+            first_start="replay",
             start_thread=False,
             serve_admin=serve_admin,
         )
