@@ -2,7 +2,9 @@
 
 Writes build/bench/summary.json and prints a table. Timings are never asserted anywhere: the machines are
 shared and noisy, so compare the ratios measured within one run. Sizes can be lowered for a quick look:
-XHUB_BENCH_RECORDS (default 20000), XHUB_BENCH_E2E_SECONDS (60), XHUB_BENCH_BACKFILL (1000000).
+XHUB_BENCH_RECORDS (default 20000), XHUB_BENCH_E2E_SECONDS (60), XHUB_BENCH_BACKFILL (100000; the issue's
+1,000,000 takes about 16 minutes at the backfill rate measured so far, past the 10-minute budget of
+`make bench`: run it with XHUB_BENCH_BACKFILL=1000000 when there is time).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def main() -> int:
         summary["e2e_error"] = f"not available: {exc}"
     else:
         summary.update(e2e_latency(kafka, seconds=int(os.environ.get("XHUB_BENCH_E2E_SECONDS", "60"))))
-        summary.update(backfill_benchmark(kafka, int(os.environ.get("XHUB_BENCH_BACKFILL", "1000000"))))
+        summary.update(backfill_benchmark(kafka, int(os.environ.get("XHUB_BENCH_BACKFILL", "100000"))))
 
     summary["profile"] = str(OUT / "hub_profile.txt")
     summary["wall_seconds"] = time.time() - started

@@ -1,0 +1,105 @@
+"""Backfill: a new subscriber receives the current state of a large resource while live traffic flows.
+
+The legal-entity topic is filled with N records; the hub runs with one live subscription on another
+resource (the court's debtors, fed at a steady rate); then a subscription to the legal entities is added
+with `xhub apply`. Measured: backfill records/s from the apply to "done", and the p99 latency (source
+commit -> delivered by the hub) of the live traffic meanwhile.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import yaml
+
+from connectors.validation import RecordValidator
+from hub.config import load_config
+from hub.demo.generator import dishonest_debtor, make_faker, person
+from hub.engine.runner import start_hub
+from hub.kafka_client import KafkaSettings
+from hub.provision.session import provision_session
+from tests.bench.common import bench_config, percentile, wait_until
+from tests.bench.throughput import Registry, entities, produce_source
+from tests.fixtures.hubkit import Publisher
+
+
+def run_backfill_benchmark(kafka: KafkaSettings, records: int, live_rate: int = 100) -> dict[str, Any]:
+    root, renames = bench_config(kafka)
+    subs_file = root / "subscriptions" / "bench.yaml"
+    doc = yaml.safe_load(subs_file.read_text(encoding="utf-8"))
+    new_sub = next(s for s in doc["subscriptions"] if s["id"] == "bench-projection")
+    live = {
+        "id": "bench-live",
+        "subscriber": renames["tax"],
+        "resource": "PD-CRD-0001",
+        "hub": renames["pudong"],
+        "fields": ["case_no", "performance_status", "district"],
+        "purpose": "bench live traffic",
+    }
+    subs_file.write_text(yaml.safe_dump({"subscriptions": [live]}, allow_unicode=True), encoding="utf-8")
+    cfg = load_config(root)
+    with provision_session(cfg) as session:
+        session.apply()
+    registry = Registry(kafka)
+    process = None
+    stop = threading.Event()
+    try:
+        produce_source(cfg, registry.url, entities(cfg, records))
+        process = start_hub(cfg, renames["pudong"], serve_admin=False)
+        assert process.worker.ready.wait(60)
+        publisher = Publisher(cfg, registry.url, "PD-CRD-0001")
+        fake = make_faker(3)
+        check = RecordValidator(cfg.schemas["PD-CRD-0001"], "case_no", "any")
+        pool = [check.validate(dishonest_debtor(fake, person(fake))) for _ in range(200)]
+
+        def feed() -> None:
+            i = 0
+            while not stop.is_set():
+                record = dict(pool[i % len(pool)], case_no=f"(2026)沪0115执{i:07d}号")
+                publisher.publish(record)
+                publisher.flush()
+                i += 1
+                time.sleep(1 / live_rate)
+
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+        time.sleep(3)
+        stats = process.worker.stats
+        with stats.lock:
+            before = len(stats.latency_ms)
+        # add the new subscriber: apply publishes the config, the running hub starts its backfill
+        doc_new = {"subscriptions": [live, new_sub]}
+        subs_file.write_text(yaml.safe_dump(doc_new, allow_unicode=True), encoding="utf-8")
+        cfg = load_config(root)
+        started = time.perf_counter()
+        with provision_session(cfg) as session:
+            session.apply()
+        sid = new_sub["id"]
+
+        def finished() -> bool:
+            progress = process.worker.backfills.get(sid) if process else None
+            return progress is not None and progress.state == "done"
+
+        wait_until(finished, timeout=3600, poll=0.05)
+        elapsed = time.perf_counter() - started
+        with stats.lock:
+            during = list(stats.latency_ms)[before:] if len(stats.latency_ms) > before else []
+            delivered = stats.subscriptions[sid].delivered
+        stop.set()
+        feeder.join(5)
+        return {
+            "backfill_records": records,
+            "backfill_delivered": delivered,
+            "backfill_seconds": elapsed,
+            "backfill_records_per_s": records / elapsed,
+            "backfill_live_p99_ms": percentile([float(x) for x in during], 99),
+            "backfill_live_p50_ms": percentile([float(x) for x in during], 50),
+            "backfill_live_samples": len(during),
+        }
+    finally:
+        stop.set()
+        if process is not None:
+            process.close()
+        registry.close()
