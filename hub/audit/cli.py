@@ -96,27 +96,11 @@ def _show(args: argparse.Namespace) -> int:
 @contextmanager
 def open_decoder(cfg: ConfigDir) -> Iterator[Decoder]:
     """A decoder on the registry of ``cfg``; the built-in one is served in-process while needed."""
-    from hub.registry.client import RegistryClient
-    from hub.registry.serde import AvroSerde
+    from hub.registry.local import open_serde
 
-    url = cfg.hubs_file.registry.url
-    if url is not None:
-        yield AvroSerde(RegistryClient(url))
-        return
-    from hub.registry.server import RegistryServer
-    from hub.registry.store import SchemaStore
-
-    store = SchemaStore(cfg.hubs_file.kafka, topic=cfg.hubs_file.registry.topic, client_id="audit-registry")
-    store.start()
-    try:
-        server = RegistryServer(store, port=0)
-        server.start()
-        try:
-            yield AvroSerde(RegistryClient(server.url))
-        finally:
-            server.stop()
-    finally:
-        store.stop()
+    registry = cfg.hubs_file.registry
+    with open_serde(cfg.hubs_file.kafka, registry.url, registry.topic, client_id="audit-registry") as serde:
+        yield serde
 
 
 def verify_topic(

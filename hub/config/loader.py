@@ -70,7 +70,7 @@ class ConfigDir:
         return [s for s in self.subscriptions.values() if s.hub == hub]
 
 
-def load_config(root: str | Path, *, check: bool = True) -> ConfigDir:  # noqa: PLR0912 - one branch per file kind
+def load_config(root: str | Path, *, check: bool = True) -> ConfigDir:
     """Load ``root``; raise one ConfigError listing every problem (syntax, types, cross-references)."""
     root = Path(root)
     problems: list[ConfigProblem] = []
@@ -103,45 +103,20 @@ def load_config(root: str | Path, *, check: bool = True) -> ConfigDir:  # noqa: 
         )
 
     cfg = ConfigDir(root=root, hubs_file=hubs_file or HubsFile(hubs=[]))
-    for path in _yaml_files(root / "departments"):
-        parsed, doc = parse(path, DepartmentsFile)
-        if parsed and doc:
-            for i, dept in enumerate(parsed.departments):
-                _add(
-                    cfg,
-                    problems,
-                    kind="department",
-                    ident=dept.id,
-                    obj=dept,
-                    into=cfg.departments,
-                    origin=Origin(doc, ("departments", i)),
-                )
-    for path in _yaml_files(root / "catalog"):
-        parsed_c, doc = parse(path, CatalogFile)
-        if parsed_c and doc:
-            for i, res in enumerate(parsed_c.resources):
-                _add(
-                    cfg,
-                    problems,
-                    kind="resource",
-                    ident=res.code,
-                    obj=res,
-                    into=cfg.resources,
-                    origin=Origin(doc, ("resources", i)),
-                )
-    for path in _yaml_files(root / "subscriptions"):
-        parsed_s, doc = parse(path, SubscriptionsFile)
-        if parsed_s and doc:
-            for i, sub in enumerate(parsed_s.subscriptions):
-                _add(
-                    cfg,
-                    problems,
-                    kind="subscription",
-                    ident=sub.id,
-                    obj=sub,
-                    into=cfg.subscriptions,
-                    origin=Origin(doc, ("subscriptions", i)),
-                )
+    # (folder, file model, list attribute, kind, id attribute, where the objects go)
+    kinds: list[tuple[str, type[BaseModel], str, str, str, dict[str, Any]]] = [
+        ("departments", DepartmentsFile, "departments", "department", "id", cfg.departments),
+        ("catalog", CatalogFile, "resources", "resource", "code", cfg.resources),
+        ("subscriptions", SubscriptionsFile, "subscriptions", "subscription", "id", cfg.subscriptions),
+    ]
+    for folder, model, attr, kind, id_attr, into in kinds:
+        for path in _yaml_files(root / folder):
+            parsed, doc = parse(path, model)
+            if parsed is None or doc is None:
+                continue
+            for i, obj in enumerate(getattr(parsed, attr)):
+                origin = Origin(doc, (attr, i))
+                _add(cfg, problems, kind=kind, ident=getattr(obj, id_attr), obj=obj, into=into, origin=origin)
 
     _load_schemas(cfg, problems)
     if check:

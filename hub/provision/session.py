@@ -39,7 +39,6 @@ class ProvisionSession:
 @contextmanager
 def provision_session(cfg: ConfigDir) -> Iterator[ProvisionSession]:
     """Connect to the cluster and the registry of ``cfg`` (the built-in one is served in-process)."""
-    from hub.kafka_client import ensure_topics
     from hub.registry.client import RegistryClient
 
     kafka = cfg.hubs_file.kafka
@@ -48,20 +47,11 @@ def provision_session(cfg: ConfigDir) -> Iterator[ProvisionSession]:
     consumer = make_consumer(kafka, "provision", group_id=None)
     closers = [admin.close, producer.close, consumer.close]
     try:
-        url = cfg.hubs_file.registry.url
-        if url is None:
-            from hub.registry.server import RegistryServer
-            from hub.registry.store import SchemaStore
+        from hub.registry.local import registry_url
 
-            # The registry topic must exist before the store can read it; apply would create it anyway.
-            ensure_topics(admin, {cfg.hubs_file.registry.topic: {"cleanup.policy": "compact"}}, partitions=1)
-            store = SchemaStore(kafka, topic=cfg.hubs_file.registry.topic)
-            store.start()
-            server = RegistryServer(store, port=0)
-            server.start()
-            closers += [store.stop, server.stop]
-            url = server.url
-        yield ProvisionSession(cfg, admin, producer, consumer, HttpRegistrar(RegistryClient(url)))
+        registry = cfg.hubs_file.registry
+        with registry_url(kafka, registry.url, registry.topic, client_id="provision-registry") as url:
+            yield ProvisionSession(cfg, admin, producer, consumer, HttpRegistrar(RegistryClient(url)))
     finally:
         for close in reversed(closers):
             close()

@@ -1,0 +1,51 @@
+"""The registry a tool should talk to: the configured one, or the built-in one served in-process.
+
+With no registry URL in hubs.yaml the hubs serve the built-in registry themselves; a command-line tool
+(plan/apply, audit, lag) that runs without a hub serves it in-process from the same Kafka topic, on a
+free port, for as long as it needs it. Ids agree either way (see store.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from hub.kafka_client import KafkaSettings
+from hub.registry.client import RegistryClient
+from hub.registry.serde import AvroSerde
+
+
+@contextmanager
+def registry_url(kafka: KafkaSettings, url: str | None, topic: str, *, client_id: str) -> Iterator[str]:
+    """``url`` itself, or the URL of a built-in registry served from ``topic`` while the context lasts."""
+    if url is not None:
+        yield url
+        return
+    from hub.kafka_client import ensure_topics, make_admin
+    from hub.registry.server import RegistryServer
+    from hub.registry.store import SchemaStore
+
+    admin = make_admin(kafka, client_id)
+    try:
+        # The store reads its topic from the start; on a new cluster it does not exist yet.
+        ensure_topics(admin, {topic: {"cleanup.policy": "compact"}}, partitions=1)
+    finally:
+        admin.close()
+    store = SchemaStore(kafka, topic=topic, client_id=client_id)
+    store.start()
+    try:
+        server = RegistryServer(store, port=0)
+        server.start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
+    finally:
+        store.stop()
+
+
+@contextmanager
+def open_serde(kafka: KafkaSettings, url: str | None, topic: str, *, client_id: str) -> Iterator[AvroSerde]:
+    """An ``AvroSerde`` on the registry :func:`registry_url` gives."""
+    with registry_url(kafka, url, topic, client_id=client_id) as resolved:
+        yield AvroSerde(RegistryClient(resolved))
