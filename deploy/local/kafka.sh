@@ -6,7 +6,7 @@
 # Environment:
 #   XHUB_KAFKA_PORT   client port (default 9092); the controller listens on port+1
 #   XHUB_KAFKA_HOME   state folder (default deploy/local/.kafka: jars, data, logs, pid; git-ignored)
-#   XHUB_KAFKA_HEAP   JVM heap (default 512m)
+#   XHUB_KAFKA_HEAP   JVM heap (default 1g: the test suite creates a few thousand partitions)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,7 +18,7 @@ data="$home/data-$port"
 logs="$home/logs-$port"
 pidfile="$home/kafka-$port.pid"
 props="$home/server-$port.properties"
-heap="${XHUB_KAFKA_HEAP:-512m}"
+heap="${XHUB_KAFKA_HEAP:-1g}"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
