@@ -137,12 +137,14 @@ def hub_throughput(
 
         def measure() -> None:
             # pyinstrument samples the thread it runs in: the worker runs in this (main) thread, so this
-            # watcher thread does the timing and stops the worker at the end.
-            wait_until(lambda: stats.consumed > 0, timeout=60)
-            timing["start"], timing["consumed"] = time.perf_counter(), stats.consumed
-            wait_until(lambda: stats.consumed >= n, timeout=600, poll=0.005)
-            timing["end"] = time.perf_counter()
-            process.worker.stop()
+            # watcher thread does the timing and stops the worker at the end, or when time runs out.
+            try:
+                wait_until(lambda: stats.consumed > 0, timeout=120)
+                timing["start"], timing["consumed"] = time.perf_counter(), stats.consumed
+                wait_until(lambda: stats.consumed >= n, timeout=600, poll=0.005)
+                timing["end"] = time.perf_counter()
+            finally:
+                process.worker.stop()
 
         watcher = threading.Thread(target=measure)
         watcher.start()
@@ -157,6 +159,8 @@ def hub_throughput(
         finally:
             watcher.join()
             process.close()
+        if "end" not in timing:
+            raise TimeoutError(f"the hub did not consume {n} records (consumed {stats.consumed})")
         elapsed = timing["end"] - timing["start"]
         consumed_at_start = int(timing["consumed"])
         with stats.lock:
@@ -246,7 +250,9 @@ def scaling(kafka: KafkaSettings, n: int, small: int, large: int) -> dict[str, A
     }
 
 
-OTHER_RESOURCES = 20
+# 100 subscriptions per resource: a hub keeps each resource's subscription state in Kafka's committed-
+# offset metadata, which the broker caps at 4 KB by default (about 150 subscriptions per resource).
+OTHER_RESOURCES = 100
 
 
 def other_catalog(subscriptions: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
