@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,8 +40,6 @@ from hub.kafka_client import KafkaSettings, make_admin
 from hub.provision.session import provision_session
 from hub.registry.client import RegistryClient
 from hub.registry.serde import AvroSerde
-from hub.registry.server import RegistryServer
-from hub.registry.store import SchemaStore
 from tests.fixtures.hubkit import Publisher, read_all
 
 CODE = "PD-CRD-0001"
@@ -214,25 +212,14 @@ def _add_subscriptions(root: Path, renames: dict[str, str], subs: list[dict[str,
     )
 
 
-@pytest.fixture
-def registry(kafka: KafkaSettings) -> Iterator[str]:
-    store = SchemaStore(kafka)
-    store.start()
-    server = RegistryServer(store)
-    server.start()
-    yield server.url
-    server.stop()
-    store.stop()
-
-
 def test_a_subscription_added_mid_stream_gets_the_state_then_every_change_once(
-    kafka: KafkaSettings, demo_config: tuple[Path, dict[str, str]], registry: str
+    kafka: KafkaSettings, demo_config: tuple[Path, dict[str, str]], kafka_registry: str
 ) -> None:
     root, renames = demo_config
     cfg = _apply(root)
     hub_name = renames["pudong"]
     process = start_hub(cfg, hub_name)
-    stream = Stream(cfg, registry, seed=41)
+    stream = Stream(cfg, kafka_registry, seed=41)
     try:
         assert process.worker.ready.wait(30)
         stream.burst(1500)
@@ -268,7 +255,7 @@ def test_a_subscription_added_mid_stream_gets_the_state_then_every_change_once(
         assert progress.done == progress.total
         assert "late-changes" not in worker.backfills  # backfill: false
 
-        serde = AvroSerde(RegistryClient(registry))
+        serde = AvroSerde(RegistryClient(kafka_registry))
         source = source_events(kafka, serde, topics.source_topic(renames["court"], CODE))
         assert sum(len(v) for v in source.values()) == sent
 
@@ -307,7 +294,7 @@ def _committed_backfills(kafka: KafkaSettings, group: str) -> list[Backfilling]:
 
 
 def test_sigkill_during_backfill_neither_duplicates_nor_skips(
-    kafka: KafkaSettings, demo_config: tuple[Path, dict[str, str]], registry: str
+    kafka: KafkaSettings, demo_config: tuple[Path, dict[str, str]], kafka_registry: str
 ) -> None:
     root, renames = demo_config
     hubs = yaml.safe_load((root / "hubs.yaml").read_text(encoding="utf-8"))
@@ -317,7 +304,7 @@ def test_sigkill_during_backfill_neither_duplicates_nor_skips(
     cfg = _apply(root)
     hub_name = renames["pudong"]
     group = f"xhub-hub-{hub_name}"
-    stream = Stream(cfg, registry, seed=42, pause=0.1)
+    stream = Stream(cfg, kafka_registry, seed=42, pause=0.1)
     stream.burst(3000)  # there before the hub's first start: every subscription is backfilled
     env = {**os.environ, "XHUB_LOG_LEVEL": "WARNING"}
     cmd = [sys.executable, "-m", "hub.cli", "run", str(root), "--hub", hub_name]
@@ -347,7 +334,7 @@ def test_sigkill_during_backfill_neither_duplicates_nor_skips(
             proc = start()
         sent = stream.finish()
         _wait_for(lambda: not _committed_backfills(kafka, group), timeout=60, what="backfills done")
-        serde = AvroSerde(RegistryClient(registry))
+        serde = AvroSerde(RegistryClient(kafka_registry))
         source = source_events(kafka, serde, topics.source_topic(renames["court"], CODE))
         assert sum(len(v) for v in source.values()) == sent
         for sid in ("tax-debtors", "housing-debtors", "transport-debtors"):

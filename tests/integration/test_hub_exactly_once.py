@@ -9,10 +9,8 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 
 from connectors.validation import RecordValidator
@@ -25,20 +23,7 @@ from hub.kafka_client import KafkaSettings
 from hub.provision.session import provision_session
 from hub.registry.client import RegistryClient
 from hub.registry.serde import AvroSerde
-from hub.registry.server import RegistryServer
-from hub.registry.store import SchemaStore
 from tests.fixtures.hubkit import Publisher, decode_all, read_all
-
-
-@pytest.fixture
-def registry(kafka: KafkaSettings) -> Iterator[str]:
-    store = SchemaStore(kafka)
-    store.start()
-    server = RegistryServer(store)
-    server.start()
-    yield server.url
-    server.stop()
-    store.stop()
 
 
 def _apply(root: Path) -> ConfigDir:
@@ -59,13 +44,13 @@ def _event_ids(serde: AvroSerde, records: list[object]) -> Counter[str]:
 
 
 def test_sigkill_during_a_stream_delivers_each_event_exactly_once(
-    kafka: KafkaSettings, demo_config: tuple[Path, dict[str, str]], registry: str
+    kafka: KafkaSettings, demo_config: tuple[Path, dict[str, str]], kafka_registry: str
 ) -> None:
     root, renames = demo_config
     cfg = _apply(root)
     hub_name = renames["pudong"]
     records = _debtors(cfg, 1500, seed=11)
-    publisher = Publisher(cfg, registry, "PD-CRD-0001")
+    publisher = Publisher(cfg, kafka_registry, "PD-CRD-0001")
     sent: list[str] = []
     done = threading.Event()
 
@@ -93,7 +78,7 @@ def test_sigkill_during_a_stream_delivers_each_event_exactly_once(
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         producer_thread.join(120)
         assert done.is_set()
-        serde = AvroSerde(RegistryClient(registry))
+        serde = AvroSerde(RegistryClient(kafka_registry))
         delivered = read_all(
             kafka, topics.delivery_topic(hub_name, "tax-debtors"), expect=len(records), timeout=90
         )
@@ -107,7 +92,7 @@ def test_sigkill_during_a_stream_delivers_each_event_exactly_once(
 
 
 def test_two_workers_split_the_partitions_and_deliver_everything_once(
-    kafka: KafkaSettings, demo_config: tuple[Path, dict[str, str]], registry: str
+    kafka: KafkaSettings, demo_config: tuple[Path, dict[str, str]], kafka_registry: str
 ) -> None:
     root, renames = demo_config
     cfg = _apply(root)
@@ -126,10 +111,10 @@ def test_two_workers_split_the_partitions_and_deliver_everything_once(
             time.sleep(0.2)
         else:
             raise AssertionError(f"the two workers did not share the partitions: {owned}")
-        publisher = Publisher(cfg, registry, "PD-CRD-0001")
+        publisher = Publisher(cfg, kafka_registry, "PD-CRD-0001")
         sent = [publisher.publish(r).event_id for r in _debtors(cfg, 600, seed=12)]
         publisher.flush()
-        serde = AvroSerde(RegistryClient(registry))
+        serde = AvroSerde(RegistryClient(kafka_registry))
         delivered = read_all(
             kafka, topics.delivery_topic(hub_name, "tax-debtors"), expect=len(sent), timeout=60
         )
@@ -145,7 +130,7 @@ def test_two_workers_split_the_partitions_and_deliver_everything_once(
 
 
 def test_hubs_run_side_by_side_with_their_own_topics_and_groups(
-    kafka: KafkaSettings, demo_config: tuple[Path, dict[str, str]], registry: str
+    kafka: KafkaSettings, demo_config: tuple[Path, dict[str, str]], kafka_registry: str
 ) -> None:
     root, renames = demo_config
     city = renames["city"]
@@ -174,10 +159,10 @@ def test_hubs_run_side_by_side_with_their_own_topics_and_groups(
         assert pudong.worker.ready.wait(30)
         assert city_hub.worker.ready.wait(30)
         assert pudong.worker.group_id != city_hub.worker.group_id
-        publisher = Publisher(cfg, registry, "PD-CRD-0001")
+        publisher = Publisher(cfg, kafka_registry, "PD-CRD-0001")
         sent = [publisher.publish(r).event_id for r in _debtors(cfg, 50, seed=13)]
         publisher.flush()
-        serde = AvroSerde(RegistryClient(registry))
+        serde = AvroSerde(RegistryClient(kafka_registry))
         city_got = _event_ids(serde, read_all(kafka, topics.delivery_topic(city, "city-debtors"), expect=50))
         pudong_got = _event_ids(
             serde, read_all(kafka, topics.delivery_topic(renames["pudong"], "tax-debtors"), expect=50)

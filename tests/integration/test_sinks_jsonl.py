@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-
-import pytest
 
 from connectors.runtime.sink_loop import SinkLoop
 from connectors.sinks import JsonlSink, JsonlSinkConfig
 from hub.kafka_client import KafkaSettings
 from hub.registry.server import RegistryServer
-from hub.registry.store import MemorySchemaStore
 from hub.topics import delivery_topic
 from tests.integration.sinks_support import (
     Change,
@@ -24,14 +21,6 @@ from tests.integration.sinks_support import (
     next_offsets,
     wait_for,
 )
-
-
-@pytest.fixture
-def registry() -> Iterator[RegistryServer]:
-    server = RegistryServer(MemorySchemaStore())
-    server.start()
-    yield server
-    server.stop()
 
 
 def run_until_caught_up(loop: SinkLoop, path: Path, topic: str, sent: list[Sent]) -> None:
@@ -56,18 +45,24 @@ def run_until_caught_up(loop: SinkLoop, path: Path, topic: str, sent: list[Sent]
 
 
 def test_jsonl_file_holds_each_delivery_once_across_a_crash(
-    kafka: KafkaSettings, registry: RegistryServer, tmp_path: Path, unique_name: Callable[[str], str]
+    kafka: KafkaSettings, memory_registry: RegistryServer, tmp_path: Path, unique_name: Callable[[str], str]
 ) -> None:
     topic = delivery_topic("hub1", unique_name("lic"))
     make_topic(kafka, topic)
     path = tmp_path / "deliveries.jsonl"
-    producer = DeliveryProducer(kafka, registry.url, topic)
+    producer = DeliveryProducer(kafka, memory_registry.url, topic)
 
     def loop() -> SinkLoop:
         # A fresh group each time: the file's own offsets, not Kafka's, decide where to resume.
         sink = JsonlSink(JsonlSinkConfig(path=path))
         return SinkLoop(
-            kafka, registry.url, topic, unique_name("g"), sink, dept=unique_name("dept"), poll_timeout_ms=200
+            kafka,
+            memory_registry.url,
+            topic,
+            unique_name("g"),
+            sink,
+            dept=unique_name("dept"),
+            poll_timeout_ms=200,
         )
 
     try:

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,6 @@ from pydantic import SecretStr
 from connectors.sinks import SqlSink, SqlSinkConfig
 from hub.kafka_client import KafkaSettings
 from hub.registry.server import RegistryServer
-from hub.registry.store import MemorySchemaStore
 from hub.topics import delivery_topic
 from tests.integration.sinks_support import (
     Change,
@@ -49,14 +48,6 @@ ROOT = Path(__file__).resolve().parents[2]
 KILLS = 5
 CHANGES = 2000
 PER_TRANSACTION = 25
-
-
-@pytest.fixture
-def registry() -> Iterator[RegistryServer]:
-    server = RegistryServer(MemorySchemaStore())
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -140,7 +131,7 @@ class Worker:
 
 def test_sigkill_during_a_stream_applies_each_change_exactly_once(
     kafka: KafkaSettings,
-    registry: RegistryServer,
+    memory_registry: RegistryServer,
     dsn: str,
     unique_name: Callable[[str], str],
     tmp_path: Path,
@@ -153,7 +144,7 @@ def test_sigkill_during_a_stream_applies_each_change_exactly_once(
     producer_error: list[BaseException] = []
 
     def produce() -> None:
-        producer = DeliveryProducer(kafka, registry.url, topic)
+        producer = DeliveryProducer(kafka, memory_registry.url, topic)
         try:
             for start in range(0, len(changes), PER_TRANSACTION):
                 sent.extend(producer.send(changes[start : start + PER_TRANSACTION]))
@@ -165,7 +156,7 @@ def test_sigkill_during_a_stream_applies_each_change_exactly_once(
 
     argv = [
         kafka.bootstrap_servers,
-        registry.url,
+        memory_registry.url,
         topic,
         unique_name("g"),
         dsn,

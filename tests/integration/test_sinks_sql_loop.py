@@ -1,4 +1,4 @@
-"""SinkLoop + SqlSink with a real broker, a real registry server and real SQLite / PostgreSQL."""
+"""SinkLoop + SqlSink with a real broker, a real memory_registry server and real SQLite / PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sqlite3
 import threading
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,6 @@ from hub.kafka_client import KafkaSettings
 from hub.registry.client import RegistryClient
 from hub.registry.serde import AvroSerde
 from hub.registry.server import RegistryServer
-from hub.registry.store import MemorySchemaStore
 from hub.topics import dead_letter_topic, delivery_topic
 from tests.integration.sinks_support import (
     EVENT_V2,
@@ -42,14 +41,6 @@ OTHER = {
     "namespace": "gov.xhub.test",
     "fields": [{"name": "x", "type": "int"}],
 }
-
-
-@pytest.fixture
-def registry() -> Iterator[RegistryServer]:
-    server = RegistryServer(MemorySchemaStore())
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -94,12 +85,12 @@ class Running:
 
 
 def sql_loop(
-    kafka: KafkaSettings, registry: RegistryServer, topic: str, group: str, dsn: str, *, dept: str
+    kafka: KafkaSettings, memory_registry: RegistryServer, topic: str, group: str, dsn: str, *, dept: str
 ) -> SinkLoop:
     sink = SqlSink(SqlSinkConfig(dsn=SecretStr(dsn), table="licences", applied_log_table="applied"))
     return SinkLoop(
         kafka,
-        registry.url,
+        memory_registry.url,
         topic,
         group,
         sink,
@@ -140,12 +131,12 @@ def assert_each_applied_once(dsn: str, topic: str, sent: list[Sent]) -> None:
 
 
 def test_loop_applies_deliveries_exactly_once_and_resumes_from_the_database(
-    kafka: KafkaSettings, registry: RegistryServer, dsn: str, unique_name: Callable[[str], str]
+    kafka: KafkaSettings, memory_registry: RegistryServer, dsn: str, unique_name: Callable[[str], str]
 ) -> None:
     topic = delivery_topic("hub1", unique_name("lic"))
     dept = unique_name("dept")
     make_topic(kafka, topic)
-    producer = DeliveryProducer(kafka, registry.url, topic)
+    producer = DeliveryProducer(kafka, memory_registry.url, topic)
     first = [
         Change("L1", "c", 1, licence("L1", 1)),
         Change("L2", "c", 2, licence("L2", 2)),
@@ -162,7 +153,7 @@ def test_loop_applies_deliveries_exactly_once_and_resumes_from_the_database(
         Change("L2", "u", 9, licence("L2", 9)),
     ]
     sent = producer.send(first)
-    running = Running(sql_loop(kafka, registry, topic, unique_name("g"), dsn, dept=dept))
+    running = Running(sql_loop(kafka, memory_registry, topic, unique_name("g"), dsn, dept=dept))
     try:
         wait_for(caught_up(dsn, topic, sent), 30, "first batch applied")
         not_an_event = producer.serde.encode("some-other-value", OTHER, {"x": 1})
@@ -176,7 +167,7 @@ def test_loop_applies_deliveries_exactly_once_and_resumes_from_the_database(
     assert stats.consumed == stats.written + stats.dead_lettered + stats.skipped == 13
 
     # What could not be decoded went to the department's dead-letter topic, bytes intact.
-    serde = AvroSerde(RegistryClient(registry.url))
+    serde = AvroSerde(RegistryClient(memory_registry.url))
     letters = {
         serde.decode(m.value)[1]["reason"]: (m, serde.decode(m.value)[1])
         for m in read_topic(kafka, dead_letter_topic(dept), 2)
@@ -196,7 +187,7 @@ def test_loop_applies_deliveries_exactly_once_and_resumes_from_the_database(
     third = [Change("L1", "u", 20, licence("L1", 20, note="新备注"), schema=EVENT_V2)]
     sent += producer.send(third)
     producer.close()
-    running = Running(sql_loop(kafka, registry, topic, unique_name("g2"), dsn, dept=dept))
+    running = Running(sql_loop(kafka, memory_registry, topic, unique_name("g2"), dsn, dept=dept))
     try:
         wait_for(caught_up(dsn, topic, sent), 30, "third batch applied after restart")
     finally:
@@ -208,17 +199,17 @@ def test_loop_applies_deliveries_exactly_once_and_resumes_from_the_database(
 
 
 def test_loop_rides_out_a_database_outage(
-    kafka: KafkaSettings, registry: RegistryServer, pg_database: str, unique_name: Callable[[str], str]
+    kafka: KafkaSettings, memory_registry: RegistryServer, pg_database: str, unique_name: Callable[[str], str]
 ) -> None:
     parts = urllib.parse.urlsplit(pg_database)
     proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
     proxied = urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
     topic = delivery_topic("hub1", unique_name("lic"))
     make_topic(kafka, topic)
-    producer = DeliveryProducer(kafka, registry.url, topic)
+    producer = DeliveryProducer(kafka, memory_registry.url, topic)
     changes = [Change(f"K{i % 7}", "u", i, licence(f"K{i % 7}", i)) for i in range(1, 21)]
     sent = producer.send(changes[:10])
-    loop = sql_loop(kafka, registry, topic, unique_name("g"), proxied, dept=unique_name("dept"))
+    loop = sql_loop(kafka, memory_registry, topic, unique_name("g"), proxied, dept=unique_name("dept"))
     running = Running(loop)
     try:
         wait_for(caught_up(pg_database, topic, sent), 30, "first half applied")

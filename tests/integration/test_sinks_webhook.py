@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from kafka import TopicPartition
 
 from connectors.runtime.sink_loop import SinkLoop
@@ -15,7 +14,6 @@ from hub.kafka_client import KafkaSettings, make_consumer
 from hub.registry.client import RegistryClient
 from hub.registry.serde import AvroSerde
 from hub.registry.server import RegistryServer
-from hub.registry.store import MemorySchemaStore
 from hub.topics import dead_letter_topic, delivery_topic
 from tests.integration.sinks_support import (
     Change,
@@ -27,14 +25,6 @@ from tests.integration.sinks_support import (
     read_topic,
     wait_for,
 )
-
-
-@pytest.fixture
-def registry() -> Iterator[RegistryServer]:
-    server = RegistryServer(MemorySchemaStore())
-    server.start()
-    yield server
-    server.stop()
 
 
 def answer(body: Any, n: int) -> tuple[int, dict[str, str]]:
@@ -60,13 +50,13 @@ def run_loop(loop: SinkLoop, until: Callable[[], bool], what: str) -> None:
 
 
 def test_webhook_deliveries_retries_and_dead_letters(
-    kafka: KafkaSettings, registry: RegistryServer, unique_name: Callable[[str], str]
+    kafka: KafkaSettings, memory_registry: RegistryServer, unique_name: Callable[[str], str]
 ) -> None:
     topic = delivery_topic("hub1", unique_name("lic"))
     dept, group = unique_name("dept"), unique_name("g")
     make_topic(kafka, topic)
     app = WebApp(answer)
-    producer = DeliveryProducer(kafka, registry.url, topic)
+    producer = DeliveryProducer(kafka, memory_registry.url, topic)
     changes = [
         Change(k, "u", i, licence(k, i)) for i, k in enumerate(["A", "BAD", "FLAKY", "DOWN", "B", "C"], 1)
     ]
@@ -78,7 +68,7 @@ def test_webhook_deliveries_retries_and_dead_letters(
                 url=app.url, mode="single", max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.05
             )
         )
-        return SinkLoop(kafka, registry.url, topic, group, sink, dept=dept, poll_timeout_ms=200)
+        return SinkLoop(kafka, memory_registry.url, topic, group, sink, dept=dept, poll_timeout_ms=200)
 
     loop = make_loop()
     try:
@@ -91,7 +81,7 @@ def test_webhook_deliveries_retries_and_dead_letters(
         assert len([r for r in app.received if r.body["key"] == "DOWN"]) == 3
 
         letters = read_topic(kafka, dead_letter_topic(dept), 2)
-        serde = AvroSerde(RegistryClient(registry.url))
+        serde = AvroSerde(RegistryClient(memory_registry.url))
         decoded = {serde.decode(m.value)[1]["reason"]: (m, serde.decode(m.value)[1]) for m in letters}
         assert set(decoded) == {"webhook_rejected", "webhook_failed"}
         by_key = {s.change.key: s for s in sent if s.change is not None}
