@@ -7,16 +7,21 @@
     GET /readyz       200 once the worker consumes and its thread is alive, else 503
 
 A monitor thread measures the lags every ``interval`` seconds (the status windows live there), so a
-request never waits for Kafka. The server binds 127.0.0.1 unless told otherwise: put a reverse proxy with
-authentication in front of it to expose it.
+request never waits for Kafka. It shares the process (and the GIL) with the hub worker, so its cost must
+not grow with the catalog: a refresh reuses what did not change (targets, topic metadata, idle windows; see
+``hub.monitor.lag`` and ``hub.monitor.board``), and when a refresh still takes longer than ``max_share`` of
+the interval, the interval grows so the monitor keeps under that share of the time (shown on the page).
+
+The server binds 127.0.0.1 unless told otherwise: put a reverse proxy with authentication in front of it
+to expose it.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -25,16 +30,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from hub.log import get_logger
-from hub.monitor.board import LagBoard, SubscriptionLag
+from hub.monitor.board import LagBoard, SubscriptionLag, status_counts
 from hub.monitor.dead_letters import DeadLetterTally, DepartmentDeadLetters
-from hub.monitor.lag import Decoder, LagProbe, Target, targets_of_plans
-from hub.monitor.metrics import HubCollector
-from hub.monitor.snapshot import MonitorState, Rates, copy_stats, status_document
+from hub.monitor.lag import Decoder, LagProbe, Target, refusals_change_at, targets_of_plans
+from hub.monitor.metrics import HubCollector, LagSeries
+from hub.monitor.snapshot import MonitorState, Rates, StatusEncoder, copy_stats, status_document
 from hub.monitor.status import Rules
 
 if TYPE_CHECKING:
     from hub.config.loader import ConfigDir
     from hub.engine.worker import HubWorker
+    from hub.policy.plan import DeliveryPlan
 
 log = get_logger("monitor.admin")
 
@@ -62,8 +68,11 @@ class AdminServer:
         port: TCP port; 0 picks a free one (see :attr:`url`).
         host: interface to bind.
         window: seconds of the status window (STOP after no progress for longer).
-        interval: seconds between lag measurements.
+        interval: seconds between lag measurements (at least; see ``max_share``).
         stall_after: seconds without progress before STALL (default: window / 4).
+        max_share: most of the time the monitor thread may spend measuring: when refreshes take longer
+            than this share of ``interval``, the interval grows to refresh time / ``max_share``.
+        max_interval: the longest interval it grows to (default: half the window).
     """
 
     def __init__(
@@ -78,6 +87,8 @@ class AdminServer:
         window: float = 60.0,
         interval: float = 2.0,
         stall_after: float | None = None,
+        max_share: float = 0.05,
+        max_interval: float | None = None,
     ) -> None:
         self.cfg = cfg
         self.hub = hub
@@ -86,6 +97,8 @@ class AdminServer:
         self.host = host
         self.rules = Rules(window=window, stall_after=stall_after)
         self.interval = interval
+        self.max_share = max_share
+        self.max_interval = max(interval, window / 2 if max_interval is None else max_interval)
         self.description = cfg.hubs[hub].description if hub in cfg.hubs else ""
         self.department_names = {d.id: d.name for d in cfg.departments.values()}
         self._port = port
@@ -94,6 +107,8 @@ class AdminServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
         self._worker_thread: threading.Thread | None = None
+        self._targets: _Targets | None = None
+        self._spent: list[float] = []  # wall seconds of the last refreshes
         self.decoder: Decoder | None = None
         registry_clients: dict[str, Any] = {}
         engine_serde = getattr(worker, "serde", None)
@@ -107,8 +122,12 @@ class AdminServer:
             self.decoder = AvroSerde(client)
             registry_clients["monitor"] = client
         self.registry = CollectorRegistry(auto_describe=False)
-        self.collector = HubCollector(hub, worker.stats, lambda: self._state, self.is_ready, registry_clients)
+        self.collector = HubCollector(
+            hub, worker.stats, lambda: self._state, self.is_ready, registry_clients, lag_series=False
+        )
         self.registry.register(self.collector)
+        self.lag_series = LagSeries(hub)
+        self._encoder = StatusEncoder()
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -183,55 +202,108 @@ class AdminServer:
             department_names=self.department_names,
         )
 
+    def status_body(self) -> bytes:
+        """:meth:`status` encoded (what /api/status answers), reusing the text of unchanged rows."""
+        return self._encoder.encode(
+            hub=self.hub,
+            description=self.description,
+            ready=self.is_ready(),
+            now_ms=time.time_ns() // 1_000_000,
+            window=self.rules.window,
+            stats=copy_stats(self.worker.stats),
+            state=self._state,
+            department_names=self.department_names,
+        )
+
     def metrics(self) -> bytes:
-        return generate_latest(self.registry)
+        """The Prometheus text exposition of /metrics."""
+        return generate_latest(self.registry) + self.lag_series.render(self._state.rows)
 
     # -- the monitor thread ----------------------------------------------------------------------
-    def _refresh(self, monitor: _Monitor) -> None:
-        """Measure once and publish the new state (the monitor thread calls this every ``interval``)."""
+    def targets(self) -> tuple[Target, ...]:
+        """The subscriptions the worker serves now; the same tuple while its plans and refusals stay."""
+        plans = self.worker.policies.plans
+        now_ms = time.time_ns() // 1_000_000
+        cached = self._targets
+        if (
+            cached is not None
+            and cached.plans is plans
+            and cached.count == len(plans)
+            and (cached.until_ms is None or now_ms < cached.until_ms)
+        ):
+            return cached.targets
+        values = list(plans.values())
+        targets = tuple(targets_of_plans(self.hub, values, now_ms))
+        self._targets = _Targets(plans, len(plans), targets, refusals_change_at(values, now_ms))
+        return targets
+
+    def next_wait(self, spent: float) -> float:
+        """Seconds from the end of a refresh that took ``spent`` seconds to the start of the next one.
+
+        ``interval``, or longer when refreshes take more than ``max_share`` of it, up to ``max_interval``.
+        The cost is the shorter of the last two refreshes, so one slow answer from Kafka (or the first
+        refresh, which opens the clients and looks every topic up) does not stretch the interval.
+        """
+        self._spent = [*self._spent[-1:], spent]
+        cost = min(self._spent) if len(self._spent) > 1 else 0.0
+        period = min(max(self.interval, cost / self.max_share), self.max_interval)
+        return max(0.0, period - spent)
+
+    def _refresh(self, monitor: _Monitor) -> float:
+        """Measure once and publish the new state; return the seconds to wait before the next refresh."""
         started = time.monotonic()
-        targets = tuple(targets_of_plans(self.hub, list(self.worker.policies.plans.values())))
+        known = self._targets
+        targets = self.targets()
+        if known is not None and known.targets is not targets and monitor.probe is not None:
+            monitor.probe.recheck_missing()  # the plans changed: `xhub apply` may have created topics
         state = self._state
         try:
             rows, dead = monitor.measure(targets)
         except Exception as exc:  # noqa: BLE001 - the monitor must outlive any failure; it is reported
             errors = state.refresh_errors + 1
             log.warning("monitor_refresh_failed", hub=self.hub, error=f"{type(exc).__name__}: {exc}")
-            self._state = MonitorState(
-                targets,
-                state.rows,
-                state.refreshed_ms,
-                state.refresh_seconds,
-                f"{type(exc).__name__}: {exc}",
-                errors,
-                state.dead_letters,
-                state.delivered_rates,
-                state.consumed_rate,
+            self._state = replace(
+                state, targets=targets, error=f"{type(exc).__name__}: {exc}", refresh_errors=errors
             )
-            return
+            return self.interval
         self.collector.feed()
         monitor.rates.add(time.time(), copy_stats(self.worker.stats, rings=False))
+        spent = time.monotonic() - started
+        wait = self.next_wait(spent)
         self._state = MonitorState(
             targets,
             tuple(rows),
             time.time_ns() // 1_000_000,
-            time.monotonic() - started,
+            spent,
             None,
             state.refresh_errors,
             dead,
             monitor.rates.delivered(),
             monitor.rates.consumed(),
+            spent + wait,
+            self.interval,
+            self.max_share,
+            status_counts(rows),
         )
+        return wait
 
     def _monitor_loop(self) -> None:
         monitor = _Monitor(self)
         try:
             while not self._stop.is_set():
-                started = time.monotonic()
-                self._refresh(monitor)
-                self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+                self._stop.wait(self._refresh(monitor))
         finally:
             monitor.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Targets:
+    """The targets of one set of plans, valid until a refusal changes (an approval starts or expires)."""
+
+    plans: Mapping[str, DeliveryPlan]
+    count: int
+    targets: tuple[Target, ...]
+    until_ms: int | None
 
 
 class _Monitor:
@@ -290,8 +362,7 @@ class _Handler(BaseHTTPRequestHandler):
             return  # the client went away (a page reload)
 
     def _status(self) -> None:
-        body = json.dumps(self.admin.status(), ensure_ascii=False).encode("utf-8")
-        self._send(HTTPStatus.OK, body, "application/json; charset=utf-8")
+        self._send(HTTPStatus.OK, self.admin.status_body(), "application/json; charset=utf-8")
 
     def _metrics(self) -> None:
         self._send(HTTPStatus.OK, self.admin.metrics(), CONTENT_TYPE_LATEST)

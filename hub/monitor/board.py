@@ -9,11 +9,12 @@ window spans their whole run. A single ``xhub lag`` takes a few samples a short 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hub.monitor.lag import HUB, KINDS, SUBSCRIBER, GroupLag, Target
+from hub.monitor.lag import HUB, KINDS, GroupLag, Target
 from hub.monitor.status import Rules, Status, StatusTracker, Verdict, worst
 
 
@@ -63,10 +64,11 @@ class SubscriptionLag:
     target: Target
     hub: KindView
     subscriber: KindView
+    status: Status = field(init=False, compare=False)
 
-    @property
-    def status(self) -> Status:
-        return worst([self.hub.status, self.subscriber.status])
+    def __post_init__(self) -> None:
+        # worked out once: rows are counted by status on every refresh
+        object.__setattr__(self, "status", worst([self.hub.status, self.subscriber.status]))
 
     def kind(self, kind: str) -> KindView:
         return self.hub if kind == HUB else self.subscriber
@@ -89,6 +91,15 @@ class SubscriptionLag:
 class LagBoard:
     """Measures lags and keeps the status windows. Not thread-safe: one thread refreshes it.
 
+    One window per group and topic, not per subscription: every subscription of a hub on one resource has
+    the same hub lag (the hub's group on the source topic), so its status is worked out once, and 10,000
+    subscriptions on 20 resources cost 20 windows for their hub lags.
+
+    What did not change keeps its object from the previous refresh: the view of a lag with nothing waiting
+    and the same offsets, members and verdict (a missing topic's too), and the row of a subscription whose
+    two views are kept. Whoever renders rows (the status JSON, /metrics) can therefore cache per row object,
+    and an idle catalog costs nothing to render again.
+
     Args:
         probe: measures the lags (``hub.monitor.lag.LagProbe``).
         rules: status thresholds (the window).
@@ -97,7 +108,10 @@ class LagBoard:
     def __init__(self, probe: Probe, rules: Rules | None = None) -> None:
         self.probe = probe
         self.rules = rules or Rules()
-        self._trackers: dict[tuple[str, str], StatusTracker] = {}
+        self._trackers: dict[tuple[str, str, str], StatusTracker] = {}  # (kind, group, topic)
+        self._views: dict[int, KindView] = {}  # id(lag) -> its view, of the previous refresh
+        self._kept: dict[tuple[str, str, str], KindView] = {}  # the previous view of each window
+        self._rows: dict[str, SubscriptionLag] = {}  # subscription -> its previous row
 
     def refresh(self, targets: Sequence[Target]) -> list[SubscriptionLag]:
         """Measure every target once, feed the windows, return one row per target (in target order).
@@ -106,22 +120,71 @@ class LagBoard:
             LagUnavailable: Kafka did not answer.
         """
         lags = self.probe.measure(targets)
-        keys = {(t.subscription, kind) for t in targets for kind in KINDS}
-        for gone in set(self._trackers) - keys:
-            del self._trackers[gone]
-        rows: list[SubscriptionLag] = []
+        previous = self._views
+        views: dict[int, KindView] = {}
+        fresh: dict[tuple[str, str, str], KindView] = {}
+        old_rows = self._rows
+        rows: dict[str, SubscriptionLag] = {}
+        out: list[SubscriptionLag] = []
         for target in targets:
-            views = {kind: self._view(target, kind, lags[(target.subscription, kind)]) for kind in KINDS}
-            rows.append(SubscriptionLag(target, views[HUB], views[SUBSCRIBER]))
-        return rows
+            pair: list[KindView] = []
+            for kind in KINDS:
+                lag = lags[(target.subscription, kind)]
+                view = views.get(id(lag))
+                if view is None:
+                    view = previous.get(id(lag))
+                    if view is None or view.lag is not lag or lag.error is None:
+                        view = self._view(lag, fresh)
+                    views[id(lag)] = view
+                pair.append(view)
+            row = old_rows.get(target.subscription)
+            if (
+                row is None
+                or row.target is not target
+                or row.hub is not pair[0]
+                or row.subscriber is not pair[1]
+            ):
+                row = SubscriptionLag(target, pair[0], pair[1])
+            rows[target.subscription] = row
+            out.append(row)
+        self._views = views  # holds the lags, so an id is not reused while it is a key
+        self._kept = fresh
+        self._rows = rows
+        for gone in set(self._trackers) - set(fresh):
+            del self._trackers[gone]
+        return out
 
-    def _view(self, target: Target, kind: str, lag: GroupLag) -> KindView:
+    def _view(self, lag: GroupLag, fresh: dict[tuple[str, str, str], KindView]) -> KindView:
         if lag.error is not None:
             return KindView(lag, Verdict(Status.STOP, lag.error))
-        tracker = self._trackers.get((target.subscription, kind))
+        key = (lag.kind, lag.group, lag.topic)
+        view = fresh.get(key)
+        if view is not None:  # once per refresh, however many subscriptions share the group and topic
+            return view if view.lag is lag else KindView(lag, view.verdict)
+        tracker = self._trackers.get(key)
         if tracker is None:
-            tracker = self._trackers[(target.subscription, kind)] = StatusTracker(self.rules)
-        return KindView(lag, tracker.add(lag.sample()))
+            tracker = self._trackers[key] = StatusTracker(self.rules)
+        verdict = tracker.add(lag.sample())
+        kept = self._kept.get(key)
+        if kept is not None and kept.verdict == verdict and _same_idle(kept.lag, lag):
+            view = kept  # nothing waits and nothing moved: the previous view says it all
+        else:
+            view = KindView(lag, verdict)
+        fresh[key] = view
+        return view
+
+
+def _same_idle(before: GroupLag, now: GroupLag) -> bool:
+    """Whether two measurements of one group and topic show the same offsets with nothing waiting.
+
+    The age of the measurement then does not matter (the lag is 0 records, 0 seconds).
+    """
+    return (
+        before.lag_records == 0
+        and now.lag_records == 0
+        and before.members == now.members
+        and before.partitions == now.partitions
+    )
 
 
 def sample_board(
@@ -146,6 +209,6 @@ def sample_board(
 def status_counts(rows: Sequence[SubscriptionLag]) -> Mapping[str, int]:
     """How many subscriptions are in each status (every status present, zeros included)."""
     counts = dict.fromkeys((s.value for s in Status), 0)
-    for row in rows:
-        counts[row.status.value] += 1
+    for status, n in Counter(row.status for row in rows).items():
+        counts[status.value] = n
     return counts

@@ -91,17 +91,28 @@ class DeadLetterTally:
         kafka: how to reach the cluster.
         owners: department ids and hub names whose xhub.dlq.<owner> topics are read.
         client_id: Kafka client id suffix.
+        metadata_max_age: seconds before the dead-letter topics are looked up again (listing the topics
+            asks for the metadata of the whole cluster: not on every refresh); a tenth of it while some
+            owner's topic does not exist yet.
     """
 
     def __init__(
-        self, kafka: KafkaSettings, owners: Iterable[str], *, client_id: str = "monitor-dlq"
+        self,
+        kafka: KafkaSettings,
+        owners: Iterable[str],
+        *,
+        client_id: str = "monitor-dlq",
+        metadata_max_age: float = 60.0,
     ) -> None:
         self.kafka = kafka
         self.owners = sorted(set(owners))
+        self.metadata_max_age = metadata_max_age
         self._topics = {topics.dead_letter_topic(o): o for o in self.owners}
         self._consumer = make_consumer(kafka, client_id, group_id=None, max_poll_records=2000)
         self._positions: dict[TopicPartition, int] = {}
         self._counts: dict[str, DepartmentDeadLetters] = {}
+        self._tps: list[TopicPartition] = []
+        self._tps_due = 0.0  # monotonic time the topics are looked up again
 
     def close(self) -> None:
         self._consumer.close()
@@ -115,6 +126,7 @@ class DeadLetterTally:
         try:
             self._refresh(timeout)
         except KafkaError as exc:
+            self._tps_due = 0.0  # a topic may have gone: look them up again
             raise LagUnavailable(
                 f"dead-letter topics at {self.kafka.bootstrap_servers}: {type(exc).__name__}: {exc}"
             ) from exc
@@ -126,15 +138,24 @@ class DeadLetterTally:
             for dept, c in sorted(self._counts.items())
         }
 
+    def _partitions(self) -> list[TopicPartition]:
+        now = time.monotonic()
+        if now >= self._tps_due:
+            consumer = self._consumer
+            known = consumer.topics()
+            self._tps = [
+                TopicPartition(topic, p)
+                for topic in sorted(self._topics)
+                if topic in known
+                for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
+            complete = {tp.topic for tp in self._tps} == set(self._topics)
+            self._tps_due = now + self.metadata_max_age / (1 if complete else 10)
+        return self._tps
+
     def _refresh(self, timeout: float) -> None:
         consumer = self._consumer
-        known = consumer.topics()
-        tps = [
-            TopicPartition(topic, p)
-            for topic in sorted(self._topics)
-            if topic in known
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        tps = self._partitions()
         if not tps:
             return
         if set(tps) != set(consumer.assignment()):

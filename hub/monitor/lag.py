@@ -19,7 +19,14 @@ commit marker per transaction in the log (right after the consumer's committed o
 and aborted records stay in the log too; neither is lag, so end minus committed offsets would never show 0
 on a transactional topic. Counting goes on from where the last measurement stopped while the committed
 offset stays put, so a stopped consumer costs only the newly arrived records; past ``count_limit`` records
-per partition the rest is estimated from offsets (markers included: an upper bound).
+per partition the rest is estimated from offsets (markers included: an upper bound), and a backlog already
+longer than that when first seen is estimated at once (only its first record is read, for its age).
+
+The cost of a measurement does not grow with the idle part of the catalog: subscriptions on one source topic
+share one hub lag (measured once per group and topic), every Kafka request covers all topics and groups at
+once, topic metadata is remembered (``hub.monitor.metadata``), a missing topic (a subscription not applied
+yet) is reported without being probed, only groups that exist are described, and only partitions where
+something waits are read.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from kafka import TopicPartition
 from kafka.admin import OffsetSpec
-from kafka.errors import KafkaError
+from kafka.errors import InvalidMetadataError, KafkaError, KafkaTimeoutError, UnknownTopicOrPartitionError
 from kafka.protocol.consumer import IsolationLevel
 
 from hub import topics
@@ -41,6 +48,7 @@ from hub.errors import HubError
 from hub.kafka_client import KafkaSettings, make_admin, make_consumer
 from hub.log import get_logger
 from hub.monitor.errors import LagUnavailable
+from hub.monitor.metadata import TopicPartitions
 from hub.monitor.status import PartitionSample, Sample
 
 if TYPE_CHECKING:
@@ -155,6 +163,21 @@ def targets_of_plans(hub: str, plans: Iterable[DeliveryPlan], now_ms: int | None
         for plan in plans
     ]
     return sorted(out, key=lambda t: t.subscription)
+
+
+def refusals_change_at(plans: Iterable[DeliveryPlan], now_ms: int) -> int | None:
+    """The next instant after ``now_ms`` a plan's refusal changes (it becomes valid or expires), if any.
+
+    Until then :func:`targets_of_plans` gives the same targets for the same plans.
+    """
+    later = [
+        ms
+        for plan in plans
+        if not plan.refusal
+        for ms in (plan.valid_from_ms, plan.valid_until_ms)
+        if ms is not None and ms > now_ms
+    ]
+    return min(later, default=None)
 
 
 def owner_of_source_topic(topic: str) -> str:
@@ -277,6 +300,7 @@ class _Scan:
     counted_to: int = 0  # the next offset to read
     count: int = 0  # data records in [position, counted_to)
     capped: bool = False  # stopped counting at the budget; the rest is estimated from offsets
+    limit: int = 1  # records counted one by one before the rest is estimated
 
 
 def _partition_lag(
@@ -296,6 +320,51 @@ def _partition_lag(
     )
 
 
+_Key = tuple[str, str, str]  # (kind, group, topic): what one GroupLag measures
+
+
+def _is_sink(group: str) -> bool:
+    return group.startswith(SINK_GROUP_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """The groups and topics a sequence of targets asks for, worked out once per sequence."""
+
+    targets: Sequence[Target]
+    count: int
+    rows: tuple[tuple[str, tuple[str, str], tuple[str, str], _Key], ...]  # sub, its two out keys, hub key
+    hub_keys: tuple[_Key, ...]  # distinct
+    hub_groups: frozenset[str]
+    sink_keys: Mapping[str, _Key]  # subscription -> its subscriber key with the default group
+    subs_of_topic: Mapping[str, tuple[str, ...]]  # delivery topic -> subscriptions
+    topic_names: frozenset[str]
+
+    @classmethod
+    def of(cls, targets: Sequence[Target]) -> _Layout:
+        hub_keys: dict[_Key, _Key] = {}
+        sink_keys: dict[str, _Key] = {}
+        subs_of_topic: dict[str, list[str]] = defaultdict(list)
+        rows = []
+        for t in targets:
+            hub_key = hub_keys.setdefault(
+                (HUB, hub_group(t.hub), t.source_topic), (HUB, hub_group(t.hub), t.source_topic)
+            )
+            sink_keys[t.subscription] = (SUBSCRIBER, sink_group(t.subscription), t.delivery_topic)
+            subs_of_topic[t.delivery_topic].append(t.subscription)
+            rows.append((t.subscription, (t.subscription, HUB), (t.subscription, SUBSCRIBER), hub_key))
+        return cls(
+            targets,
+            len(targets),
+            tuple(rows),
+            tuple(hub_keys),
+            frozenset(key[1] for key in hub_keys),
+            sink_keys,
+            {topic: tuple(subs) for topic, subs in subs_of_topic.items()},
+            frozenset(t.source_topic for t in targets) | frozenset(subs_of_topic),
+        )
+
+
 class LagProbe:
     """Measures the lag of subscriptions. Not thread-safe: one thread owns a probe.
 
@@ -305,6 +374,8 @@ class LagProbe:
         client_id: Kafka client id suffix.
         read_timeout: seconds to spend reading waiting records per measurement.
         count_limit: waiting records counted one by one per partition; beyond, offsets estimate the rest.
+        metadata_max_age: seconds before a topic's partitions (or its absence) are looked up again.
+        metadata_batch: most topics looked up again per measurement (new topics are looked up at once).
         clock: epoch seconds (tests pass their own).
     """
 
@@ -315,7 +386,9 @@ class LagProbe:
         *,
         client_id: str = "monitor",
         read_timeout: float = 3.0,
-        count_limit: int = 10_000,
+        count_limit: int = 1_000,
+        metadata_max_age: float = 60.0,
+        metadata_batch: int = 250,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.kafka = kafka
@@ -332,16 +405,35 @@ class LagProbe:
             fetch_max_bytes=1024 * 1024,
             max_poll_records=100,
         )
+        # End and start offsets of every watched partition, through a consumer's cached metadata: the
+        # admin client would first ask for the metadata of every topic of the request, on every refresh.
+        # Never assigned (an assignment narrows the topics a consumer keeps metadata for); which topics
+        # exist is known from self.topics, so its own metadata refresh need not be frequent.
+        self._offsets = make_consumer(
+            kafka, f"{client_id}-offsets", group_id=None, metadata_max_age_ms=300_000
+        )
+        self._timeout_ms = 15_000
+        self.topics = TopicPartitions(self._describe, max_age=metadata_max_age, batch=metadata_batch)
+        self._layout: _Layout | None = None
+        self._missing: dict[_Key, GroupLag] = {}
         self._scans: dict[tuple[TopicPartition, int], _Scan] = {}
         self._undecodable: set[str] = set()
 
     def close(self) -> None:
         """Close the Kafka clients."""
+        self._offsets.close()
         self._reader.close()
         self._admin.close()
 
+    def recheck_missing(self) -> None:
+        """Look up the topics found missing again at the next measurement (call after ``xhub apply``)."""
+        self.topics.forget_missing()
+
     def measure(self, targets: Sequence[Target]) -> dict[tuple[str, str], GroupLag]:
         """Both lags of every target, keyed by (subscription, kind).
+
+        Targets sharing a group and topic (every subscription of one hub on one resource, for the hub lag)
+        share one :class:`GroupLag` object.
 
         Raises:
             LagUnavailable: Kafka did not answer (names the servers and the Kafka error).
@@ -349,6 +441,9 @@ class LagProbe:
         try:
             return self._measure(targets)
         except KafkaError as exc:
+            if isinstance(exc, (InvalidMetadataError, KafkaTimeoutError)):
+                # a topic deleted or re-created since it was looked up: look everything up again
+                self.topics.forget()
             raise LagUnavailable(
                 f"lag of {len(targets)} subscriptions: Kafka at {self.kafka.bootstrap_servers} answered "
                 f"{type(exc).__name__}: {exc}",
@@ -356,105 +451,162 @@ class LagProbe:
             ) from exc
 
     def _measure(self, targets: Sequence[Target]) -> dict[tuple[str, str], GroupLag]:
-        wanted = {(t.subscription, kind): t.group_and_topic(kind) for t in targets for kind in KINDS}
-        for sub, group in self._sink_groups(targets).items():
-            wanted[(sub, SUBSCRIBER)] = (group, wanted[(sub, SUBSCRIBER)][1])
-        topic_names = sorted({topic for _, topic in wanted.values()})
-        partitions = self._partitions(topic_names)
-        ends, starts = self._offsets(
-            [TopicPartition(t, p) for t in topic_names for p in partitions.get(t) or ()]
-        )
-        group_tps: dict[str, set[TopicPartition]] = defaultdict(set)
-        for group, topic in wanted.values():
-            group_tps[group].update(TopicPartition(topic, p) for p in partitions.get(topic) or ())
-        specs = {g: sorted(s) for g, s in group_tps.items() if s}
+        layout = self._layout_of(targets)
+        listed = {
+            str(g["group_id"]): g.get("group_state") in _ACTIVE_GROUP_STATES
+            for g in self._admin.list_groups()
+            if "group_id" in g
+        }
+        # One offset fetch for every group that matters: the hubs' groups, and every sink group (which
+        # one reads a delivery topic is found from their commits, see choose_sink_group).
+        fetch = sorted({g for g in layout.hub_groups if g in listed} | {g for g in listed if _is_sink(g)})
         committed: dict[str, dict[TopicPartition, Any]] = (
-            self._admin.list_group_offsets(specs) if specs else {}
+            self._admin.list_group_offsets(dict.fromkeys(fetch)) if fetch else {}
         )
-        members = self._members(sorted(group_tps))
+        chosen = self._chosen_sink_groups(layout, listed, committed)
+        sub_keys = dict(layout.sink_keys)
+        for sub, group in chosen.items():
+            default = sub_keys[sub]
+            sub_keys[sub] = (SUBSCRIBER, group, default[2])
+        partitions = self.topics.get(layout.topic_names)
         now_ms = int(self.clock() * 1000)
 
-        positions: dict[tuple[str, TopicPartition], tuple[int | None, int]] = {}
-        needs: set[tuple[TopicPartition, int]] = set()
-        for group, tp_set in group_tps.items():
-            for tp in tp_set:
-                meta = committed.get(group, {}).get(tp)
-                offset = meta.offset if meta is not None and meta.offset >= 0 else None
-                start = starts.get(tp, 0)
-                effective = start if offset is None else max(offset, start)
-                positions[(group, tp)] = (offset, effective)
-                if effective < ends.get(tp, 0):
-                    needs.add((tp, effective))
-        scans = self._scan(needs, ends)
-
-        out: dict[tuple[str, str], GroupLag] = {}
-        for (sub, kind), (group, topic) in wanted.items():
-            numbers = partitions.get(topic)
-            if numbers is None:
-                out[(sub, kind)] = GroupLag(
-                    kind,
-                    group,
-                    topic,
-                    now_ms,
-                    members=members.get(group),
-                    error=f"topic {topic} does not exist (run xhub apply)",
-                )
+        lags: dict[_Key, GroupLag] = {}
+        present: dict[_Key, tuple[int, ...]] = {}
+        missing: dict[_Key, GroupLag] = {}
+        for key in (*layout.hub_keys, *sub_keys.values()):
+            if key in present or key in missing:
                 continue
+            numbers = partitions.get(key[2])
+            if numbers:
+                present[key] = numbers
+                continue
+            lag = self._missing.get(key)
+            if lag is None:
+                kind, group, topic = key
+                what = "no delivery topic yet: " if kind == SUBSCRIBER else ""
+                lag = GroupLag(
+                    kind, group, topic, now_ms, error=f"{what}topic {topic} does not exist (run xhub apply)"
+                )
+            missing[key] = lags[key] = lag
+        self._missing = missing  # reused while the topic stays missing: no new objects per refresh
+
+        lags.update(self._present_lags(present, listed, committed, now_ms))
+        out: dict[tuple[str, str], GroupLag] = {}
+        for sub, hub_out, sub_out, hub_key in layout.rows:
+            out[hub_out] = lags[hub_key]
+            out[sub_out] = lags[sub_keys[sub]]
+        return out
+
+    def _present_lags(
+        self,
+        present: Mapping[_Key, tuple[int, ...]],
+        listed: Mapping[str, bool],
+        committed: Mapping[str, Mapping[TopicPartition, Any]],
+        now_ms: int,
+    ) -> dict[_Key, GroupLag]:
+        """The lags of the (kind, group, topic) keys whose topic exists."""
+        if not present:
+            return {}
+        tps = sorted({TopicPartition(key[2], p) for key, numbers in present.items() for p in numbers})
+        ends = self._list_offsets(tps, OffsetSpec.LATEST)
+        positions: dict[tuple[str, TopicPartition], int | None] = {}
+        unsure: set[TopicPartition] = set()  # the log start decides where the group reads
+        for (_, group, topic), numbers in present.items():
+            group_offsets = committed.get(group, {})
+            for p in numbers:
+                tp = TopicPartition(topic, p)
+                meta = group_offsets.get(tp)
+                offset = meta.offset if meta is not None and meta.offset >= 0 else None
+                positions[(group, tp)] = offset
+                if (offset is None or offset < ends.get(tp, 0)) and ends.get(tp, 0) > 0:
+                    unsure.add(tp)
+        starts = self._list_offsets(sorted(unsure), OffsetSpec.EARLIEST) if unsure else {}
+        effective: dict[tuple[str, TopicPartition], int] = {}
+        needs: set[tuple[TopicPartition, int]] = set()
+        for (group, tp), offset in positions.items():
+            start = starts.get(tp, 0)
+            at = start if offset is None else max(offset, start)
+            effective[(group, tp)] = at
+            if at < ends.get(tp, 0):
+                needs.add((tp, at))
+        scans = self._scan(needs, ends)
+        members = self._members(sorted({key[1] for key in present if key[1] in listed}))
+        out: dict[_Key, GroupLag] = {}
+        for key, numbers in present.items():
+            kind, group, topic = key
             parts = []
             for p in numbers:
                 tp = TopicPartition(topic, p)
-                offset, effective = positions[(group, tp)]
+                at = effective[(group, tp)]
                 parts.append(
-                    _partition_lag(p, ends.get(tp, 0), offset, effective, scans.get((tp, effective)))
+                    _partition_lag(p, ends.get(tp, 0), positions[(group, tp)], at, scans.get((tp, at)))
                 )
-            out[(sub, kind)] = GroupLag(kind, group, topic, now_ms, tuple(parts), members.get(group))
+            out[key] = GroupLag(kind, group, topic, now_ms, tuple(parts), members.get(group, 0))
         return out
 
-    def _offsets(
-        self, tps: list[TopicPartition]
-    ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
-        """(read_committed end offsets, log start offsets) of ``tps``."""
-        if not tps:
-            return {}, {}
-        latest = self._admin.list_partition_offsets(
-            dict.fromkeys(tps, OffsetSpec.LATEST), isolation_level=IsolationLevel.READ_COMMITTED
-        )
-        earliest = self._admin.list_partition_offsets(dict.fromkeys(tps, OffsetSpec.EARLIEST))
-        return {tp: o.offset for tp, o in latest.items()}, {tp: o.offset for tp, o in earliest.items()}
+    def _list_offsets(self, tps: list[TopicPartition], spec: OffsetSpec) -> dict[TopicPartition, int]:
+        """Read_committed end (LATEST) or log start (EARLIEST) offsets of ``tps``."""
+        try:
+            if spec is OffsetSpec.LATEST:
+                return dict(self._offsets.end_offsets(tps, self._timeout_ms))
+            return dict(self._offsets.beginning_offsets(tps, self._timeout_ms))
+        except KeyError:
+            # kafka-python leaves out the partitions of a topic its metadata does not have yet (it asks for
+            # it meanwhile): the admin client answers this once, with a metadata request of its own.
+            answer = self._admin.list_partition_offsets(
+                dict.fromkeys(tps, spec), isolation_level=IsolationLevel.READ_COMMITTED
+            )
+            return {tp: o.offset for tp, o in answer.items()}
 
-    def _sink_groups(self, targets: Sequence[Target]) -> dict[str, str]:
-        """Subscription -> the group of its subscriber (see :func:`choose_sink_group`)."""
-        listed = {
-            g["group_id"]: g.get("group_state") in _ACTIVE_GROUP_STATES
-            for g in self._admin.list_groups()
-            if str(g.get("group_id", "")).startswith(SINK_GROUP_PREFIX)
-        }
-        offsets: dict[str, dict[TopicPartition, Any]] = (
-            self._admin.list_group_offsets(sorted(listed)) if listed else {}
-        )
+    def _layout_of(self, targets: Sequence[Target]) -> _Layout:
+        """What the targets ask for, kept while the caller passes the same sequence (the admin server's
+        targets change only with the plans)."""
+        layout = self._layout
+        if layout is None or layout.targets is not targets or layout.count != len(targets):
+            layout = self._layout = _Layout.of(targets)
+        return layout
+
+    def _chosen_sink_groups(
+        self,
+        layout: _Layout,
+        listed: Mapping[str, bool],
+        committed: Mapping[str, Mapping[TopicPartition, Any]],
+    ) -> dict[str, str]:
+        """Subscription -> the group of its subscriber, for the subscriptions whose delivery topic some
+        sink group committed on (the others keep the default group, see :func:`choose_sink_group`)."""
         by_topic: dict[str, list[tuple[str, bool, int]]] = defaultdict(list)
-        for group, committed in offsets.items():
+        for group, offsets in committed.items():
+            if not _is_sink(group):
+                continue
             sums: dict[str, int] = defaultdict(int)
-            for tp, meta in committed.items():
-                if meta is not None and meta.offset >= 0:
+            for tp, meta in offsets.items():
+                if meta is not None and meta.offset >= 0 and tp.topic in layout.subs_of_topic:
                     sums[tp.topic] += meta.offset
             for topic, total in sums.items():
                 by_topic[topic].append((group, listed.get(group, False), total))
         return {
-            t.subscription: choose_sink_group(t.subscription, by_topic.get(t.delivery_topic, []))
-            for t in targets
+            sub: choose_sink_group(sub, candidates)
+            for topic, candidates in by_topic.items()
+            for sub in layout.subs_of_topic[topic]
         }
 
-    def _partitions(self, topic_names: list[str]) -> dict[str, list[int] | None]:
-        if not topic_names:
-            return {}
-        found: dict[str, list[int] | None] = dict.fromkeys(topic_names)
-        for desc in self._admin.describe_topics(topic_names):
-            if desc.get("error_code", 0) == 0 and desc.get("partitions"):
-                found[desc["name"]] = sorted(int(p["partition_index"]) for p in desc["partitions"])
+    def _describe(self, names: Sequence[str]) -> dict[str, tuple[int, ...] | None]:
+        """Partitions of ``names`` from one metadata request; None for a topic that does not exist."""
+        found: dict[str, tuple[int, ...] | None] = {}
+        for desc in self._admin.describe_topics(list(names)):
+            name, code = desc.get("name"), desc.get("error_code", 0)
+            if not isinstance(name, str):
+                continue
+            if code == 0 and desc.get("partitions"):
+                found[name] = tuple(sorted(int(p["partition_index"]) for p in desc["partitions"]))
+            elif code == UnknownTopicOrPartitionError.errno:
+                found[name] = None
+            # any other error (a leader moving, a topic being created) is not settled: asked again
         return found
 
     def _members(self, groups: list[str]) -> dict[str, int]:
+        """Members of the existing ``groups`` (a group Kafka does not list has none)."""
         if not groups:
             return {}
         described = self._admin.describe_groups(groups)
@@ -468,7 +620,13 @@ class LagProbe:
         scans: dict[tuple[TopicPartition, int], _Scan] = {}
         todo: list[tuple[TopicPartition, int]] = []
         for tp, position in sorted(needs):
-            scan = self._scans.get((tp, position)) or _Scan(counted_to=position)
+            scan = self._scans.get((tp, position))
+            if scan is None:
+                # A backlog longer than count_limit is estimated from offsets at once: only its first
+                # record is read (for the age). A consumer working through it moves on every refresh, and
+                # counting it again each time would read the whole backlog alongside the consumer.
+                gap = ends.get(tp, 0) - position
+                scan = _Scan(counted_to=position, limit=self.count_limit if gap <= self.count_limit else 1)
             scans[(tp, position)] = scan
             if scan.counted_to < ends.get(tp, 0) and not scan.capped:
                 todo.append((tp, position))
@@ -502,6 +660,8 @@ class LagProbe:
                 for rec in records:
                     if rec.offset < scan.counted_to or rec.offset >= ends.get(tp, 0):
                         continue
+                    if scan.count >= scan.limit:
+                        break  # the rest is estimated from offsets
                     if scan.first is None:
                         stamp = rec.timestamp if rec.timestamp is not None and rec.timestamp >= 0 else None
                         scan.first = _Waiting(rec.offset, stamp, self._commit_ms(tp.topic, rec.value))
@@ -509,14 +669,20 @@ class LagProbe:
                     scan.counted_to = rec.offset + 1
             for tp in list(open_):
                 scan = round_[tp]
-                # The position also moves past commit markers and aborted records, which are not lag.
-                scan.counted_to = max(scan.counted_to, min(reader.position(tp), ends.get(tp, 0)))
-                scan.capped = scan.count >= self.count_limit
+                scan.capped = scan.count >= scan.limit
+                if not scan.capped:
+                    # The position also moves past commit markers and aborted records, which are not lag.
+                    scan.counted_to = max(scan.counted_to, min(reader.position(tp), ends.get(tp, 0)))
                 if scan.counted_to >= ends.get(tp, 0) or scan.capped:
                     open_.discard(tp)
                     reader.pause(tp)
         if open_:
-            log.warning("lag_read_timeout", partitions=len(open_), seconds=self.read_timeout)
+            log.warning(
+                "lag_read_timeout",
+                partitions=sorted(f"{tp.topic}-{tp.partition}@{round_[tp].counted_to}" for tp in open_),
+                ends=sorted(f"{tp.topic}-{tp.partition}@{ends.get(tp, 0)}" for tp in open_),
+                seconds=self.read_timeout,
+            )
         reader.unsubscribe()  # also forgets the pauses
 
     def _commit_ms(self, topic: str, value: bytes | None) -> int | None:

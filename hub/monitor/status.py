@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Final
 
 
 class Status(StrEnum):
@@ -44,6 +45,8 @@ class Status(StrEnum):
     def severity(self) -> int:
         return _SEVERITY[self]
 
+
+_IDLE: Final = "idle"  # the reason of an OK window where nothing ever waited
 
 _SEVERITY = {Status.OK: 0, Status.WARN: 1, Status.REWIND: 2, Status.STALL: 3, Status.STOP: 4}
 
@@ -129,12 +132,31 @@ class StatusTracker:
     rules: Rules = field(default_factory=Rules)
     samples: deque[Sample] = field(default_factory=deque)
     _tracks: dict[int, _PartitionTrack] = field(default_factory=dict)
+    _idle: Verdict | None = None  # the last verdict, when it was "idle"
 
     def add(self, sample: Sample) -> Verdict:
         """Record ``sample`` and return the status it leads to."""
         previous = self.samples[-1] if self.samples else None
         if previous is not None and sample.ts < previous.ts:
             raise ValueError(f"samples must come in time order: {sample.ts} after {previous.ts}")
+        if self._idle is not None and previous is not None and sample.partitions == previous.partitions:
+            # Idle and unchanged (the common case of a large catalog): nothing waits and nothing moved,
+            # so no rule can fire and the window stays all zeros; skip the evaluation.
+            self._keep(Sample(sample.ts, previous.partitions))
+            return self._idle
+        verdict = self._add(sample, previous)
+        self._idle = verdict if verdict.status is Status.OK and verdict.reason == _IDLE else None
+        return verdict
+
+    def _keep(self, sample: Sample) -> None:
+        self.samples.append(sample)
+        # Keep the newest sample older than the window as the baseline the window's first change is seen
+        # against; drop anything before it.
+        horizon = sample.ts - self.rules.window
+        while len(self.samples) > 1 and self.samples[1].ts <= horizon:
+            self.samples.popleft()
+
+    def _add(self, sample: Sample, previous: Sample | None) -> Verdict:
         for partition, part in sample.partitions.items():
             track = self._tracks.setdefault(partition, _PartitionTrack())
             before = previous.partitions.get(partition) if previous is not None else None
@@ -142,12 +164,7 @@ class StatusTracker:
                 track.moved_at = sample.ts
         for gone in set(self._tracks) - set(sample.partitions):
             del self._tracks[gone]
-        self.samples.append(sample)
-        # Keep the newest sample older than the window as the baseline the window's first change is seen
-        # against; drop anything before it.
-        horizon = sample.ts - self.rules.window
-        while len(self.samples) > 1 and self.samples[1].ts <= horizon:
-            self.samples.popleft()
+        self._keep(sample)
         return evaluate(list(self.samples), self.rules, {p: t.moved_at for p, t in self._tracks.items()})
 
 
@@ -200,7 +217,7 @@ def evaluate(samples: Sequence[Sample], rules: Rules, moved_at: Mapping[int, flo
 
     if latest.lag == 0:
         return Verdict(
-            Status.OK, "idle" if len(samples) > 1 and all(s.lag == 0 for s in samples) else "caught up"
+            Status.OK, _IDLE if len(samples) > 1 and all(s.lag == 0 for s in samples) else "caught up"
         )
     lags = [s.lag for s in samples]
     growing = lags[-1] > lags[0] and all(b >= a for a, b in itertools.pairwise(lags))

@@ -5,17 +5,19 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from hub import topics
 from hub.catalog.envelope import now_ms
-from hub.kafka_client import KafkaSettings
+from hub.kafka_client import KafkaSettings, ensure_topics, make_admin
 from hub.monitor.board import LagBoard, SubscriptionLag
 from hub.monitor.cli import EXIT_NOT_ALL_OK, lag_command
-from hub.monitor.lag import LagProbe, targets_of_config
+from hub.monitor.lag import HUB, SUBSCRIBER, LagProbe, Target, targets_of_config
 from hub.monitor.status import Rules, Status
 from tests.integration.monitor_support import Exchange, running_exchange, wait_for
 
@@ -192,3 +194,75 @@ def test_lag_seconds_come_from_the_source_commit_time(exchange: Exchange) -> Non
         assert waiting["lag_records"] == 2
         assert 600 <= waiting["lag_seconds"] < 3600
         assert all(p["oldest_commit_ms"] is not None for p in waiting["partitions"] if p["lag"])
+
+
+def test_missing_delivery_topics_cost_nothing_until_created(
+    exchange: Exchange, unique_name: Callable[[str], str]
+) -> None:
+    ex = exchange
+    source = topics.source_topic(ex.names.court, "PD-CRD-0001")
+    delivery = unique_name("xhub.dlv.late")
+    # Three subscriptions on the debtors resource that `xhub apply` has not created the topics of yet.
+    targets = [
+        Target(
+            ex.names.hub, f"late-{i}", ex.names.tax, "PD-CRD-0001", ex.names.court, source, f"{delivery}-{i}"
+        )
+        for i in range(3)
+    ]
+    ex.publish_debtors(2)
+    wait_for("the hub to consume", lambda: ex.process.worker.stats.consumed >= 2)
+    probe = LagProbe(ex.kafka, ex.serde, client_id="test-lag-missing")
+    try:
+        lags = probe.measure(targets)
+        # one hub lag for every subscription on the source topic, measured once
+        assert lags[("late-0", HUB)] is lags[("late-1", HUB)] is lags[("late-2", HUB)]
+        assert lags[("late-0", HUB)].error is None
+        missing = lags[("late-0", SUBSCRIBER)]
+        assert missing.error is not None
+        assert missing.error.startswith(f"no delivery topic yet: topic {delivery}-0 does not exist")
+        assert missing.partitions == ()
+        row = LagBoard(probe).refresh(targets)[0]
+        assert row.status is Status.STOP
+        assert row.subscriber.verdict.reason == row.subscriber.lag.error
+        assert (
+            probe.measure(targets)[("late-1", SUBSCRIBER)] is probe.measure(targets)[("late-1", SUBSCRIBER)]
+        )
+
+        admin = make_admin(ex.kafka)
+        try:
+            ensure_topics(admin, {f"{delivery}-0": {}}, partitions=2)
+        finally:
+            admin.close()
+        probe.recheck_missing()  # what the admin server does when the plans change after `xhub apply`
+        lags = probe.measure(targets)
+        found = lags[("late-0", SUBSCRIBER)]
+        assert found.error is None
+        assert [p.partition for p in found.partitions] == [0, 1]
+        assert found.lag_records == 0
+        assert found.lag_seconds == 0.0
+        assert found.members == 0  # nobody reads it yet
+        assert lags[("late-1", SUBSCRIBER)].error is not None
+    finally:
+        probe.close()
+
+
+def test_a_backlog_longer_than_the_count_limit_is_estimated_from_offsets(exchange: Exchange) -> None:
+    ex = exchange
+    ex.publish_debtors(30)
+    wait_for("the hub to deliver", lambda: ex.delivered(ex.names.debtors) >= 30)
+    targets = targets_of_config(ex.cfg, ex.names.hub)
+    exact = LagProbe(ex.kafka, ex.serde, client_id="test-lag-exact")
+    rough = LagProbe(ex.kafka, ex.serde, client_id="test-lag-rough", count_limit=10)
+    try:
+        counted = exact.measure(targets)[(ex.names.debtors, SUBSCRIBER)]
+        estimated = rough.measure(targets)[(ex.names.debtors, SUBSCRIBER)]
+    finally:
+        exact.close()
+        rough.close()
+    assert counted.lag_records == 30  # nobody reads the deliveries: every one waits
+    # over the limit only the first waiting record of each partition is read: the count is an upper
+    # bound (the hub's commit markers are in the offsets), the age is known
+    assert 30 <= estimated.lag_records <= sum(p.end - p.position for p in estimated.partitions)
+    assert estimated.lag_seconds is not None
+    assert counted.lag_seconds is not None
+    assert estimated.lag_seconds >= counted.lag_seconds - 1

@@ -55,9 +55,14 @@ def target(sub: str = "tax-debtors") -> Target:
 
 
 def group_lag(
-    kind: str, *parts: PartitionLag, measured_ms: int = NOW_MS, error: str | None = None
+    kind: str,
+    *parts: PartitionLag,
+    measured_ms: int = NOW_MS,
+    error: str | None = None,
+    group: str = "g",
+    topic: str = "t",
 ) -> GroupLag:
-    return GroupLag(kind, "g", "t", measured_ms, tuple(parts), members=1, error=error)
+    return GroupLag(kind, group, topic, measured_ms, tuple(parts), members=1, error=error)
 
 
 # -- lag arithmetic ------------------------------------------------------------------------------
@@ -164,8 +169,10 @@ class FakeProbe:
         self.ts_ms += 1000
         out: dict[tuple[str, str], GroupLag] = {}
         for t in targets:
+            hub_group, source = t.group_and_topic(HUB)
+            sink, delivery = t.group_and_topic(SUBSCRIBER)
             out[(t.subscription, HUB)] = group_lag(
-                HUB, PartitionLag(0, 10, 10, 10, 0), measured_ms=self.ts_ms
+                HUB, PartitionLag(0, 10, 10, 10, 0), measured_ms=self.ts_ms, group=hub_group, topic=source
             )
             waiting = PartitionLag(
                 0,
@@ -177,7 +184,7 @@ class FakeProbe:
                 oldest_commit_ms=NOW_MS if self.lag else None,
             )
             out[(t.subscription, SUBSCRIBER)] = group_lag(
-                SUBSCRIBER, waiting, measured_ms=self.ts_ms, error=self.error
+                SUBSCRIBER, waiting, measured_ms=self.ts_ms, error=self.error, group=sink, topic=delivery
             )
         return out
 
@@ -217,7 +224,11 @@ def test_board_forgets_removed_subscriptions() -> None:
     board = LagBoard(probe)
     board.refresh([target("a"), target("b")])
     board.refresh([target("a")])
-    assert set(board._trackers) == {("a", HUB), ("a", SUBSCRIBER)}
+    # one window per group and topic: the hub lag of both subscriptions on the debtors topic is one
+    assert set(board._trackers) == {
+        (HUB, "xhub-hub-pudong", "xhub.src.court.pd-crd-0001"),
+        (SUBSCRIBER, "xhub-sink-a", "xhub.dlv.pudong.a"),
+    }
 
 
 def test_sample_board_takes_samples_apart() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.monitor.status import PartitionSample, Rules, Sample, Status, StatusTracker, evaluate, worst
 
@@ -220,3 +222,44 @@ def test_lag_growing_without_moving_is_not_warn() -> None:
     tracker = StatusTracker(RULES)
     statuses = feed(tracker, [sample(t, (100, lag, 0.5)) for t, lag in enumerate([1, 2, 3, 4])])
     assert Status.WARN not in statuses
+
+
+_STEP = st.tuples(
+    st.integers(min_value=1, max_value=20),  # seconds since the previous sample
+    st.booleans(),  # the position moves
+    st.integers(min_value=0, max_value=3),  # records waiting (mostly none or few)
+    st.booleans(),  # the move is a rewind
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_STEP, min_size=1, max_size=60))
+def test_idle_shortcut_gives_the_verdicts_of_the_full_rules(steps: list[tuple[int, bool, int, bool]]) -> None:
+    """A window that stayed idle skips the evaluation; every verdict must still be the one the rules give."""
+    fast, full = StatusTracker(RULES), StatusTracker(RULES)
+    ts, position = 0.0, 100
+    for gap, moves, lag, rewind in steps:
+        ts += gap
+        if moves:
+            position += -5 if rewind else 1
+        s = sample(ts, (position, lag, ts - 1 if lag else None))
+        expected = full._add(s, full.samples[-1] if full.samples else None)  # never the shortcut
+        got = fast.add(s)
+        assert (got.status, got.reason, got.stuck_seconds) == (
+            expected.status,
+            expected.reason,
+            expected.stuck_seconds,
+        )
+        assert [(x.ts, dict(x.partitions)) for x in fast.samples] == [
+            (x.ts, dict(x.partitions)) for x in full.samples
+        ]
+
+
+def test_idle_shortcut_returns_the_same_verdict_and_leaves_on_the_first_change() -> None:
+    tracker = StatusTracker(RULES)
+    first = [tracker.add(sample(t, (42, 0, None))) for t in range(0, 20, 5)][-1]
+    assert first.reason == "idle"
+    assert tracker.add(sample(25, (42, 0, None))) is first  # nothing evaluated, nothing allocated
+    assert tracker.add(sample(30, (42, 2, 29.0))).reason == "2 records waiting"
+    statuses = feed(tracker, [sample(t, (42, 2, 29.0)) for t in range(35, 120, 5)])
+    assert statuses.index(Status.STALL) < statuses.index(Status.STOP)

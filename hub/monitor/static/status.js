@@ -2,7 +2,8 @@
 // textContent (never innerHTML): names come from config files.
 "use strict";
 
-const REFRESH_MS = 1500;
+const REFRESH_MS = 1500; // at least; as slow as the lag refresh when the hub measures less often (max 10 s)
+let nextRefreshMs = REFRESH_MS;
 const SEVERITY = { STOP: 4, STALL: 3, REWIND: 2, WARN: 1, OK: 0 };
 const STATUSES = ["OK", "WARN", "STALL", "STOP", "REWIND"];
 
@@ -116,9 +117,13 @@ function render(doc) {
   ready.className = `pill ${doc.ready ? "pill-ready" : "pill-not-ready"}`;
   const updated = document.getElementById("updated");
   updated.dataset.refreshedMs = doc.refreshed_ms ?? "";
+  const every = doc.refresh_interval_seconds ? ` · every ${duration(doc.refresh_interval_seconds)}` : "";
   updated.textContent = doc.refreshed_ms
-    ? `lag measured ${new Date(doc.refreshed_ms).toLocaleTimeString()}`
+    ? `lag measured ${new Date(doc.refreshed_ms).toLocaleTimeString()}${every}`
     : "measuring lag…";
+  const note = document.getElementById("refresh-note");
+  note.hidden = !doc.refresh_note;
+  note.textContent = doc.refresh_note || "";
   document.getElementById("window").textContent = `status window ${doc.window_seconds} s`;
 
   const error = document.getElementById("error");
@@ -153,13 +158,15 @@ async function refresh() {
   try {
     const response = await fetch("/api/status", { cache: "no-store" });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    render(await response.json());
+    const doc = await response.json();
+    render(doc);
+    nextRefreshMs = Math.max(REFRESH_MS, Math.min((doc.refresh_interval_seconds || 0) * 1000, 10000));
   } catch (err) {
     const error = document.getElementById("error");
     error.hidden = false;
     error.textContent = `the hub did not answer (${err.message}); retrying`;
   } finally {
-    setTimeout(refresh, REFRESH_MS);
+    setTimeout(refresh, nextRefreshMs);
   }
 }
 
