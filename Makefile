@@ -41,9 +41,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check hub connectors tests
 	$(VENV)/bin/mypy
 
+# Stops the broker afterwards if it started it (everything the demo starts, it stops).
 demo: $(STAMP)
-	@$(KAFKA) up
-	$(VENV)/bin/xhub demo --bootstrap $$($(KAFKA) bootstrap) $(DEMO_ARGS)
+	@started=0; $(KAFKA) status >/dev/null 2>&1 || started=1; \
+	$(KAFKA) up || exit 1; \
+	$(VENV)/bin/xhub demo --bootstrap $$($(KAFKA) bootstrap) $(DEMO_ARGS); rc=$$?; \
+	[ $$started = 1 ] && $(KAFKA) down; \
+	exit $$rc
 
 bench: $(STAMP)
 	@$(KAFKA) up
