@@ -120,16 +120,12 @@ def _add_package_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
     departments and operators have a single `xhub` command.
     """
     from connectors.cli import add_parser as add_connector_parser
+    from hub.audit.cli import add_parsers as add_audit_parsers
     from hub.monitor.cli import add_parsers as add_monitor_parsers
 
     add_monitor_parsers(sub)
+    add_audit_parsers(sub)
     add_connector_parser(sub)
-    try:
-        from hub.audit.cli import add_parsers as add_audit_parsers
-    except ImportError:  # pragma: no cover - audit CLI lands with the audit package
-        pass
-    else:
-        add_audit_parsers(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
