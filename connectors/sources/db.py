@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,45 @@ class Database(ABC):
     @abstractmethod
     def write(self) -> AbstractContextManager[Reader]:
         """A read-write transaction, committed when the block ends without an exception."""
+
+    # -- the transaction every read and write runs in, the same for both dialects --------------
+    driver_errors: tuple[type[BaseException], ...] = ()
+    """The driver's exceptions that mean "the database failed" (the connection is dropped and retried)."""
+
+    @abstractmethod
+    def _open_connection(self) -> Any:
+        """The connection, opened if needed (raises SourceUnavailable)."""
+
+    @abstractmethod
+    def _reader(self, conn: Any) -> Reader:
+        """A Reader over ``conn``."""
+
+    @abstractmethod
+    def _rollback(self, conn: Any) -> None:
+        """Roll back an open transaction; never raises (the connection is closed next anyway)."""
+
+    @abstractmethod
+    def _unavailable(self, exc: BaseException) -> Exception:
+        """The SourceUnavailable naming this database for a driver error."""
+
+    @contextmanager
+    def _transaction(self, begin: str) -> Iterator[Reader]:
+        conn = self._open_connection()
+        try:
+            conn.execute(begin)
+        except self.driver_errors as exc:
+            self.close()
+            raise self._unavailable(exc) from exc
+        try:
+            yield self._reader(conn)
+            conn.execute("COMMIT")
+        except self.driver_errors as exc:
+            self._rollback(conn)
+            self.close()
+            raise self._unavailable(exc) from exc
+        except BaseException:
+            self._rollback(conn)
+            raise
 
     @abstractmethod
     def quote(self, identifier: str) -> str:

@@ -48,6 +48,9 @@ class PostgresDatabase(Database):
 
     def __init__(self, dsn: str, *, what: str, connect_timeout_s: int = 10) -> None:
         require_psycopg(what)
+        import psycopg
+
+        self.driver_errors = (psycopg.Error,)
         self.dsn = dsn
         self.what = what
         self.connect_timeout_s = connect_timeout_s
@@ -88,31 +91,18 @@ class PostgresDatabase(Database):
         with self._transaction("BEGIN") as reader:
             yield reader
 
-    @contextmanager
-    def _transaction(self, begin: str) -> Iterator[Reader]:
-        import psycopg
-
+    def _open_connection(self) -> Any:
         if self._conn is None:
             self.connect()
-        conn = self._conn
-        try:
-            conn.execute(begin)
-        except psycopg.Error as exc:
-            self.close()
-            raise SourceUnavailable(f"{self.what}: PostgreSQL at {self.display}: {exc}") from exc
-        try:
-            yield _PgReader(conn)
-            conn.execute("COMMIT")
-        except psycopg.Error as exc:
-            self._rollback(conn)
-            self.close()
-            raise SourceUnavailable(f"{self.what}: PostgreSQL at {self.display}: {exc}") from exc
-        except BaseException:
-            self._rollback(conn)
-            raise
+        return self._conn
 
-    @staticmethod
-    def _rollback(conn: Any) -> None:
+    def _reader(self, conn: Any) -> Reader:
+        return _PgReader(conn)
+
+    def _unavailable(self, exc: BaseException) -> Exception:
+        return SourceUnavailable(f"{self.what}: PostgreSQL at {self.display}: {exc}")
+
+    def _rollback(self, conn: Any) -> None:
         with contextlib.suppress(Exception):  # the connection is closed next; the transaction dies with it
             conn.execute("ROLLBACK")
 

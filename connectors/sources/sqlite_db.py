@@ -66,11 +66,19 @@ class SqliteDatabase(Database):
             with contextlib.suppress(sqlite3.Error):  # a broken connection: nothing left to release
                 conn.close()
 
-    def _connection(self) -> sqlite3.Connection:
+    driver_errors = (sqlite3.Error,)
+
+    def _open_connection(self) -> sqlite3.Connection:
         if self._conn is None:
             self.connect()
         assert self._conn is not None
         return self._conn
+
+    def _reader(self, conn: Any) -> Reader:
+        return _SqliteReader(conn)
+
+    def _unavailable(self, exc: BaseException) -> Exception:
+        return SourceUnavailable(f"{self.what}: SQLite database {self.path}: {exc}")
 
     @contextmanager
     def read(self) -> Iterator[Reader]:
@@ -84,27 +92,7 @@ class SqliteDatabase(Database):
         with self._transaction("BEGIN IMMEDIATE") as reader:
             yield reader
 
-    @contextmanager
-    def _transaction(self, begin: str) -> Iterator[Reader]:
-        conn = self._connection()
-        try:
-            conn.execute(begin)
-        except sqlite3.Error as exc:
-            self.close()
-            raise SourceUnavailable(f"{self.what}: SQLite database {self.path}: {exc}") from exc
-        try:
-            yield _SqliteReader(conn)
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback(conn)
-            self.close()
-            raise SourceUnavailable(f"{self.what}: SQLite database {self.path}: {exc}") from exc
-        except BaseException:
-            self._rollback(conn)
-            raise
-
-    @staticmethod
-    def _rollback(conn: sqlite3.Connection) -> None:
+    def _rollback(self, conn: Any) -> None:
         try:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
