@@ -93,3 +93,27 @@ def write_connector_config(
     }
     path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
+
+
+def installed_sidecar(
+    tmp_path: Path, *, bootstrap: str, registry_url: str, source: dict[str, Any]
+) -> tuple[str, Path]:
+    """A fresh department (unique id) with its catalog, one source and the database prepared by
+    ``xhub connector install``; returns (department id, connector config path)."""
+    import uuid
+
+    from connectors.cli import install
+
+    dept = f"t{uuid.uuid4().hex[:10]}"
+    catalog = write_catalog(tmp_path / "config", dept, bootstrap=bootstrap, registry_url=registry_url)
+    config = write_connector_config(
+        tmp_path / "connector.yaml",
+        dept=dept,
+        catalog=catalog,
+        bootstrap=bootstrap,
+        registry_url=registry_url,
+        sources=[source],
+    )
+    if install(config) != 0:
+        raise AssertionError(f"connector install failed for {config}")
+    return dept, config

@@ -11,10 +11,12 @@ import datetime as dt
 import json
 import select
 import socket
+import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -319,3 +321,14 @@ class WebApp:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def fetch(dsn: str, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` in the SQLite or PostgreSQL database of a sink DSN."""
+    if dsn.startswith("sqlite:///"):
+        with closing(sqlite3.connect(dsn[len("sqlite:///") :])) as conn:
+            return list(conn.execute(sql).fetchall())
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        return list(conn.execute(sql).fetchall())

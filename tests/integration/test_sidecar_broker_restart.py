@@ -12,16 +12,14 @@ import sqlite3
 import subprocess
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from connectors.cli import install
 from connectors.testing import SqlTriggerHarness
-from connectors.testing.catalog import write_catalog, write_connector_config
+from connectors.testing.catalog import installed_sidecar
 from connectors.testing.kafka import TopicReader, events_of
 from connectors.testing.records import RESOURCE, record
 from connectors.testing.runtime import running_sidecar, serde_for, shared_registry, wait_for
@@ -65,21 +63,11 @@ def test_broker_stopped_and_restarted_mid_stream_loses_nothing(
     harness = SqlTriggerHarness(tmp_path)
     harness.prepare()
     harness.close()
-    dept = f"t{uuid.uuid4().hex[:10]}"
-    registry = shared_registry()
     bootstrap = private_broker.bootstrap_servers
-    catalog = write_catalog(tmp_path / "config", dept, bootstrap=bootstrap, registry_url=registry.url)
+    registry = shared_registry()
     source = harness.source_config("src")
     source.update(snapshot=False, batch_size=100)
-    config = write_connector_config(
-        tmp_path / "connector.yaml",
-        dept=dept,
-        catalog=catalog,
-        bootstrap=bootstrap,
-        registry_url=registry.url,
-        sources=[source],
-    )
-    assert install(config) == 0
+    dept, config = installed_sidecar(tmp_path, bootstrap=bootstrap, registry_url=registry.url, source=source)
     topic = source_topic(dept, RESOURCE)
 
     written = 0

@@ -14,16 +14,14 @@ import random
 import sqlite3
 import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from connectors.cli import install
 from connectors.testing import PostgresTriggerHarness, SqlTriggerHarness
-from connectors.testing.catalog import write_catalog, write_connector_config
+from connectors.testing.catalog import installed_sidecar
 from connectors.testing.kafka import TopicReader, events_of
 from connectors.testing.records import RESOURCE, citizen_id, record
 from connectors.testing.runtime import SidecarProcess, serde_for, shared_registry
@@ -121,22 +119,12 @@ def test_sigkill_during_a_stream_of_changes_loses_and_repeats_nothing(
     )
     harness.prepare()
     harness.close()
-    dept = f"t{uuid.uuid4().hex[:10]}"
     registry = shared_registry()
-    catalog = write_catalog(
-        tmp_path / "config", dept, bootstrap=kafka.bootstrap_servers, registry_url=registry.url
-    )
     source = harness.source_config("src")
     source.update(snapshot=False, batch_size=100, poll_interval_ms=20)
-    config = write_connector_config(
-        tmp_path / "connector.yaml",
-        dept=dept,
-        catalog=catalog,
-        bootstrap=kafka.bootstrap_servers,
-        registry_url=registry.url,
-        sources=[source],
+    dept, config = installed_sidecar(
+        tmp_path, bootstrap=kafka.bootstrap_servers, registry_url=registry.url, source=source
     )
-    assert install(config) == 0
 
     if dsn:
         import psycopg

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 import tracemalloc
-import uuid
 from pathlib import Path
 
-from connectors.cli import install
 from connectors.testing import SqlTriggerHarness
-from connectors.testing.catalog import write_catalog, write_connector_config
+from connectors.testing.catalog import installed_sidecar
 from connectors.testing.records import record
 from connectors.testing.runtime import running_sidecar, shared_registry, wait_for
 from hub.kafka_client import KafkaSettings
@@ -37,22 +35,12 @@ def test_memory_of_a_long_run_stays_flat(kafka: KafkaSettings, tmp_path: Path) -
     harness = SqlTriggerHarness(tmp_path)
     harness.prepare()
     harness.close()
-    dept = f"t{uuid.uuid4().hex[:10]}"
     registry = shared_registry()
-    catalog = write_catalog(
-        tmp_path / "config", dept, bootstrap=kafka.bootstrap_servers, registry_url=registry.url
-    )
     source = harness.source_config("src")
     source.update(snapshot=False, batch_size=50, poll_interval_ms=10)
-    config = write_connector_config(
-        tmp_path / "connector.yaml",
-        dept=dept,
-        catalog=catalog,
-        bootstrap=kafka.bootstrap_servers,
-        registry_url=registry.url,
-        sources=[source],
+    _, config = installed_sidecar(
+        tmp_path, bootstrap=kafka.bootstrap_servers, registry_url=registry.url, source=source
     )
-    assert install(config) == 0
     db = tmp_path / "dept.db"
     tracemalloc.start(1)
     try:

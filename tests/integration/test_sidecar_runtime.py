@@ -6,13 +6,11 @@ import json
 import re
 import signal
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
-from connectors.cli import install
 from connectors.testing import SqlTriggerHarness
-from connectors.testing.catalog import write_catalog, write_connector_config
+from connectors.testing.catalog import installed_sidecar
 from connectors.testing.kafka import TopicReader, events_of
 from connectors.testing.records import RESOURCE, bad_record, record
 from connectors.testing.runtime import SidecarProcess, running_sidecar, serde_for, shared_registry, wait_for
@@ -25,22 +23,12 @@ def _setup(
 ) -> tuple[str, Path, SqlTriggerHarness]:
     harness = SqlTriggerHarness(tmp_path)
     harness.prepare()
-    dept = f"t{uuid.uuid4().hex[:10]}"
     registry = shared_registry()
-    catalog = write_catalog(
-        tmp_path / "config", dept, bootstrap=kafka.bootstrap_servers, registry_url=registry.url
-    )
     source = harness.source_config("src")
     source.update(source_overrides)
-    config = write_connector_config(
-        tmp_path / "connector.yaml",
-        dept=dept,
-        catalog=catalog,
-        bootstrap=kafka.bootstrap_servers,
-        registry_url=registry.url,
-        sources=[source],
+    dept, config = installed_sidecar(
+        tmp_path, bootstrap=kafka.bootstrap_servers, registry_url=registry.url, source=source
     )
-    assert install(config) == 0
     return dept, config, harness
 
 

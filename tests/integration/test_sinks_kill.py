@@ -15,18 +15,14 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import closing
 from pathlib import Path
-from typing import Any
 
-import pytest
 from pydantic import SecretStr
 
 from connectors.sinks import SqlSink, SqlSinkConfig
@@ -38,6 +34,7 @@ from tests.integration.sinks_support import (
     DeliveryProducer,
     Sent,
     expected_rows,
+    fetch,
     licence,
     make_topic,
     next_offsets,
@@ -48,24 +45,6 @@ ROOT = Path(__file__).resolve().parents[2]
 KILLS = 5
 CHANGES = 2000
 PER_TRANSACTION = 25
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def dsn(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/dept.db"
-    value: str = request.getfixturevalue("pg_database")
-    return value
-
-
-def fetch(dsn: str, sql: str) -> list[tuple[Any, ...]]:
-    if dsn.startswith("sqlite:///"):
-        with closing(sqlite3.connect(dsn[len("sqlite:///") :])) as conn:
-            return list(conn.execute(sql).fetchall())
-    import psycopg
-
-    with psycopg.connect(dsn) as conn:
-        return list(conn.execute(sql).fetchall())
 
 
 def stream(rng: random.Random) -> list[Change]:

@@ -6,7 +6,6 @@ import datetime as dt
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,27 +13,9 @@ from pydantic import SecretStr
 
 from connectors.sinks import Delivery, ListDeadLetters, OffsetConflict, SqlSink, SqlSinkConfig
 from connectors.sinks.base import PartitionProgress
-from tests.integration.sinks_support import LICENCE, LICENCE_V2, licence
+from tests.integration.sinks_support import LICENCE, LICENCE_V2, fetch, licence
 
 TOPIC = "xhub.dlv.hub1.lic"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def dsn(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/dept.db"
-    value: str = request.getfixturevalue("pg_database")
-    return value
-
-
-def fetch(dsn: str, sql: str) -> list[tuple[Any, ...]]:
-    if dsn.startswith("sqlite:///"):
-        with closing(sqlite3.connect(dsn[len("sqlite:///") :])) as conn:
-            return list(conn.execute(sql).fetchall())
-    import psycopg
-
-    with psycopg.connect(dsn) as conn:
-        return list(conn.execute(sql).fetchall())
 
 
 def run(dsn: str, sql: str) -> None:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable
-from contextlib import closing
-from pathlib import Path
-from typing import Any
 
-import pytest
 from pydantic import SecretStr
 
 from connectors.runtime.sink_loop import SinkLoop
@@ -28,6 +23,7 @@ from tests.integration.sinks_support import (
     Sent,
     TcpProxy,
     expected_rows,
+    fetch,
     licence,
     make_topic,
     next_offsets,
@@ -41,24 +37,6 @@ OTHER = {
     "namespace": "gov.xhub.test",
     "fields": [{"name": "x", "type": "int"}],
 }
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def dsn(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/dept.db"
-    value: str = request.getfixturevalue("pg_database")
-    return value
-
-
-def fetch(dsn: str, sql: str) -> list[tuple[Any, ...]]:
-    if dsn.startswith("sqlite:///"):
-        with closing(sqlite3.connect(dsn[len("sqlite:///") :])) as conn:
-            return list(conn.execute(sql).fetchall())
-    import psycopg
-
-    with psycopg.connect(dsn) as conn:
-        return list(conn.execute(sql).fetchall())
 
 
 class Running:
