@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -89,15 +90,14 @@ def start_hub(
     url = cfg.hubs_file.registry.url
     builtin = serve_registry if serve_registry is not None else url is None
     if builtin:
-        from hub.registry.server import RegistryServer
-        from hub.registry.store import SchemaStore
+        from hub.registry.local import registry_url
 
-        store = SchemaStore(kafka, topic=cfg.hubs_file.registry.topic)
-        store.start()
-        server = RegistryServer(store, port=spec.registry_port if registry_port is None else registry_port)
-        server.start()
-        closers.extend([store.stop, server.stop])
-        url = server.url
+        stack = ExitStack()
+        serve_on = spec.registry_port if registry_port is None else registry_port
+        url = stack.enter_context(
+            registry_url(kafka, None, cfg.hubs_file.registry.topic, client_id="registry", port=serve_on)
+        )
+        closers.append(stack.close)
     assert url is not None
     serde = AvroSerde(RegistryClient(url))
     stats = WorkerStats()

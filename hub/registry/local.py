@@ -16,8 +16,11 @@ from hub.registry.serde import AvroSerde
 
 
 @contextmanager
-def registry_url(kafka: KafkaSettings, url: str | None, topic: str, *, client_id: str) -> Iterator[str]:
-    """``url`` itself, or the URL of a built-in registry served from ``topic`` while the context lasts."""
+def registry_url(
+    kafka: KafkaSettings, url: str | None, topic: str, *, client_id: str, port: int = 0
+) -> Iterator[str]:
+    """``url`` itself, or the URL of a built-in registry served from ``topic`` (on ``port``, 0 = any free
+    one) while the context lasts."""
     if url is not None:
         yield url
         return
@@ -34,7 +37,7 @@ def registry_url(kafka: KafkaSettings, url: str | None, topic: str, *, client_id
     store = SchemaStore(kafka, topic=topic, client_id=client_id)
     store.start()
     try:
-        server = RegistryServer(store, port=0)
+        server = RegistryServer(store, port=port)
         server.start()
         try:
             yield server.url
