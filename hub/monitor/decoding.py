@@ -18,24 +18,8 @@ def open_decoder(cfg: ConfigDir) -> Iterator[AvroSerde]:
     With no registry URL in hubs.yaml the hubs serve the built-in registry; here it is served in-process,
     on a free port, from its Kafka topic, for as long as the context lasts.
     """
-    from hub.registry.client import RegistryClient
-    from hub.registry.serde import AvroSerde
+    from hub.registry.local import open_serde
 
-    url = cfg.hubs_file.registry.url
-    if url is not None:
-        yield AvroSerde(RegistryClient(url))
-        return
-    from hub.registry.server import RegistryServer
-    from hub.registry.store import SchemaStore
-
-    store = SchemaStore(cfg.hubs_file.kafka, topic=cfg.hubs_file.registry.topic, client_id="monitor-registry")
-    store.start()
-    try:
-        server = RegistryServer(store, port=0)
-        server.start()
-        try:
-            yield AvroSerde(RegistryClient(server.url))
-        finally:
-            server.stop()
-    finally:
-        store.stop()
+    registry = cfg.hubs_file.registry
+    with open_serde(cfg.hubs_file.kafka, registry.url, registry.topic, client_id="monitor-registry") as serde:
+        yield serde
