@@ -38,7 +38,7 @@ SECRET_ENV = "XHUB_MONITOR_TEST_SECRET"
 T = TypeVar("T")
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0, every: float = 0.2) -> T:
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0, every: float = 0.2) -> T:
     """Poll ``probe`` until it returns something truthy; fail naming ``what`` and the last value."""
     deadline = time.monotonic() + timeout
     last: T | None = None
