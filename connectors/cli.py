@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hub.errors import ConfigError, HubError
+from hub.core.errors import ConfigError, HubError
 
 
 def run(config_path: str | Path, *, snapshot: bool | Sequence[str] = False) -> int:
@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif raw and raw[0].startswith("--log-level") and len(raw) > 2 and raw[2] in ("run", "install"):
         raw.insert(2, "connector")
     args = parser.parse_args(raw)
-    from hub.log import configure_logging
+    from hub.core.log import configure_logging
 
     configure_logging(args.log_level)
     try:

@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from connectors.sources import SourceConfig
 from connectors.sources.base import ResourceSpec
 from hub.config.yaml_lines import LocatedYaml, Path_, YamlSyntaxError, load_located
-from hub.errors import ConfigError, ConfigProblem
-from hub.kafka_client import KafkaSettings
+from hub.core.errors import ConfigError, ConfigProblem
+from hub.core.kafka_settings import KafkaSettings
 
 _SOURCE_TYPES = frozenset({"sql_trigger", "outbox", "http_push"})
 

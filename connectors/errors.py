@@ -1,4 +1,4 @@
-"""Errors of the department sidecar, grouped by what the caller should do (see ``hub.errors``).
+"""Errors of the department sidecar, grouped by what the caller should do (see ``hub.core.errors``).
 
 - ``SourceUnavailable`` / ``PublishFailed``: transient (database or broker down); the runtime backs off and
   resumes from the last committed position, so nothing is lost or repeated.
@@ -9,11 +9,11 @@
 
 from __future__ import annotations
 
-from hub.errors import ConfigError, FatalError, HubError, InvalidRecord, RetriableError
+from hub.core.errors import ConfigError, FatalError, HubError, InvalidRecord, RetriableError
 
 
 class ConnectorError(HubError):
-    """Root of the errors raised on purpose by the sidecar (besides the shared hub.errors classes)."""
+    """Root of the errors raised on purpose by the sidecar (besides the shared hub.core.errors classes)."""
 
 
 class SourceUnavailable(RetriableError):  # noqa: N818 - named for what the caller sees

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from hub.errors import ConfigError, HubError
+from hub.core.errors import ConfigError, HubError
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -131,7 +131,7 @@ def _add_package_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from hub.log import configure_logging
+    from hub.core.log import configure_logging
 
     configure_logging(args.log_level)
     func: Command = args.func

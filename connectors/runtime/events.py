@@ -11,17 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import schemas
 from connectors.runtime.publisher import OutRecord
 from connectors.sources.base import Captured, ResourceSpec
 from connectors.validation import RecordValidator
-from hub.catalog.envelope import ChangeEvent, change_event_schema, key_bytes, now_ms
-from hub.errors import InvalidRecord
-from hub.registry.serde import AvroSerde
-from hub.topics import dead_letter_topic, source_topic
-
-MAX_DEAD_LETTER_ORIGINAL = 256 * 1024
-"""Originals above this are cut (and the detail says so): a dead letter must fit in a Kafka message."""
+from hub.core.dead_letters import DeadLetter, DeadLetterEncoder
+from hub.core.envelope import ChangeEvent, change_event_schema, key_bytes
+from hub.core.errors import InvalidRecord
+from hub.core.names import source_topic
+from hub.core.registry.serde import AvroSerde
 
 UNKNOWN_RESOURCE = "unknown_resource"
 MISSING_KEY = "missing_key"
@@ -60,9 +57,7 @@ class EventBuilder:
         self.dept = dept
         self.system = system
         self.serde = serde
-        self.dlq_topic = dead_letter_topic(dept)
-        self.dlq_subject = f"{self.dlq_topic}-value"
-        self.dlq_schema = schemas.load("hub/dead_letter.avsc")
+        self.dead_letters = DeadLetterEncoder(dept, serde)
         self._outputs: dict[str, _Output] = {}
         for code, spec in resources.items():
             topic = source_topic(dept, code)
@@ -89,7 +84,7 @@ class EventBuilder:
         """Register the event and dead-letter schemas now, so a registry problem shows at start-up."""
         for out in self._outputs.values():
             self.serde.schema_id(out.subject, out.schema)
-        self.serde.schema_id(self.dlq_subject, self.dlq_schema)
+        self.serde.schema_id(self.dead_letters.subject, self.dead_letters.schema)
 
     def event(self, change: Captured) -> OutRecord:
         """The change event record of ``change``.
@@ -143,29 +138,18 @@ class EventBuilder:
     def dead_letter(self, change: Captured, problem: InvalidRecord) -> OutRecord:
         """The dead-letter record of a bad change: reason, detail, field, origin and the original bytes."""
         original = problem.original if problem.original is not None else _original_of(change)
-        detail = problem.detail
-        if len(original) > MAX_DEAD_LETTER_ORIGINAL:
-            detail = f"{detail} (original truncated to {MAX_DEAD_LETTER_ORIGINAL} of {len(original)} bytes)"
-            original = original[:MAX_DEAD_LETTER_ORIGINAL]
         resource = change.resource if change.resource in self._outputs else (change.resource[:64] or None)
-        value = {
-            "reason": problem.reason,
-            "detail": detail,
-            "field": problem.field,
-            "owner": self.dept,
-            "resource": resource,
-            "origin": change.origin,
-            "subscription": None,
-            "ts_ms": now_ms(),
-            "original": original,
-        }
-        encoded = self.serde.encode(self.dlq_subject, self.dlq_schema, value)
-        headers = [
-            ("xhub.reason", problem.reason.encode("utf-8")),
-            ("xhub.field", (problem.field or "").encode("utf-8")),
-            ("xhub.origin", change.origin.encode("utf-8", "replace")),
-        ]
-        return OutRecord(self.dlq_topic, None, encoded, headers)
+        letter = DeadLetter(
+            owner=self.dept,
+            reason=problem.reason,
+            detail=problem.detail,
+            origin=change.origin,
+            original=original,
+            field=problem.field,
+            resource=resource,
+        )
+        encoded = self.dead_letters.encode(letter)
+        return OutRecord(self.dead_letters.topic, None, encoded, letter.headers())
 
 
 def _original_of(change: Captured) -> bytes:

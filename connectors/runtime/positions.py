@@ -22,8 +22,9 @@ from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
 from connectors.errors import PublishFailed
-from hub.errors import FatalError
-from hub.kafka_client import KafkaSettings, make_consumer
+from hub.core.errors import FatalError
+from hub.core.kafka import make_consumer
+from hub.core.kafka_settings import KafkaSettings
 
 
 def partition_for(key: bytes, partitions: int) -> int:

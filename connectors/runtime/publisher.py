@@ -23,8 +23,9 @@ from kafka.errors import KafkaError, ProducerFencedError
 
 from connectors.errors import Fenced, PublishFailed
 from connectors.runtime.positions import encode_position, partition_for, read_position
-from hub.catalog.envelope import now_ms
-from hub.kafka_client import KafkaSettings, make_producer
+from hub.core.envelope import now_ms
+from hub.core.kafka import make_producer
+from hub.core.kafka_settings import KafkaSettings
 
 
 @dataclass(slots=True)

@@ -24,20 +24,16 @@ from connectors.runtime.publisher import TransactionalPublisher
 from connectors.runtime.retry import Backoff
 from connectors.runtime.source_loop import SourceRunner
 from connectors.sources import Source, build_source
-from hub.errors import RetriableError
-from hub.kafka_client import ensure_topics, make_admin
-from hub.log import get_logger
-from hub.registry.client import RegistryClient
-from hub.registry.serde import AvroSerde
-from hub.topics import dead_letter_topic, position_topic
+from hub.core import names
+from hub.core.errors import RetriableError
+from hub.core.kafka import ensure_topics, make_admin
+from hub.core.log import get_logger
+from hub.core.names import dead_letter_topic, position_topic
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.serde import AvroSerde
 
 COMPACTED = {"cleanup.policy": "compact"}
 DEAD_LETTER_RETENTION = {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}
-
-
-def transactional_id(dept: str, source: str) -> str:
-    """The stable transactional id of a department's source: a restarted sidecar fences its zombie."""
-    return f"xhub-src-{dept}-{source}"
 
 
 class Sidecar:
@@ -155,7 +151,7 @@ class Sidecar:
     def _ensure_topics(self) -> None:
         """Create the department's topics, waiting (with backoff) while Kafka does not answer."""
         config = self.loaded.config
-        from hub.topics import source_topic
+        from hub.core.names import source_topic
 
         wanted: dict[str, dict[str, str]] = {
             source_topic(self.dept, code): COMPACTED for code in self.loaded.resources
@@ -199,7 +195,7 @@ class Sidecar:
             )
             publisher = TransactionalPublisher(
                 self.loaded.kafka,
-                transactional_id=transactional_id(self.dept, source.name),
+                transactional_id=names.source_transactional_id(self.dept, source.name),
                 position_topic=position_topic(self.dept),
                 position_key=source.name,
             )
@@ -220,7 +216,7 @@ class Sidecar:
             return
         from connectors.runtime.sink_loop import SinkLoop
         from connectors.sinks.config import build_sink
-        from hub.topics import delivery_topic
+        from hub.core.names import delivery_topic
 
         for binding in self.loaded.sinks:
             topics = [delivery_topic(binding.hub, sub) for sub in binding.subscriptions]
@@ -228,7 +224,7 @@ class Sidecar:
                 self.loaded.kafka,
                 self.loaded.registry_url,
                 topics,
-                binding.group_id or f"xhub-sink-{self.dept}-{binding.name}",
+                binding.group_id or names.sink_group(self.dept, binding.name),
                 build_sink(binding.sink),
                 dept=self.dept,
                 client_id=f"sink-{self.dept}-{binding.name}",

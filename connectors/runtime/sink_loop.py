@@ -41,15 +41,15 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-import schemas
 from connectors.sinks.base import Delivery, PartitionProgress, Sink
 from connectors.sinks.errors import OffsetConflict
-from hub.errors import InvalidRecord, RetriableError
-from hub.kafka_client import KafkaSettings, ensure_topics, make_admin, make_consumer, make_producer
-from hub.log import get_logger
-from hub.registry.client import RegistryClient
-from hub.registry.serde import AvroSerde
-from hub.topics import dead_letter_topic
+from hub.core.dead_letters import DeadLetter, DeadLetterEncoder
+from hub.core.errors import InvalidRecord, RetriableError
+from hub.core.kafka import ensure_topics, make_admin, make_consumer, make_producer
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.log import get_logger
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.serde import AvroSerde
 
 T = TypeVar("T")
 
@@ -151,10 +151,9 @@ class KafkaDeadLetters:
         self.kafka = kafka
         self.serde = serde
         self.dept = dept
-        self.topic = dead_letter_topic(dept)
-        self.subject = f"{self.topic}-value"
+        self._encoder = DeadLetterEncoder(dept, serde)
+        self.topic = self._encoder.topic
         self.client_id = client_id
-        self.schema = schemas.load("hub/dead_letter.avsc")
         self._producer: KafkaProducer | None = None
         self._pending: list[Any] = []
         self.published = 0
@@ -206,21 +205,18 @@ class KafkaDeadLetters:
     ) -> None:
         """Queue a dead letter for a record as read from Kafka."""
         origin = f"{topic}-{partition}@{offset}"
-        letter = {
-            "reason": reason,
-            "detail": detail,
-            "field": field,
-            "owner": self.dept,
-            "resource": resource,
-            "origin": origin,
-            "subscription": subscription,
-            "ts_ms": time.time_ns() // 1_000_000,
-            "original": value,
-        }
-        encoded = self.serde.encode(self.subject, self.schema, letter)
-        headers = [("xhub.reason", reason.encode()), ("xhub.origin", origin.encode())]
-        if field:
-            headers.append(("xhub.field", field.encode()))
+        letter = DeadLetter(
+            owner=self.dept,
+            reason=reason,
+            detail=detail,
+            origin=origin,
+            original=value,
+            field=field,
+            resource=resource,
+            subscription=subscription,
+        )
+        encoded = self._encoder.encode(letter)
+        headers = letter.headers()
         try:
             future = self._ensure_producer().send(self.topic, key=key, value=encoded, headers=headers)
         except KafkaError as exc:

@@ -22,8 +22,8 @@ from connectors.runtime.metrics import SidecarMetrics
 from connectors.runtime.publisher import OutRecord, TransactionalPublisher
 from connectors.runtime.retry import Backoff
 from connectors.sources.base import Batch, Position, PublishResult, Rejection, Source
-from hub.errors import HubError, InvalidRecord, RetriableError
-from hub.log import get_logger
+from hub.core.errors import HubError, InvalidRecord, RetriableError
+from hub.core.log import get_logger
 
 
 class SourceRunner:

@@ -8,10 +8,10 @@
 from __future__ import annotations
 
 from connectors.sinks.base import (
-    DeadLetter,
     DeadLetters,
     Delivery,
     ListDeadLetters,
+    ListedDeadLetter,
     PartitionProgress,
     Sink,
     progress_of,
@@ -24,12 +24,12 @@ from connectors.sinks.webhook import WebhookSink, WebhookSinkConfig
 
 __all__ = [
     "SINK_CONFIG_ADAPTER",
-    "DeadLetter",
     "DeadLetters",
     "Delivery",
     "JsonlSink",
     "JsonlSinkConfig",
     "ListDeadLetters",
+    "ListedDeadLetter",
     "MissingDependency",
     "OffsetConflict",
     "PartitionProgress",

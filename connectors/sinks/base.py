@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hub.errors import FatalError
+from hub.core.errors import FatalError
 
 TopicPartitionKey = tuple[str, int]
 """(topic, partition); kafka-python's ``TopicPartition`` is such a tuple."""
@@ -108,7 +108,7 @@ class DeadLetters(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
+class ListedDeadLetter:
     """One dead letter as ``ListDeadLetters`` keeps it."""
 
     delivery: Delivery
@@ -121,11 +121,11 @@ class ListDeadLetters:
     """Dead letters kept in a list: for sinks used without a sink loop, and for tests."""
 
     def __init__(self) -> None:
-        self.items: list[DeadLetter] = []
+        self.items: list[ListedDeadLetter] = []
 
     def publish(self, delivery: Delivery, reason: str, detail: str, *, field: str | None = None) -> None:
         """Append one dead letter."""
-        self.items.append(DeadLetter(delivery, reason, detail, field))
+        self.items.append(ListedDeadLetter(delivery, reason, detail, field))
 
     def flush(self) -> None:
         """Nothing is buffered."""

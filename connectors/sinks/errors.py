@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from hub.errors import ConfigError, FatalError, RetriableError
+from hub.core.errors import ConfigError, FatalError, RetriableError
 
 WEBHOOK_FAILED: Final = "webhook_failed"
 """The application did not accept the POST after the last retry (5xx, 408, 429 or no connection)."""

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from connectors.sinks.base import Delivery, PartitionProgress, Sink, TopicPartitionKey, progress_of
 from connectors.sinks.errors import SinkConfigError, SinkUnavailable
 from connectors.sinks.json_format import delivery_lines
-from hub.log import get_logger
+from hub.core.log import get_logger
 
 _FORMAT_VERSION = 1
 

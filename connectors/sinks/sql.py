@@ -53,7 +53,7 @@ from connectors.sinks.errors import (
 )
 from connectors.sinks.sql_db import Converter, Database, chunks, open_database, quote
 from connectors.sinks.sql_types import FieldColumn, record_columns
-from hub.log import get_logger
+from hub.core.log import get_logger
 
 SEQ = "_xhub_seq"
 OP = "_xhub_op"

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from connectors.sinks.base import Delivery, PartitionProgress, Sink
 from connectors.sinks.errors import WEBHOOK_FAILED, WEBHOOK_REJECTED, SinkUnavailable
 from connectors.sinks.json_format import delivery_object, dumps
-from hub.log import get_logger
+from hub.core.log import get_logger
 
 _RETRY_STATUSES = frozenset({408, 429})
 

@@ -25,8 +25,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hub.catalog.envelope import Op
-from hub.errors import ConfigError, InvalidRecord
+from hub.core.envelope import Op
+from hub.core.errors import ConfigError, InvalidRecord
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 

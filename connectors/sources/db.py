@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub.errors import ConfigError
+from hub.core.errors import ConfigError
 
 LogPos = dict[str, Any]
 Row = tuple[Any, ...]

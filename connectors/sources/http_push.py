@@ -29,9 +29,9 @@ from pydantic import Field
 
 from connectors.errors import SourceUnavailable
 from connectors.sources.base import Batch, Captured, PublishResult, Rejection, Source, SourceConfigBase
-from hub.catalog.envelope import now_ms
-from hub.errors import FatalError, InvalidRecord, RetriableError
-from hub.log import get_logger
+from hub.core.envelope import now_ms
+from hub.core.errors import FatalError, InvalidRecord, RetriableError
+from hub.core.log import get_logger
 
 _OPS = frozenset("cudr")
 TRUNCATED_ORIGINAL_BYTES = 64 * 1024

@@ -24,9 +24,9 @@ from connectors.errors import InstallError
 from connectors.sources.base import Batch, Captured, Poll, PollingSource, Position, SourceConfigBase
 from connectors.sources.db import LogSpec, check_identifier, open_database
 from connectors.sources.ddl import apply_objects, outbox_objects
-from hub.catalog.envelope import now_ms
-from hub.errors import InvalidRecord
-from hub.log import get_logger
+from hub.core.envelope import now_ms
+from hub.core.errors import InvalidRecord
+from hub.core.log import get_logger
 
 _OPS = frozenset("cudr")
 BAD_OP = "bad_op"

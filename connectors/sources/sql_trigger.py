@@ -24,8 +24,8 @@ from connectors.sources.base import Batch, Captured, Poll, PollingSource, Positi
 from connectors.sources.db import LogSpec, check_identifier, open_database
 from connectors.sources.ddl import apply_objects, changelog_objects, trigger_objects
 from connectors.sources.snapshot import TableSnapshot
-from hub.catalog.envelope import Op, now_ms
-from hub.log import get_logger
+from hub.core.envelope import Op, now_ms
+from hub.core.log import get_logger
 
 _OPS: dict[str, Op] = {"c": "c", "u": "u", "d": "d"}
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from kafka import TopicPartition
 
-from hub.kafka_client import KafkaSettings, make_consumer
-from hub.registry.serde import AvroSerde
+from hub.core.kafka import make_consumer
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.registry.serde import AvroSerde
 
 
 @dataclass

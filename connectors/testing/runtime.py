@@ -14,8 +14,8 @@ from pathlib import Path
 
 from connectors.config import load_connector_config
 from connectors.runtime.sidecar import Sidecar
-from hub.registry.client import RegistryClient
-from hub.registry.serde import AvroSerde
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.serde import AvroSerde
 from hub.registry.server import RegistryServer
 from hub.registry.store import MemorySchemaStore
 

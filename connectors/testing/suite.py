@@ -34,9 +34,9 @@ from connectors.testing.harness import HttpPushHarness, SourceHarness
 from connectors.testing.kafka import Consumed, TopicReader, events_of
 from connectors.testing.records import CORPUS, INVALID_UTF8_NAME, RESOURCE, bad_record, citizen_id, record
 from connectors.testing.runtime import running_sidecar, serde_for, shared_registry
-from hub.kafka_client import KafkaSettings
-from hub.registry.serde import AvroSerde
-from hub.topics import dead_letter_topic, source_topic
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.names import dead_letter_topic, source_topic
+from hub.core.registry.serde import AvroSerde
 
 
 @dataclass

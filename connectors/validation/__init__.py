@@ -1,7 +1,7 @@
 """Record checks a department sidecar runs before publishing a change event.
 
 Schema types, required fields, the business key, GB 11643 citizen ID numbers and GB 32100 unified
-social credit codes. A record that fails raises ``hub.errors.InvalidRecord`` with a reason code from
+social credit codes. A record that fails raises ``hub.core.errors.InvalidRecord`` with a reason code from
 ``REASONS``; the sidecar sends it to its dead-letter topic with the original bytes.
 """
 

@@ -1,8 +1,8 @@
 """Errors of record validation: one ``InvalidRecord`` per bad record, with a short reason code.
 
-Validation raises ``hub.errors.InvalidRecord`` (re-exported here) and nothing else per record; the
+Validation raises ``hub.core.errors.InvalidRecord`` (re-exported here) and nothing else per record; the
 sidecar dead-letters the record with ``reason`` and ``detail`` in headers and the original bytes as
-the value. A schema or option the validator cannot compile is a ``hub.errors.ConfigError``.
+the value. A schema or option the validator cannot compile is a ``hub.core.errors.ConfigError``.
 
 The reason codes below are the complete set this package produces, so dashboards and alert rules can
 rely on them. Details never contain the offending value (it may be personal data), only the field
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from hub.errors import ConfigError, InvalidRecord
+from hub.core.errors import ConfigError, InvalidRecord
 
 WRONG_TYPE: Final = "wrong_type"
 """A value does not match its Avro type (includes out-of-range numbers, unknown enum symbols)."""

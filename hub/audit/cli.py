@@ -17,7 +17,7 @@ from hub.audit.verify import VerifyReport, verify_entries
 
 if TYPE_CHECKING:
     from hub.config.loader import ConfigDir
-    from hub.kafka_client import KafkaSettings
+    from hub.core.kafka_settings import KafkaSettings
 
 EXIT_BROKEN = 3
 """Exit status of ``xhub audit verify`` when a chain is broken; 1 and 2 are config and runtime errors."""
@@ -112,15 +112,15 @@ def verify_topic(
 
 def verify_command(config_dir: str, hub: str, *, topic: str | None = None, out: IO[str] | None = None) -> int:
     """`xhub audit verify`: 0 when every chain is intact, EXIT_BROKEN when not (and where, why)."""
-    from hub import topics
     from hub.config import load_config
+    from hub.core import names
 
     out = out or sys.stdout
     cfg = load_config(config_dir)
     cfg.hub(hub)  # an unknown hub is a config error, said as such
     kafka = cfg.hubs_file.kafka
-    name = topic or topics.audit_topic(hub)
-    group = f"xhub-hub-{hub}"
+    name = topic or names.audit_topic(hub)
+    group = names.hub_group(hub)
     with open_decoder(cfg) as decoder:
         # Anchors first: every entry they name is committed before the log is read up to its end.
         report = verify_topic(kafka, name, decoder, anchors=read_anchors(kafka, group))
@@ -178,8 +178,8 @@ def show_command(
     "Who received record K of resource R, which fields": ``resource=R, key=K``. "What did subscriber S
     receive between T1 and T2": ``subscriber=S, since=T1, until=T2``.
     """
-    from hub import topics
     from hub.config import load_config
+    from hub.core import names
     from hub.engine.runner import hub_secret
 
     out = out or sys.stdout
@@ -197,7 +197,7 @@ def show_command(
     with open_decoder(cfg) as decoder:
         records = read_records(
             cfg.hubs_file.kafka,
-            topics.audit_topic(hub),
+            names.audit_topic(hub),
             decoder,
             since_ms=query.since_ms,
             until_ms=query.until_ms,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub.errors import HubError
+from hub.core.errors import HubError
 
 
 class AuditQueryError(HubError):

@@ -10,7 +10,8 @@ from typing import Any, Protocol
 from kafka import TopicPartition
 
 from hub.audit.anchor import Anchor, anchor_from_metadata
-from hub.kafka_client import KafkaSettings, make_admin, make_consumer
+from hub.core.kafka import make_admin, make_consumer
+from hub.core.kafka_settings import KafkaSettings
 
 # Entries are stamped when the hub decides; the Kafka record is written within the transaction, which
 # cannot outlive the transaction timeout. Seeking by record time with this margin misses nothing.

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from hub.catalog.codes import CLASSIFICATION_CODES, parse_resource_code
-from hub.catalog.envelope import ChangeEvent, change_event_schema, key_bytes
 from hub.catalog.model import FieldClass, ShareAttribute
+from hub.core.envelope import ChangeEvent, change_event_schema, key_bytes
 
 __all__ = [
     "CLASSIFICATION_CODES",

@@ -7,7 +7,7 @@ from typing import Any
 
 from hub.catalog.model import FieldClass, ShareAttribute
 from hub.config.loader import ConfigDir
-from hub.errors import ConfigProblem
+from hub.core.errors import ConfigProblem
 
 
 def schema_fields(schema: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from hub.config.models import (
     SubscriptionsFile,
 )
 from hub.config.yaml_lines import LocatedYaml, Path_, YamlSyntaxError, load_located
-from hub.errors import ConfigError, ConfigProblem
+from hub.core.errors import ConfigError, ConfigProblem
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from hub.catalog.codes import parse_resource_code
 from hub.catalog.model import FieldClass, ShareAttribute
-from hub.kafka_client import KafkaSettings
+from hub.core.kafka_settings import KafkaSettings
 
 _ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 MaskName = Literal[

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from hub.errors import ConfigProblem
+from hub.core.errors import ConfigProblem
 
 Path_ = tuple[str | int, ...]
 

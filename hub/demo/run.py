@@ -29,12 +29,13 @@ from typing import Any
 
 import yaml
 
-from hub import topics
 from hub.config import load_config
 from hub.config.loader import ConfigDir
+from hub.core import names
+from hub.core.errors import FatalError
+from hub.core.kafka import make_admin, make_consumer
+from hub.core.kafka_settings import KafkaSettings
 from hub.demo.scenario import ChangeStream, DepartmentDbs
-from hub.errors import FatalError
-from hub.kafka_client import KafkaSettings, make_admin, make_consumer
 
 HUB = "pudong"
 SOURCE_DEPARTMENTS = ("court", "amr", "psb", "housing")
@@ -115,7 +116,7 @@ class Demo:
             groups = [
                 g[0] if isinstance(g, tuple) else getattr(g, "group_id", g) for g in admin.list_groups()
             ]
-            ours = [g for g in groups if str(g).startswith((f"xhub-hub-{HUB}", "xhub-sink-"))]
+            ours = [g for g in groups if str(g).startswith((names.hub_group(HUB), f"{names.PREFIX}-sink-"))]
             if ours:
                 admin.delete_groups(ours)
         finally:
@@ -385,7 +386,7 @@ def _dead_letters(kafka: KafkaSettings, dept: str) -> Counter[str]:
     consumer = make_consumer(kafka, "demo-dlq", group_id=None)
     reasons: Counter[str] = Counter()
     try:
-        topic = topics.dead_letter_topic(dept)
+        topic = names.dead_letter_topic(dept)
         consumer.subscribe([topic])
         quiet = time.monotonic()
         while time.monotonic() - quiet < 2:

@@ -23,8 +23,9 @@ from typing import Any, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 
-from hub.errors import InvalidRecord
-from hub.kafka_client import KafkaSettings, make_consumer
+from hub.core.errors import InvalidRecord
+from hub.core.kafka import make_consumer
+from hub.core.kafka_settings import KafkaSettings
 from hub.policy.plan import DeliveryPlan
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub.errors import FatalError
+from hub.core.errors import FatalError
 
 
 class HandoverStateError(FatalError):

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hub.errors import InvalidRecord
+from hub.core.errors import InvalidRecord
 from hub.policy.plan import DeliveryPlan
 
 
@@ -33,14 +33,14 @@ class Refused:
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
+class DeadLettered:
     plan: DeliveryPlan | None
     reason: str
     detail: str
     field: str | None
 
 
-Outcome = Deliver | Filtered | Refused | DeadLetter
+Outcome = Deliver | Filtered | Refused | DeadLettered
 
 
 def route(event: Mapping[str, Any], plans: Sequence[DeliveryPlan], now_ms: int) -> list[Outcome]:
@@ -61,7 +61,7 @@ def route(event: Mapping[str, Any], plans: Sequence[DeliveryPlan], now_ms: int) 
                 continue
             projected = plan.project(data) if data is not None else None
         except InvalidRecord as exc:
-            outcomes.append(DeadLetter(plan, exc.reason, exc.detail, exc.field))
+            outcomes.append(DeadLettered(plan, exc.reason, exc.detail, exc.field))
             continue
         key = plan.delivered_key(event["key"])
         value = {

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hub.config.loader import ConfigDir
+from hub.core.errors import ConfigError
+from hub.core.log import get_logger
 from hub.engine.policy_set import PolicySet, build_policy_set
 from hub.engine.stats import WorkerStats
 from hub.engine.worker import HubWorker, WorkerOptions
-from hub.errors import ConfigError
-from hub.log import get_logger
 from hub.provision.desired import config_snapshot, snapshot_digest
 
 log = get_logger("runner")
@@ -80,8 +80,8 @@ def start_hub(
 
     ``first_start``: where partitions the hub never read start (see ``WorkerOptions.first_start``).
     """
-    from hub.registry.client import RegistryClient
-    from hub.registry.serde import AvroSerde
+    from hub.core.registry.client import RegistryClient
+    from hub.core.registry.serde import AvroSerde
 
     spec = cfg.hub(hub)
     secret = hub_secret(cfg, hub)

@@ -29,10 +29,15 @@ from kafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRange
 from kafka.structs import OffsetAndMetadata
 
 import schemas
-from hub import topics
 from hub.audit.anchor import anchor_value
 from hub.audit.chain import AuditChain, key_hash
-from hub.catalog.envelope import now_ms
+from hub.core import names
+from hub.core.dead_letters import DeadLetter, DeadLetterEncoder
+from hub.core.envelope import now_ms
+from hub.core.errors import FatalError, InvalidRecord
+from hub.core.kafka import make_consumer, make_producer
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.log import get_logger
 from hub.engine.backfill import BackfillChunk, Backfiller, BackfillRow, BackfillTask
 from hub.engine.changes import describe_change
 from hub.engine.errors import WorkerFencedError
@@ -48,11 +53,8 @@ from hub.engine.handover import (
     written_by_hub,
 )
 from hub.engine.policy_set import PolicySet, policy_set_from_snapshot, snapshot_of
-from hub.engine.router import DeadLetter, Deliver, Filtered, Outcome, Refused, route
+from hub.engine.router import DeadLettered, Deliver, Filtered, Outcome, Refused, route
 from hub.engine.stats import WorkerStats
-from hub.errors import FatalError, InvalidRecord
-from hub.kafka_client import KafkaSettings, make_consumer, make_producer
-from hub.log import get_logger
 from hub.policy.plan import DeliveryPlan
 
 log = get_logger("engine")
@@ -157,14 +159,14 @@ class HubWorker:
         self.stats = stats or WorkerStats()
         self.on_policy_change = on_policy_change
         self.hub = options.hub
-        self.transactional_id = f"xhub-hub-{self.hub}-{options.worker_id}"
-        self.group_id = f"xhub-hub-{self.hub}"
-        self.audit_topic = topics.audit_topic(self.hub)
-        self.dlq_topic = topics.dead_letter_topic(self.hub)
+        self.transactional_id = names.hub_transactional_id(self.hub, options.worker_id)
+        self.group_id = names.hub_group(self.hub)
+        self.audit_topic = names.audit_topic(self.hub)
+        self.dlq_topic = names.dead_letter_topic(self.hub)
         self.chain = AuditChain(self.transactional_id)
         self._stop = threading.Event()
         self._audit_schema = schemas.load("hub/audit_record.avsc")
-        self._dead_letter_schema = schemas.load("hub/dead_letter.avsc")
+        self._dead_letters = DeadLetterEncoder(self.hub, serde)
         self._pending_policy_audit: list[dict[str, Any]] = []
         self.ready = threading.Event()
         self.assignment: frozenset[TopicPartition] = frozenset()  # partitions this worker owns now
@@ -634,7 +636,7 @@ class HubWorker:
                     reason=outcome.reason,
                 )
             )
-        elif isinstance(outcome, DeadLetter):
+        elif isinstance(outcome, DeadLettered):
             self._dead_letter(
                 producer,
                 original,
@@ -887,22 +889,18 @@ class HubWorker:
         resource: str | None,
         subscription: str | None,
     ) -> None:
-        record = {
-            "reason": reason,
-            "detail": detail,
-            "field": field_name,
-            "owner": self.hub,
-            "resource": resource,
-            "origin": origin,
-            "subscription": subscription,
-            "ts_ms": now_ms(),
-            "original": original,
-        }
-        headers = [("xhub.reason", reason.encode()), ("xhub.origin", origin.encode())]
-        if field_name:
-            headers.append(("xhub.field", field_name.encode()))
-        value = self.serde.encode(f"{self.dlq_topic}-value", self._dead_letter_schema, record)
-        producer.send(self.dlq_topic, key=None, value=value, headers=headers)
+        letter = DeadLetter(
+            owner=self.hub,
+            reason=reason,
+            detail=detail,
+            origin=origin,
+            original=original,
+            field=field_name,
+            resource=resource,
+            subscription=subscription,
+        )
+        value = self._dead_letters.encode(letter)
+        producer.send(self.dlq_topic, key=None, value=value, headers=letter.headers())
         log.warning(
             "record_dead_lettered",
             hub=self.hub,
@@ -967,7 +965,7 @@ class HubWorker:
 
     def _config_follower(self) -> KafkaConsumer:
         follower = make_consumer(self.kafka, f"hub-{self.hub}-cfg", group_id=None)
-        tp = TopicPartition(topics.config_topic(self.hub), 0)
+        tp = TopicPartition(names.config_topic(self.hub), 0)
         follower.assign([tp])
         self._cfg_end = follower.end_offsets([tp]).get(tp, 0)
         follower.seek(tp, max(0, self._cfg_end - 1))
@@ -978,7 +976,7 @@ class HubWorker:
     ) -> None:
         """Install the newest applied config. ``wait``: at start, read up to the newest one first."""
         latest: bytes | None = None
-        tp = TopicPartition(topics.config_topic(self.hub), 0)
+        tp = TopicPartition(names.config_topic(self.hub), 0)
         deadline = time.monotonic() + 15
         while True:
             for records in follower.poll(timeout_ms=200 if wait else 0).values():

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from hub.log import get_logger
+from hub.core.log import get_logger
 from hub.monitor.board import LagBoard, SubscriptionLag, status_counts
 from hub.monitor.dead_letters import DeadLetterTally, DepartmentDeadLetters
 from hub.monitor.lag import Decoder, LagProbe, Target, refusals_change_at, targets_of_plans
@@ -115,8 +115,8 @@ class AdminServer:
         if engine_serde is not None and hasattr(engine_serde, "client"):
             registry_clients["engine"] = engine_serde.client
         if registry_url:
-            from hub.registry.client import RegistryClient
-            from hub.registry.serde import AvroSerde
+            from hub.core.registry.client import RegistryClient
+            from hub.core.registry.serde import AvroSerde
 
             client = RegistryClient(registry_url)
             self.decoder = AvroSerde(client)

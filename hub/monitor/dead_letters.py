@@ -22,9 +22,10 @@ from typing import Any
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 
-from hub import topics
-from hub.kafka_client import KafkaSettings, make_consumer
-from hub.log import get_logger
+from hub.core import names
+from hub.core.kafka import make_consumer
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.log import get_logger
 from hub.monitor.errors import LagUnavailable
 from hub.monitor.lag import owner_of_source_topic
 
@@ -69,7 +70,7 @@ def attribute(dlq_owner: str, origin: str | None) -> tuple[str, bool]:
         sender = owner_of_source_topic(topic)
         if sender:
             return sender, False
-        if topic.startswith(f"{topics.PREFIX}.dlv."):
+        if topic.startswith(f"{names.PREFIX}.dlv."):
             return dlq_owner, True
     return dlq_owner, False
 
@@ -107,7 +108,7 @@ class DeadLetterTally:
         self.kafka = kafka
         self.owners = sorted(set(owners))
         self.metadata_max_age = metadata_max_age
-        self._topics = {topics.dead_letter_topic(o): o for o in self.owners}
+        self._topics = {names.dead_letter_topic(o): o for o in self.owners}
         self._consumer = make_consumer(kafka, client_id, group_id=None, max_poll_records=2000)
         self._positions: dict[TopicPartition, int] = {}
         self._counts: dict[str, DepartmentDeadLetters] = {}

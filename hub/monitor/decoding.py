@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from hub.config.loader import ConfigDir
-    from hub.registry.serde import AvroSerde
+    from hub.core.registry.serde import AvroSerde
 
 
 @contextmanager

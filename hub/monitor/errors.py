@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub.errors import HubError, RetriableError
+from hub.core.errors import HubError, RetriableError
 
 
 class MonitorError(HubError):

@@ -43,10 +43,11 @@ from kafka.admin import OffsetSpec
 from kafka.errors import InvalidMetadataError, KafkaError, KafkaTimeoutError, UnknownTopicOrPartitionError
 from kafka.protocol.consumer import IsolationLevel
 
-from hub import topics
-from hub.errors import HubError
-from hub.kafka_client import KafkaSettings, make_admin, make_consumer
-from hub.log import get_logger
+from hub.core import names
+from hub.core.errors import HubError
+from hub.core.kafka import make_admin, make_consumer
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.log import get_logger
 from hub.monitor.errors import LagUnavailable
 from hub.monitor.metadata import TopicPartitions
 from hub.monitor.status import PartitionSample, Sample
@@ -60,11 +61,6 @@ log = get_logger("monitor.lag")
 HUB: Final = "hub"
 SUBSCRIBER: Final = "subscriber"
 KINDS: Final = (HUB, SUBSCRIBER)
-
-
-def hub_group(hub: str) -> str:
-    """Consumer group of the workers of ``hub`` on the source topics (their committed offsets)."""
-    return f"xhub-hub-{hub}"
 
 
 SINK_GROUP_PREFIX: Final = "xhub-sink-"
@@ -109,7 +105,7 @@ class Target:
 
     def group_and_topic(self, kind: str) -> tuple[str, str]:
         if kind == HUB:
-            return hub_group(self.hub), self.source_topic
+            return names.hub_group(self.hub), self.source_topic
         return sink_group(self.subscription), self.delivery_topic
 
 
@@ -138,8 +134,8 @@ def targets_of_config(cfg: ConfigDir, hub: str | None = None) -> list[Target]:
                 subscriber=sub.subscriber,
                 resource=sub.resource,
                 owner=resource.owner,
-                source_topic=topics.source_topic(resource.owner, sub.resource),
-                delivery_topic=topics.delivery_topic(sub.hub, sub.id),
+                source_topic=names.source_topic(resource.owner, sub.resource),
+                delivery_topic=names.delivery_topic(sub.hub, sub.id),
                 refusal=refusal,
             )
         )
@@ -183,11 +179,11 @@ def refusals_change_at(plans: Iterable[DeliveryPlan], now_ms: int) -> int | None
 def owner_of_source_topic(topic: str) -> str:
     """The department of ``xhub.src.<dept>.<resource>`` ("" for any other name)."""
     parts = topic.split(".")
-    return parts[2] if len(parts) >= 4 and parts[0] == topics.PREFIX and parts[1] == "src" else ""
+    return parts[2] if len(parts) >= 4 and parts[0] == names.PREFIX and parts[1] == "src" else ""
 
 
 class Decoder(Protocol):
-    """What reads an event envelope (``hub.registry.serde.AvroSerde``)."""
+    """What reads an event envelope (``hub.core.registry.serde.AvroSerde``)."""
 
     def decode(self, data: bytes, reader_schema: dict[str, Any] | None = None) -> tuple[int, Any]: ...
 
@@ -348,7 +344,7 @@ class _Layout:
         rows = []
         for t in targets:
             hub_key = hub_keys.setdefault(
-                (HUB, hub_group(t.hub), t.source_topic), (HUB, hub_group(t.hub), t.source_topic)
+                (HUB, names.hub_group(t.hub), t.source_topic), (HUB, names.hub_group(t.hub), t.source_topic)
             )
             sink_keys[t.subscription] = (SUBSCRIBER, sink_group(t.subscription), t.delivery_topic)
             subs_of_topic[t.delivery_topic].append(t.subscription)

@@ -388,7 +388,7 @@ class LagSeries:
 def registry_request_counts(client: Any) -> dict[tuple[str, str], int]:
     """Request counts a registry client keeps: ``client.request_counts`` maps (method, outcome) to a count.
 
-    ``hub.registry.client.RegistryClient`` does not keep them yet (proposed); until it does, nothing is
+    ``hub.core.registry.client.RegistryClient`` does not keep them yet (proposed); until it does, nothing is
     exported for it.
     """
     counts = getattr(client, "request_counts", None)

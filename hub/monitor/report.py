@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 
-from hub import topics
 from hub.catalog.model import ShareAttribute
-from hub.errors import HubError
-from hub.kafka_client import KafkaSettings, make_consumer
-from hub.log import get_logger
+from hub.core import names
+from hub.core.errors import HubError
+from hub.core.kafka import make_consumer
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.log import get_logger
 from hub.monitor.dead_letters import DeadLetterTally
 from hub.monitor.errors import LagUnavailable
 from hub.monitor.lag import Decoder, source_commit_ms
@@ -210,7 +211,7 @@ def _count_deliveries(
     read = bad = 0
     consumer = make_consumer(kafka, "report-audit", group_id=None, max_poll_records=5000)
     try:
-        tps = _existing_partitions(consumer, [topics.audit_topic(h) for h in sorted(cfg.hubs)])
+        tps = _existing_partitions(consumer, [names.audit_topic(h) for h in sorted(cfg.hubs)])
         if not tps:
             return {}, 0, 0
         consumer.assign(tps)
@@ -262,7 +263,7 @@ def _freshness(
     if sample <= 0:
         return {}
     topic_owner = {
-        topics.delivery_topic(s.hub, sid): owner_of_sub[sid]
+        names.delivery_topic(s.hub, sid): owner_of_sub[sid]
         for sid, s in cfg.subscriptions.items()
         if sid in owner_of_sub
     }

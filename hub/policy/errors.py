@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from hub.errors import HubError, InvalidRecord
+from hub.core.errors import HubError, InvalidRecord
 
 
 class PolicyError(HubError):

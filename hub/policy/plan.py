@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from hub import topics
-from hub.catalog.envelope import change_event_schema
 from hub.catalog.model import FieldClass, ShareAttribute
 from hub.config.models import Resource, Subscription
+from hub.core import names
+from hub.core.envelope import change_event_schema
 from hub.policy.errors import MaskRuntimeError, PolicyError
 from hub.policy.filters import RowFilter, compile_filter
 from hub.policy.masks import Mask, build_mask
@@ -201,8 +201,8 @@ def compile_plan(  # noqa: PLR0915 - the rules of a plan, in the order the docst
         subscriber=sub.subscriber,
         resource=resource.code,
         hub=sub.hub,
-        source_topic=topics.source_topic(resource.owner, resource.code),
-        delivery_topic=topics.delivery_topic(sub.hub, sub.id),
+        source_topic=names.source_topic(resource.owner, resource.code),
+        delivery_topic=names.delivery_topic(sub.hub, sub.id),
         rules=plan_rules,
         row_filter=row_filter,
         valid_from_ms=valid_from_ms,

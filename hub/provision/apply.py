@@ -11,9 +11,9 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from hub import topics
-from hub.errors import FatalError, RetriableError
-from hub.log import get_logger
+from hub.core import names
+from hub.core.errors import FatalError, RetriableError
+from hub.core.log import get_logger
 from hub.provision.desired import snapshot_digest
 from hub.provision.diff import Plan, SchemaRegistrar
 
@@ -84,7 +84,7 @@ def apply_plan(  # noqa: PLR0912 - one branch per kind of change
             {"digest": digest, "applied_ts_ms": int(time.time() * 1000), "config": json.loads(snapshot)},
             ensure_ascii=False,
         ).encode("utf-8")
-        producer.send(topics.config_topic(hub), key=hub.encode(), value=value).get(timeout=30)
+        producer.send(names.config_topic(hub), key=hub.encode(), value=value).get(timeout=30)
         result.done.append(f"published config of hub {hub} ({digest})")
     producer.flush()
     for line in result.done:

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import schemas
-from hub import topics
-from hub.catalog.envelope import change_event_schema
 from hub.config.loader import ConfigDir
+from hub.core import names
+from hub.core.envelope import change_event_schema
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -56,16 +56,16 @@ def desired_state(cfg: ConfigDir) -> Desired:
     out = Desired()
     partitions = max((h.partitions for h in cfg.hubs.values()), default=3)
     dead_letter = schemas.load("hub/dead_letter.avsc")
-    out.add_topic(TopicSpec(topics.SCHEMAS_TOPIC, 1, dict(COMPACTED), "schema registry storage"))
+    out.add_topic(TopicSpec(names.SCHEMAS_TOPIC, 1, dict(COMPACTED), "schema registry storage"))
     for dept in cfg.departments.values():
-        dlq = topics.dead_letter_topic(dept.id)
+        dlq = names.dead_letter_topic(dept.id)
         out.add_topic(TopicSpec(dlq, 1, {"retention.ms": str(30 * DAY_MS)}, f"dead letters of {dept.id}"))
         out.add_schema(SchemaSpec(f"{dlq}-value", dead_letter, f"dead letters of {dept.id}"))
         out.add_topic(
-            TopicSpec(topics.position_topic(dept.id), 1, dict(COMPACTED), f"source positions of {dept.id}")
+            TopicSpec(names.position_topic(dept.id), 1, dict(COMPACTED), f"source positions of {dept.id}")
         )
     for code, res in cfg.resources.items():
-        src = topics.source_topic(res.owner, code)
+        src = names.source_topic(res.owner, code)
         out.add_topic(TopicSpec(src, partitions, dict(COMPACTED), f"changes of {code} ({res.share.value})"))
         schema = cfg.schemas.get(code)
         if schema is not None:
@@ -73,10 +73,10 @@ def desired_state(cfg: ConfigDir) -> Desired:
                 SchemaSpec(f"{src}-value", change_event_schema(code, schema), f"change events of {code}")
             )
     for hub in cfg.hubs.values():
-        dlq = topics.dead_letter_topic(hub.name)
+        dlq = names.dead_letter_topic(hub.name)
         out.add_topic(
             TopicSpec(
-                topics.audit_topic(hub.name), 1, {"retention.ms": "-1"}, f"disclosure audit of {hub.name}"
+                names.audit_topic(hub.name), 1, {"retention.ms": "-1"}, f"disclosure audit of {hub.name}"
             )
         )
         out.add_topic(
@@ -84,11 +84,11 @@ def desired_state(cfg: ConfigDir) -> Desired:
         )
         out.add_schema(SchemaSpec(f"{dlq}-value", dead_letter, f"dead letters of hub {hub.name}"))
         out.add_topic(
-            TopicSpec(topics.config_topic(hub.name), 1, dict(COMPACTED), f"applied config of {hub.name}")
+            TopicSpec(names.config_topic(hub.name), 1, dict(COMPACTED), f"applied config of {hub.name}")
         )
         out.snapshots[hub.name] = config_snapshot(cfg, hub.name)
     for sid, sub in cfg.subscriptions.items():
-        dlv = topics.delivery_topic(sub.hub, sid)
+        dlv = names.delivery_topic(sub.hub, sid)
         retention = sub.delivery.retention_ms if sub.delivery.retention_ms is not None else 7 * DAY_MS
         out.add_topic(
             TopicSpec(

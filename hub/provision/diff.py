@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from hub import topics
+from hub.core import names
 from hub.provision.desired import Desired, SchemaSpec, TopicSpec, snapshot_digest
 
 
@@ -95,18 +95,18 @@ class Plan:
 def read_cluster_state(admin: KafkaAdminClient, consumer: KafkaConsumer, hubs: list[str]) -> ClusterState:
     """Topics named xhub.* (and the registry topic) with partitions and non-default configs."""
     state = ClusterState()
-    names = [t for t in admin.list_topics() if t.startswith(topics.PREFIX + ".") or t == topics.SCHEMAS_TOPIC]
-    if names:
-        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
-        resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in names]
+    ours = [t for t in admin.list_topics() if t.startswith(names.PREFIX + ".") or t == names.SCHEMAS_TOPIC]
+    if ours:
+        described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(ours)}
+        resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in ours]
         configs = admin.describe_configs(resources)
-        for name in names:
+        for name in ours:
             raw = _topic_configs(configs, name)
             state.topics[name] = ClusterTopic(name, described.get(name, 0), raw)
     for hub in hubs:
         digest = (
-            _last_snapshot_digest(consumer, topics.config_topic(hub))
-            if topics.config_topic(hub) in state.topics
+            _last_snapshot_digest(consumer, names.config_topic(hub))
+            if names.config_topic(hub) in state.topics
             else None
         )
         if digest:
@@ -144,7 +144,7 @@ def _last_snapshot_digest(consumer: KafkaConsumer, topic: str) -> str | None:
 def _owned(topic: str, owners: set[str]) -> bool:
     """Whether ``topic`` belongs to a department or hub of this config (configs may share a cluster)."""
     parts = topic.split(".")
-    return len(parts) >= 3 and parts[0] == topics.PREFIX and parts[2] in owners
+    return len(parts) >= 3 and parts[0] == names.PREFIX and parts[2] in owners
 
 
 def compute_plan(  # noqa: PLR0912 - topics, schemas and snapshots in one pass

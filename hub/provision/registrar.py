@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from hub.registry.client import RegistryClient
-from hub.registry.errors import SchemaNotFound
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.errors import SchemaNotFound
 
 
 class HttpRegistrar:

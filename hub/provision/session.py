@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from hub.config.loader import ConfigDir
-from hub.kafka_client import make_admin, make_consumer, make_producer
+from hub.core.kafka import make_admin, make_consumer, make_producer
 from hub.provision.apply import ApplyResult, apply_plan
 from hub.provision.desired import desired_state
 from hub.provision.diff import Plan, compute_plan, read_cluster_state
@@ -39,7 +39,7 @@ class ProvisionSession:
 @contextmanager
 def provision_session(cfg: ConfigDir) -> Iterator[ProvisionSession]:
     """Connect to the cluster and the registry of ``cfg`` (the built-in one is served in-process)."""
-    from hub.registry.client import RegistryClient
+    from hub.core.registry.client import RegistryClient
 
     kafka = cfg.hubs_file.kafka
     admin = make_admin(kafka, "provision")

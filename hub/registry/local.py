@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from hub.kafka_client import KafkaSettings
-from hub.registry.client import RegistryClient
-from hub.registry.serde import AvroSerde
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.serde import AvroSerde
 
 
 @contextmanager
@@ -24,7 +24,7 @@ def registry_url(
     if url is not None:
         yield url
         return
-    from hub.kafka_client import ensure_topics, make_admin
+    from hub.core.kafka import ensure_topics, make_admin
     from hub.registry.server import RegistryServer
     from hub.registry.store import SchemaStore
 

@@ -19,8 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeAlias
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from hub.log import get_logger
-from hub.registry.errors import (
+from hub.core.log import get_logger
+from hub.core.registry.errors import (
     ConfigNotFound,
     IncompatibleSchema,
     InvalidCompatibilityLevel,
@@ -30,7 +30,7 @@ from hub.registry.errors import (
     RegistryUnavailable,
     SchemaNotFound,
 )
-from hub.registry.schema import load
+from hub.core.registry.schema import load
 from hub.registry.store import BaseSchemaStore
 
 log = get_logger("registry.server")

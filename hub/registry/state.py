@@ -19,9 +19,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from hub.log import get_logger
-from hub.registry import compatibility
-from hub.registry.errors import IncompatibleSchema, SubjectNotFound, VersionNotFound
+from hub.core.log import get_logger
+from hub.core.registry import compatibility
+from hub.core.registry.errors import IncompatibleSchema, SubjectNotFound, VersionNotFound
 
 log = get_logger("registry.state")
 

@@ -30,19 +30,21 @@ from types import TracebackType
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
-from hub.errors import FatalError, RetriableError
-from hub.kafka_client import KafkaSettings, ensure_topics, make_admin, make_consumer, make_producer
-from hub.log import get_logger
-from hub.registry import compatibility
-from hub.registry.errors import (
+from hub.core import names
+from hub.core.errors import FatalError, RetriableError
+from hub.core.kafka import ensure_topics, make_admin, make_consumer, make_producer
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.log import get_logger
+from hub.core.names import SCHEMAS_TOPIC
+from hub.core.registry import compatibility
+from hub.core.registry.errors import (
     InvalidSchema,
     RegistryUnavailable,
     SchemaNotFound,
     SubjectNotFound,
 )
-from hub.registry.schema import AvroSchema, normalize
+from hub.core.registry.schema import AvroSchema, normalize
 from hub.registry.state import Record, RegistryState, SchemaVersion, config_record, schema_record
-from hub.topics import SCHEMAS_TOPIC
 
 log = get_logger("registry.store")
 
@@ -328,7 +330,7 @@ class SchemaStore(BaseSchemaStore):
         self.settings = settings
         self.topic = topic
         self.client_id = client_id
-        self.transactional_id = transactional_id or f"xhub-registry-{topic}"
+        self.transactional_id = transactional_id or names.registry_transactional_id(topic)
         self.replication_factor = replication_factor
         self.timeout = timeout
         self._partition = TopicPartition(topic, 0)

@@ -16,9 +16,9 @@ import yaml
 
 from connectors.validation import RecordValidator
 from hub.config import load_config
+from hub.core.kafka_settings import KafkaSettings
 from hub.demo.generator import dishonest_debtor, make_faker, person
 from hub.engine.runner import start_hub
-from hub.kafka_client import KafkaSettings
 from hub.provision.session import provision_session
 from tests.bench.common import bench_config, percentile, wait_until
 from tests.bench.throughput import Registry, entities, produce_source

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from hub.kafka_client import KafkaSettings
+from hub.core.kafka_settings import KafkaSettings
 from tests.fixtures.plugin import DEMO_CONFIG, isolate_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,10 +17,10 @@ from typing import Any
 import yaml
 
 from hub.config import load_config
+from hub.core.kafka_settings import KafkaSettings
 from hub.demo.generator import dishonest_debtor, make_faker, person
 from hub.demo.run import Demo
 from hub.demo.scenario import DepartmentDbs
-from hub.kafka_client import KafkaSettings
 from hub.provision.session import provision_session
 from tests.bench.common import OUT, percentile
 
@@ -115,7 +115,7 @@ def backfill_benchmark(kafka: KafkaSettings, records: int) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    from hub.log import configure_logging
+    from hub.core.log import configure_logging
 
     configure_logging("WARNING")
     print(e2e_latency(KafkaSettings(), seconds=int(sys.argv[1]) if len(sys.argv) > 1 else 20))

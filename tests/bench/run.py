@@ -15,8 +15,8 @@ import sys
 import time
 from typing import Any
 
-from hub.kafka_client import KafkaSettings
-from hub.log import configure_logging
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.log import configure_logging
 from tests.bench.common import OUT, summary_line
 from tests.bench.throughput import hub_throughput, passthrough_throughput, scaling
 

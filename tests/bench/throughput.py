@@ -11,16 +11,17 @@ from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from connectors.validation import RecordValidator
-from hub import topics
-from hub.catalog.envelope import ChangeEvent, change_event_schema, key_bytes
 from hub.config import load_config
 from hub.config.loader import ConfigDir
+from hub.core import names
+from hub.core.envelope import ChangeEvent, change_event_schema, key_bytes
+from hub.core.kafka import ensure_topics, make_admin, make_consumer, make_producer
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import legal_entity, make_faker
 from hub.engine.runner import start_hub
-from hub.kafka_client import KafkaSettings, ensure_topics, make_admin, make_consumer, make_producer
 from hub.provision.session import provision_session
-from hub.registry.client import RegistryClient
-from hub.registry.serde import AvroSerde
 from hub.registry.server import RegistryServer
 from hub.registry.store import SchemaStore
 from tests.bench.common import bench_config, wait_until
@@ -41,7 +42,7 @@ def entities(cfg: ConfigDir, count: int, seed: int = 5) -> list[dict[str, Any]]:
 def produce_source(cfg: ConfigDir, registry_url: str, records: list[dict[str, Any]]) -> str:
     """Publish ``records`` as change events of the legal-entity resource; returns the source topic."""
     resource = cfg.resources[RESOURCE]
-    topic = topics.source_topic(resource.owner, RESOURCE)
+    topic = names.source_topic(resource.owner, RESOURCE)
     schema = change_event_schema(RESOURCE, cfg.schemas[RESOURCE])
     serde = AvroSerde(RegistryClient(registry_url))
     producer = make_producer(cfg.hubs_file.kafka, "bench-source", linger_ms=20)
@@ -98,7 +99,7 @@ def with_other_catalog(
         yaml.safe_dump({"subscriptions": subs}, allow_unicode=True), encoding="utf-8"
     )
     admin = make_admin(kafka)
-    ensure_topics(admin, {topics.source_topic(r["owner"], r["code"]): {} for r in resources}, partitions=1)
+    ensure_topics(admin, {names.source_topic(r["owner"], r["code"]): {} for r in resources}, partitions=1)
     admin.close()
     return load_config(cfg.root)
 

@@ -21,16 +21,17 @@ from typing import Any, TypeVar
 import yaml
 from kafka import KafkaConsumer, KafkaProducer
 
-from hub import topics
-from hub.catalog.envelope import ChangeEvent, change_event_schema, key_bytes, now_ms
 from hub.config import load_config
 from hub.config.loader import ConfigDir
+from hub.core import names
+from hub.core.envelope import ChangeEvent, change_event_schema, key_bytes, now_ms
+from hub.core.kafka import make_consumer, make_producer
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.serde import AvroSerde
 from hub.engine.runner import HubProcess, start_hub
-from hub.kafka_client import KafkaSettings, make_consumer, make_producer
 from hub.monitor.lag import sink_group
 from hub.provision.session import provision_session
-from hub.registry.client import RegistryClient
-from hub.registry.serde import AvroSerde
 from hub.registry.server import RegistryServer
 from hub.registry.store import SchemaStore
 
@@ -255,7 +256,7 @@ class Exchange:
 
     def publish_debtors(self, n: int, *, commit_ts_ms: int | None = None) -> None:
         """Publish ``n`` change events of PD-CRD-0001 from the court in one transaction, as a sidecar does."""
-        topic = topics.source_topic(self.names.court, "PD-CRD-0001")
+        topic = names.source_topic(self.names.court, "PD-CRD-0001")
         schema = change_event_schema("PD-CRD-0001", self.cfg.schemas["PD-CRD-0001"])
         self.source_producer.begin_transaction()
         for _ in range(n):
@@ -291,7 +292,7 @@ class Exchange:
 
     def subscriber(self, subscription: str) -> Subscriber:
         return Subscriber(
-            self.kafka, topics.delivery_topic(self.names.hub, subscription), sink_group(subscription)
+            self.kafka, names.delivery_topic(self.names.hub, subscription), sink_group(subscription)
         )
 
     def delivered(self, subscription: str) -> int:

@@ -23,10 +23,11 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from hub.catalog.envelope import ChangeEvent, change_event_schema, key_bytes
-from hub.kafka_client import KafkaSettings, ensure_topics, make_admin, make_consumer, make_producer
-from hub.registry.client import RegistryClient
-from hub.registry.serde import AvroSerde
+from hub.core.envelope import ChangeEvent, change_event_schema, key_bytes
+from hub.core.kafka import ensure_topics, make_admin, make_consumer, make_producer
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.serde import AvroSerde
 
 LICENCE: dict[str, Any] = {
     "type": "record",

@@ -19,8 +19,8 @@ from pydantic import SecretStr
 from connectors.runtime.sink_loop import SinkLoop
 from connectors.sinks import Delivery, SqlSink, SqlSinkConfig
 from connectors.sinks.base import PartitionProgress
-from hub.kafka_client import KafkaSettings
-from hub.log import configure_logging
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.log import configure_logging
 
 
 class PausingSqlSink(SqlSink):

@@ -13,15 +13,16 @@ import pytest
 
 import schemas
 from connectors.validation import RecordValidator
-from hub import topics
 from hub.audit.cli import open_decoder, show_command, verify_command
 from hub.audit.reader import read_records
 from hub.cli import main as xhub
 from hub.config import load_config
 from hub.config.loader import ConfigDir
+from hub.core import names
+from hub.core.kafka import ensure_topics, make_admin, make_producer
+from hub.core.kafka_settings import KafkaSettings
 from hub.demo.generator import dishonest_debtor, make_faker, person
 from hub.engine.runner import HubProcess, start_hub
-from hub.kafka_client import KafkaSettings, ensure_topics, make_admin, make_producer
 from hub.provision.session import provision_session
 from tests.fixtures.hubkit import Publisher
 
@@ -115,7 +116,7 @@ def test_verify_detects_altered_dropped_reordered_and_cut_entries(
 def _tamper_and_verify(
     kafka: KafkaSettings, serde: Any, root: Path, hub: str, unique_name: Callable[[str], str]
 ) -> None:
-    audit = topics.audit_topic(hub)
+    audit = names.audit_topic(hub)
     delivered_at = 0
 
     def alter(copy: list[dict[str, Any]]) -> None:
@@ -212,7 +213,7 @@ def test_show_answers_who_received_a_record_and_what_a_subscriber_received(
     assert {r["subscriber"] for r in rows} == {
         renames[d] for d in ("tax", "housing", "transport", "lujiazui")
     }
-    assert all(r["delivered_topic"] == topics.delivery_topic(hub, r["subscription"]) for r in rows)
+    assert all(r["delivered_topic"] == names.delivery_topic(hub, r["subscription"]) for r in rows)
 
     out = io.StringIO()
     show_command(str(root), hub, resource="PD-CRD-0001", key=outside["case_no"], json_out=True, out=out)

@@ -21,10 +21,14 @@ import pytest
 import yaml
 
 from connectors.validation import RecordValidator
-from hub import topics
 from hub.audit.cli import verify_command
 from hub.config import load_config
 from hub.config.loader import ConfigDir
+from hub.core import names
+from hub.core.kafka import make_admin
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import dishonest_debtor, make_faker, person
 from hub.engine.errors import HandoverStateError
 from hub.engine.handover import (
@@ -36,10 +40,7 @@ from hub.engine.handover import (
     progress_from_offsets,
 )
 from hub.engine.runner import start_hub
-from hub.kafka_client import KafkaSettings, make_admin
 from hub.provision.session import provision_session
-from hub.registry.client import RegistryClient
-from hub.registry.serde import AvroSerde
 from tests.fixtures.hubkit import Publisher, read_all
 
 CODE = "PD-CRD-0001"
@@ -256,23 +257,23 @@ def test_a_subscription_added_mid_stream_gets_the_state_then_every_change_once(
         assert "late-changes" not in worker.backfills  # backfill: false
 
         serde = AvroSerde(RegistryClient(kafka_registry))
-        source = source_events(kafka, serde, topics.source_topic(renames["court"], CODE))
+        source = source_events(kafka, serde, names.source_topic(renames["court"], CODE))
         assert sum(len(v) for v in source.values()) == sent
 
-        late = deliveries(kafka, serde, topics.delivery_topic(hub_name, "late-debtors"))
+        late = deliveries(kafka, serde, names.delivery_topic(hub_name, "late-debtors"))
         handovers = check_handover(source, late)
         assert sum(1 for d in late if d.op == "r") > 500, "the state was not sent as op=r"
         assert any(d.op != "r" for d in late), "nothing went live"
         assert all(h > 0 for h in handovers.values())
 
         # backfill: false: nothing of the past, every change from its start
-        changes = deliveries(kafka, serde, topics.delivery_topic(hub_name, "late-changes"))
+        changes = deliveries(kafka, serde, names.delivery_topic(hub_name, "late-changes"))
         check_handover(source, changes, state=False)
 
         # the subscriptions that were there: every event once, nothing replayed
         for sid in ("tax-debtors", "transport-debtors"):
             check_each_once(
-                source, deliveries(kafka, serde, topics.delivery_topic(hub_name, sid), expect=sent)
+                source, deliveries(kafka, serde, names.delivery_topic(hub_name, sid), expect=sent)
             )
     finally:
         stream.stop.set()
@@ -335,15 +336,15 @@ def test_sigkill_during_backfill_neither_duplicates_nor_skips(
         sent = stream.finish()
         _wait_for(lambda: not _committed_backfills(kafka, group), timeout=60, what="backfills done")
         serde = AvroSerde(RegistryClient(kafka_registry))
-        source = source_events(kafka, serde, topics.source_topic(renames["court"], CODE))
+        source = source_events(kafka, serde, names.source_topic(renames["court"], CODE))
         assert sum(len(v) for v in source.values()) == sent
         for sid in ("tax-debtors", "housing-debtors", "transport-debtors"):
-            topic = topics.delivery_topic(hub_name, sid)
+            topic = names.delivery_topic(hub_name, sid)
             got = deliveries(kafka, serde, topic)
             assert sum(1 for d in got if d.op == "r") > 1000  # the state the hub found at its first start
             check_handover(source, got)
         # filtered: no check of the state rows, but never twice
-        lujiazui = deliveries(kafka, serde, topics.delivery_topic(hub_name, "lujiazui-debtors"))
+        lujiazui = deliveries(kafka, serde, names.delivery_topic(hub_name, "lujiazui-debtors"))
         assert max(Counter((d.source_partition, d.source_offset) for d in lujiazui).values()) == 1
         check_order(lujiazui)
     finally:

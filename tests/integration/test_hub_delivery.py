@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 
 from connectors.validation import RecordValidator
-from hub import topics
 from hub.config import load_config
 from hub.config.loader import ConfigDir
+from hub.core import names
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import dishonest_debtor, make_faker, person
 from hub.engine.runner import HubProcess, start_hub
-from hub.kafka_client import KafkaSettings
 from hub.provision.session import provision_session
-from hub.registry.client import RegistryClient
-from hub.registry.serde import AvroSerde
 from tests.fixtures.hubkit import Publisher, decode_all, read_all
 
 
@@ -87,7 +87,7 @@ def test_policy_is_enforced_per_subscription(
     serde = AvroSerde(RegistryClient(hub.registry_url))
 
     # tax: every debtor event but the undecodable ones, debtor_id pseudonymised, exactly the plan's fields
-    tax_records = read_all(kafka, topics.delivery_topic(hub_name, "tax-debtors"), expect=42)
+    tax_records = read_all(kafka, names.delivery_topic(hub_name, "tax-debtors"), expect=42)
     tax = decode_all(serde, tax_records)
     assert len(tax) == 42
     assert Counter(e["op"] for e in tax) == {"c": 40, "u": 1, "d": 1}
@@ -99,32 +99,32 @@ def test_policy_is_enforced_per_subscription(
     headers = dict(tax_records[0].headers)
     assert headers["xhub.policy_version"] == plan.version.encode()
     assert headers["xhub.subscription"] == b"tax-debtors"
-    assert headers["xhub.source"].startswith(topics.source_topic(renames["court"], "PD-CRD-0001").encode())
+    assert headers["xhub.source"].startswith(names.source_topic(renames["court"], "PD-CRD-0001").encode())
     assert {bytes(h) for h in [headers["xhub.event_id"]]} <= {s.event_id.encode() for s in sent} | {
         e["event_id"].encode() if isinstance(e["event_id"], str) else str(e["event_id"]).encode() for e in tax
     }
 
     # transport drops the name entirely
     transport = decode_all(
-        serde, read_all(kafka, topics.delivery_topic(hub_name, "transport-debtors"), expect=42)
+        serde, read_all(kafka, names.delivery_topic(hub_name, "transport-debtors"), expect=42)
     )
     assert all("debtor_name" not in (e["data"] or {}) for e in transport)
 
     # the sub-district office only sees its district (and deletes)
     lujiazui = decode_all(
-        serde, read_all(kafka, topics.delivery_topic(hub_name, "lujiazui-debtors"), expect=22)
+        serde, read_all(kafka, names.delivery_topic(hub_name, "lujiazui-debtors"), expect=22)
     )
     assert {e["data"]["district"] for e in lujiazui if e["data"]} == {"浦东新区"}
     assert sum(1 for e in lujiazui if e["op"] == "c") == 20
 
     # conditional: approved subscriber receives, pending one receives nothing and is refused
-    housing = decode_all(serde, read_all(kafka, topics.delivery_topic(hub_name, "housing-persons"), expect=5))
+    housing = decode_all(serde, read_all(kafka, names.delivery_topic(hub_name, "housing-persons"), expect=5))
     assert len(housing) == 5
     assert all(len(e["data"]["birth_date"]) == 4 for e in housing)
-    assert read_all(kafka, topics.delivery_topic(hub_name, "transport-persons"), idle=1.0) == []
+    assert read_all(kafka, names.delivery_topic(hub_name, "transport-persons"), idle=1.0) == []
 
     # dead letters carry the original bytes and the reason
-    dlq = decode_all(serde, read_all(kafka, topics.dead_letter_topic(hub_name), expect=2))
+    dlq = decode_all(serde, read_all(kafka, names.dead_letter_topic(hub_name), expect=2))
     assert sorted(d["reason"] for d in dlq) == ["bad_wire_format", "unknown_schema_id"]
     assert {d["original"] for d in dlq} == {b"\x00\x00\x00\x7f\xffnot avro", b"plain text, no wire format"}
 
@@ -138,7 +138,7 @@ def test_policy_is_enforced_per_subscription(
     assert subs["housing-persons"].delivered == person_events
 
     # the audit has one entry per delivery and per refusal
-    audit = decode_all(serde, read_all(kafka, topics.audit_topic(hub_name), idle=2.0))
+    audit = decode_all(serde, read_all(kafka, names.audit_topic(hub_name), idle=2.0))
     kinds = Counter((a["kind"], a["subscription"]) for a in audit)
     assert kinds[("delivered", "tax-debtors")] == 42
     assert kinds[("refused", "transport-persons")] == person_events

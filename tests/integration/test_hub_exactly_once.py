@@ -14,15 +14,15 @@ from pathlib import Path
 import yaml
 
 from connectors.validation import RecordValidator
-from hub import topics
 from hub.config import load_config
 from hub.config.loader import ConfigDir
+from hub.core import names
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import dishonest_debtor, make_faker, person
 from hub.engine.runner import start_hub
-from hub.kafka_client import KafkaSettings
 from hub.provision.session import provision_session
-from hub.registry.client import RegistryClient
-from hub.registry.serde import AvroSerde
 from tests.fixtures.hubkit import Publisher, decode_all, read_all
 
 
@@ -80,7 +80,7 @@ def test_sigkill_during_a_stream_delivers_each_event_exactly_once(
         assert done.is_set()
         serde = AvroSerde(RegistryClient(kafka_registry))
         delivered = read_all(
-            kafka, topics.delivery_topic(hub_name, "tax-debtors"), expect=len(records), timeout=90
+            kafka, names.delivery_topic(hub_name, "tax-debtors"), expect=len(records), timeout=90
         )
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -102,7 +102,7 @@ def test_two_workers_split_the_partitions_and_deliver_everything_once(
     try:
         assert first.worker.ready.wait(30)
         assert second.worker.ready.wait(30)
-        topic = topics.source_topic(renames["court"], "PD-CRD-0001")
+        topic = names.source_topic(renames["court"], "PD-CRD-0001")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # the group settles: both own partitions, together all of them
             owned = [{tp for tp in w.worker.assignment if tp.topic == topic} for w in (first, second)]
@@ -116,7 +116,7 @@ def test_two_workers_split_the_partitions_and_deliver_everything_once(
         publisher.flush()
         serde = AvroSerde(RegistryClient(kafka_registry))
         delivered = read_all(
-            kafka, topics.delivery_topic(hub_name, "tax-debtors"), expect=len(sent), timeout=60
+            kafka, names.delivery_topic(hub_name, "tax-debtors"), expect=len(sent), timeout=60
         )
         counts = _event_ids(serde, delivered)
         assert set(counts) == set(sent)
@@ -163,13 +163,13 @@ def test_hubs_run_side_by_side_with_their_own_topics_and_groups(
         sent = [publisher.publish(r).event_id for r in _debtors(cfg, 50, seed=13)]
         publisher.flush()
         serde = AvroSerde(RegistryClient(kafka_registry))
-        city_got = _event_ids(serde, read_all(kafka, topics.delivery_topic(city, "city-debtors"), expect=50))
+        city_got = _event_ids(serde, read_all(kafka, names.delivery_topic(city, "city-debtors"), expect=50))
         pudong_got = _event_ids(
-            serde, read_all(kafka, topics.delivery_topic(renames["pudong"], "tax-debtors"), expect=50)
+            serde, read_all(kafka, names.delivery_topic(renames["pudong"], "tax-debtors"), expect=50)
         )
         assert set(city_got) == set(pudong_got) == set(sent)
         assert max(city_got.values()) == max(pudong_got.values()) == 1
-        city_audit = decode_all(serde, read_all(kafka, topics.audit_topic(city), idle=1.5))
+        city_audit = decode_all(serde, read_all(kafka, names.audit_topic(city), idle=1.5))
         assert {a["subscription"] for a in city_audit if a["kind"] == "delivered"} == {"city-debtors"}
     finally:
         pudong.close()

@@ -9,7 +9,8 @@ from collections.abc import Callable
 import fastavro
 from kafka import TopicPartition
 
-from hub.kafka_client import KafkaSettings, ensure_topics, make_admin, make_consumer, make_producer
+from hub.core.kafka import ensure_topics, make_admin, make_consumer, make_producer
+from hub.core.kafka_settings import KafkaSettings
 
 SCHEMA = fastavro.parse_schema(
     {

@@ -14,17 +14,17 @@ import pytest
 import yaml
 
 from connectors.validation import RecordValidator
-from hub import topics
 from hub.audit.cli import verify_command
 from hub.audit.reader import read_records
 from hub.config import load_config
 from hub.config.loader import ConfigDir
+from hub.core import names
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import make_faker, person
 from hub.engine.runner import HubProcess, start_hub
-from hub.kafka_client import KafkaSettings
 from hub.provision.session import provision_session
-from hub.registry.client import RegistryClient
-from hub.registry.serde import AvroSerde
 from tests.fixtures.hubkit import Publisher, read_all
 from tests.integration.test_backfill import (
     Stream,
@@ -88,7 +88,7 @@ def _consumed(process: HubProcess, n: int) -> Callable[[], bool]:
 
 def _audit(kafka: KafkaSettings, serde: AvroSerde, hub: str) -> list[dict[str, Any]]:
     out = []
-    for rec in read_records(kafka, topics.audit_topic(hub), serde):
+    for rec in read_records(kafka, names.audit_topic(hub), serde):
         assert rec.entry is not None
         out.append(rec.entry)
     return out
@@ -158,7 +158,7 @@ def test_revoked_and_removed_subscriptions_stop_receiving_within_seconds(
     assert len(outcomes) == len(set(outcomes)) == sent
 
     # the delivery topic holds nothing produced after the revocation took effect
-    records = read_all(kafka, topics.delivery_topic(hub, "transport-debtors"), expect=len(delivered))
+    records = read_all(kafka, names.delivery_topic(hub, "transport-debtors"), expect=len(delivered))
     assert len(records) == len(delivered)
     assert max(r.timestamp for r in records) <= revoked["ts_ms"]
 
@@ -203,8 +203,8 @@ def test_fields_and_masks_change_in_flight(
     assert "debtor_name" not in new.fields
 
     serde = AvroSerde(RegistryClient(process.registry_url))
-    source = source_events(kafka, serde, topics.source_topic(renames["court"], CODE))
-    topic = topics.delivery_topic(hub, "tax-debtors")
+    source = source_events(kafka, serde, names.source_topic(renames["court"], CODE))
+    topic = names.delivery_topic(hub, "tax-debtors")
     got = deliveries(kafka, serde, topic, expect=sent)
     check_each_once(source, got)  # no replay, no re-backfill for a change of fields
     assert not [d for d in got if d.op == "r"]
@@ -274,7 +274,7 @@ def test_a_validity_window_ends_on_its_own(
     assert len(closed) == 1
     assert until_ms <= closed[0]["ts_ms"] < until_ms + 2000
     assert closed[0]["fields"] == []
-    records = read_all(kafka, topics.delivery_topic(hub, "transport-debtors"), expect=len(delivered))
+    records = read_all(kafka, names.delivery_topic(hub, "transport-debtors"), expect=len(delivered))
     assert len(records) == len(delivered)
 
 
@@ -296,7 +296,7 @@ def test_an_approval_granted_later_starts_with_the_state(
     persons.flush()
     _wait_for(_consumed(process, 38), what="the persons consumed")
 
-    topic = topics.delivery_topic(hub, "transport-persons")
+    topic = names.delivery_topic(hub, "transport-persons")
     assert read_all(kafka, topic, idle=1.0) == []  # pending approval: nothing
     serde = AvroSerde(RegistryClient(process.registry_url))
     refusals = [a for a in _audit(kafka, serde, hub) if a["subscription"] == "transport-persons"]
@@ -329,7 +329,7 @@ def test_an_approval_granted_later_starts_with_the_state(
     persons.flush()
     _wait_for(_consumed(process, 43), what="the later persons consumed")
 
-    source = source_events(kafka, serde, topics.source_topic(renames["psb"], "PD-POP-0001"))
+    source = source_events(kafka, serde, names.source_topic(renames["psb"], "PD-POP-0001"))
     got = deliveries(kafka, serde, topic, expect=27 + 5)
     check_handover(source, got)
     assert sum(1 for d in got if d.op == "r") == 27  # 30 persons, 3 deleted

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hub import topics
-from hub.kafka_client import KafkaSettings
+from hub.core import names
+from hub.core.kafka_settings import KafkaSettings
 from tests.integration.monitor_support import Exchange, running_exchange, wait_for
 
 pytestmark = pytest.mark.kafka
@@ -48,7 +48,7 @@ def test_metrics_parse_and_carry_the_per_subscription_series(exchange: Exchange)
     try:
         ex.publish_debtors(3)
         # a record the hub cannot decode: dead-lettered, and counted against the court that sent it
-        ex.publish_raw(topics.source_topic(ex.names.court, "PD-CRD-0001"), b"not avro")
+        ex.publish_raw(names.source_topic(ex.names.court, "PD-CRD-0001"), b"not avro")
 
         def settled() -> dict[str, Any] | None:
             m = scrape(ex.admin_url)

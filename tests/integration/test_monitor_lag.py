@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from hub import topics
-from hub.catalog.envelope import now_ms
-from hub.kafka_client import KafkaSettings, ensure_topics, make_admin
+from hub.core import names
+from hub.core.envelope import now_ms
+from hub.core.kafka import ensure_topics, make_admin
+from hub.core.kafka_settings import KafkaSettings
 from hub.monitor.board import LagBoard, SubscriptionLag
 from hub.monitor.cli import EXIT_NOT_ALL_OK, lag_command
 from hub.monitor.lag import HUB, SUBSCRIBER, LagProbe, Target, targets_of_config
@@ -200,7 +201,7 @@ def test_missing_delivery_topics_cost_nothing_until_created(
     exchange: Exchange, unique_name: Callable[[str], str]
 ) -> None:
     ex = exchange
-    source = topics.source_topic(ex.names.court, "PD-CRD-0001")
+    source = names.source_topic(ex.names.court, "PD-CRD-0001")
     delivery = unique_name("xhub.dlv.late")
     # Three subscriptions on the debtors resource that `xhub apply` has not created the topics of yet.
     targets = [

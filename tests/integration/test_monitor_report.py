@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from hub import topics
-from hub.catalog.envelope import now_ms
-from hub.kafka_client import KafkaSettings
+from hub.core import names as topic_names
+from hub.core.envelope import now_ms
+from hub.core.kafka_settings import KafkaSettings
 from hub.monitor.cli import report_command
 from tests.integration.monitor_support import Exchange, running_exchange, wait_for
 
@@ -30,9 +30,9 @@ def test_report_per_department(exchange: Exchange) -> None:
     # Changes committed at the court 5 s before they are published: at least 5 s from commit to delivery.
     ex.publish_debtors(3, commit_ts_ms=now_ms() - 5000)
     # Bad data from the court: one record the hub cannot decode, one row its own sidecar refused.
-    ex.publish_raw(topics.source_topic(names.court, "PD-CRD-0001"), b"\x01garbage")
+    ex.publish_raw(topic_names.source_topic(names.court, "PD-CRD-0001"), b"\x01garbage")
     ex.publish_raw(
-        topics.dead_letter_topic(names.court),
+        topic_names.dead_letter_topic(names.court),
         b"dead letter body",
         [
             ("xhub.reason", b"bad_check_digit"),
@@ -42,11 +42,11 @@ def test_report_per_department(exchange: Exchange) -> None:
     )
     # A delivery the tax bureau's sink could not apply: its own problem, not the court's.
     ex.publish_raw(
-        topics.dead_letter_topic(names.tax),
+        topic_names.dead_letter_topic(names.tax),
         b"dead letter body",
         [
             ("xhub.reason", b"sink_rejected"),
-            ("xhub.origin", f"{topics.delivery_topic(names.hub, names.debtors)}-1@0".encode()),
+            ("xhub.origin", f"{topic_names.delivery_topic(names.hub, names.debtors)}-1@0".encode()),
         ],
     )
 

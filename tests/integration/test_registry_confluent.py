@@ -20,9 +20,10 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka import TopicPartition
 
-from hub.kafka_client import KafkaSettings, ensure_topics, make_admin, make_consumer, make_producer
-from hub.registry.client import RegistryClient
-from hub.registry.serde import AvroSerde
+from hub.core.kafka import ensure_topics, make_admin, make_consumer, make_producer
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.serde import AvroSerde
 from hub.registry.server import RegistryServer
 from hub.registry.store import SchemaStore
 

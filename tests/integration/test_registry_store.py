@@ -24,11 +24,12 @@ from kafka import TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError
 
-from hub.errors import FatalError
-from hub.kafka_client import KafkaSettings, ensure_topics, make_admin, make_consumer, make_producer
-from hub.registry.client import RegistryClient
-from hub.registry.errors import IncompatibleSchema
-from hub.registry.schema import canonical_text
+from hub.core.errors import FatalError
+from hub.core.kafka import ensure_topics, make_admin, make_consumer, make_producer
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.errors import IncompatibleSchema
+from hub.core.registry.schema import canonical_text
 from hub.registry.server import RegistryServer
 from hub.registry.state import SchemaVersion, schema_record
 from hub.registry.store import SchemaStore
@@ -219,7 +220,7 @@ def test_two_processes_registering_concurrently_agree_on_ids(
 
 _PROCESS = """
 import json, random, sys
-from hub.kafka_client import KafkaSettings
+from hub.core.kafka_settings import KafkaSettings
 from hub.registry.store import SchemaStore
 
 bootstrap, topic, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -23,8 +23,8 @@ from connectors.testing.catalog import installed_sidecar
 from connectors.testing.kafka import TopicReader, events_of
 from connectors.testing.records import RESOURCE, record
 from connectors.testing.runtime import running_sidecar, serde_for, shared_registry, wait_for
-from hub.kafka_client import KafkaSettings
-from hub.topics import source_topic
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.names import source_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"

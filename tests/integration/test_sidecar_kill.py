@@ -25,8 +25,8 @@ from connectors.testing.catalog import installed_sidecar
 from connectors.testing.kafka import TopicReader, events_of
 from connectors.testing.records import RESOURCE, citizen_id, record
 from connectors.testing.runtime import SidecarProcess, serde_for, shared_registry
-from hub.kafka_client import KafkaSettings
-from hub.topics import source_topic
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.names import source_topic
 
 KILLS = 5
 CHANGES_PER_WRITER = 2500

@@ -10,7 +10,7 @@ from connectors.testing import SqlTriggerHarness
 from connectors.testing.catalog import installed_sidecar
 from connectors.testing.records import record
 from connectors.testing.runtime import running_sidecar, shared_registry, wait_for
-from hub.kafka_client import KafkaSettings
+from hub.core.kafka_settings import KafkaSettings
 
 OURS = ("*/connectors/*", "*/hub/*", "*/schemas/*")
 

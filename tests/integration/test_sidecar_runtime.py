@@ -14,8 +14,8 @@ from connectors.testing.catalog import installed_sidecar
 from connectors.testing.kafka import TopicReader, events_of
 from connectors.testing.records import RESOURCE, bad_record, record
 from connectors.testing.runtime import SidecarProcess, running_sidecar, serde_for, shared_registry, wait_for
-from hub.kafka_client import KafkaSettings
-from hub.topics import dead_letter_topic, source_topic
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.names import dead_letter_topic, source_topic
 
 
 def _setup(

@@ -10,9 +10,10 @@ from pathlib import Path
 from connectors.testing.catalog import write_catalog, write_connector_config
 from connectors.testing.records import RESOURCE, SCHEMA, citizen_id, record
 from connectors.testing.runtime import running_sidecar, serde_for, shared_registry, wait_for
-from hub.catalog.envelope import ChangeEvent, change_event_schema, key_bytes
-from hub.kafka_client import KafkaSettings, ensure_topics, make_admin, make_producer
-from hub.topics import delivery_topic
+from hub.core.envelope import ChangeEvent, change_event_schema, key_bytes
+from hub.core.kafka import ensure_topics, make_admin, make_producer
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.names import delivery_topic
 
 
 def test_sinks_consume_the_delivery_topics_of_the_departments_subscriptions(

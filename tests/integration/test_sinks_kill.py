@@ -26,9 +26,9 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from connectors.sinks import SqlSink, SqlSinkConfig
-from hub.kafka_client import KafkaSettings
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.names import delivery_topic
 from hub.registry.server import RegistryServer
-from hub.topics import delivery_topic
 from tests.integration.sinks_support import (
     Change,
     DeliveryProducer,

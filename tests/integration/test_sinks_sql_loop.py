@@ -11,11 +11,11 @@ from pydantic import SecretStr
 
 from connectors.runtime.sink_loop import SinkLoop
 from connectors.sinks import SqlSink, SqlSinkConfig
-from hub.kafka_client import KafkaSettings
-from hub.registry.client import RegistryClient
-from hub.registry.serde import AvroSerde
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.names import dead_letter_topic, delivery_topic
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.serde import AvroSerde
 from hub.registry.server import RegistryServer
-from hub.topics import dead_letter_topic, delivery_topic
 from tests.integration.sinks_support import (
     EVENT_V2,
     Change,

@@ -23,8 +23,8 @@ from connectors.testing.catalog import write_catalog, write_connector_config
 from connectors.testing.kafka import Consumed, TopicReader, events_of
 from connectors.testing.records import KEY_FIELD, RESOURCE, SCHEMA, citizen_id, record
 from connectors.testing.runtime import running_sidecar, serde_for, shared_registry
-from hub.kafka_client import KafkaSettings
-from hub.topics import source_topic
+from hub.core.kafka_settings import KafkaSettings
+from hub.core.names import source_topic
 
 COLUMNS = "id_number, name, gender, birth_date, score"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hub.kafka_client import KafkaSettings
+from hub.core.kafka_settings import KafkaSettings
 from tests.integration.monitor_support import Exchange, running_exchange
 
 pytestmark = pytest.mark.kafka

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hub.config import load_config
-from hub.errors import ConfigError, ConfigProblem
+from hub.core.errors import ConfigError, ConfigProblem
 
 DEMO = Path(__file__).resolve().parents[2] / "deploy" / "demo" / "config"
 

@@ -13,7 +13,7 @@ from connectors.config import load_connector_config
 from connectors.sources import HttpPushSourceConfig, OutboxSourceConfig, SqlTriggerSourceConfig
 from connectors.testing.catalog import write_catalog
 from connectors.testing.records import RESOURCE
-from hub.errors import ConfigError, ConfigProblem
+from hub.core.errors import ConfigError, ConfigProblem
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -9,11 +9,12 @@ from typing import Any, cast
 import fastavro
 import pytest
 
-from connectors.runtime.events import MAX_DEAD_LETTER_ORIGINAL, EventBuilder
+from connectors.runtime.events import EventBuilder
 from connectors.sources import Captured, ResourceSpec
 from connectors.testing.records import KEY_FIELD, RESOURCE, SCHEMA, bad_record, citizen_id, record
-from hub.errors import InvalidRecord
-from hub.registry.serde import AvroSerde
+from hub.core.dead_letters import MAX_ORIGINAL_BYTES as MAX_DEAD_LETTER_ORIGINAL
+from hub.core.errors import InvalidRecord
+from hub.core.registry.serde import AvroSerde
 
 
 class _Serde:

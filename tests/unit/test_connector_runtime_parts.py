@@ -11,10 +11,10 @@ from kafka.partitioner.default import DefaultPartitioner
 
 from connectors.runtime.positions import _decode, encode_position, partition_for
 from connectors.runtime.retry import Backoff
-from connectors.runtime.sidecar import transactional_id
 from connectors.sources.base import PublishResult, Rejection
 from connectors.sources.http_push import HttpPushSource, _answer
-from hub.errors import FatalError
+from hub.core.errors import FatalError
+from hub.core.names import source_transactional_id as transactional_id
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap_and_resets() -> None:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.errors import InvalidRecord
+from hub.core.errors import InvalidRecord
 from hub.policy.errors import FilterError, FilterRuntimeError, PolicyError
 from hub.policy.filters import RowFilter, compile_filter
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.errors import HubError, InvalidRecord
+from hub.core.errors import HubError, InvalidRecord
 from hub.policy.errors import MaskRuntimeError, PolicyError
 from hub.policy.masks import MASK_KINDS, Mask, build_mask
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hub.catalog.model import FieldClass, ShareAttribute
 from hub.config import load_config
 from hub.config.models import Approval, Resource, Subscription
-from hub.engine.router import DeadLetter, Deliver, Filtered, Refused, route
+from hub.engine.router import DeadLettered, Deliver, Filtered, Refused, route
 from hub.policy.plan import compile_plan
 
 DEMO = Path(__file__).resolve().parents[2] / "deploy" / "demo" / "config"
@@ -254,7 +254,7 @@ def test_delivered_bytes_never_leak(
     assert len(outcomes) == 1
     outcome = outcomes[0]
     if not isinstance(outcome, Deliver):
-        assert isinstance(outcome, Refused | Filtered | DeadLetter)
+        assert isinstance(outcome, Refused | Filtered | DeadLettered)
         return
     parsed = fastavro.parse_schema(plan.delivery_schema)
     buf = io.BytesIO()

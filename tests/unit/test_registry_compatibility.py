@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.registry.compatibility import LEVELS, can_read, check
-from hub.registry.errors import InvalidCompatibilityLevel, InvalidSchema
+from hub.core.registry.compatibility import LEVELS, can_read, check
+from hub.core.registry.errors import InvalidCompatibilityLevel, InvalidSchema
 
 NS = "gov.xhub"
 

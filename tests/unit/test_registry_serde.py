@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from hub.errors import InvalidRecord
-from hub.registry.client import RegistryClient
-from hub.registry.errors import IncompatibleSchema, RegistryUnavailable
-from hub.registry.serde import AvroSerde
+from hub.core.errors import InvalidRecord
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.errors import IncompatibleSchema, RegistryUnavailable
+from hub.core.registry.serde import AvroSerde
+from hub.core.registry.wire import frame, unframe
 from hub.registry.server import RegistryServer
 from hub.registry.store import MemorySchemaStore
-from hub.registry.wire import frame, unframe
 
 PERSON = {
     "type": "record",

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from hub.registry.client import RegistryClient
-from hub.registry.errors import (
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.errors import (
     IncompatibleSchema,
     InvalidCompatibilityLevel,
     InvalidSchema,
@@ -25,7 +25,7 @@ from hub.registry.errors import (
     SubjectNotFound,
     VersionNotFound,
 )
-from hub.registry.schema import canonical_text
+from hub.core.registry.schema import canonical_text
 from hub.registry.server import CONTENT_TYPE, RegistryApi, RegistryServer
 from hub.registry.store import MemorySchemaStore
 

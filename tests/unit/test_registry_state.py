@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from hub.registry.errors import IncompatibleSchema, SubjectNotFound, VersionNotFound
-from hub.registry.schema import canonical_text
+from hub.core.registry.errors import IncompatibleSchema, SubjectNotFound, VersionNotFound
+from hub.core.registry.schema import canonical_text
 from hub.registry.state import RegistryState, SchemaVersion, config_record, schema_record
 from hub.registry.store import MemorySchemaStore
 

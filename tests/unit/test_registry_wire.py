@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hub.errors import InvalidRecord
-from hub.registry.wire import MAGIC, frame, unframe
+from hub.core.errors import InvalidRecord
+from hub.core.registry.wire import MAGIC, frame, unframe
 
 
 def test_frame_layout_is_magic_then_big_endian_id() -> None:

@@ -12,7 +12,7 @@ import pytest
 from connectors.sinks import Delivery, ListDeadLetters, PartitionProgress, progress_of
 from connectors.sinks.json_format import delivery_lines
 from connectors.sinks.webhook import WebhookSink, WebhookSinkConfig
-from hub.errors import FatalError
+from hub.core.errors import FatalError
 
 
 def delivery(offset: int, partition: int = 0, data: dict[str, object] | None = None) -> Delivery:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from hub.errors import InvalidRecord
+from hub.core.errors import InvalidRecord
 
 MAGIC = 0
 HEADER = struct.Struct(">BI")

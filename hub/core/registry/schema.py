@@ -14,7 +14,7 @@ from typing import Any, TypeAlias
 
 import fastavro
 
-from hub.registry.errors import InvalidSchema
+from hub.core.registry.errors import InvalidSchema
 
 AvroSchema: TypeAlias = dict[str, Any] | list[Any] | str
 """A schema as callers hold it: parsed JSON (dict, list for a union, str for a primitive) or JSON text."""

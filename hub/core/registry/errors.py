@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hub.errors import HubError, RetriableError
+from hub.core.errors import HubError, RetriableError
 
 
 class RegistryError(HubError):

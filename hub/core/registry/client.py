@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode, urlsplit
 
-from hub.registry.errors import (
+from hub.core.registry.errors import (
     ConfigNotFound,
     IncompatibleSchema,
     InvalidCompatibilityLevel,
@@ -27,7 +27,7 @@ from hub.registry.errors import (
     SubjectNotFound,
     VersionNotFound,
 )
-from hub.registry.schema import AvroSchema, canonical_text
+from hub.core.registry.schema import AvroSchema, canonical_text
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 

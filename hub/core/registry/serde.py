@@ -18,12 +18,12 @@ import fastavro
 from fastavro.read import SchemaResolutionError
 from fastavro.validation import ValidationError, validate
 
-from hub.errors import InvalidRecord
-from hub.registry.client import RegistryClient
-from hub.registry.compatibility import can_read
-from hub.registry.errors import SchemaNotFound
-from hub.registry.schema import AvroSchema, canonical_text, load
-from hub.registry.wire import HEADER, MAGIC, unframe
+from hub.core.errors import InvalidRecord
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.compatibility import can_read
+from hub.core.registry.errors import SchemaNotFound
+from hub.core.registry.schema import AvroSchema, canonical_text, load
+from hub.core.registry.wire import HEADER, MAGIC, unframe
 
 _CACHE_LIMIT = 4096  # identity-keyed entries; a caller building a new schema object per record must not leak
 _DECODE_ERRORS = (

@@ -1,4 +1,4 @@
-"""Kafka connection settings and client factories shared by the hub and the connectors.
+"""kafka-python client factories shared by the hub and the connectors.
 
 kafka-python is the client. Everything that opens a Kafka connection goes through here, so that
 security settings, client ids and timeouts are set in one place.
@@ -7,42 +7,14 @@ security settings, client ids and timeouts are set in one place.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from hub.errors import RetriableError
-
-
-class KafkaSettings(BaseModel):
-    """How to reach the Kafka cluster (the ``kafka:`` block of hubs.yaml or a connector config)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    bootstrap_servers: str = Field(default="127.0.0.1:9092", description="host:port[,host:port...]")
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    client_id_prefix: str = "xhub"
-
-    def common(self, client_id: str) -> dict[str, Any]:
-        """Keyword arguments every kafka-python client takes."""
-        conf: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap_servers.split(","),
-            "client_id": f"{self.client_id_prefix}-{client_id}",
-            "security_protocol": self.security_protocol,
-        }
-        if self.sasl_mechanism:
-            conf["sasl_mechanism"] = self.sasl_mechanism
-            conf["sasl_plain_username"] = self.sasl_username
-            conf["sasl_plain_password"] = (
-                self.sasl_password.get_secret_value() if self.sasl_password else None
-            )
-        return conf
+from hub.core.errors import RetriableError
+from hub.core.kafka_settings import KafkaSettings
 
 
 def make_admin(settings: KafkaSettings, client_id: str = "admin") -> KafkaAdminClient:

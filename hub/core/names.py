@@ -44,3 +44,37 @@ def position_topic(dept: str) -> str:
 def config_topic(hub: str) -> str:
     """Config snapshots applied to ``hub`` (``xhub apply``); hub workers follow it for live policy changes."""
     return _join("cfg", hub)
+
+
+def state_topic(hub: str) -> str:
+    """Compacted changelog of ``hub``'s state store, written in the same transaction as its deliveries."""
+    return _join("state", hub)
+
+
+# Consumer groups and transactional ids. Kafka ACLs are granted on these names (by prefix), so they are
+# built here, beside the topic names, and nowhere else.
+
+
+def hub_group(hub: str) -> str:
+    """The consumer group shared by all workers of ``hub``."""
+    return f"{PREFIX}-hub-{hub}"
+
+
+def hub_transactional_id(hub: str, worker_id: int) -> str:
+    """The transactional id (and static group instance id) of one hub worker."""
+    return f"{hub_group(hub)}-{worker_id}"
+
+
+def source_transactional_id(dept: str, source: str) -> str:
+    """The transactional id of one source of a department sidecar (fences a second copy of it)."""
+    return f"{PREFIX}-src-{dept}-{source}"
+
+
+def sink_group(dept: str, sink: str) -> str:
+    """The default consumer group of one sink of a department sidecar."""
+    return f"{PREFIX}-sink-{dept}-{sink}"
+
+
+def registry_transactional_id(topic: str) -> str:
+    """The transactional id shared by every registry writer of ``topic`` (only winners reach the log)."""
+    return f"{PREFIX}-registry-{topic}"

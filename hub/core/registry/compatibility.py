@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hub.registry.errors import InvalidCompatibilityLevel
-from hub.registry.schema import AvroSchema, AvroType, parse
+from hub.core.registry.errors import InvalidCompatibilityLevel
+from hub.core.registry.schema import AvroSchema, AvroType, parse
 
 NONE = "NONE"
 BACKWARD = "BACKWARD"

@@ -1,0 +1,36 @@
+"""How to reach the Kafka cluster. Kept apart from the client factories so that loading and validating a
+config does not import kafka-python."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+
+class KafkaSettings(BaseModel):
+    """How to reach the Kafka cluster (the ``kafka:`` block of hubs.yaml or a connector config)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bootstrap_servers: str = Field(default="127.0.0.1:9092", description="host:port[,host:port...]")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    client_id_prefix: str = "xhub"
+
+    def common(self, client_id: str) -> dict[str, Any]:
+        """Keyword arguments every kafka-python client takes."""
+        conf: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "client_id": f"{self.client_id_prefix}-{client_id}",
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl_mechanism"] = self.sasl_mechanism
+            conf["sasl_plain_username"] = self.sasl_username
+            conf["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        return conf
