@@ -40,6 +40,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check hub connectors tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # Stops the broker afterwards if it started it (everything the demo starts, it stops).
 demo: $(STAMP)

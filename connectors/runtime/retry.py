@@ -1,4 +1,4 @@
-"""Exponential backoff with full jitter, interruptible by a stop event (no crash loop, no busy loop)."""
+"""Exponential backoff with equal jitter, interruptible by a stop event (no crash loop, no busy loop)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 
 
 class Backoff:
-    """Delays that double from ``initial_s`` up to ``max_s``, each drawn at random below its cap.
+    """Delays that double from ``initial_s`` up to ``max_s``, each drawn between half its cap and the cap.
 
     ``reset()`` after a success; ``wait(stop, hint)`` sleeps the next delay (at least ``hint``, the
     error's ``retry_after``) and returns False early when ``stop`` is set.
@@ -24,7 +24,8 @@ class Backoff:
     def next_delay(self, hint: float = 0.0) -> float:
         cap = min(self.max_s, self.initial_s * (2**self.attempt))
         self.attempt += 1
-        # Full jitter spreads reconnecting sidecars apart; the hint keeps at least what the error asked.
+        # Equal jitter (half the cap plus a random half) spreads reconnecting sidecars apart while keeping
+        # a floor under the delay; the hint keeps at least what the error asked.
         return min(self.max_s, max(hint, self._rng.uniform(cap / 2, cap)))
 
     def reset(self) -> None:

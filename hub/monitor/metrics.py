@@ -17,7 +17,7 @@ one process do not mix. Names follow the Prometheus conventions: base units, ``_
     xhub_subscription_last_delivery_timestamp_seconds{hub,subscription}
     xhub_dead_letters_total{hub,department,reason}                 bad records sent, per department
     xhub_records_not_applied_total{hub,department}                 deliveries a subscriber's sink refused
-    xhub_registry_requests_total{hub,client,method,outcome}        when the registry client counts them
+    xhub_registry_requests_total{hub,client,method,outcome}        counted by every RegistryClient
     xhub_monitor_refresh_errors_total{hub}, xhub_monitor_refresh_duration_seconds{hub},
     xhub_monitor_refresh_interval_seconds{hub}                     between refreshes (grows on big catalogs)
     xhub_monitor_last_refresh_timestamp_seconds{hub}
@@ -96,7 +96,7 @@ class HubCollector:
         stats: the worker's counters.
         state: returns the monitor's latest snapshot.
         ready: returns whether the worker is ready.
-        registry_clients: named registry clients whose request counts are exported when they keep them.
+        registry_clients: named registry clients whose request counts are exported.
         lag_series: collect the per-subscription lag series too; the admin server renders those with
             :class:`LagSeries` instead (cached per row: 10,000 subscriptions are 160,000 samples).
     """
@@ -388,8 +388,8 @@ class LagSeries:
 def registry_request_counts(client: Any) -> dict[tuple[str, str], int]:
     """Request counts a registry client keeps: ``client.request_counts`` maps (method, outcome) to a count.
 
-    ``hub.core.registry.client.RegistryClient`` does not keep them yet (proposed); until it does, nothing is
-    exported for it.
+    ``hub.core.registry.client.RegistryClient`` counts every request it makes; a client object without
+    that attribute (a test double) exports nothing.
     """
     counts = getattr(client, "request_counts", None)
     if not isinstance(counts, Mapping):
