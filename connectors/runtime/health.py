@@ -56,7 +56,7 @@ class HealthServer:
     def start(self) -> None:
         owner = self
 
-        class Handler(_Handler):
+        class Handler(_HealthRequestHandler):
             server_owner = owner
 
         try:
@@ -76,7 +76,7 @@ class HealthServer:
             server.server_close()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _HealthRequestHandler(BaseHTTPRequestHandler):
     server_owner: HealthServer
     server_version = "xhub-sidecar"
 

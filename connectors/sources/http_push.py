@@ -68,7 +68,7 @@ class HttpPushSource(Source):
     def run(self) -> None:
         source = self
 
-        class Handler(_Handler):
+        class Handler(_PushRequestHandler):
             owner = source
 
         with self._publish_lock:
@@ -211,7 +211,7 @@ def _rejection(r: Rejection) -> dict[str, Any]:
     return {"index": r.index, "reason": r.reason, "field": r.field, "detail": r.detail}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _PushRequestHandler(BaseHTTPRequestHandler):
     owner: HttpPushSource
     protocol_version = "HTTP/1.1"
     server_version = "xhub-http-push"

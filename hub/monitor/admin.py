@@ -147,7 +147,7 @@ class AdminServer:
         """Bind the port and start serving and measuring."""
         if self._httpd is not None:
             return
-        handler = type("AdminRequestHandler", (_Handler,), {"admin": self})
+        handler = type("AdminRequestHandler", (_AdminRequestHandler,), {"admin": self})
         self._httpd = ThreadingHTTPServer((self.host, self._port), handler)
         self._httpd.daemon_threads = True
         serve = threading.Thread(target=self._httpd.serve_forever, name=f"admin-http-{self.hub}", daemon=True)
@@ -338,7 +338,7 @@ class _Monitor:
                 client.close()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _AdminRequestHandler(BaseHTTPRequestHandler):
     admin: ClassVar[AdminServer]
     server_version = "xhub-admin"
 

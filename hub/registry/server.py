@@ -262,7 +262,7 @@ class RegistryServer:
         """Bind and serve in a daemon thread."""
         if self._httpd is not None:
             return
-        handler = type("RegistryRequestHandler", (_Handler,), {"api": self.api})
+        handler = type("RegistryRequestHandler", (_RegistryRequestHandler,), {"api": self.api})
         self._httpd = ThreadingHTTPServer((self.host, self._port), handler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -286,7 +286,7 @@ class RegistryServer:
         log.info("registry_server_stopped", port=httpd.server_address[1])
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _RegistryRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     api: RegistryApi
 
