@@ -92,6 +92,7 @@ class AdminServer:
     ) -> None:
         self.cfg = cfg
         self.hub = hub
+        self._log = log.bind(hub=hub)
         self.worker = worker
         self.registry_url = registry_url
         self.host = host
@@ -155,7 +156,7 @@ class AdminServer:
         self._threads = [serve, monitor]
         serve.start()
         monitor.start()
-        log.info("admin_server_started", hub=self.hub, url=self.url)
+        self._log.info("admin_server_started", url=self.url)
 
     def stop(self) -> None:
         """Stop measuring and serving; close the socket."""
@@ -168,7 +169,7 @@ class AdminServer:
             thread.join(timeout=10)
         self._threads = []
         if httpd is not None:
-            log.info("admin_server_stopped", hub=self.hub, port=httpd.server_address[1])
+            self._log.info("admin_server_stopped", port=httpd.server_address[1])
 
     # -- what the routes answer ------------------------------------------------------------------
     def is_ready(self) -> bool:
@@ -261,7 +262,7 @@ class AdminServer:
             rows, dead = monitor.measure(targets)
         except Exception as exc:  # noqa: BLE001 - the monitor must outlive any failure; it is reported
             errors = state.refresh_errors + 1
-            log.warning("monitor_refresh_failed", hub=self.hub, error=f"{type(exc).__name__}: {exc}")
+            self._log.warning("monitor_refresh_failed", error=f"{type(exc).__name__}: {exc}")
             self._state = replace(
                 state, targets=targets, error=f"{type(exc).__name__}: {exc}", refresh_errors=errors
             )
