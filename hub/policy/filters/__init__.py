@@ -51,6 +51,14 @@ record), ``cel`` (the cel-python fallback), ``row_filter`` (the compiled object)
 from __future__ import annotations
 
 from hub.policy.filters.compiler import MAX_EXPRESSION_LENGTH, compile_filter
-from hub.policy.filters.row_filter import Engine, Getter, Record, RowFilter
+from hub.policy.filters.row_filter import Engine, FilterOutcome, Getter, Record, RowFilter
 
-__all__ = ["MAX_EXPRESSION_LENGTH", "Engine", "Getter", "Record", "RowFilter", "compile_filter"]
+__all__ = [
+    "MAX_EXPRESSION_LENGTH",
+    "Engine",
+    "FilterOutcome",
+    "Getter",
+    "Record",
+    "RowFilter",
+    "compile_filter",
+]

@@ -11,7 +11,10 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from hub.policy.errors import FilterRuntimeError
+from hub.policy.filters.cel_operators import spec_functions
 from hub.policy.filters.checker import ANY, choices
+from hub.policy.filters.lexer import literal_range_error
 from hub.policy.filters.row_filter import Getter, Record, RowFilter
 from hub.policy.filters.values import path_getter, plain
 
@@ -39,7 +42,7 @@ _CEL_TYPE_NAMES = frozenset(
 )
 
 
-def compile_cel(ctx: Context, unsupported: Unsupported | None) -> RowFilter:  # noqa: PLR0915 - one pipeline
+def compile_cel(ctx: Context, unsupported: Unsupported | None) -> RowFilter:  # noqa: PLR0912, PLR0915 - one pipeline
     """Compile ``ctx.expr`` for cel-python's interpreter; ``unsupported`` is why the subset refused it."""
     try:
         import celpy
@@ -63,6 +66,8 @@ def compile_cel(ctx: Context, unsupported: Unsupported | None) -> RowFilter:  # 
             raise ctx.error(unsupported.message, unsupported.column) from exc
         found = f'"{expr[column - 1]}"' if column <= len(expr) else "the end of the expression"
         raise ctx.error(f"syntax error: unexpected {found}", column) from exc
+    for token in ast.scan_values(lambda v: getattr(v, "type", None) in ("INT_LIT", "UINT_LIT")):
+        _check_int_literal(ctx, expr, token)
     names = _cel_names(ast, expr)
     known_functions = {name for name in base_functions if name[:1].isalpha()} | _CEL_MACROS
     for name, column in sorted(names.functions, key=lambda item: item[1]):
@@ -95,35 +100,64 @@ def compile_cel(ctx: Context, unsupported: Unsupported | None) -> RowFilter:  # 
             name: path_getter(name, (), info.temporal, generic=info.type == ANY)
             for name, info in ctx.types.items()
         }
-    program = env.program(ast)
+    program = env.program(ast, functions=spec_functions(celtypes, CELEvalError))
     bool_type, eval_error = celtypes.BoolType, CELEvalError
     to_cel = _cel_converter(celtypes)
-    referenced = (*bare.values(), *members.values())
+    only = next(iter(ctx.fields)) if len(ctx.fields) == 1 else None
+
+    def present(getters: dict[str, Getter], r: Record) -> dict[str, Any]:
+        # A field the record lacks is left unbound: CEL's "no such key" / "undeclared reference" error.
+        return {name: g(r) for name, g in getters.items() if name in r}
 
     def evaluate(r: Record) -> bool:
-        activation: dict[str, Any] = {name: to_cel(g(r)) for name, g in bare.items()}
-        if every_field:
-            activation["record"] = to_cel({name: g(r) for name, g in every_field.items()})
-        elif whole_record:
-            activation["record"] = to_cel({k: plain(v) for k, v in r.items()})
-        elif members:
-            activation["record"] = to_cel({name: g(r) for name, g in members.items()})
+        try:
+            activation: dict[str, Any] = {name: to_cel(v) for name, v in present(bare, r).items()}
+            if every_field:
+                activation["record"] = to_cel(present(every_field, r))
+            elif whole_record:
+                activation["record"] = to_cel({k: plain(v) for k, v in r.items()})
+            elif members:
+                activation["record"] = to_cel(present(members, r))
+        except _NoCelValue as exc:
+            raise FilterRuntimeError(
+                f"row filter {expr!r} cannot be evaluated on this record: {exc}", expr=expr, field=only
+            ) from None
         result: Any
         try:
             result = program.evaluate(activation)
         except eval_error as exc:
             result = exc
         except Exception as exc:  # cel-python's own failure must not stop the hub: dead-letter the record
-            raise TypeError(f"CEL evaluation failed ({type(exc).__name__})") from exc
+            raise FilterRuntimeError(
+                f"row filter {expr!r} cannot be evaluated on this record: "
+                f"CEL evaluation failed ({type(exc).__name__})",
+                expr=expr,
+                field=only,
+            ) from exc
         if isinstance(result, bool_type):
             return bool(result)
         if isinstance(result, eval_error):
-            if any(g(r) is None for g in referenced):
-                return False  # the null rule: an error caused by a missing value is no match
-            raise TypeError(f"CEL evaluation error ({type(result).__name__})") from None
+            raise TypeError("CEL evaluation error")  # no match, counted by RowFilter
         raise TypeError(f"the expression gave a {type(result).__name__}, not true or false")
 
     return RowFilter(expr, frozenset(ctx.fields), "cel", evaluate)
+
+
+def _check_int_literal(ctx: Context, text: str, token: Any) -> None:
+    """CEL ints are 64-bit: a literal beyond that is a compile error (cel-python only fails at run time)."""
+    literal = str(token)
+    start = token.start_pos + (1 if literal.startswith("-") else 0)
+    digits = literal.lstrip("-").rstrip("uU")
+    unsigned = token.type == "UINT_LIT"
+    value = int(digits, 16) if digits[:2].lower() == "0x" else int(digits)
+    end = start + len(digits)
+    problem = literal_range_error(text, start, end, value, unsigned=unsigned)
+    if problem is not None:
+        raise ctx.error(problem, start + 1)
+
+
+class _NoCelValue(Exception):  # noqa: N818 - internal signal, turned into FilterRuntimeError
+    """A record value with no CEL equivalent: the record is invalid, not the expression's error."""
 
 
 def _offset(text: str, line: int | None, column: int | None) -> int:
@@ -221,6 +255,6 @@ def _cel_converter(celtypes: Any) -> Callable[[Any], Any]:
             return string(v)
         if isinstance(v, int):
             return integer(v)
-        raise TypeError(f"a {cls.__name__} value has no CEL equivalent")
+        raise _NoCelValue(f"a {cls.__name__} value has no CEL equivalent")
 
     return to_cel

@@ -81,7 +81,7 @@ def compile_filter(
         try:
             tree = Parser(expr).parse()
         except Unsupported as unsupported:
-            if engine == "subset":
+            if engine == "subset" or unsupported.final:
                 raise ctx.error(unsupported.message, unsupported.column) from None
             return compile_cel(ctx, unsupported)
         compiled = ctx.condition(tree, None)
@@ -142,7 +142,7 @@ class Context:
             return compiled  # an operator's result: always a bool
         if compiled.type == BOOL:
             get = compiled.get
-            return Compiled(BOOL, lambda r: get(r) is True)  # a boolean field may be null: no match
+            return Compiled(BOOL, strict_bool(get))  # a boolean field may be null: a CEL error
         if compiled.type == ANY:
             return Compiled(BOOL, strict_bool(compiled.get))
         if op is None:

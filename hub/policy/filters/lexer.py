@@ -13,10 +13,38 @@ from typing import Any, Literal
 class Unsupported(Exception):  # noqa: N818 - control flow inside this package: "try cel-python instead"
     """The expression is outside the subset (or invalid); ``column`` is where the subset parser stopped."""
 
-    def __init__(self, message: str, column: int) -> None:
+    def __init__(self, message: str, column: int, *, final: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.column = column
+        self.final = final  # invalid CEL too (e.g. an int literal out of range): cel-python must not run it
+
+
+INT64_MIN, INT64_MAX, UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
+_BEFORE_UNARY = frozenset("([{,!&|=<>?:+-*/%")
+
+
+def literal_range_error(text: str, start: int, end: int, value: int, *, unsigned: bool = False) -> str | None:
+    """Why the integer literal ``text[start:end]`` (0-based) is out of range, or None when it fits.
+
+    CEL ints are 64-bit; ``-9223372036854775808`` is valid because a ``-`` right before a literal (a unary
+    minus, not a subtraction) negates it in the literal itself, as CEL's parsers do.
+    """
+    if unsigned:
+        return None if value <= UINT64_MAX else f"unsigned integer literal {text[start:end]} is out of range"
+    j = start - 1
+    while j >= 0 and text[j] in " \t\r\n":
+        j -= 1
+    negated = False
+    if j >= 0 and text[j] == "-":
+        k = j - 1
+        while k >= 0 and text[k] in " \t\r\n":
+            k -= 1
+        negated = k < 0 or text[k] in _BEFORE_UNARY
+    if (-value if negated else value) >= INT64_MIN and (negated or value <= INT64_MAX):
+        return None
+    sign = "-" if negated else ""
+    return f"integer literal {sign}{text[start:end]} is out of range (64-bit: {INT64_MIN} to {INT64_MAX})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +112,7 @@ def tokenize(text: str) -> list[Token]:
     return tokens
 
 
-def _number(text: str, i: int, tokens: list[Token]) -> int:
+def _number(text: str, i: int, tokens: list[Token]) -> int:  # noqa: PLR0912 - one branch per number form
     n, start = len(text), i
     if text.startswith(("0x", "0X"), i):
         j = i + 2
@@ -114,6 +142,8 @@ def _number(text: str, i: int, tokens: list[Token]) -> int:
         value = float(text[i:j]) if kind == "double" else int(text[i:j])
     if j < n and (text[j].isalnum() or text[j] == "_"):
         raise Unsupported(f'unexpected "{text[j]}" after a number', j + 1)  # e.g. the uint suffix 1u
+    if kind == "int" and (problem := literal_range_error(text, start, j, int(value))) is not None:
+        raise Unsupported(problem, start + 1, final=True)
     tokens.append(Token(kind, value, start + 1))
     return j
 

@@ -2,6 +2,11 @@
 
 Specialised per constant type where a filter is hot (``field == "literal"``); see
 tests/bench/filter_cost.py for what each costs per record.
+
+CEL semantics: a closure returns a bool or raises one of ``RUNTIME_ERRORS`` for a CEL error. Equality
+is heterogeneous (values of different types are unequal, never an error; ``null`` equals only
+``null``; numbers compare by value, an int against a double as a double); ordering, ``!``, ``in``,
+methods and ``size`` on a null or on a value of the wrong type are errors.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from hub.policy.filters.checker import Compiled
@@ -17,21 +23,19 @@ from hub.policy.filters.values import iso
 
 
 def strict_bool(get: Getter) -> Callable[[Record], bool]:
-    """A value used as a condition: a bool, or null (no match); anything else is a type error."""
+    """A value used as a condition: a bool; anything else (null too) is a CEL error."""
 
     def condition(r: Record) -> bool:
         v = get(r)
         if v is True or v is False:
             return v
-        if v is None:
-            return False
         raise TypeError(f"a condition must be true or false, not a {type(v).__name__}")
 
     return condition
 
 
 def and_(left: Callable[[Record], bool], right: Callable[[Record], bool]) -> Callable[[Record], bool]:
-    """``left && right``."""
+    """``left && right``; operands are conditions (a bool or a raised error)."""
 
     def both(r: Record) -> bool:
         try:
@@ -48,7 +52,7 @@ def and_(left: Callable[[Record], bool], right: Callable[[Record], bool]) -> Cal
 
 
 def or_(left: Callable[[Record], bool], right: Callable[[Record], bool]) -> Callable[[Record], bool]:
-    """``left || right``."""
+    """``left || right``; operands are conditions (a bool or a raised error)."""
 
     def either(r: Record) -> bool:
         try:
@@ -63,11 +67,48 @@ def or_(left: Callable[[Record], bool], right: Callable[[Record], bool]) -> Call
     return either
 
 
+_SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
+_ORDERABLE = frozenset({str, int, float, bool, bytes})
+
+
+def _as_number(v: Any) -> int | float | None:
+    """``v`` as a CEL number (int or double; a decimal is a double), or None; a bool is not a number."""
+    cls = v.__class__
+    if cls is int or cls is float:
+        return v  # type: ignore[no-any-return]
+    if cls is Decimal:
+        return float(v)
+    return None
+
+
 def cel_eq(a: Any, b: Any) -> bool:
-    """CEL equality of two values: typed for booleans, by value for numbers."""
-    if a.__class__ is bool or b.__class__ is bool:
-        return a.__class__ is b.__class__ and a == b
-    return bool(a == b)
+    """CEL's heterogeneous equality: never an error; different kinds are unequal; numbers by value."""
+    cls = a.__class__
+    if cls is b.__class__ and cls in _SCALARS:
+        return bool(a == b)
+    x, y = _as_number(a), _as_number(b)
+    if x is not None and y is not None:
+        return float(x) == float(y) if x.__class__ is not y.__class__ else x == y
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(map(cel_eq, a, b))
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return len(a) == len(b) and all(k in b and cel_eq(v, b[k]) for k, v in a.items())
+    if cls is b.__class__ and cls not in _SCALARS:
+        return bool(a == b)  # other values of one type (e.g. decoded dates) compare as Python does
+    return False
+
+
+def cel_order(compare: Callable[[Any, Any], bool], a: Any, b: Any) -> bool:
+    """``compare(a, b)`` for CEL's ordering: numbers by value, else both of one orderable type."""
+    cls = a.__class__
+    if cls is b.__class__ and cls in _ORDERABLE:
+        return compare(a, b)
+    x, y = _as_number(a), _as_number(b)
+    if x is None or y is None:
+        raise TypeError(f"cannot order a {type(a).__name__} against a {type(b).__name__}")
+    if x.__class__ is not y.__class__:
+        return compare(float(x), float(y))  # as CEL: an int against a double compares as a double
+    return compare(x, y)
 
 
 def equality(  # noqa: PLR0911 - one specialised closure per constant type
@@ -95,10 +136,11 @@ def equality(  # noqa: PLR0911 - one specialised closure per constant type
                 return lambda r: get(r) != c
             return lambda r: get(r) == c
         if c.__class__ in (int, float):
+            same = c.__class__
 
             def number_eq(r: Record) -> bool:
                 v = get(r)
-                return v == c and v.__class__ is not bool
+                return v == c if v.__class__ is same else cel_eq(v, c)
 
             if negate:
                 return lambda r: not number_eq(r)
@@ -128,34 +170,15 @@ def ordering(op: str, left: Compiled, right: Compiled) -> Callable[[Record], boo
         return _date_comparison(op, left.raw, day, right.value)
     if right.const and right.value.__class__ in (int, float, str):
         c = right.value
-        if c.__class__ is str:
+        same = c.__class__
 
-            def text_order(r: Record) -> bool:
-                v = get(r)
-                return False if v is None else compare(v, c)
-
-            return text_order
-
-        def number_order(r: Record) -> bool:
+        def literal_order(r: Record) -> bool:
             v = get(r)
-            if v is None:
-                return False
-            if v.__class__ is bool:
-                raise TypeError(f'"{op}" cannot order a bool against a number')
-            return compare(v, c)
+            return compare(v, c) if v.__class__ is same else cel_order(compare, v, c)
 
-        return number_order
+        return literal_order
     other = right.get
-
-    def generic_order(r: Record) -> bool:
-        a, b = get(r), other(r)
-        if a is None or b is None:
-            return False
-        if (a.__class__ is bool) is not (b.__class__ is bool) or isinstance(a, list | dict):
-            raise TypeError(f'"{op}" cannot order a {type(a).__name__} against a {type(b).__name__}')
-        return compare(a, b)
-
-    return generic_order
+    return lambda r: cel_order(compare, get(r), other(r))
 
 
 def _iso_day(value: Any) -> date | None:
@@ -174,15 +197,16 @@ def _date_comparison(op: str, raw: Getter, day: date, text: str) -> Callable[[Re
     Same result as comparing the ISO text, which is what the field means in an expression.
     """
     compare = {**_ORDER_OPS, "==": operator.eq, "!=": operator.ne}[op]
+    equality = op in ("==", "!=")
 
     def date_compare(r: Record) -> bool:
         v = raw(r)
         if v.__class__ is date:
             return bool(compare(v, day))
         v = iso(v, "date")
-        if v is None:
-            return op == "!="
-        return bool(compare(v, text))
+        if equality:
+            return cel_eq(v, text) is (op == "==")
+        return cel_order(compare, v, text)
 
     return date_compare
 
@@ -196,21 +220,21 @@ def membership(left: Compiled, right: Compiled) -> Callable[[Record], bool]:
             strings = frozenset(items)
 
             def in_strings(r: Record) -> bool:
-                try:
-                    return get(r) in strings
-                except TypeError:  # an unhashable value (a list) is in no list of strings
-                    return False
+                v = get(r)
+                return v.__class__ is str and v in strings  # anything else equals no string
 
             return in_strings
         if all(item.__class__ in (int, float) for item in items):
-            numbers = frozenset(items)
+            ints = frozenset(item for item in items if item.__class__ is int)
+            doubles = frozenset(float(item) for item in items if item.__class__ is float)
+            as_doubles = frozenset(float(item) for item in items)
 
             def in_numbers(r: Record) -> bool:
                 v = get(r)
-                try:
-                    return v in numbers and v.__class__ is not bool
-                except TypeError:
-                    return False
+                if v.__class__ is int:
+                    return v in ints or float(v) in doubles
+                number = _as_number(v)
+                return number is not None and float(number) in as_doubles
 
             return in_numbers
         fixed = tuple(items)
@@ -220,46 +244,37 @@ def membership(left: Compiled, right: Compiled) -> Callable[[Record], bool]:
 
 
 def _in(v: Any, container: Any) -> bool:
-    if container is None or (v is None and not isinstance(container, list | tuple)):
-        return False
     if isinstance(container, list | tuple):
         return any(cel_eq(v, item) for item in container)
-    if isinstance(container, dict):
-        try:
+    if isinstance(container, Mapping):
+        if v.__class__ is str:
             return v in container
-        except TypeError:
-            return False
+        return any(cel_eq(v, key) for key in container)
     raise TypeError(f'"in" needs a list or a map, not a {type(container).__name__}')
 
 
-def size_of(v: Any) -> int | None:
-    """CEL ``size()`` of a value."""
-    if v is None:
-        return None
-    if isinstance(v, str | bytes | list | tuple | dict):
+def size_of(v: Any) -> int:
+    """CEL ``size()`` of a value: text (in code points), bytes, a list or a map; else an error."""
+    if isinstance(v, str | bytes | list | tuple | Mapping):
         return len(v)
     raise TypeError(f"size() cannot measure a {type(v).__name__}")
 
 
 def string_method(name: str, target: Compiled, arg: Compiled) -> Callable[[Record], bool]:
-    """``target.<name>(arg)`` for ``startsWith``, ``endsWith`` and ``contains``."""
+    """``target.<name>(arg)`` for ``startsWith``, ``endsWith`` and ``contains``: text only, else an error."""
     method: Callable[[str, str], bool] = {
         "startsWith": str.startswith,
         "endsWith": str.endswith,
         "contains": str.__contains__,
     }[name]
     get = target.get
-    if arg.const:
+    if arg.const and arg.value.__class__ is str:
         c = arg.value
-        if c is None:
-            return lambda _r: False
 
         def with_constant(r: Record) -> bool:
             v = get(r)
             if v.__class__ is str:
                 return method(v, c)
-            if v is None:
-                return False
             raise TypeError(f"{name}() needs text, not a {type(v).__name__}")
 
         return with_constant
@@ -267,8 +282,6 @@ def string_method(name: str, target: Compiled, arg: Compiled) -> Callable[[Recor
 
     def with_value(r: Record) -> bool:
         v, w = get(r), other(r)
-        if v is None or w is None:
-            return False
         if isinstance(v, str) and isinstance(w, str):
             return method(v, w)
         raise TypeError(f"{name}() needs text, not a {type(v).__name__} and a {type(w).__name__}")

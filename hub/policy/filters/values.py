@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -14,25 +15,27 @@ _MIDNIGHT = datetime(2000, 1, 1)  # only its time of day is used
 
 
 def path_getter(top: str, rest: tuple[str, ...], temporal: str | None, *, generic: bool) -> Getter:
-    """Read a field; ``generic`` (type unknown) presents any date/time object as ISO text."""
+    """Read a field; ``generic`` (type unknown) presents any date/time object as ISO text.
+
+    As in CEL, a field the record lacks is an error ("no such key", a ``KeyError``), not null; so is a
+    member of a null or of a value that is not a record or map.
+    """
     if rest:
         return _nested_getter(top, rest, temporal, generic=generic)
     if temporal is not None:
-        return lambda r: iso(r.get(top), temporal)
+        return lambda r: iso(r[top], temporal)
     if generic:
-        return lambda r: plain(r.get(top))
-    return lambda r: r.get(top)
+        return lambda r: plain(r[top])
+    return operator.itemgetter(top)
 
 
 def _nested_getter(top: str, rest: tuple[str, ...], temporal: str | None, *, generic: bool) -> Getter:
     def get(r: Record) -> Any:
-        v = r.get(top)
+        v = r[top]
         for key in rest:
-            if v is None:
-                return None
             if not isinstance(v, Mapping):
                 raise TypeError(f'a {type(v).__name__} has no field "{key}"')
-            v = v.get(key)
+            v = v[key]
         if temporal is not None:
             return iso(v, temporal)
         return plain(v) if generic else v
