@@ -13,7 +13,9 @@ filter meets as soon as a field is null or holds an unexpected type:
 - ``in`` (lists.textproto ``in_list`` with ``dyn(3.0) in [5, 4, 3, 2, 1]``; fields.textproto
   ``mixed_numbers_and_keys_present``): an element of another type is an error in cel-python;
 - ``size(null)`` is 0 in cel-python, no matching overload in CEL;
-- ``'horses' && true`` is ``'horses'`` in cel-python, an error in CEL (logic.textproto ``no_overload``).
+- ``'horses' && true`` is ``'horses'`` in cel-python, an error in CEL (logic.textproto ``no_overload``);
+- ``contains``/``startsWith``/``endsWith`` accept bytes and lists in cel-python; CEL defines them on
+  strings only (string.textproto ``contains``, ``starts_with``, ``ends_with``), anything else is an error.
 
 ``spec_functions`` returns overrides for cel-python's function table (``Environment.program(functions=)``)
 so the cel engine gives the same answers as the subset. They return cel-python values, pass errors on
@@ -119,7 +121,18 @@ def spec_functions(celtypes: Any, eval_error: type[Exception]) -> dict[str, Call
 
         return combine
 
+    def text_method(method: Callable[[str, str], bool]) -> Callable[[Any, Any], Any]:
+        def apply(target: Any, arg: Any) -> Any:
+            if isinstance(target, str) and isinstance(arg, str):
+                return boolean(method(target, arg))
+            raise TypeError(f"no matching overload for {type(target).__name__} and {type(arg).__name__}")
+
+        return strict(apply)
+
     return {
+        "contains": text_method(str.__contains__),
+        "startsWith": text_method(str.startswith),
+        "endsWith": text_method(str.endswith),
         "_==_": strict(lambda a, b: boolean(equal(a, b))),
         "_!=_": strict(lambda a, b: boolean(not equal(a, b))),
         "_<_": order(operator.lt),
