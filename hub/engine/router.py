@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub.core.errors import InvalidRecord
+from hub.policy.filters import FilterOutcome
 from hub.policy.plan import DeliveryPlan
 
 
@@ -24,6 +25,7 @@ class Deliver:
 @dataclass(frozen=True, slots=True)
 class Filtered:
     plan: DeliveryPlan
+    error: bool = False  # the row filter was a CEL error on this record (no match; RowFilter.errors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +58,11 @@ def route(event: Mapping[str, Any], plans: Sequence[DeliveryPlan], now_ms: int) 
         try:
             # A delete carries no data to filter: it goes to every subscriber that may see the resource,
             # so a row that left the filter's scope earlier is still removed downstream.
-            if data is not None and plan.row_filter is not None and not plan.row_filter(data):
-                outcomes.append(Filtered(plan))
-                continue
+            if data is not None and plan.row_filter is not None:
+                verdict = plan.row_filter.evaluate(data)
+                if verdict is not FilterOutcome.MATCH:
+                    outcomes.append(Filtered(plan, error=verdict is FilterOutcome.ERROR))
+                    continue
             projected = plan.project(data) if data is not None else None
         except InvalidRecord as exc:
             outcomes.append(DeadLettered(plan, exc.reason, exc.detail, exc.field))

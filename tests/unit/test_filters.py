@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from hub.core.errors import InvalidRecord
 from hub.policy.errors import FilterError, FilterRuntimeError, PolicyError
-from hub.policy.filters import RowFilter, compile_filter
+from hub.policy.filters import FilterOutcome, RowFilter, compile_filter
 
 TYPES: dict[str, Any] = {
     "district": "string",
@@ -144,10 +144,11 @@ def test_field_references() -> None:
     assert "subset" in repr(row_filter)
 
 
-def test_untyped_fields_and_missing_keys_read_as_null() -> None:
+def test_untyped_fields_and_missing_keys_are_errors() -> None:
     assert run('district == "浦东新区"', types=None) is True
-    assert run("nothing == null", {"a": 1}, types=None) is True
-    assert run('nothing != "x"', {}, types=None) is True
+    # CEL: a field the record lacks is "no such key", an error (no match), not null.
+    assert compile_filter("nothing == null").evaluate({"a": 1}) is FilterOutcome.ERROR
+    assert compile_filter('nothing != "x"').evaluate({}) is FilterOutcome.ERROR
     assert run('a.b.c == "x"', {"a": {"b": {"c": "x"}}}, types=None) is True
     assert run('a.b.c == "x"', {"a": None}, types=None) is False
 
@@ -164,13 +165,13 @@ def test_untyped_fields_and_missing_keys_read_as_null() -> None:
         ("score != 1.5", True),  # null equals nothing but null
         ("score > 1.5", False),  # ordering with null: no match
         ("score <= 1.5", False),
-        ("!(score > 1.5)", True),
+        ("!(score > 1.5)", False),  # CEL: ordering a null is an error, and so is its negation
         ("status != null", True),
         ('status in ["在业"]', True),
-        ("other", False),  # a null condition is no match
-        ("!other", True),
+        ("other", False),  # a null condition is an error: no match
+        ("!other", False),
         ("other || flag", True),
-        ("size(photo) > 0", False),  # size(null) is null
+        ("size(photo) > 0", False),  # size(null) is an error: no match
         ('photo == b"x" || true', True),
     ],
 )
@@ -234,12 +235,12 @@ def test_membership_methods_and_size(expr: str, expected: bool) -> None:
     assert run(expr) is expected
 
 
-def test_string_methods_on_null_are_false() -> None:
+def test_string_methods_on_null_are_no_match() -> None:
     record = {**RECORD, "status": None}
     assert run('status.startsWith("在")', record) is False
     assert run('status.endsWith("业")', record) is False
     assert run('status.contains("在")', record) is False
-    assert run('!status.startsWith("在")', record) is True
+    assert run('!status.startsWith("在")', record) is False  # CEL: an error, negated, is an error
     assert run("name.startsWith(status)", record) is False
 
 
@@ -301,21 +302,16 @@ def test_other_temporal_types() -> None:
     assert run('t == "08:30:00.000"', {"t": dt.time(8, 30)}, types) is True
 
 
-# --- runtime errors: dead-letter one record, never crash ------------------------------------------
+# --- runtime errors: a CEL error is no match, counted; never a crash -------------------------------
 
 
-def test_runtime_type_error_is_an_invalid_record_without_the_value() -> None:
+def test_runtime_type_error_is_no_match_and_counted() -> None:
     row_filter = compile_filter("age > 18")  # untyped: nothing can be checked at compile time
-    with pytest.raises(FilterRuntimeError) as info:
-        row_filter({"age": "secret-value-310115"})
-    err = info.value
-    assert isinstance(err, InvalidRecord)
-    assert isinstance(err, PolicyError)
-    assert err.reason == "row_filter_failed"
-    assert err.field == "age"
-    assert err.expr == "age > 18"
-    assert "secret-value" not in str(err)
-    assert "str" in err.detail
+    assert row_filter({"age": "secret-value-310115"}) is False
+    assert row_filter.evaluate({"age": "secret-value-310115"}) is FilterOutcome.ERROR
+    assert row_filter.evaluate({"age": 19}) is FilterOutcome.MATCH
+    assert row_filter.evaluate({"age": 17}) is FilterOutcome.NO_MATCH
+    assert row_filter.errors == 2
 
 
 @pytest.mark.parametrize(
@@ -331,8 +327,11 @@ def test_runtime_type_error_is_an_invalid_record_without_the_value() -> None:
     ],
 )
 def test_runtime_errors(expr: str, record: dict[str, Any]) -> None:
-    with pytest.raises(FilterRuntimeError):
-        compile_filter(expr)(record)
+    for engine in ("subset", "cel"):
+        row_filter = compile_filter(expr, engine=engine)  # type: ignore[arg-type]
+        assert row_filter.evaluate(record) is FilterOutcome.ERROR, engine
+        assert row_filter(record) is False
+        assert row_filter.errors == 2
 
 
 def test_logic_is_commutative_for_errors_as_in_cel() -> None:
@@ -341,10 +340,8 @@ def test_logic_is_commutative_for_errors_as_in_cel() -> None:
     assert compile_filter("ok && x > 1")(bad) is False
     assert compile_filter("x > 1 || !ok")(bad) is True
     assert compile_filter("!ok || x > 1")(bad) is True
-    with pytest.raises(FilterRuntimeError):
-        compile_filter("x > 1 && !ok")(bad)
-    with pytest.raises(FilterRuntimeError):
-        compile_filter("x > 1 || ok")(bad)
+    assert compile_filter("x > 1 && !ok").evaluate(bad) is FilterOutcome.ERROR
+    assert compile_filter("x > 1 || ok").evaluate(bad) is FilterOutcome.ERROR
 
 
 # --- compile errors with columns ------------------------------------------------------------------
@@ -390,9 +387,9 @@ def test_logic_is_commutative_for_errors_as_in_cel() -> None:
 )
 def test_compile_errors_name_the_column(expr: str, column: int, message: str) -> None:
     if expr == "age + 1":
-        # Arithmetic is outside the subset: cel-python compiles it; the result is not a bool at run time.
-        with pytest.raises(FilterRuntimeError, match="not true or false"):
-            compile_filter(expr, TYPES)(RECORD)
+        # Arithmetic is outside the subset: cel-python compiles it; the result is not a bool at run time,
+        # which is no match, counted as an error.
+        assert compile_filter(expr, TYPES).evaluate(RECORD) is FilterOutcome.ERROR
         return
     err = compile_error(expr)
     assert err.column == column, str(err)
@@ -470,15 +467,16 @@ def test_cel_fallback_errors() -> None:
 def test_cel_null_rule_and_runtime_errors() -> None:
     row_filter = compile_filter("score + 1.0 > 2.0", TYPES)
     assert row_filter.engine == "cel"
-    assert row_filter(RECORD) is False  # error caused by a null field: no match
+    assert row_filter.evaluate(RECORD) is FilterOutcome.ERROR  # an error caused by a null field: no match
     assert row_filter({**RECORD, "score": 2.0}) is True
     untyped = compile_filter("x + 1 > 2")
-    with pytest.raises(FilterRuntimeError) as info:
-        untyped({"x": "secret-310115"})
-    assert "secret" not in str(info.value)
-    assert info.value.reason == "row_filter_failed"
-    with pytest.raises(FilterRuntimeError, match="no CEL equivalent"):
+    assert untyped.evaluate({"x": "secret-310115"}) is FilterOutcome.ERROR  # a CEL error: no match
+    # A value that no Avro decoder gives has no CEL equivalent: the record is invalid (dead-lettered).
+    with pytest.raises(FilterRuntimeError, match="no CEL equivalent") as info:
         untyped({"x": object()})
+    assert info.value.reason == "row_filter_failed"
+    assert isinstance(info.value, InvalidRecord)
+    assert isinstance(info.value, PolicyError)
 
 
 # --- agreement between the subset and cel-python ---------------------------------------------------
