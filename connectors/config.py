@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from connectors.db import parse_dsn
 from connectors.sources import SourceConfig
 from connectors.sources.base import ResourceSpec
 from hub.config.yaml_lines import LocatedYaml, Path_, YamlSyntaxError, load_located
@@ -257,11 +258,21 @@ def _sinks(
 
 
 def _relative_to(base_dir: Path, sink: dict[str, Any]) -> dict[str, Any]:
-    """Sink file paths (SQLite DSNs, JSON-lines files) are relative to the config file, as sources' are."""
+    """Sink file paths (SQLite DSNs, JSON-lines files) are relative to the config file, as sources' are.
+
+    SQLite DSNs go through ``connectors.db.parse_dsn``, the function the sources open theirs with, so a
+    source and a sink naming the same relative path open the same file.
+    """
     out = dict(sink)
     dsn = out.get("dsn")
-    if isinstance(dsn, str) and dsn.startswith("sqlite:///") and not dsn.startswith("sqlite:////"):
-        out["dsn"] = f"sqlite:///{(base_dir / dsn[len('sqlite:///') :]).resolve()}"
+    if isinstance(dsn, str):
+        try:
+            address = parse_dsn(dsn, base_dir=base_dir)
+        except ValueError:
+            pass  # the sink's model refuses it, naming the key
+        else:
+            if address.dialect == "sqlite":
+                out["dsn"] = address.dsn
     for key in ("path", "offsets_path"):
         value = out.get(key)
         if isinstance(value, str) and not Path(value).is_absolute():

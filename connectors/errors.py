@@ -4,7 +4,9 @@
   resumes from the last committed position, so nothing is lost or repeated.
 - ``Fenced``: another sidecar took over this source's transactional id; this one must stop.
 - ``InstallError``: ``xhub connector install`` could not prepare the department database.
-- ``MissingDependency``: an optional dependency (``psycopg``) is not installed.
+- ``MissingDependency``: an optional dependency (``psycopg``) is not installed; the message names the
+  ``pip install exchange-hub[...]`` extra (see ``connectors.db.postgres.import_psycopg``). Sources and
+  sinks share it.
 """
 
 from __future__ import annotations
@@ -33,17 +35,7 @@ class InstallError(FatalError):
 
 
 class MissingDependency(FatalError):  # noqa: N818 - named for what the operator must add
-    """An optional dependency is needed by the config but not installed."""
-
-
-def require_psycopg(what: str) -> None:
-    """Raise ``MissingDependency`` naming the extra to install when psycopg 3 is absent."""
-    try:
-        import psycopg  # noqa: F401 - imported only to test that it is there
-    except ImportError as exc:
-        raise MissingDependency(
-            f"{what} needs PostgreSQL support: pip install exchange-hub[postgres] ({exc})"
-        ) from exc
+    """An optional dependency is needed by the config but not installed; the message names the extra."""
 
 
 __all__ = [
@@ -55,5 +47,4 @@ __all__ = [
     "MissingDependency",
     "PublishFailed",
     "SourceUnavailable",
-    "require_psycopg",
 ]

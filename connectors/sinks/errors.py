@@ -6,7 +6,8 @@
   of the consumer group, or an earlier attempt whose commit outcome was unknown) already applied past
   the start of this batch; the loop drops the batch and re-seeks to the stored offsets.
 - ``SinkConfigError``: a sink config (table name, URL, path) is unusable.
-- ``MissingDependency``: an optional driver is not installed; the message names the extra to install.
+- ``MissingDependency`` (from ``connectors.errors``, shared with the sources): an optional driver is not
+  installed; the message names the extra to install.
 
 Reason codes a sink dead-letters with (``xhub.reason`` header on xhub.dlq.<dept>) are listed below.
 """
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from hub.core.errors import ConfigError, FatalError, RetriableError
+from connectors.errors import MissingDependency
+from hub.core.errors import ConfigError, RetriableError
 
 WEBHOOK_FAILED: Final = "webhook_failed"
 """The application did not accept the POST after the last retry (5xx, 408, 429 or no connection)."""
@@ -29,12 +31,21 @@ BAD_DATA_SCHEMA: Final = "bad_data_schema"
 """The delivered data schema cannot be a table: not a record, or field names unusable as columns."""
 
 
+__all__ = [
+    "BAD_DATA_SCHEMA",
+    "NO_DATA",
+    "SINK_REJECTED",
+    "WEBHOOK_FAILED",
+    "WEBHOOK_REJECTED",
+    "MissingDependency",
+    "OffsetConflict",
+    "SinkConfigError",
+    "SinkUnavailable",
+]
+
+
 class SinkConfigError(ConfigError):
     """A sink's configuration cannot work (bad identifier, unsupported DSN, unwritable path)."""
-
-
-class MissingDependency(FatalError):  # noqa: N818 - names the situation, like ImportError does
-    """An optional library a sink needs is not installed."""
 
 
 class SinkUnavailable(RetriableError):  # noqa: N818 - reads as the state of the target, by design

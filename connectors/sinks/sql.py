@@ -42,6 +42,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from connectors.db import check_identifier, parse_dsn
+from connectors.db import quote_identifier as quote
 from connectors.sinks.base import Delivery, PartitionProgress, Sink, TopicPartitionKey, progress_of
 from connectors.sinks.errors import (
     BAD_DATA_SCHEMA,
@@ -51,7 +53,7 @@ from connectors.sinks.errors import (
     SinkConfigError,
     SinkUnavailable,
 )
-from connectors.sinks.sql_db import Converter, Database, chunks, open_database, quote
+from connectors.sinks.sql_connection import ApplyConnection, Converter, chunks, open_apply_connection
 from connectors.sinks.sql_types import FieldColumn, record_columns
 from hub.core.log import get_logger
 
@@ -73,7 +75,7 @@ class SqlSinkConfig(BaseModel):
 
     type: Literal["sql"] = "sql"
     dsn: SecretStr = Field(
-        description="sqlite:///relative.db, sqlite:////absolute.db or postgresql://user:pw@host:port/db"
+        description="sqlite:///relative.db, sqlite:////absolute.db, a file path, or postgresql://user:pw@host/db"
     )
     table: str | None = Field(default=None, description="target table of every subscription not in tables")
     tables: dict[str, str] = Field(default_factory=dict, description="subscription -> target table")
@@ -91,36 +93,25 @@ class SqlSinkConfig(BaseModel):
     @field_validator("table", "key_column", "offsets_table", "tombstones_table", "applied_log_table")
     @classmethod
     def _identifier(cls, value: str | None) -> str | None:
-        if value is not None:
-            _check_identifier(value)
-        return value
+        return None if value is None else check_identifier(value, "table or column")
 
     @field_validator("tables")
     @classmethod
     def _identifiers(cls, value: dict[str, str]) -> dict[str, str]:
         for table in value.values():
-            _check_identifier(table)
+            check_identifier(table, "table")
         return value
 
     @field_validator("dsn")
     @classmethod
     def _scheme(cls, value: SecretStr) -> SecretStr:
-        text = value.get_secret_value()
-        if not text.startswith(("sqlite:///", "postgresql://", "postgres://")):
-            raise ValueError("dsn must start with sqlite:/// or postgresql://")
+        parse_dsn(value.get_secret_value())  # the grammar only: the path is resolved when the sink opens
         return value
 
 
-def _check_identifier(name: str) -> None:
-    try:
-        quote(name)
-    except SinkConfigError as exc:
-        raise ValueError(str(exc)) from exc
-
-
 @dataclass(slots=True)
-class _Plan:
-    """How deliveries of one data schema are upserted into one table (built once per schema)."""
+class _UpsertStatement:
+    """The statement that upserts deliveries of one data schema into one table (built once per schema)."""
 
     table: str
     fields: list[str]
@@ -146,8 +137,8 @@ class _TableWork:
     """The newest change per key of one table in one batch."""
 
     winners: dict[str, Delivery] = field(default_factory=dict)
-    plans: dict[str, _Plan] = field(default_factory=dict)
-    """event key -> plan, for the upsert winners."""
+    upserts: dict[str, _UpsertStatement] = field(default_factory=dict)
+    """event key -> its upsert statement, for the upsert winners."""
 
 
 @dataclass(slots=True)
@@ -164,10 +155,10 @@ class SqlSink(Sink):
     def __init__(self, config: SqlSinkConfig) -> None:
         super().__init__()
         self.config = config
-        self._db: Database = open_database(config.dsn.get_secret_value())
+        self._db: ApplyConnection = open_apply_connection(config.dsn.get_secret_value())
         self._log = get_logger("sink.sql", target=self._db.where)
         self._columns: dict[str, set[str] | None] = {}
-        self._plans: dict[tuple[str, str], _Plan] = {}
+        self._upserts: dict[tuple[str, str], _UpsertStatement] = {}
         self._schema_keys: dict[int, tuple[dict[str, Any], str]] = {}
         self._table_names: dict[str, str] = {}
         self._ready = False
@@ -224,7 +215,7 @@ class SqlSink(Sink):
         self._db.close()
         self._ready = False
         self._columns.clear()
-        self._plans.clear()
+        self._upserts.clear()
 
     def _create_infrastructure(self) -> None:
         big, ts = self._db.bigint, self._db.timestamp
@@ -369,7 +360,7 @@ class SqlSink(Sink):
                 if d.op == "d" or d.data_schema is None:
                     continue
                 try:
-                    tw.plans[key] = self._plan(table, d.data_schema)
+                    tw.upserts[key] = self._upsert_for(table, d.data_schema)
                 except ValueError as exc:
                     del tw.winners[key]
                     work.rejected.append((d, BAD_DATA_SCHEMA, f"table {table}: {exc}"))
@@ -385,12 +376,12 @@ class SqlSink(Sink):
             tombs = self._tombstones(table, list(tw.winners))
             live = [d for d in tw.winners.values() if (t := tombs.get(d.key)) is None or d.seq > t]
             if not isolate:
-                self._apply_rows(table, live, tw.plans, tombs, applied_at)
+                self._apply_rows(table, live, tw.upserts, tombs, applied_at)
                 continue
             for d in live:
                 self._db.execute("SAVEPOINT xhub_row")
                 try:
-                    self._apply_rows(table, [d], tw.plans, tombs, applied_at)
+                    self._apply_rows(table, [d], tw.upserts, tombs, applied_at)
                 except self._db.driver_errors as exc:
                     if self._db.classify(exc) != "row":
                         raise
@@ -403,25 +394,25 @@ class SqlSink(Sink):
         self,
         table: str,
         deliveries: Sequence[Delivery],
-        plans: dict[str, _Plan],
+        upserts: dict[str, _UpsertStatement],
         tombs: dict[str, int],
         applied_at: Any,
     ) -> None:
         q = self._db.param
-        groups: dict[int, tuple[_Plan, list[Delivery]]] = {}
+        groups: dict[int, tuple[_UpsertStatement, list[Delivery]]] = {}
         deletes: list[Delivery] = []
         for d in deliveries:
             if d.op == "d":
                 deletes.append(d)
                 continue
-            plan = plans[d.key]
-            group = groups.get(id(plan))
+            upsert = upserts[d.key]
+            group = groups.get(id(upsert))
             if group is None:
-                groups[id(plan)] = (plan, [d])
+                groups[id(upsert)] = (upsert, [d])
             else:
                 group[1].append(d)
-        for plan, members in groups.values():
-            self._db.executemany(plan.sql, plan.rows(members, applied_at))
+        for upsert, members in groups.values():
+            self._db.executemany(upsert.sql, upsert.rows(members, applied_at))
         self._db.executemany(
             self._prune_sql, [(table, d.key, d.seq) for d in deliveries if d.op != "d" and d.key in tombs]
         )
@@ -446,7 +437,7 @@ class SqlSink(Sink):
             found.update((str(k), int(s)) for k, s in rows)
         return found
 
-    # -- tables and plans -----------------------------------------------------------------------------
+    # -- tables and upserts ---------------------------------------------------------------------------
     def _read_columns(self, table: str) -> set[str] | None:
         with self._db.transaction():
             return self._db.table_columns(table)
@@ -459,17 +450,17 @@ class SqlSink(Sink):
         self._schema_keys[id(schema)] = (schema, text)
         return text
 
-    def _plan(self, table: str, schema: dict[str, Any]) -> _Plan:
-        """The upsert plan of ``schema`` into ``table``, creating or widening the table first.
+    def _upsert_for(self, table: str, schema: dict[str, Any]) -> _UpsertStatement:
+        """The upsert statement of ``schema`` into ``table``, creating or widening the table first.
 
         Raises:
             ValueError: the schema is not a usable record (the deliveries are dead-lettered).
             SinkConfigError: the table is missing and ``create_tables`` is off, or lacks the key column.
         """
         cache_key = (table, self._schema_key(schema))
-        plan = self._plans.get(cache_key)
-        if plan is not None:
-            return plan
+        upsert = self._upserts.get(cache_key)
+        if upsert is not None:
+            return upsert
         key_column = self.config.key_column
         fields = [f for f in record_columns(schema) if f.name.lower() != key_column.lower()]
         seen: set[str] = set()
@@ -487,9 +478,9 @@ class SqlSink(Sink):
         existing = self._widen_table(table, fields, existing)
         self._columns[table] = existing
         usable = [f for f in fields if f.name.lower() in existing]
-        plan = self._build_plan(table, usable)
-        self._plans[cache_key] = plan
-        return plan
+        upsert = self._build_upsert(table, usable)
+        self._upserts[cache_key] = upsert
+        return upsert
 
     def _create_table(self, table: str, fields: list[FieldColumn]) -> set[str]:
         if not self.config.create_tables:
@@ -536,7 +527,7 @@ class SqlSink(Sink):
         )
         return widened
 
-    def _build_plan(self, table: str, fields: list[FieldColumn]) -> _Plan:
+    def _build_upsert(self, table: str, fields: list[FieldColumn]) -> _UpsertStatement:
         q = self._db.param
         key = quote(self.config.key_column)
         names = [key, *(quote(f.name) for f in fields), *(quote(m) for m in META_COLUMNS)]
@@ -545,4 +536,6 @@ class SqlSink(Sink):
             f"INSERT INTO {quote(table)} AS x ({', '.join(names)}) VALUES ({', '.join([q] * len(names))}) "  # noqa: S608 - identifiers checked and quoted by quote()
             f"ON CONFLICT ({key}) DO UPDATE SET {updates} WHERE x.{quote(SEQ)} < excluded.{quote(SEQ)}"
         )
-        return _Plan(table, [f.name for f in fields], [self._db.converter(f.kind) for f in fields], sql)
+        return _UpsertStatement(
+            table, [f.name for f in fields], [self._db.converter(f.kind) for f in fields], sql
+        )

@@ -14,9 +14,10 @@ masks and projections may null a value.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from connectors.db import is_identifier
 
 Kind = Literal[
     "string",
@@ -36,8 +37,6 @@ Kind = Literal[
     "decimal",
     "json",
 ]
-
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 _PRIMITIVE_KINDS: dict[str, Kind] = {
     "string": "string",
@@ -136,7 +135,7 @@ def record_columns(schema: dict[str, Any]) -> list[FieldColumn]:
     columns: list[FieldColumn] = []
     for field in schema.get("fields", []):
         name = str(field.get("name"))
-        if not IDENTIFIER.match(name):
+        if not is_identifier(name):
             raise ValueError(f"field {name!r} of record {schema.get('name')} is not a plain identifier")
         columns.append(FieldColumn(name, resolver.kind(field.get("type"), namespace)))
     return columns

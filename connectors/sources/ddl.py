@@ -15,8 +15,8 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from connectors.sources.db import Database, Reader
-from connectors.sources.sqlite_db import SqliteDatabase
+from connectors.db.sqlite import SqliteDialect
+from connectors.sources.changelog import ChangeLogConnection, Reader
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ class DbObject:
     definition: str | None = None
 
 
-def apply_objects(db: Database, objects: Sequence[DbObject]) -> list[str]:
+def apply_objects(db: ChangeLogConnection, objects: Sequence[DbObject]) -> list[str]:
     """Create or replace what is missing or outdated, in one transaction; one report line per object."""
     report: list[str] = []
     with db.write() as w:
@@ -63,6 +63,10 @@ def apply_objects(db: Database, objects: Sequence[DbObject]) -> list[str]:
     return report
 
 
+def _is_sqlite(db: ChangeLogConnection) -> bool:
+    return isinstance(db.dialect, SqliteDialect)
+
+
 def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -74,14 +78,14 @@ def _safe_name(*parts: str) -> str:
 # --- queries used by both the installer and the readers ------------------------------------------
 
 
-def text_expr(db: Database, expr: str) -> str:
+def text_expr(db: ChangeLogConnection, expr: str) -> str:
     """``expr`` cast to text (how keys are stored in the change log)."""
-    return f"CAST({expr} AS TEXT)" if isinstance(db, SqliteDatabase) else f"({expr})::text"
+    return f"CAST({expr} AS TEXT)" if _is_sqlite(db) else f"({expr})::text"
 
 
-def row_json_expr(db: Database, alias: str, pairs: Sequence[tuple[str, str]]) -> str:
+def row_json_expr(db: ChangeLogConnection, alias: str, pairs: Sequence[tuple[str, str]]) -> str:
     """SQL building the JSON object {field: alias.column, ...} as text."""
-    if isinstance(db, SqliteDatabase):
+    if _is_sqlite(db):
         # A BLOB cannot go into json_object(); cast it to text so the row is still logged (and the
         # validator dead-letters it if it is not UTF-8) instead of making the application's write fail.
         args = ", ".join(
@@ -104,11 +108,11 @@ def row_json_expr(db: Database, alias: str, pairs: Sequence[tuple[str, str]]) ->
 # --- change log -----------------------------------------------------------------------------------
 
 
-def changelog_objects(db: Database, changelog: str) -> list[DbObject]:
+def changelog_objects(db: ChangeLogConnection, changelog: str) -> list[DbObject]:
     """The change-log table and its indexes."""
     q = db.quote(changelog)
     base = _safe_name(changelog)
-    if isinstance(db, SqliteDatabase):
+    if _is_sqlite(db):
         table = (
             f"CREATE TABLE {q} (id INTEGER PRIMARY KEY AUTOINCREMENT, tbl TEXT NOT NULL, op TEXT NOT NULL, "
             "pk TEXT, row_json TEXT, commit_ts INTEGER NOT NULL)"
@@ -121,9 +125,7 @@ def changelog_objects(db: Database, changelog: str) -> list[DbObject]:
         )
     objects = [DbObject("table", changelog, (table,), _table_exists(db, changelog))]
     indexes = [(f"{base}_tbl_pk", "tbl, pk, id")]
-    indexes.append(
-        (f"{base}_tbl_id", "tbl, id") if isinstance(db, SqliteDatabase) else (f"{base}_tbl_txid", "tbl, txid")
-    )
+    indexes.append((f"{base}_tbl_id", "tbl, id") if _is_sqlite(db) else (f"{base}_tbl_txid", "tbl, txid"))
     for name, cols in indexes:
         objects.append(
             DbObject(
@@ -134,19 +136,19 @@ def changelog_objects(db: Database, changelog: str) -> list[DbObject]:
 
 
 def trigger_objects(
-    db: Database, table: str, key_column: str, pairs: Sequence[tuple[str, str]], changelog: str
+    db: ChangeLogConnection, table: str, key_column: str, pairs: Sequence[tuple[str, str]], changelog: str
 ) -> list[DbObject]:
     """The capture triggers of one table (and, on PostgreSQL, their function)."""
-    if isinstance(db, SqliteDatabase):
+    if _is_sqlite(db):
         return _sqlite_triggers(db, table, key_column, pairs, changelog)
     return _pg_triggers(db, table, key_column, pairs, changelog)
 
 
 def _sqlite_triggers(
-    db: SqliteDatabase, table: str, key_column: str, pairs: Sequence[tuple[str, str]], changelog: str
+    db: ChangeLogConnection, table: str, key_column: str, pairs: Sequence[tuple[str, str]], changelog: str
 ) -> list[DbObject]:
     q_table, q_log, key = db.quote(table), db.quote(changelog), db.quote(key_column)
-    now = SqliteDatabase.now_ms_sql()
+    now = SqliteDialect.now_ms_sql()
     tbl = _lit(table)
 
     def insert(op: str, row: str, *, json: bool) -> str:
@@ -187,7 +189,7 @@ def _sqlite_triggers(
 
 
 def _pg_triggers(
-    db: Database, table: str, key_column: str, pairs: Sequence[tuple[str, str]], changelog: str
+    db: ChangeLogConnection, table: str, key_column: str, pairs: Sequence[tuple[str, str]], changelog: str
 ) -> list[DbObject]:
     q_table, q_log, key = db.quote(table), db.quote(changelog), db.quote(key_column)
     tbl = _lit(table)
@@ -241,15 +243,15 @@ END
 # --- outbox ---------------------------------------------------------------------------------------
 
 
-def outbox_objects(db: Database, outbox: str) -> list[DbObject]:
+def outbox_objects(db: ChangeLogConnection, outbox: str) -> list[DbObject]:
     """The outbox table (if absent) and what reading it in commit order needs."""
     q = db.quote(outbox)
     base = _safe_name(outbox)
-    if isinstance(db, SqliteDatabase):
+    if _is_sqlite(db):
         table = (
             f"CREATE TABLE {q} (id INTEGER PRIMARY KEY AUTOINCREMENT, resource TEXT NOT NULL, "
             "op TEXT NOT NULL, key TEXT, payload_json TEXT, "
-            f"created_at INTEGER NOT NULL DEFAULT ({SqliteDatabase.now_ms_sql()}))"
+            f"created_at INTEGER NOT NULL DEFAULT ({SqliteDialect.now_ms_sql()}))"
         )
         return [DbObject("table", outbox, (table,), _table_exists(db, outbox))]
     table = (
@@ -281,15 +283,15 @@ def outbox_objects(db: Database, outbox: str) -> list[DbObject]:
 # --- existence checks -----------------------------------------------------------------------------
 
 
-def _table_exists(db: Database, table: str) -> Callable[[Reader], str | None]:
+def _table_exists(db: ChangeLogConnection, table: str) -> Callable[[Reader], str | None]:
     def check(r: Reader) -> str | None:
         return "" if db.table_columns(r, table) else None
 
     return check
 
 
-def _index_exists(db: Database, name: str) -> Callable[[Reader], str | None]:
-    if isinstance(db, SqliteDatabase):
+def _index_exists(db: ChangeLogConnection, name: str) -> Callable[[Reader], str | None]:
+    if _is_sqlite(db):
         return _sqlite_definition(name, "index")
 
     def check(r: Reader) -> str | None:

@@ -5,9 +5,9 @@ The application inserts, in the same transaction as its business change, a row
     (id, resource, op, key, payload_json, created_at)        + txid on PostgreSQL (a column default)
 
 with op c/u/d/r, the business key, and the record as JSON (null for d). The source reads the table in
-commit-safe order exactly like the trigger change log (``connectors.sources.db``), with seq = outbox id,
-and publishes each row to the resource's topic. A row of a resource this source does not publish, or
-with an op other than c/u/d/r, is dead-lettered, never skipped.
+commit-safe order exactly like the trigger change log (``connectors.sources.changelog``), with
+seq = outbox id, and publishes each row to the resource's topic. A row of a resource this source does
+not publish, or with an op other than c/u/d/r, is dead-lettered, never skipped.
 
 For per-key order the application must write a key's outbox row after locking that key's business row
 (as an UPDATE does); then a later change of the key always takes a larger outbox id.
@@ -20,9 +20,10 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from connectors.db import check_identifier
 from connectors.errors import InstallError
 from connectors.sources.base import Batch, Captured, Poll, PollingSource, Position, SourceConfigBase
-from connectors.sources.db import LogSpec, check_identifier, open_database
+from connectors.sources.changelog import LogSpec, open_change_log
 from connectors.sources.ddl import apply_objects, outbox_objects
 from hub.core.envelope import now_ms
 from hub.core.errors import InvalidRecord
@@ -66,7 +67,7 @@ class OutboxSource(PollingSource):
     def __init__(self, config: OutboxSourceConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         self.poll_interval_s = config.poll_interval_ms / 1000
-        self.db = open_database(
+        self.db = open_change_log(
             config.database.get_secret_value(), base_dir=self.base_dir, what=f'source "{config.name}"'
         )
         self.log_spec = LogSpec(
@@ -92,7 +93,7 @@ class OutboxSource(PollingSource):
         with self.db.read() as r:
             columns = set(self.db.table_columns(r, self.config.table))
         needed = {"id", "resource", "op", "key", "payload_json", "created_at"}
-        if self.db.dialect == "postgres":
+        if self.db.dialect.name == "postgresql":
             needed.add("txid")
         if not needed <= columns:
             missing = ", ".join(sorted(needed - columns))

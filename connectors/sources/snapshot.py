@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.sources.db import Database, Reader
+from connectors.sources.changelog import ChangeLogConnection, Reader
 from connectors.sources.ddl import row_json_expr, text_expr
 
 
@@ -44,7 +44,12 @@ class TableSnapshot:
     """
 
     def __init__(
-        self, db: Database, table: str, key_column: str, pairs: Sequence[tuple[str, str]], changelog: str
+        self,
+        db: ChangeLogConnection,
+        table: str,
+        key_column: str,
+        pairs: Sequence[tuple[str, str]],
+        changelog: str,
     ) -> None:
         key = f"t.{db.quote(key_column)}"
         ph = db.ph

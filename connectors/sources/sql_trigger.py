@@ -3,7 +3,7 @@
 ``xhub connector install`` creates the change-log table and AFTER INSERT/UPDATE/DELETE triggers on the
 captured table (``connectors.sources.ddl``). The application keeps writing its table as before; each of
 its transactions logs its changes in the same transaction, so a change is logged if and only if it
-commits. The source reads the log in commit-safe order (``connectors.sources.db``) and publishes:
+commits. The source reads the log in commit-safe order (``connectors.sources.changelog``) and publishes:
 
     c insert, u update, d delete (the old key), r snapshot rows (``connectors.sources.snapshot``)
 
@@ -19,9 +19,10 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from connectors.db import check_identifier
 from connectors.errors import InstallError
 from connectors.sources.base import Batch, Captured, Poll, PollingSource, Position, SourceConfigBase
-from connectors.sources.db import LogSpec, check_identifier, open_database
+from connectors.sources.changelog import LogSpec, open_change_log
 from connectors.sources.ddl import apply_objects, changelog_objects, trigger_objects
 from connectors.sources.snapshot import TableSnapshot
 from hub.core.envelope import Op, now_ms
@@ -81,7 +82,7 @@ class SqlTriggerSource(PollingSource):
         super().__init__(config, **kwargs)
         self.poll_interval_s = config.poll_interval_ms / 1000
         self.spec = self.specs[config.resource]
-        self.db = open_database(
+        self.db = open_change_log(
             config.database.get_secret_value(), base_dir=self.base_dir, what=f'source "{config.name}"'
         )
         self.key_column = config.key_column or config.columns.get(self.spec.key_field, self.spec.key_field)

@@ -15,9 +15,9 @@ from pathlib import Path
 import psycopg
 
 from connectors.cli import install
+from connectors.db import parse_dsn
 from connectors.sources import OutboxSource, OutboxSourceConfig, ResourceSpec
-from connectors.sources.db import LogSpec
-from connectors.sources.postgres_db import PostgresDatabase
+from connectors.sources.changelog import LogSpec, PostgresChangeLogConnection
 from connectors.testing import PostgresTriggerHarness
 from connectors.testing.catalog import write_catalog, write_connector_config
 from connectors.testing.kafka import Consumed, TopicReader, events_of
@@ -65,7 +65,7 @@ def test_reader_publishes_a_row_whose_transaction_commits_after_a_later_id(
     pg_database: str, tmp_path: Path
 ) -> None:
     _prepared(tmp_path, pg_database, "torder", "unused:9092")  # no Kafka here: the reader alone
-    db = PostgresDatabase(pg_database, what="test")
+    db = PostgresChangeLogConnection(parse_dsn(pg_database), what="test")
     spec = LogSpec("xhub_changelog", "id, pk", "tbl = %s", ("enrolee",))
     t1 = psycopg.connect(pg_database)
     t2 = psycopg.connect(pg_database)

@@ -11,7 +11,7 @@ import yaml
 from connectors.cli import main
 from connectors.config import load_connector_config
 from connectors.sources import HttpPushSourceConfig, OutboxSourceConfig, SqlTriggerSourceConfig
-from connectors.testing.catalog import write_catalog
+from connectors.testing.catalog import write_catalog, write_connector_config
 from connectors.testing.records import RESOURCE
 from hub.core.errors import ConfigError, ConfigProblem
 
@@ -132,3 +132,64 @@ def test_cli_prints_every_problem_and_exits_1(tmp_path: Path, capsys: pytest.Cap
 
 def test_config_problem_format() -> None:
     assert str(ConfigProblem("c.yaml", 3, "sources[0].table", "bad")) == "c.yaml:3 at sources[0].table: bad"
+
+
+def test_a_source_and_a_sink_open_the_same_file_for_the_same_relative_sqlite_dsn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.sinks.config import build_sink
+    from connectors.sources import SqlTriggerSource, build_source
+
+    catalog = write_catalog(
+        tmp_path / "config",
+        "psb",
+        bootstrap="127.0.0.1:9092",
+        registry_url="http://127.0.0.1:8081",
+        subscriber="tax",
+    )
+    folder = tmp_path / "connectors"
+    (folder / "data").mkdir(parents=True)
+    dsn = "sqlite:///data/shared.db"
+    owner = write_connector_config(
+        folder / "psb.yaml",
+        dept="psb",
+        catalog=catalog,
+        bootstrap="127.0.0.1:9092",
+        registry_url="http://127.0.0.1:8081",
+        sources=[
+            {"name": "hukou", "type": "sql_trigger", "resource": RESOURCE, "database": dsn, "table": "t"}
+        ],
+    )
+    subscriber = write_connector_config(
+        folder / "tax.yaml",
+        dept="tax",
+        catalog=catalog,
+        bootstrap="127.0.0.1:9092",
+        registry_url="http://127.0.0.1:8081",
+        sources=[],
+        sinks=[{"name": "db", "hub": "testhub", "type": "sql", "dsn": dsn}],
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # neither may resolve against the working directory
+
+    source_side = load_connector_config(owner)
+    sink_side = load_connector_config(subscriber)
+    source = build_source(
+        source_side.config.sources[0], resources=source_side.resources, base_dir=source_side.base_dir
+    )
+    assert isinstance(source, SqlTriggerSource)
+    sink = build_sink(sink_side.sinks[0].sink)
+    sink.open()  # creates the file and its offsets table
+    try:
+        db = source.db
+        db.connect()
+        try:
+            with db.read() as reader:
+                assert db.table_columns(reader, "xhub_offsets"), "the source sees the sink's table"
+        finally:
+            db.close()
+    finally:
+        sink.close()
+    assert (folder / "data" / "shared.db").is_file()
+    assert not (elsewhere / "data").exists()

@@ -19,7 +19,7 @@ from connectors.sinks import (
     WebhookSinkConfig,
     build_sink,
 )
-from connectors.sinks.sql_db import open_database
+from connectors.sinks.sql_connection import open_apply_connection
 
 
 def test_union_picks_the_model_by_type(tmp_path: Path) -> None:
@@ -61,4 +61,4 @@ def test_bad_configs_are_refused_naming_the_field(data: dict[str, object], where
 def test_postgres_without_psycopg_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(MissingDependency, match=r"pip install exchange-hub\[postgres\]"):
-        open_database("postgresql://u@localhost/db")
+        open_apply_connection("postgresql://u@localhost/db")

@@ -9,8 +9,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from connectors.db import DatabaseAddress
+from connectors.db.sqlite import SqliteDialect
 from connectors.errors import SourceUnavailable
-from connectors.sources.db import Database, LogPos, LogSpec, Reader, Row
+from connectors.sources.changelog.base import ChangeLogConnection, LogPos, LogSpec, Reader, Row
 
 
 def _text(raw: bytes) -> str:
@@ -30,21 +32,16 @@ class _SqliteReader(Reader):
         return self._conn.execute(sql, tuple(params)).rowcount
 
 
-class SqliteDatabase(Database):
+class SqliteChangeLogConnection(ChangeLogConnection):
     """A SQLite database file. The position in a log is ``{"id": last id read}``."""
 
-    dialect = "sqlite"
-    ph = "?"
+    dialect: SqliteDialect
 
-    def __init__(self, path: Path, *, what: str, busy_timeout_s: float = 10.0) -> None:
-        self.path = path
-        self.what = what
+    def __init__(self, address: DatabaseAddress, *, what: str, busy_timeout_s: float = 10.0) -> None:
+        super().__init__(SqliteDialect(address), what=what)
+        self.path: Path = address.path
         self.busy_timeout_s = busy_timeout_s
         self._conn: sqlite3.Connection | None = None
-
-    @property
-    def display(self) -> str:
-        return f"sqlite:{self.path}"
 
     def connect(self) -> None:
         if self._conn is not None:
@@ -54,7 +51,7 @@ class SqliteDatabase(Database):
                 f"{self.what}: SQLite database {self.path} does not exist", retry_after=5.0
             )
         try:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+            conn = self.dialect.connect(timeout=self.busy_timeout_s)
         except sqlite3.Error as exc:
             raise SourceUnavailable(f"{self.what}: cannot open SQLite database {self.path}: {exc}") from exc
         conn.text_factory = _text
@@ -65,8 +62,6 @@ class SqliteDatabase(Database):
         if conn is not None:
             with contextlib.suppress(sqlite3.Error):  # a broken connection: nothing left to release
                 conn.close()
-
-    driver_errors = (sqlite3.Error,)
 
     def _open_connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -99,9 +94,6 @@ class SqliteDatabase(Database):
         except sqlite3.Error:
             pass  # the connection is closed next; the transaction dies with it
 
-    def quote(self, identifier: str) -> str:
-        return ".".join(f'"{part}"' for part in identifier.split("."))
-
     def log_start(self) -> LogPos:
         return {"id": 0}
 
@@ -124,17 +116,7 @@ class SqliteDatabase(Database):
         return "id <= ?", (int(pos["id"]),)
 
     def table_columns(self, reader: Reader, table: str) -> list[str]:
-        if "." in table:
-            schema, name = table.split(".", 1)
-            rows = reader.rows(f'PRAGMA "{schema}".table_info("{name}")')
-        else:
-            rows = reader.rows(f'PRAGMA table_info("{table}")')
-        return [str(r[1]) for r in rows]
+        return [str(r[1]) for r in reader.rows(self.dialect.table_info_sql(table))]
 
     def ms_expr(self, column: str) -> str:
         return column  # stored as epoch milliseconds already
-
-    @staticmethod
-    def now_ms_sql() -> str:
-        """SQL giving the current time in epoch milliseconds (used in triggers)."""
-        return "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"

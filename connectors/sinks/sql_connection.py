@@ -1,11 +1,10 @@
-"""The two databases the SQL sink writes to: SQLite (stdlib) and PostgreSQL (psycopg 3, optional).
+"""The apply layer of the SQL sink on top of ``connectors.db``: SQLite (stdlib), PostgreSQL (psycopg 3).
 
-Each ``Database`` hides what differs: connecting, transactions, the parameter marker, column types per
-kind (see ``sql_types``), value converters, and which driver errors are transient (retry the batch) and
-which blame one row (dead-letter that row, apply the rest).
-
-DSNs: ``sqlite:///relative/file.db``, ``sqlite:////absolute/file.db`` (SQLAlchemy's spelling) or
-``postgresql://user:password@host:port/database`` (``postgres://`` too).
+Each ``ApplyConnection`` hides what differs: connecting, transactions, column types per kind (see
+``sql_types``), value converters, and which driver errors are transient (retry the batch) and which
+blame one row (dead-letter that row, apply the rest). The connection string, its relative-path rule,
+redaction, the parameter marker and identifier quoting come from ``connectors.db``, the same as for
+the sources.
 """
 
 from __future__ import annotations
@@ -18,34 +17,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from connectors.sinks.errors import MissingDependency, SinkConfigError
+from connectors.db import DatabaseAddress, Dialect, DialectName, check_identifier, parse_dsn, quote_identifier
+from connectors.db.postgres import PostgresDialect
+from connectors.db.sqlite import SqliteDialect
+from connectors.sinks.errors import SinkConfigError
 from connectors.sinks.json_format import json_default
-from connectors.sinks.sql_types import IDENTIFIER, Kind
+from connectors.sinks.sql_types import Kind
 
 Converter = Callable[[Any], Any]
 ErrorClass = Literal["transient", "row"]
 
-_SQLITE_PREFIX = "sqlite:///"
-_PG_PREFIXES = ("postgresql://", "postgres://")
 _SQLITE_CONSTRAINT = re.compile(r"^(\w+ constraint failed): ([\w.]+)")
-
-
-def quote(name: str) -> str:
-    """Quote an identifier (optionally ``schema.table``) after checking it is a plain identifier.
-
-    Raises:
-        SinkConfigError: a part is not ``[A-Za-z_][A-Za-z0-9_]*`` of at most 63 characters.
-    """
-    parts = name.split(".")
-    for part in parts:
-        if not IDENTIFIER.match(part):
-            raise SinkConfigError(
-                f"SQL identifier {name!r}: {part!r} must be letters, digits and '_' (at most 63, not "
-                "starting with a digit)"
-            )
-    return ".".join(f'"{part}"' for part in parts)
 
 
 def _nullable(convert: Converter) -> Converter:
@@ -62,15 +47,18 @@ def _iso(value: Any) -> Any:
 _json_text = partial(json.dumps, default=json_default, ensure_ascii=False, separators=(",", ":"))
 
 
-class Database(ABC):
-    """One database connection, opened lazily, reopened after a transient failure."""
+class ApplyConnection(ABC):
+    """One database connection of a SQL sink, opened lazily, reopened after a transient failure.
 
-    name: str
-    param: str
-    """The parameter marker of the driver."""
+    Args:
+        dialect: the engine and address (``connectors.db``).
+    """
 
-    def __init__(self, where: str) -> None:
-        self.where = where
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.param = dialect.placeholder
+        """The parameter marker of the driver."""
+        self.where = dialect.display
         """Where the database is, for messages (never contains a password)."""
 
     # -- connection and transactions -------------------------------------------------------------
@@ -164,11 +152,10 @@ class Database(ABC):
         """A message for ``exc`` that names the error, column or constraint, never a row's values."""
 
 
-class SqliteDatabase(Database):
+class SqliteApplyConnection(ApplyConnection):
     """SQLite through the stdlib ``sqlite3`` (needs SQLite >= 3.24 for upserts)."""
 
-    name = "sqlite"
-    param = "?"
+    dialect: SqliteDialect
     bigint = "INTEGER"
     timestamp = "TEXT"
 
@@ -191,9 +178,9 @@ class SqliteDatabase(Database):
         "json": _json_text,
     }
 
-    def __init__(self, path: str) -> None:
-        super().__init__(f"sqlite {path}")
-        self.path = path
+    def __init__(self, address: DatabaseAddress) -> None:
+        super().__init__(SqliteDialect(address))
+        self.path: Path = address.path
         self._conn: sqlite3.Connection | None = None
 
     def connect(self) -> None:
@@ -201,7 +188,7 @@ class SqliteDatabase(Database):
             return
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so the write lock is taken before
         # the first read of a batch and two writers never deadlock on a lock upgrade.
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
+        conn = self.dialect.connect(timeout=30.0, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode can lose the last commits on power loss, but never tears one: rows and
         # offsets stay together, so a replay from the stored offsets repairs it.
@@ -240,11 +227,7 @@ class SqliteDatabase(Database):
         return list(self._c.execute(sql, params).fetchall())
 
     def table_columns(self, table: str) -> set[str] | None:
-        if "." in table:
-            schema, name = table.split(".", 1)
-            rows = self.query(f"PRAGMA {quote(schema)}.table_info({quote(name)})")
-        else:
-            rows = self.query(f"PRAGMA table_info({quote(table)})")
+        rows = self.query(self.dialect.table_info_sql(check_identifier(table)))
         return {str(row[1]).lower() for row in rows} or None
 
     def column_type(self, kind: Kind) -> str:
@@ -262,7 +245,9 @@ class SqliteDatabase(Database):
 
     def add_column(self, table: str, column: str, column_type: str) -> None:
         try:
-            self.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(column)} {column_type}")
+            self.execute(
+                f"ALTER TABLE {quote_identifier(table)} ADD COLUMN {quote_identifier(column)} {column_type}"
+            )
         except sqlite3.OperationalError as exc:
             if "duplicate column" not in str(exc).lower():
                 raise
@@ -288,11 +273,14 @@ class SqliteDatabase(Database):
         return type(exc).__name__
 
 
-class PostgresDatabase(Database):
-    """PostgreSQL through psycopg 3 (``pip install exchange-hub[postgres]``)."""
+class PostgresApplyConnection(ApplyConnection):
+    """PostgreSQL through psycopg 3 (``pip install exchange-hub[postgres]``).
 
-    name = "postgresql"
-    param = "%s"
+    Raises:
+        MissingDependency: psycopg 3 is not installed.
+    """
+
+    dialect: PostgresDialect
 
     _TYPES: ClassVar[dict[Kind, str]] = {
         "int": "INTEGER",
@@ -310,23 +298,17 @@ class PostgresDatabase(Database):
         "json": "JSONB",
     }
 
-    def __init__(self, dsn: str) -> None:
-        try:
-            import psycopg
-            from psycopg.types.json import Jsonb
-        except ImportError as exc:
-            raise MissingDependency(
-                "the SQL sink needs psycopg for PostgreSQL: pip install exchange-hub[postgres]"
-            ) from exc
-        super().__init__(f"postgresql {_without_password(dsn)}")
-        self._psycopg: Any = psycopg
+    def __init__(self, address: DatabaseAddress) -> None:
+        super().__init__(PostgresDialect(address, what="the SQL sink"))
+        from psycopg.types.json import Jsonb
+
+        self._psycopg: Any = self.dialect.psycopg
         self._jsonb: Any = Jsonb
-        self._dsn = dsn
         self._conn: Any = None
 
     def connect(self) -> None:
         if self._conn is None:
-            self._conn = self._psycopg.connect(self._dsn, autocommit=False, connect_timeout=10)
+            self._conn = self.dialect.connect(autocommit=False, connect_timeout=10)
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -391,7 +373,8 @@ class PostgresDatabase(Database):
         return f"{column} = ANY(%s)", [list(values)]
 
     def add_column(self, table: str, column: str, column_type: str) -> None:
-        self.execute(f"ALTER TABLE {quote(table)} ADD COLUMN IF NOT EXISTS {quote(column)} {column_type}")
+        table_sql, column_sql = quote_identifier(table), quote_identifier(column)
+        self.execute(f"ALTER TABLE {table_sql} ADD COLUMN IF NOT EXISTS {column_sql} {column_type}")
 
     def lock_ddl(self) -> None:
         # CREATE TABLE IF NOT EXISTS is not safe against a concurrent twin in PostgreSQL (it fails on
@@ -426,29 +409,29 @@ class PostgresDatabase(Database):
         return ", ".join(parts)
 
 
-def _without_password(dsn: str) -> str:
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", dsn)
+_CONNECTIONS: dict[DialectName, type[SqliteApplyConnection] | type[PostgresApplyConnection]] = {
+    "sqlite": SqliteApplyConnection,
+    "postgresql": PostgresApplyConnection,
+}
 
 
-def open_database(dsn: str) -> Database:
-    """The ``Database`` for a DSN (not connected yet).
+def open_apply_connection(dsn: str, *, base_dir: Path | None = None) -> ApplyConnection:
+    """The ``ApplyConnection`` for a connection string (not connected yet).
+
+    Args:
+        dsn: a connection string in the grammar of ``connectors.db.address``.
+        base_dir: folder that relative SQLite paths are relative to: the connector config file's (the
+            connector config loader makes sink DSNs absolute with it); default the working directory.
 
     Raises:
-        SinkConfigError: the DSN is neither ``sqlite:///...`` nor ``postgresql://...``.
+        SinkConfigError: the DSN is neither a PostgreSQL DSN nor a SQLite path.
         MissingDependency: PostgreSQL without psycopg installed.
     """
-    if dsn.startswith(_SQLITE_PREFIX):
-        path = dsn[len(_SQLITE_PREFIX) :]
-        if not path:
-            raise SinkConfigError(
-                "sqlite DSN has no file path: write sqlite:///relative.db or sqlite:////abs.db"
-            )
-        return SqliteDatabase(path)
-    if dsn.startswith(_PG_PREFIXES):
-        return PostgresDatabase(dsn)
-    raise SinkConfigError(
-        f"SQL sink DSN must start with sqlite:/// or postgresql://, not {_without_password(dsn)[:20]!r}"
-    )
+    try:
+        address = parse_dsn(dsn, base_dir=base_dir)
+    except ValueError as exc:
+        raise SinkConfigError(f"SQL sink: {exc}") from exc
+    return _CONNECTIONS[address.dialect](address)
 
 
 def chunks(values: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

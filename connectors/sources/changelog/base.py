@@ -1,7 +1,8 @@
 """A department database as the SQL sources see it: consistent reads of an ordered log, and DDL.
 
-Two dialects (``sqlite_db.SqliteDatabase``, ``postgres_db.PostgresDatabase``) differ in one essential
-point, how to read a log table "in order" without losing rows:
+``ChangeLogConnection`` builds on ``connectors.db`` (connection string, dialect, quoting). Its two
+dialects (``sqlite.SqliteChangeLogConnection``, ``postgres.PostgresChangeLogConnection``) differ in one
+essential point, how to read a log table "in order" without losing rows:
 
 - SQLite has one writer at a time, so AUTOINCREMENT ids become visible in increasing order: the position
   is the last id read.
@@ -16,28 +17,16 @@ point, how to read a log table "in order" without losing rows:
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from hub.core.errors import ConfigError
+from connectors.db import Dialect
 
 LogPos = dict[str, Any]
 Row = tuple[Any, ...]
-
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
-
-def check_identifier(value: str, what: str) -> str:
-    """Accept a SQL identifier, optionally schema-qualified (``schema.table``); we quote it ourselves."""
-    parts = value.split(".")
-    if len(parts) > 2 or not all(_IDENT.match(p) for p in parts):
-        raise ValueError(f'{what} "{value}" must be a plain SQL identifier (letters, digits, "_")')
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,17 +58,26 @@ class Reader(ABC):
         """Run a statement; return the number of rows it changed."""
 
 
-class Database(ABC):
-    """One connection to a department database, used by one thread."""
+class ChangeLogConnection(ABC):
+    """One connection to a department database, used by one thread of a source.
 
-    dialect: str
-    ph: str
-    """The parameter placeholder of the driver: ``?`` or ``%s``."""
+    Args:
+        dialect: the engine and address (``connectors.db``).
+        what: names the source in errors.
+    """
+
+    def __init__(self, dialect: Dialect, *, what: str) -> None:
+        self.dialect = dialect
+        self.what = what
+        self.ph = dialect.placeholder
+        """The parameter placeholder of the driver: ``?`` or ``%s``."""
+        self.driver_errors = dialect.driver_errors
+        """The driver's exceptions that mean "the database failed" (the connection is dropped and retried)."""
 
     @property
-    @abstractmethod
     def display(self) -> str:
         """Where the database is, without credentials (for logs and messages)."""
+        return self.dialect.display
 
     @abstractmethod
     def connect(self) -> None:
@@ -98,9 +96,6 @@ class Database(ABC):
         """A read-write transaction, committed when the block ends without an exception."""
 
     # -- the transaction every read and write runs in, the same for both dialects --------------
-    driver_errors: tuple[type[BaseException], ...] = ()
-    """The driver's exceptions that mean "the database failed" (the connection is dropped and retried)."""
-
     @abstractmethod
     def _open_connection(self) -> Any:
         """The connection, opened if needed (raises SourceUnavailable)."""
@@ -136,9 +131,9 @@ class Database(ABC):
             self._rollback(conn)
             raise
 
-    @abstractmethod
     def quote(self, identifier: str) -> str:
         """Quote a (possibly schema-qualified) identifier."""
+        return self.dialect.quote(identifier)
 
     @abstractmethod
     def log_start(self) -> LogPos:
@@ -170,43 +165,3 @@ class Database(ABC):
     @abstractmethod
     def ms_expr(self, column: str) -> str:
         """SQL expression giving ``column`` (a commit timestamp) as epoch milliseconds."""
-
-
-def open_database(url: str, *, base_dir: Path, what: str) -> Database:
-    """Make the Database for a connection string.
-
-    Args:
-        url: ``postgresql://...`` / ``postgres://...`` or ``host=... dbname=...`` (psycopg 3); else SQLite:
-            ``sqlite:///relative.db``, ``sqlite:////absolute.db`` (SQLAlchemy's forms), ``sqlite:path`` or
-            a plain file path. Relative paths are relative to ``base_dir``.
-        base_dir: folder of the connector config file.
-        what: names the source in errors.
-    """
-    if url.startswith(("postgresql://", "postgres://")) or _KEYWORD_DSN.match(url):
-        from connectors.sources.postgres_db import PostgresDatabase
-
-        return PostgresDatabase(url, what=what)
-    path_text = url
-    for prefix in ("sqlite:///", "sqlite:"):
-        if url.startswith(prefix):
-            path_text = url[len(prefix) :]
-            break
-    if not path_text or "://" in path_text:
-        raise ConfigError(
-            f'{what}: database "{redact(url)}" is neither a postgresql:// DSN nor a SQLite path'
-        )
-    path = Path(path_text)
-    if not path.is_absolute():
-        path = base_dir / path
-    from connectors.sources.sqlite_db import SqliteDatabase
-
-    return SqliteDatabase(path, what=what)
-
-
-_KEYWORD_DSN = re.compile(r"^\s*(host|hostaddr|dbname|user|port|service)\s*=")
-
-
-def redact(url: str) -> str:
-    """A connection string without its password, for logs and messages."""
-    url = re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
-    return re.sub(r"(password\s*=\s*)\S+", r"\1***", url)

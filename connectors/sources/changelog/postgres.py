@@ -20,8 +20,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from connectors.errors import SourceUnavailable, require_psycopg
-from connectors.sources.db import Database, LogPos, LogSpec, Reader, Row, redact
+from connectors.db import DatabaseAddress
+from connectors.db.postgres import PostgresDialect
+from connectors.errors import SourceUnavailable
+from connectors.sources.changelog.base import ChangeLogConnection, LogPos, LogSpec, Reader, Row
 
 FIRST_SNAPSHOT = "3:3:"
 """A snapshot in which no normal transaction (xid >= 3) is visible: "before everything"."""
@@ -40,34 +42,26 @@ class _PgReader(Reader):
         return int(cur.rowcount)
 
 
-class PostgresDatabase(Database):
-    """A PostgreSQL database; reads run in REPEATABLE READ READ ONLY transactions."""
+class PostgresChangeLogConnection(ChangeLogConnection):
+    """A PostgreSQL database; reads run in REPEATABLE READ READ ONLY transactions.
 
-    dialect = "postgres"
-    ph = "%s"
+    Raises:
+        MissingDependency: psycopg 3 is not installed.
+    """
 
-    def __init__(self, dsn: str, *, what: str, connect_timeout_s: int = 10) -> None:
-        require_psycopg(what)
-        import psycopg
+    dialect: PostgresDialect
 
-        self.driver_errors = (psycopg.Error,)
-        self.dsn = dsn
-        self.what = what
+    def __init__(self, address: DatabaseAddress, *, what: str, connect_timeout_s: int = 10) -> None:
+        super().__init__(PostgresDialect(address, what=what), what=what)
         self.connect_timeout_s = connect_timeout_s
         self._conn: Any = None
-
-    @property
-    def display(self) -> str:
-        return redact(self.dsn)
 
     def connect(self) -> None:
         if self._conn is not None:
             return
-        import psycopg
-
         try:
-            conn = psycopg.connect(self.dsn, connect_timeout=self.connect_timeout_s, autocommit=True)
-        except psycopg.Error as exc:
+            conn = self.dialect.connect(autocommit=True, connect_timeout=self.connect_timeout_s)
+        except self.driver_errors as exc:
             raise SourceUnavailable(
                 f"{self.what}: PostgreSQL at {self.display} does not answer: {exc}"
             ) from exc
@@ -105,9 +99,6 @@ class PostgresDatabase(Database):
     def _rollback(self, conn: Any) -> None:
         with contextlib.suppress(Exception):  # the connection is closed next; the transaction dies with it
             conn.execute("ROLLBACK")
-
-    def quote(self, identifier: str) -> str:
-        return ".".join(f'"{part}"' for part in identifier.split("."))
 
     def log_start(self) -> LogPos:
         return {"snap": FIRST_SNAPSHOT, "next": FIRST_SNAPSHOT, "after": 0}
