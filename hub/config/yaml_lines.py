@@ -124,7 +124,7 @@ def _read_text(path: Path) -> str:
     if size > MAX_BYTES:
         raise _Refused(
             None,
-            f"file is {size:,} bytes, more than the {MAX_BYTES:,} a config file may have: "
+            f"file is {size:,} bytes, more than the {MAX_BYTES:,} bytes a config file may have: "
             "split it into several files of the same folder",
         )
     raw = path.read_bytes()
@@ -175,12 +175,7 @@ def _parse(text: str) -> tuple[Any, dict[Path_, int]]:
     except MaxDepthExceededError as exc:
         raise _Refused(_line(exc.problem_mark), f"nested more than {MAX_DEPTH} levels deep") from None
     except MarkedYAMLError as exc:
-        # For an unclosed bracket or quote the problem mark is the end of the file; the context mark
-        # (where the construct began) is the line a person needs to look at.
-        mark = exc.context_mark or exc.problem_mark
-        problem = exc.problem or str(exc)
-        context = f" ({exc.context})" if exc.context else ""
-        raise _Refused(_line(mark), f"YAML syntax error: {problem}{context}") from None
+        raise _Refused(*_syntax_error(exc)) from None
     except ReaderError as exc:
         raise _Refused(
             text.count("\n", 0, exc.position) + 1,
@@ -195,6 +190,26 @@ def _parse(text: str) -> tuple[Any, dict[Path_, int]]:
         return None, lines
     lines[()] = _container_line(root) or 1
     return _plain(root, (), lines), lines
+
+
+def _syntax_error(exc: MarkedYAMLError) -> tuple[int | None, str]:
+    """The line a person needs to look at, and the parser's words in an order that reads."""
+    context = str(exc.context or "")
+    problem = str(exc.problem or exc)
+    # An unclosed bracket or quote is noticed lines later (often at the end of the file): the line
+    # where the construct began is the one to fix. Anything else is at the problem mark.
+    unclosed = context.startswith(
+        ("while parsing a flow", "while scanning a quoted", "while scanning a block")
+    )
+    mark = (exc.context_mark if unclosed else None) or exc.problem_mark or exc.context_mark
+    if not context:
+        text = problem
+    elif problem.startswith("but "):  # "expected a single document in the stream, but found another"
+        text = f"{context}, {problem}"
+    else:
+        started = _line(exc.context_mark)
+        text = f"{problem} ({context}" + (f" started at line {started})" if started and not unclosed else ")")
+    return _line(mark), f"YAML syntax error: {text}"
 
 
 def _char(character: Any) -> str:
