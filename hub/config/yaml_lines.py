@@ -48,6 +48,11 @@ _EXPANSION_FLOOR = 10_000
 and a bomb of nine nested aliases (10⁹ values from one kilobyte) stops at once."""
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+# The YAML 1.2 core schema (timestamps are resolved by ruamel and handed on as text). Any other tag,
+# explicit or not (!include, !!binary, !!set, !!python/...), is refused where it is written.
+_PLAIN_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
+)
 _YAML_DIRECTIVE = re.compile(r"^%YAML[ \t]+(\S+)", re.MULTILINE)
 # ruamel's scanner spends seconds on a long run of "[[[[" before its depth limit triggers; no config
 # has such a run, so it is refused before parsing (other deep shapes reach ``max_depth`` quickly).
@@ -241,7 +246,14 @@ class _Composer(Composer):
                     f"alias *{event.anchor} refers to a value that contains it (defined at line "
                     f"{_line(target.start_mark)}): a config value cannot contain itself",
                 )
-        return super().compose_node(parent, index)
+        node = super().compose_node(parent, index)
+        tag = str(node.tag)
+        if tag not in _PLAIN_TAGS and tag != _MERGE_TAG:
+            shown = tag.replace("tag:yaml.org,2002:", "!!")
+            raise _Refused(
+                _line(node.start_mark), f"tag {shown} is not supported in a config file (plain YAML only)"
+            )
+        return node
 
     def compose_mapping_node(self, anchor: Any) -> Any:
         node = super().compose_mapping_node(anchor)

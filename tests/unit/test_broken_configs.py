@@ -162,7 +162,9 @@ def test_every_broken_config_is_refused_with_file_and_line(tmp_path: Path) -> No
     assert time.monotonic() - started < 60, "the corpus should stay fast"
 
 
-@pytest.mark.parametrize("case", ["yaml-billion-laughs", "yaml-deep-flow-nesting", "yaml-self-referencing-alias"])
+@pytest.mark.parametrize(
+    "case", ["yaml-billion-laughs", "yaml-deep-flow-nesting", "yaml-self-referencing-alias"]
+)
 def test_hostile_yaml_is_refused_quickly(case: str, tmp_path: Path) -> None:
     root = _materialise(CORPUS / case, tmp_path)
     started = time.monotonic()
