@@ -91,12 +91,16 @@ def test_refused_documents_name_their_line(tmp_path: Path, text: str, line: int,
     assert words in caught.value.problem.message
 
 
-def _demo_with(tmp_path: Path, hubs_extra: str, sub_extra: str) -> Path:
+def _demo_with(tmp_path: Path, zone: str | None, sub_extra: str) -> Path:
+    """The demo config with one more subscription and, when ``zone`` is given, that timezone."""
     root = tmp_path / "config"
     shutil.copytree(DEMO, root)
-    if hubs_extra:
+    if zone is not None:
         hubs = root / "hubs.yaml"
-        hubs.write_text(hubs.read_text(encoding="utf-8") + hubs_extra, encoding="utf-8")
+        kept = [
+            line for line in hubs.read_text(encoding="utf-8").splitlines() if not line.startswith("timezone:")
+        ]
+        hubs.write_text("\n".join([*kept, f"timezone: {zone}", ""]), encoding="utf-8")
     (root / "subscriptions" / "zz_window.yaml").write_text(
         "subscriptions:\n"
         "  - id: zz-window\n"
@@ -112,7 +116,7 @@ def _demo_with(tmp_path: Path, hubs_extra: str, sub_extra: str) -> Path:
 
 def test_naive_datetimes_are_read_in_shanghai_by_default(tmp_path: Path) -> None:
     root = _demo_with(
-        tmp_path, "", "    valid_from: 2030-01-01T08:00:00\n    valid_until: 2030-06-01T00:00:00Z\n"
+        tmp_path, None, "    valid_from: 2030-01-01T08:00:00\n    valid_until: 2030-06-01T00:00:00Z\n"
     )
     sub = load_config(root).subscriptions["zz-window"]
     assert sub.valid_from == datetime(2030, 1, 1, 8, tzinfo=SHANGHAI)
@@ -124,7 +128,7 @@ def test_naive_datetimes_are_read_in_shanghai_by_default(tmp_path: Path) -> None
 def test_naive_datetimes_follow_the_timezone_of_hubs_yaml(tmp_path: Path) -> None:
     root = _demo_with(
         tmp_path,
-        "timezone: Europe/Berlin\n",
+        "Europe/Berlin",
         "    valid_from: 2030-07-01T08:00:00\n    approval:\n      status: pending\n"
         "      requested_at: 2030-01-15 09:30:00\n",
     )
@@ -137,23 +141,24 @@ def test_naive_datetimes_follow_the_timezone_of_hubs_yaml(tmp_path: Path) -> Non
 def test_naive_from_beside_aware_until_is_compared_not_a_traceback(tmp_path: Path) -> None:
     # 05:00 in Shanghai is 21:00 UTC the day before: after valid_until (20:00 UTC).
     root = _demo_with(
-        tmp_path, "", "    valid_from: 2030-01-01T05:00:00\n    valid_until: 2029-12-31T20:00:00Z\n"
+        tmp_path, None, "    valid_from: 2030-01-01T05:00:00\n    valid_until: 2029-12-31T20:00:00Z\n"
     )
     with pytest.raises(ConfigError, match="valid_from is not before valid_until"):
         load_config(root)
     # 03:00 in Shanghai is 19:00 UTC: before valid_until, so valid (read as UTC it was not).
     root = _demo_with(
-        tmp_path / "2", "", "    valid_from: 2030-01-01T03:00:00\n    valid_until: 2029-12-31T20:00:00Z\n"
+        tmp_path / "2", None, "    valid_from: 2030-01-01T03:00:00\n    valid_until: 2029-12-31T20:00:00Z\n"
     )
     load_config(root)
 
 
 def test_an_unknown_timezone_is_one_error(tmp_path: Path) -> None:
-    root = _demo_with(tmp_path, "timezone: China/Shanghai\n", "")
+    root = _demo_with(tmp_path, "China/Shanghai", "")
+    line = (root / "hubs.yaml").read_text(encoding="utf-8").splitlines().index("timezone: China/Shanghai") + 1
     with pytest.raises(ConfigError) as caught:
         load_config(root)
     assert [str(p) for p in caught.value.problems] == [
-        'hubs.yaml:16 at timezone: timezone "China/Shanghai" is not a known zone name '
+        f'hubs.yaml:{line} at timezone: timezone "China/Shanghai" is not a known zone name '
         "(e.g. Asia/Shanghai, UTC)"
     ]
 
