@@ -30,6 +30,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.composer import Composer, MaxDepthExceededError
 from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
@@ -234,8 +235,6 @@ class _Composer(Composer):
         self.warn_double_anchors = False  # a reused anchor name is legal YAML: the later one counts
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        from ruamel.yaml.events import AliasEvent
-
         if self.parser.check_event(AliasEvent):
             event = self.parser.peek_event()
             target = self.anchors.get(event.anchor)
