@@ -24,12 +24,17 @@ def cross_check(cfg: ConfigDir, now: datetime | None = None) -> list[ConfigProbl
     now = now or datetime.now(UTC)
     problems: list[ConfigProblem] = []
     hubs = cfg.hubs
-    if not hubs and cfg.hubs_file is not None:
-        problems.append(ConfigProblem("hubs.yaml", None, "hubs", "no hub is defined"))
+    if not hubs and "hub" not in cfg.incomplete:  # a hubs.yaml that did not load has its own error
+        hubs_origin = cfg.origins.get(("hubs", ""))
+        problems.append(
+            hubs_origin.problem((), "no hub is defined")
+            if hubs_origin
+            else ConfigProblem("hubs.yaml", None, "hubs", "no hub is defined")
+        )
 
     for code, res in cfg.resources.items():
         origin = cfg.origins[("resource", code)]
-        if res.owner not in cfg.departments:
+        if res.owner not in cfg.departments and "department" not in cfg.incomplete:
             problems.append(
                 origin.problem(
                     ("owner",), f'owner "{res.owner}" of resource {code} is not a known department'
@@ -76,13 +81,15 @@ def _check_subscription(cfg: ConfigDir, sid: str, now: datetime) -> list[ConfigP
     def problem(path: tuple[str | int, ...], message: str) -> None:
         out.append(origin.problem(path, f'subscription "{sid}": {message}'))
 
-    if sub.subscriber not in cfg.departments:
+    # A reference into a kind whose file did not load is not reported: that file has its own error.
+    if sub.subscriber not in cfg.departments and "department" not in cfg.incomplete:
         problem(("subscriber",), f'subscriber "{sub.subscriber}" is not a known department')
-    if sub.hub not in cfg.hubs:
+    if sub.hub not in cfg.hubs and "hub" not in cfg.incomplete:
         problem(("hub",), f'hub "{sub.hub}" is not in hubs.yaml')
     res = cfg.resources.get(sub.resource)
     if res is None:
-        problem(("resource",), f'resource "{sub.resource}" is not in the catalog')
+        if "resource" not in cfg.incomplete:
+            problem(("resource",), f'resource "{sub.resource}" is not in the catalog')
         return out
     if res.owner == sub.subscriber:
         problem(

@@ -20,6 +20,7 @@ from hub.config.models import (
     Subscription,
     SubscriptionsFile,
 )
+from hub.config.timezone import DEFAULT_TIMEZONE
 from hub.config.yaml_lines import LocatedYaml, Path_, YamlSyntaxError, load_located
 from hub.core.errors import ConfigError, ConfigProblem
 
@@ -53,6 +54,9 @@ class ConfigDir:
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     schemas: dict[str, dict[str, Any]] = field(default_factory=dict)  # resource code -> Avro schema
     origins: dict[tuple[str, str], Origin] = field(default_factory=dict)  # (kind, id) -> origin
+    # Kinds ("hub", "department", "resource", "subscription") of which a file did not load: a reference
+    # to one of them is not reported as unknown, so one wrong value gives one error, not a cascade.
+    incomplete: set[str] = field(default_factory=set)
 
     @property
     def hubs(self) -> dict[str, HubSpec]:
@@ -77,6 +81,9 @@ def load_config(root: str | Path, *, check: bool = True) -> ConfigDir:
     if not root.is_dir():
         raise ConfigError(f"config directory {root} does not exist")
 
+    # Naive datetimes are read in hubs.yaml's timezone: set once hubs.yaml is parsed (hub.config.timezone).
+    context: dict[str, Any] = {"timezone": DEFAULT_TIMEZONE}
+
     def parse(path: Path, model: type[M]) -> tuple[M | None, LocatedYaml | None]:
         display = str(path.relative_to(root))
         try:
@@ -88,21 +95,25 @@ def load_config(root: str | Path, *, check: bool = True) -> ConfigDir:
             problems.append(ConfigProblem(display, 1, "", "file is empty"))
             return None, doc
         try:
-            return model.model_validate(doc.data), doc
+            return model.model_validate(doc.data, context=context), doc
         except ValidationError as exc:
             problems.extend(_problems_of(exc, doc))
             return None, doc
 
     hubs_path = root / "hubs.yaml"
     hubs_file: HubsFile | None = None
+    hubs_doc: LocatedYaml | None = None
     if hubs_path.exists():
-        hubs_file, _ = parse(hubs_path, HubsFile)
+        hubs_file, hubs_doc = parse(hubs_path, HubsFile)
     else:
         problems.append(
             ConfigProblem("hubs.yaml", None, "", "missing: every config directory needs hubs.yaml")
         )
 
+    if hubs_file is not None:
+        context["timezone"] = hubs_file.timezone
     cfg = ConfigDir(root=root, hubs_file=hubs_file or HubsFile(hubs=[]))
+    _add_hubs(cfg, problems, hubs_file, hubs_doc)
     # (folder, file model, list attribute, kind, id attribute, where the objects go)
     kinds: list[tuple[str, type[BaseModel], str, str, str, dict[str, Any]]] = [
         ("departments", DepartmentsFile, "departments", "department", "id", cfg.departments),
@@ -113,6 +124,7 @@ def load_config(root: str | Path, *, check: bool = True) -> ConfigDir:
         for path in _yaml_files(root / folder):
             parsed, doc = parse(path, model)
             if parsed is None or doc is None:
+                cfg.incomplete.add(kind)
                 continue
             for i, obj in enumerate(getattr(parsed, attr)):
                 origin = Origin(doc, (attr, i))
@@ -126,6 +138,20 @@ def load_config(root: str | Path, *, check: bool = True) -> ConfigDir:
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+def _add_hubs(
+    cfg: ConfigDir, problems: list[ConfigProblem], hubs_file: HubsFile | None, hubs_doc: LocatedYaml | None
+) -> None:
+    """Hubs get origins like the other kinds: a name given twice is an error, and "no hub" has a line."""
+    if hubs_file is None or hubs_doc is None:
+        cfg.incomplete.add("hub")
+        return
+    cfg.origins[("hubs", "")] = Origin(hubs_doc, ("hubs",))
+    seen: dict[str, HubSpec] = {}
+    for i, spec in enumerate(hubs_file.hubs):
+        origin = Origin(hubs_doc, ("hubs", i))
+        _add(cfg, problems, kind="hub", ident=spec.name, obj=spec, into=seen, origin=origin)
 
 
 def _yaml_files(folder: Path) -> list[Path]:
@@ -158,27 +184,55 @@ def _load_schemas(cfg: ConfigDir, problems: list[ConfigProblem]) -> None:
     for code, res in cfg.resources.items():
         origin = cfg.origins[("resource", code)]
         try:
-            local = cfg.root / res.schema_
-            schema = (
-                json.loads(local.read_text(encoding="utf-8"))
-                if local.is_file()
-                else schemas.load(res.schema_)
-            )
-            fastavro.parse_schema(schema)
-        except (OSError, FileNotFoundError, json.JSONDecodeError, ValueError, TypeError) as exc:
-            problems.append(origin.problem(("schema",), f'schema "{res.schema_}" cannot be loaded: {exc}'))
+            schema = _read_schema(cfg.root, res.schema_)
+        except ValueError as exc:
+            problems.append(origin.problem(("schema",), f'schema "{res.schema_}" {exc}'))
             continue
+        # A resource is a record of fields: anything else cannot be classified, projected or masked.
+        kind = schema.get("type") if isinstance(schema, dict) else schema
+        if kind != "record":
+            problems.append(
+                origin.problem(
+                    ("schema",), f'schema "{res.schema_}" is {json.dumps(kind)}, not a record of fields'
+                )
+            )
+            continue
+        try:
+            fastavro.parse_schema(schema)
         except Exception as exc:  # noqa: BLE001 - fastavro raises assorted errors for a bad schema
             problems.append(origin.problem(("schema",), f'schema "{res.schema_}" is not valid Avro: {exc}'))
             continue
         cfg.schemas[code] = schema
 
 
+def _read_schema(root: Path, name: str) -> Any:
+    """The JSON of schema ``name``: a file under the config folder, else a schema shipped with the hub.
+
+    Raises ValueError with a message an integrator can act on (the path looked for, relative to the
+    config folder, and the shipped names), never a path inside the installed package.
+    """
+    local = root / name
+    if local.is_file():
+        try:
+            return json.loads(local.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot be read: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"is not JSON (line {exc.lineno}: {exc.msg})") from exc
+    if name in schemas.names():
+        return schemas.load(name)
+    shipped = ", ".join(n for n in schemas.names() if n.startswith("resources/"))
+    raise ValueError(
+        f"not found: there is no file {name} in the config folder, and no schema of that name is "
+        f"shipped with exchange-hub ({shipped})"
+    )
+
+
 def _problems_of(exc: ValidationError, doc: LocatedYaml) -> list[ConfigProblem]:
     out = []
     for err in exc.errors():
         loc: Path_ = tuple(p for p in err["loc"] if isinstance(p, str | int))
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")  # our validators' messages are whole sentences
         if err["type"] == "extra_forbidden":
             msg = f'unknown key "{loc[-1]}"'
         elif err["type"] == "missing":

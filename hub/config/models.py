@@ -11,13 +11,13 @@ Every model forbids unknown keys, so a typo is an error with its file and line, 
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from hub.catalog.codes import parse_resource_code
 from hub.catalog.model import FieldClass, ShareAttribute
+from hub.config.timezone import DEFAULT_TIMEZONE, ConfigTime, check_timezone
 from hub.core.kafka_settings import KafkaSettings
 
 _ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
@@ -71,7 +71,14 @@ class HubSpec(Strict):
 class HubsFile(Strict):
     kafka: KafkaSettings = KafkaSettings()
     registry: RegistrySettings = RegistrySettings()
+    # Naive datetimes of every config file are read in this zone (hub.config.timezone).
+    timezone: str = Field(default=DEFAULT_TIMEZONE, description="zone of naive datetimes, e.g. Asia/Shanghai")
     hubs: list[HubSpec]
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        return check_timezone(v)
 
 
 class Department(Strict):
@@ -120,13 +127,13 @@ class Approval(Strict):
     """The answer to a share request (共享申请) for a conditional resource."""
 
     status: Literal["approved", "pending", "refused"]
-    requested_at: datetime | None = None
+    requested_at: ConfigTime | None = None
     approved_by: str | None = Field(default=None, description="person or office of the providing department")
-    approved_at: datetime | None = None
+    approved_at: ConfigTime | None = None
     reference: str | None = Field(default=None, description="approval document number")
     fields: list[str] | None = Field(default=None, description="fields approved; None = all requested fields")
     purpose: str | None = None
-    valid_until: datetime | None = None
+    valid_until: ConfigTime | None = None
     refusal_reason: str | None = None
 
 
@@ -152,8 +159,8 @@ class Subscription(Strict):
         default=None, description='row filter (CEL subset), e.g. district == "浦东新区"'
     )
     masks: dict[str, MaskName] = Field(default_factory=dict)
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    valid_from: ConfigTime | None = None
+    valid_until: ConfigTime | None = None
     approval: Approval | None = None
     delivery: Delivery = Delivery()
     active: bool = Field(default=True, description="false = revoked; nothing is delivered")
