@@ -81,6 +81,11 @@ def test_null_follows_cel(expr: str, expected: FilterOutcome, engine: Any) -> No
         ("a && true", {"a": "yes"}, ERROR),
         ('"a" in a', {"a": "abc"}, ERROR),  # "in" needs a list or a map
         ("1 in a", {"a": {"k": 1}}, NO_MATCH),
+        ("true in a", {"a": {"k": 1}}, NO_MATCH),  # a key type, of another type than the keys
+        ("b in a", {"a": {"k": 1}, "b": None}, ERROR),  # null, bytes, lists, maps are no map keys
+        ("[1] in a", {"a": {"k": 1}}, ERROR),
+        ("b in a", {"a": {"k": 1}, "b": b"k"}, ERROR),
+        ("b in a", {"a": [None], "b": None}, MATCH),  # a list is searched by equality
         ("a in [1, 2]", {"a": None}, NO_MATCH),
         ('a.startsWith("x")', {"a": 1}, ERROR),
         ("size(a) == 1", {"a": 5}, ERROR),

@@ -26,17 +26,18 @@ Two engines, chosen by ``compile_filter``:
   (0.2-0.4 ms per record, measured): keep hot filters inside the subset. The interpreter is used, not
   cel-python's transpiler, which would ``exec`` generated Python.
 
-Semantics (documented because they differ from a bare Python comparison or from strict CEL):
+Semantics are CEL's (checked against Google's CEL C++ runtime by tests/unit/test_filters_differential.py):
 
 - Null: ``x == null`` is true only for null; a null equals nothing else, so ``x != "a"`` is true when
   ``x`` is null (CEL's heterogeneous equality). Ordering (``< <= > >=``), ``startsWith``/``endsWith``/
-  ``contains`` and ``in`` with a null operand are **false** instead of an error, so a record with a
-  missing value simply does not match; ``size(null)`` is null. A missing key reads as null. On the
-  ``cel`` engine the same rule is approximated: an evaluation error on a record where a referenced field
-  is null counts as no match.
+  ``contains``, ``size`` and ``!`` on a null, ``in`` looking a null up in a map, and a null used as a
+  condition are CEL errors. A field the record lacks is an error too ("no such key"), not null.
+- An error is no match: ``RowFilter`` counts it, and ``RowFilter.evaluate`` tells it apart from a plain
+  no match (``FilterOutcome.ERROR``). ``!`` and ``==`` pass an error on, so ``!(age < 18)`` does not
+  match a record whose ``age`` is null.
 - Equality is typed: ``true == 1`` is false; ``1 == 1.0`` is true (numbers compare by value).
-- ``&&`` and ``||`` are commutative for errors as in CEL: ``false && <error>`` and ``<error> && false``
-  are both false.
+- ``&&`` and ``||`` absorb errors as CEL does, commutatively: ``false && <error>`` and
+  ``<error> && false`` are both false, ``true || <error>`` is true.
 - Errors: an expression that does not compile raises ``FilterError`` with the 1-based ``column``; when
   Avro ``field_types`` are given, unknown fields and comparisons between incompatible types (a string
   field against a number) are compile errors too. A record the filter cannot be evaluated on (a value of

@@ -11,7 +11,9 @@ filter meets as soon as a field is null or holds an unexpected type:
 - cross-type numeric ordering (``lt_dyn_int_double``, ``not_lt_dyn_int_big_lossy_double``): ``1 < 2.0``
   is an error in cel-python; ``true < 1`` is false in cel-python, an error in CEL (``lt_mixed_types_error``);
 - ``in`` (lists.textproto ``in_list`` with ``dyn(3.0) in [5, 4, 3, 2, 1]``; fields.textproto
-  ``mixed_numbers_and_keys_present``): an element of another type is an error in cel-python;
+  ``mixed_numbers_and_keys_present``): an element of another type is an error in cel-python; a value
+  that cannot be a map key (null, bytes, a list or a map: langdef "Aggregate Values") looked up in a map
+  is an error in CEL (cel-cpp: "no matching overloads"), false in cel-python;
 - ``size(null)`` is 0 in cel-python, no matching overload in CEL;
 - ``'horses' && true`` is ``'horses'`` in cel-python, an error in CEL (logic.textproto ``no_overload``);
 - ``contains``/``startsWith``/``endsWith`` accept bytes and lists in cel-python; CEL defines them on
@@ -96,9 +98,9 @@ def spec_functions(celtypes: Any, eval_error: type[Exception]) -> dict[str, Call
     def contains(item: Any, container: Any) -> Any:
         if isinstance(container, list):
             return boolean(any(equal(item, element) for element in container))
-        if isinstance(container, dict):
-            return boolean(any(equal(item, key) for key in container))
-        raise TypeError(f"no matching overload for in {type(container).__name__}")
+        if isinstance(container, dict) and not (item is None or isinstance(item, bytes | list | dict)):
+            return boolean(any(equal(item, key) for key in container))  # a null, bytes, list or map is no key
+        raise TypeError(f"no matching overload for {type(item).__name__} in {type(container).__name__}")
 
     def size(value: Any) -> Any:
         if isinstance(value, eval_error):

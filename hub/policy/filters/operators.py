@@ -6,7 +6,8 @@ tests/bench/filter_cost.py for what each costs per record.
 CEL semantics: a closure returns a bool or raises one of ``RUNTIME_ERRORS`` for a CEL error. Equality
 is heterogeneous (values of different types are unequal, never an error; ``null`` equals only
 ``null``; numbers compare by value, an int against a double as a double); ordering, ``!``, ``in``,
-methods and ``size`` on a null or on a value of the wrong type are errors.
+methods and ``size`` on a null or on a value of the wrong type are errors, and so is looking up in a
+map a value that cannot be a map key (null, bytes, a list or a map).
 """
 
 from __future__ import annotations
@@ -243,12 +244,20 @@ def membership(left: Compiled, right: Compiled) -> Callable[[Record], bool]:
     return lambda r: _in(get(r), container(r))
 
 
+_KEY_TYPES = (str, bool, int, float, Decimal)
+"""What may be looked up in a map: CEL's key types (string, bool, int; a double by numeric value)."""
+
+
 def _in(v: Any, container: Any) -> bool:
     if isinstance(container, list | tuple):
         return any(cel_eq(v, item) for item in container)
     if isinstance(container, Mapping):
         if v.__class__ is str:
             return v in container
+        if not isinstance(v, _KEY_TYPES):
+            # CEL map keys are int, uint, bool or string (langdef "Aggregate Values"): a null, bytes, list
+            # or map is no key, and looking it up is "no matching overload", as cel-cpp has it.
+            raise TypeError(f'"in" cannot look up a {type(v).__name__} in a map')
         return any(cel_eq(v, key) for key in container)
     raise TypeError(f'"in" needs a list or a map, not a {type(container).__name__}')
 
