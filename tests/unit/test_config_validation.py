@@ -24,13 +24,15 @@ import pytest
 
 from hub.config import load_config
 from hub.config.loader import ConfigDir
-from hub.config.snapshot import config_snapshot, snapshot_digest
+from hub.config.snapshot import config_snapshot, read_snapshot_record, snapshot_digest, snapshot_record
 from hub.config.validation import compile_config
+from hub.core import names
 from hub.core.errors import ConfigError, ConfigProblem
-from hub.engine.policy_set import build_policy_set, policy_set_from_snapshot
+from hub.engine.policy_set import build_policy_set, policy_set_from_snapshot, policy_set_of_config
 from hub.policy.errors import MaskRuntimeError, PolicyError
 from hub.policy.masks import MASK_KINDS
 from hub.policy.plan import compile_plan, named_types
+from hub.provision.desired import desired_state
 
 DEMO = Path(__file__).resolve().parents[2] / "deploy" / "demo" / "config"
 SECRET = b"unit-test-secret-0123456789"
@@ -342,3 +344,34 @@ def test_every_accepted_combination_masks_a_decoded_value(matrix: tuple[Path, li
         except MaskRuntimeError as exc:
             failures.append(f"{combo.mask} on {combo.avro_type}: {exc}")
     assert not failures, "\n".join(failures)
+
+
+def test_apply_refuses_to_publish_a_config_a_hub_would_refuse(matrix: tuple[Path, list[Combo]]) -> None:
+    """`xhub plan`/`apply` compute what to publish through the same check, even for an unchecked config."""
+    root, _ = matrix
+    with pytest.raises(ConfigError) as info:
+        desired_state(load_config(root, check=False))
+    assert any('mask "date_year" cannot apply to Avro type "enum"' in str(p) for p in info.value.problems)
+    desired = desired_state(load_config(DEMO))
+    compiled = compile_config(load_config(DEMO))
+    for sid, sub in compiled.cfg.subscriptions.items():
+        spec = desired.schemas[f"{names.delivery_topic(sub.hub, sid)}-value"]
+        assert spec.schema == compiled.delivery_schema(sid)
+
+
+def test_the_hub_compiles_a_directory_and_a_snapshot_alike() -> None:
+    cfg = load_config(DEMO)
+    from_dir = policy_set_of_config(cfg, "pudong", secret=SECRET)
+    subs = cfg.subscriptions.values()
+    digest = from_dir.digest
+    pieces = build_policy_set("pudong", subs, cfg.resources, cfg.schemas, secret=SECRET, digest=digest)
+    snapshot = config_snapshot(cfg, "pudong")
+    read_digest, body = read_snapshot_record(snapshot_record(snapshot, applied_ts_ms=1))
+    assert read_digest == snapshot_digest(snapshot) == digest
+    from_snapshot = policy_set_from_snapshot(body, secret=SECRET, digest=read_digest)
+    for other in (pieces, from_snapshot):
+        assert {sid: p.version for sid, p in other.plans.items()} == {
+            sid: p.version for sid, p in from_dir.plans.items()
+        }
+        assert other.source_topics == from_dir.source_topics
+    assert all(sub.hub == "pudong" for sub in from_dir.subscriptions.values())
