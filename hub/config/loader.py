@@ -48,7 +48,11 @@ class Origin:
 
 @dataclass
 class ConfigDir:
-    """A loaded, cross-checked config directory."""
+    """A config as read: from a directory (``read_config``) or a snapshot (``config_from_snapshot``).
+
+    It is checked once it has been through ``hub.config.validation.compile_config`` (``load_config``
+    does that).
+    """
 
     root: Path
     hubs_file: HubsFile
