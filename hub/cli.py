@@ -15,7 +15,7 @@ Command = Callable[[argparse.Namespace], int]
 def _validate(args: argparse.Namespace) -> int:
     from hub.config import load_config
 
-    cfg = load_config(args.config_dir)
+    cfg = load_config(args.config_dir)  # the one validation path: cross-checks and every plan compiled
     print(
         f"{args.config_dir}: ok ({len(cfg.hubs)} hubs, {len(cfg.departments)} departments, "
         f"{len(cfg.resources)} resources, {len(cfg.subscriptions)} subscriptions)"
@@ -36,8 +36,8 @@ def _plan(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config_dir)
     with provision_session(cfg) as session:
-        plan = session.plan()
-    print(json.dumps(plan.to_json(), ensure_ascii=False, indent=2) if args.json else plan.to_text())
+        changes = session.plan()
+    print(json.dumps(changes.to_json(), ensure_ascii=False, indent=2) if args.json else changes.to_text())
     return 0
 
 
@@ -47,12 +47,12 @@ def _apply(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config_dir)
     with provision_session(cfg) as session:
-        plan, result = session.apply(allow_delete=args.allow_delete)
+        changes, result = session.apply(allow_delete=args.allow_delete)
     for line in result.done:
         print(f"done: {line}")
     for line in result.skipped:
         print(f"skipped: {line}")
-    if plan.empty:
+    if changes.empty:
         print("nothing to do: the cluster matches the config")
     return 0
 

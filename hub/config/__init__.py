@@ -1,8 +1,8 @@
-"""The config directory: models, loading with file:line errors, cross-checks, JSON Schema."""
+"""The config directory: models, loading with file:line errors, the one validation path, JSON Schema."""
 
 from __future__ import annotations
 
-from hub.config.loader import ConfigDir, load_config
+from hub.config.loader import ConfigDir
 from hub.config.models import (
     Approval,
     Department,
@@ -11,14 +11,17 @@ from hub.config.models import (
     Subscription,
     json_schema,
 )
+from hub.config.validation import CompiledConfig, compile_config, load_config
 
 __all__ = [
     "Approval",
+    "CompiledConfig",
     "ConfigDir",
     "Department",
     "HubSpec",
     "Resource",
     "Subscription",
+    "compile_config",
     "json_schema",
     "load_config",
 ]

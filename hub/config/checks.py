@@ -1,4 +1,7 @@
-"""Cross-checks over a whole config directory: references, classifications, grants, approvals, validity."""
+"""Cross-checks over a whole config directory: references, classifications, grants, approvals, validity.
+
+Masks and row filters are checked by compiling the plans (``hub.config.validation``), not here.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +22,13 @@ def _aware(ts: datetime) -> datetime:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
-def cross_check(cfg: ConfigDir, now: datetime | None = None) -> list[ConfigProblem]:
-    """Every problem that needs more than one file to see."""
-    now = now or datetime.now(UTC)
+def cross_check(cfg: ConfigDir, now: datetime | None) -> list[ConfigProblem]:
+    """Every problem that needs more than one file to see.
+
+    ``now``: when given, a subscription whose validity is already over is a problem. A hub installing an
+    applied config passes None: a window that closed since the apply is a refusal at run time ("expired"),
+    not a broken config.
+    """
     problems: list[ConfigProblem] = []
     hubs = cfg.hubs
     if not hubs and "hub" not in cfg.incomplete:  # a hubs.yaml that did not load has its own error
@@ -73,7 +80,7 @@ def cross_check(cfg: ConfigDir, now: datetime | None = None) -> list[ConfigProbl
     return problems
 
 
-def _check_subscription(cfg: ConfigDir, sid: str, now: datetime) -> list[ConfigProblem]:  # noqa: PLR0912 - one branch per rule
+def _check_subscription(cfg: ConfigDir, sid: str, now: datetime | None) -> list[ConfigProblem]:  # noqa: PLR0912 - one branch per rule
     sub = cfg.subscriptions[sid]
     origin = cfg.origins[("subscription", sid)]
     out: list[ConfigProblem] = []
@@ -111,7 +118,7 @@ def _check_subscription(cfg: ConfigDir, sid: str, now: datetime) -> list[ConfigP
                 problem(("approval", "fields", i), f'approved field "{name}" is not requested')
     if sub.approval is not None and sub.approval.status == "refused" and not sub.approval.refusal_reason:
         problem(("approval", "refusal_reason"), "a refusal must give its reasons (refusal_reason)")
-    if sub.valid_until is not None and _aware(sub.valid_until) <= now:
+    if now is not None and sub.valid_until is not None and _aware(sub.valid_until) <= now:
         problem(("valid_until",), f"validity already over ({sub.valid_until.isoformat()})")
     if sub.valid_from and sub.valid_until and sub.valid_from >= sub.valid_until:
         problem(("valid_from",), "valid_from is not before valid_until")
@@ -132,19 +139,4 @@ def _check_subscription(cfg: ConfigDir, sid: str, now: datetime) -> list[ConfigP
     for name in sub.masks:
         if name not in sub.fields:
             problem(("masks", name), f'mask on field "{name}" which is not requested')
-    if sub.filter:
-        out.extend(_check_filter(sub.filter, fields, origin, sid))
     return out
-
-
-def _check_filter(expr: str, fields: dict[str, Any], origin: Any, sid: str) -> list[ConfigProblem]:
-    from hub.policy.errors import FilterError, PolicyError
-    from hub.policy.filters import compile_filter
-
-    try:
-        compile_filter(expr, fields)
-    except FilterError as exc:
-        return [origin.problem(("filter",), f'subscription "{sid}": {exc.reason} in `{expr}`')]
-    except PolicyError as exc:
-        return [origin.problem(("filter",), f'subscription "{sid}": {exc}')]
-    return []

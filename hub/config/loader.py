@@ -1,4 +1,8 @@
-"""Load a config directory into one checked :class:`ConfigDir`, reporting every problem at once."""
+"""Read a config directory into a :class:`ConfigDir`: syntax, types and schemas, every problem at once.
+
+Reading only parses; ``hub.config.validation.load_config`` reads and then runs the one validation path
+(cross-checks and plan compilation) over the result.
+"""
 
 from __future__ import annotations
 
@@ -45,7 +49,11 @@ class Origin:
 
 @dataclass
 class ConfigDir:
-    """A loaded, cross-checked config directory."""
+    """A config as read: from a directory (``read_config``) or a snapshot (``config_from_snapshot``).
+
+    It is checked once it has been through ``hub.config.validation.compile_config`` (``load_config``
+    does that).
+    """
 
     root: Path
     hubs_file: HubsFile
@@ -74,8 +82,12 @@ class ConfigDir:
         return [s for s in self.subscriptions.values() if s.hub == hub]
 
 
-def load_config(root: str | Path, *, check: bool = True) -> ConfigDir:
-    """Load ``root``; raise one ConfigError listing every problem (syntax, types, cross-references)."""
+def read_config(root: str | Path) -> tuple[ConfigDir, list[ConfigProblem]]:
+    """Parse ``root`` as far as it parses: the config and every syntax, type and schema problem found.
+
+    Raises:
+        ConfigError: ``root`` is not a directory.
+    """
     root = Path(root)
     problems: list[ConfigProblem] = []
     if not root.is_dir():
@@ -97,7 +109,7 @@ def load_config(root: str | Path, *, check: bool = True) -> ConfigDir:
         try:
             return model.model_validate(doc.data, context=context), doc
         except ValidationError as exc:
-            problems.extend(_problems_of(exc, doc))
+            problems.extend(problems_of(exc, doc))
             return None, doc
 
     hubs_path = root / "hubs.yaml"
@@ -131,13 +143,7 @@ def load_config(root: str | Path, *, check: bool = True) -> ConfigDir:
                 _add(cfg, problems, kind=kind, ident=getattr(obj, id_attr), obj=obj, into=into, origin=origin)
 
     _load_schemas(cfg, problems)
-    if check:
-        from hub.config.checks import cross_check
-
-        problems.extend(cross_check(cfg))
-    if problems:
-        raise ConfigError(problems)
-    return cfg
+    return cfg, problems
 
 
 def _add_hubs(
@@ -228,10 +234,11 @@ def _read_schema(root: Path, name: str) -> Any:
     )
 
 
-def _problems_of(exc: ValidationError, doc: LocatedYaml) -> list[ConfigProblem]:
+def problems_of(exc: ValidationError, doc: LocatedYaml, at: Path_ = ()) -> list[ConfigProblem]:
+    """One problem per pydantic error, located in ``doc`` (``at``: the path of the validated object)."""
     out = []
     for err in exc.errors():
-        loc: Path_ = tuple(p for p in err["loc"] if isinstance(p, str | int))
+        loc: Path_ = (*at, *(p for p in err["loc"] if isinstance(p, str | int)))
         msg = err["msg"].removeprefix("Value error, ")  # our validators' messages are whole sentences
         if err["type"] == "extra_forbidden":
             msg = f'unknown key "{loc[-1]}"'

@@ -19,11 +19,10 @@ from hub.catalog.codes import parse_resource_code
 from hub.catalog.model import FieldClass, ShareAttribute
 from hub.config.timezone import DEFAULT_TIMEZONE, ConfigTime, check_timezone
 from hub.core.kafka_settings import KafkaSettings
+from hub.policy.masks import MaskKind
 
 _ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
-MaskName = Literal[
-    "id_number", "phone", "name", "address", "email", "pseudonym", "date_year", "date_month", "drop"
-]
+MaskName = MaskKind  # the mask kinds the policy package implements, and no others
 
 
 def _check_id(value: str, what: str) -> str:

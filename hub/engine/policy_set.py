@@ -1,14 +1,20 @@
-"""The compiled plans of one hub, indexed by source topic; rebuilt whole when the config changes."""
+"""The compiled plans of one hub, indexed by source topic; rebuilt whole when the config changes.
+
+Every way a hub gets its plans goes through the config's one validation path
+(``hub.config.validation``), so a hub refuses nothing that `xhub validate` accepted.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub.config.loader import ConfigDir
 from hub.config.models import Resource, Subscription
-from hub.policy.plan import DeliveryPlan, compile_plan
+from hub.config.snapshot import config_from_snapshot, config_snapshot, read_snapshot_record, snapshot_digest
+from hub.config.validation import compile_config, compile_subscriptions
+from hub.policy.plan import DeliveryPlan
 
 
 @dataclass
@@ -29,6 +35,29 @@ class PolicySet:
         return sub.delivery.backfill if sub is not None else True
 
 
+def _policy_set(
+    hub: str, digest: str, plans: Mapping[str, DeliveryPlan], subscriptions: Mapping[str, Subscription]
+) -> PolicySet:
+    out = PolicySet(hub=hub, digest=digest)
+    for sid in sorted(plans):
+        plan = plans[sid]
+        out.plans[sid] = plan
+        out.subscriptions[sid] = subscriptions[sid]
+        out.by_topic.setdefault(plan.source_topic, []).append(plan)
+    return out
+
+
+def policy_set_of_config(cfg: ConfigDir, hub: str, *, secret: bytes) -> PolicySet:
+    """The policy set of ``hub`` from a config directory, through ``compile_config`` with the real secret.
+
+    Raises:
+        ConfigError: the config does not validate (every problem with file and line).
+    """
+    compiled = compile_config(cfg, secret=secret, hub=hub)
+    digest = snapshot_digest(config_snapshot(cfg, hub))
+    return _policy_set(hub, digest, compiled.plans, cfg.subscriptions)
+
+
 def build_policy_set(
     hub: str,
     subscriptions: Iterable[Subscription],
@@ -38,32 +67,28 @@ def build_policy_set(
     secret: bytes,
     digest: str = "",
 ) -> PolicySet:
-    """Compile every subscription of ``hub`` whose resource is known."""
-    out = PolicySet(hub=hub, digest=digest)
-    for sub in sorted(subscriptions, key=lambda s: s.id):
-        if sub.hub != hub:
-            continue
-        resource = resources.get(sub.resource)
-        schema = schemas.get(sub.resource)
-        if resource is None or schema is None:
-            continue
-        plan = compile_plan(sub, resource, schema, secret=secret)
-        out.plans[sub.id] = plan
-        out.subscriptions[sub.id] = sub
-        out.by_topic.setdefault(plan.source_topic, []).append(plan)
-    return out
+    """Compile every subscription of ``hub`` whose resource is known (pieces of a validated config).
+
+    Raises:
+        ConfigError: a subscription does not compile (never a bare ``PolicyError``).
+    """
+    subs = {s.id: s for s in subscriptions if s.hub == hub}
+    plans = compile_subscriptions(subs.values(), resources, schemas, secret=secret)
+    return _policy_set(hub, digest, plans, subs)
 
 
 def policy_set_from_snapshot(snapshot: Mapping[str, Any], *, secret: bytes, digest: str) -> PolicySet:
-    """Rebuild a policy set from a config snapshot published by `xhub apply` (see provision.desired)."""
-    resources = {code: Resource.model_validate(body) for code, body in snapshot["resources"].items()}
-    subs = [Subscription.model_validate(body) for body in snapshot["subscriptions"].values()]
-    return build_policy_set(
-        snapshot["hub"], subs, resources, snapshot["schemas"], secret=secret, digest=digest
-    )
+    """The policy set of a config snapshot published by `xhub apply`, through ``compile_config``.
+
+    Raises:
+        ConfigError: the snapshot does not validate (problems name xhub.cfg.<hub> and the entry's path).
+    """
+    cfg = config_from_snapshot(snapshot, digest=digest)
+    hub = str(snapshot["hub"])
+    compiled = compile_config(cfg, secret=secret, hub=hub)
+    return _policy_set(hub, digest, compiled.plans, cfg.subscriptions)
 
 
 def snapshot_of(raw: bytes) -> tuple[str, dict[str, Any]]:
-    """(digest, config) of one record of xhub.cfg.<hub>."""
-    body = json.loads(raw)
-    return body["digest"], body["config"]
+    """(digest, config) of one record of xhub.cfg.<hub> (see ``hub.config.snapshot``)."""
+    return read_snapshot_record(raw)

@@ -2,6 +2,8 @@
 
 - ``PolicyError``: a policy cannot be built (unknown mask kind, pseudonym without a secret). The config
   layer turns it into a ``ConfigError`` with the file and line of the offending entry.
+- ``PlanError``: a subscription does not compile (masks that cannot apply to their fields, a filter that
+  does not compile); carries every ``PlanProblem`` with its place in the subscription.
 - ``FilterError``: a row filter does not compile; carries the 1-based ``column`` in the expression so the
   config layer can point at the exact character.
 - ``FilterRuntimeError`` / ``MaskRuntimeError``: one record could not be filtered or masked. They are
@@ -11,11 +13,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from hub.core.errors import HubError, InvalidRecord
 
 
 class PolicyError(HubError):
     """A sharing policy (masks, row filter) is invalid. Fix the subscription or the hub config."""
+
+
+@dataclass(frozen=True)
+class PlanProblem:
+    """One reason a subscription does not compile.
+
+    Attributes:
+        path: where in the subscription, e.g. ``("masks", "debtor_type")`` or ``("filter",)``; the config
+            layer turns it into a file and line.
+        message: what is wrong, naming the field, e.g. ``'field "x": mask "phone" cannot apply to ...'``.
+    """
+
+    path: tuple[str, ...]
+    message: str
+
+
+class PlanError(PolicyError):
+    """A subscription does not compile into a plan. ``problems`` lists every reason, not just the first."""
+
+    def __init__(self, subscription: str, problems: Sequence[PlanProblem]) -> None:
+        super().__init__(f'subscription "{subscription}": ' + "; ".join(p.message for p in problems))
+        self.subscription = subscription
+        self.problems = tuple(problems)
 
 
 class FilterError(PolicyError):

@@ -41,6 +41,9 @@ unless said otherwise):
 - ``drop``: removes the field from the delivered schema (``output_type`` returns ``None``); the plan does
   not call ``apply`` for it (it would return ``None``).
 
+Values arrive as fastavro decodes them: a ``uuid`` field as ``uuid.UUID`` (masked as its text), a
+``time-millis``/``time-micros`` field as ``datetime.time`` (only ``pseudonym`` and ``drop`` apply to it).
+
 ``output_type`` gives the Avro type of the field in the delivered schema: every mask except ``drop``
 delivers a ``"string"`` and keeps optionality (``["null", "long"]`` -> ``["null", "string"]``).
 """
@@ -52,10 +55,11 @@ import hmac
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import InitVar, dataclass, field
-from datetime import date
+from datetime import date, time
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Literal, get_args
+from uuid import UUID
 
 from hub.policy.errors import MaskRuntimeError, PolicyError
 
@@ -120,7 +124,10 @@ _AVRO_PRIMITIVES = frozenset(
         "fixed",
     }
 )
-_PSEUDONYM_BASES = (_AVRO_PRIMITIVES - _COMPLEX_BASES - {"null"}) | _DATE_BASES | {"uuid"}
+_TIME_BASES = frozenset({"time-millis", "time-micros"})
+_PSEUDONYM_BASES = (_AVRO_PRIMITIVES - _COMPLEX_BASES - {"null"}) | _DATE_BASES | _TIME_BASES | {"uuid"}
+# Logical types checked as their own base: their decoded values are not what the underlying type holds.
+_LOGICAL_BASES = _DATE_BASES | _TIME_BASES | {"uuid"}
 
 # Allowed params per kind with their defaults; validated in build_mask.
 _PARAM_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
@@ -294,7 +301,7 @@ def _make_function(  # noqa: PLR0911 - one function per kind
 
 def _text(value: Any, kind: str) -> str:
     """Text form of a non-text value for the text masks (a phone stored as a long)."""
-    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+    if isinstance(value, int | Decimal | UUID) and not isinstance(value, bool):
         return str(value)
     raise MaskRuntimeError(f'mask "{kind}" cannot apply to a {type(value).__name__} value', kind=kind)
 
@@ -394,15 +401,17 @@ def _pseudonym_mask(secret: bytes, scope: str | None, length: int) -> Callable[[
     return mask
 
 
-def _canonical_bytes(value: Any) -> bytes:
+def _canonical_bytes(value: Any) -> bytes:  # noqa: PLR0911 - one return per kind of value
     if isinstance(value, bool):
         return b"true" if value else b"false"
     if isinstance(value, int | Decimal):
         return str(value).encode()
     if isinstance(value, float):
         return repr(value).encode()
-    if isinstance(value, date):
+    if isinstance(value, date | time):
         return value.isoformat().encode()
+    if isinstance(value, UUID):
+        return str(value).encode()
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
     if isinstance(value, str):
@@ -458,7 +467,7 @@ def _base_type(avro_type: Any) -> str | None:
         return _base_type(branches[0]) if len(branches) == 1 else None
     if isinstance(avro_type, dict):
         logical = avro_type.get("logicalType")
-        if isinstance(logical, str) and logical in _DATE_BASES | {"uuid"}:
+        if isinstance(logical, str) and logical in _LOGICAL_BASES:
             return logical
         inner = avro_type.get("type")
         return inner if isinstance(inner, str) and inner in _AVRO_PRIMITIVES else _base_type(inner)

@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hub.catalog.model import FieldClass, ShareAttribute
-from hub.config.models import Resource, Subscription
 from hub.core import names
 from hub.core.envelope import change_event_schema
-from hub.policy.errors import MaskRuntimeError, PolicyError
+from hub.policy.errors import FilterError, MaskRuntimeError, PlanError, PlanProblem, PolicyError
 from hub.policy.filters import RowFilter, compile_filter
 from hub.policy.masks import Mask, build_mask
+from hub.policy.terms import ResourceTerms, SubscriptionTerms
 
 # A schema-only compile (plan/apply) has no hub secret; pseudonym output types do not depend on it.
 _SCHEMA_ONLY_SECRET = b"schema-only-placeholder-key"
@@ -94,16 +94,23 @@ def _avro_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", text)
 
 
-def compile_plan(  # noqa: PLR0915 - the rules of a plan, in the order the docstring gives them
-    sub: Subscription,
-    resource: Resource,
-    resource_schema: dict[str, Any],
+def compile_plan(  # noqa: PLR0912, PLR0915 - the rules of a plan, in the order the docstring gives them
+    sub: SubscriptionTerms,
+    resource: ResourceTerms,
+    resource_schema: Mapping[str, Any],
     *,
     secret: bytes | None,
 ) -> DeliveryPlan:
-    """Compile ``sub`` against its resource. ``secret`` keys the pseudonyms (None: schema-only use)."""
+    """Compile ``sub`` against its resource. ``secret`` keys the pseudonyms (None: schema-only use).
+
+    Raises:
+        PlanError: every mask that cannot apply to its field and a row filter that does not compile,
+            each with its place in the subscription (``("masks", field)``, ``("filter",)``).
+    """
     key_secret = secret if secret is not None else _SCHEMA_ONLY_SECRET
     schema_fields = {f["name"]: f for f in resource_schema["fields"]}
+    named = named_types(resource_schema)
+    problems: list[PlanProblem] = []
     granted: set[str] | None = None
     refusal: str | None = None
     if not sub.active:
@@ -139,8 +146,15 @@ def compile_plan(  # noqa: PLR0915 - the rules of a plan, in the order the docst
         mask_kind = sub.masks.get(name)
         if cls is FieldClass.PERSONAL and mask_kind is None and not sub.legal_basis:
             continue  # personal data goes out masked, or on a named legal basis
-        mask = build_mask(mask_kind, secret=key_secret) if mask_kind else None
-        out_type = mask.output_type(field["type"]) if mask else field["type"]
+        mask: Mask | None = None
+        out_type = field["type"]
+        if mask_kind:
+            try:
+                mask = build_mask(mask_kind, secret=key_secret)
+                out_type = mask.output_type(resolve_named(field["type"], named))
+            except PolicyError as exc:
+                problems.append(PlanProblem(("masks", name), f'field "{name}": {exc}'))
+                continue
         if out_type is None:
             continue  # "drop"
         rules.append(FieldRule(name, mask, out_type))
@@ -159,11 +173,18 @@ def compile_plan(  # noqa: PLR0915 - the rules of a plan, in the order the docst
     )
     delivery_schema["namespace"] = "gov.xhub.delivery"
 
-    row_filter = (
-        compile_filter(sub.filter, schema_fields_types(resource_schema), where=f"subscription {sub.id}")
-        if sub.filter
-        else None
-    )
+    row_filter: RowFilter | None = None
+    if sub.filter:
+        try:
+            row_filter = compile_filter(
+                sub.filter, schema_fields_types(resource_schema), where=f"subscription {sub.id}"
+            )
+        except FilterError as exc:
+            problems.append(PlanProblem(("filter",), f"{exc.reason} in `{sub.filter}`"))
+        except PolicyError as exc:
+            problems.append(PlanProblem(("filter",), str(exc)))
+    if problems:
+        raise PlanError(sub.id, problems)
     valid_from_ms, valid_until_ms = _ms(sub.valid_from), _ms(valid_until)
     version = _version(
         sub,
@@ -218,7 +239,44 @@ def compile_plan(  # noqa: PLR0915 - the rules of a plan, in the order the docst
 
 
 def schema_fields_types(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Top-level field name -> Avro type of a record schema."""
     return {f["name"]: f["type"] for f in schema["fields"]}
+
+
+def named_types(schema: Any, namespace: str = "", into: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every named type (record, enum, fixed) defined in ``schema``, by short and by full name."""
+    out: dict[str, Any] = {} if into is None else into
+    if isinstance(schema, list):
+        for branch in schema:
+            named_types(branch, namespace, out)
+    elif isinstance(schema, dict):
+        kind = schema.get("type")
+        if kind in ("record", "error", "enum", "fixed") and isinstance(schema.get("name"), str):
+            name: str = schema["name"]
+            space = schema.get("namespace", namespace) if "." not in name else name.rpartition(".")[0]
+            short = name.rpartition(".")[2]
+            out[short] = schema
+            out[f"{space}.{short}" if space else short] = schema
+            namespace = space or ""
+        for part in (
+            *(f.get("type") for f in schema.get("fields", [])),
+            schema.get("items"),
+            schema.get("values"),
+        ):
+            if part is not None:
+                named_types(part, namespace, out)
+        if isinstance(kind, dict | list):
+            named_types(kind, namespace, out)
+    return out
+
+
+def resolve_named(avro_type: Any, named: Mapping[str, Any]) -> Any:
+    """``avro_type`` with a reference to a named type replaced by its definition (so masks can check it)."""
+    if isinstance(avro_type, list):
+        return [resolve_named(t, named) for t in avro_type]
+    if isinstance(avro_type, str) and avro_type in named:
+        return named[avro_type]
+    return avro_type
 
 
 def _out_field(field: Mapping[str, Any], out_type: Any) -> dict[str, Any]:
@@ -231,9 +289,9 @@ def _out_field(field: Mapping[str, Any], out_type: Any) -> dict[str, Any]:
 
 
 def _version(
-    sub: Subscription,
+    sub: SubscriptionTerms,
     *,
-    resource: Resource,
+    resource: ResourceTerms,
     rules: list[FieldRule],
     refusal: str | None,
     valid_from_ms: int | None,
@@ -254,16 +312,3 @@ def _version(
     }
     digest = hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
     return digest[:16]
-
-
-def delivery_schema_of(cfg: Any, subscription_id: str) -> dict[str, Any] | None:
-    """The delivered Avro schema of one subscription of a loaded config (None: resource unknown)."""
-    sub = cfg.subscriptions[subscription_id]
-    resource = cfg.resources.get(sub.resource)
-    schema = cfg.schemas.get(sub.resource)
-    if resource is None or schema is None:
-        return None
-    try:
-        return compile_plan(sub, resource, schema, secret=None).delivery_schema
-    except PolicyError:
-        return None

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from hub.provision.apply import apply_plan
+from hub.provision.apply import apply_changes
 from hub.provision.desired import Desired, SchemaSpec, TopicSpec, desired_state
-from hub.provision.diff import ClusterState, Plan, compute_plan, read_cluster_state
+from hub.provision.diff import ClusterChanges, ClusterState, compute_changes, read_cluster_state
 
 __all__ = [
+    "ClusterChanges",
     "ClusterState",
     "Desired",
-    "Plan",
     "SchemaSpec",
     "TopicSpec",
-    "apply_plan",
-    "compute_plan",
+    "apply_changes",
+    "compute_changes",
     "desired_state",
     "read_cluster_state",
 ]

@@ -1,9 +1,8 @@
-"""Carry out a plan: create and update topics, register schemas, publish config snapshots. Idempotent."""
+"""Carry out the changes: create and update topics, register schemas, publish config snapshots. Idempotent."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from dataclasses import dataclass, field
 
@@ -11,11 +10,11 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from hub.config.snapshot import snapshot_digest, snapshot_record
 from hub.core import names
 from hub.core.errors import FatalError, RetriableError
 from hub.core.log import get_logger
-from hub.provision.desired import snapshot_digest
-from hub.provision.diff import Plan, SchemaRegistrar
+from hub.provision.diff import ClusterChanges, SchemaRegistrar
 
 log = get_logger("provision")
 
@@ -26,8 +25,8 @@ class ApplyResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def apply_plan(  # noqa: PLR0912 - one branch per kind of change
-    plan: Plan,
+def apply_changes(  # noqa: PLR0912 - one branch per kind of change
+    plan: ClusterChanges,
     admin: KafkaAdminClient,
     producer: KafkaProducer,
     registry: SchemaRegistrar | None,
@@ -80,10 +79,7 @@ def apply_plan(  # noqa: PLR0912 - one branch per kind of change
             result.done.append(f"registered schema {schema_change.subject} (id {schema_id})")
     for hub, snapshot in plan.snapshots.items():
         digest = snapshot_digest(snapshot)
-        value = json.dumps(
-            {"digest": digest, "applied_ts_ms": int(time.time() * 1000), "config": json.loads(snapshot)},
-            ensure_ascii=False,
-        ).encode("utf-8")
+        value = snapshot_record(snapshot, applied_ts_ms=int(time.time() * 1000))
         producer.send(names.config_topic(hub), key=hub.encode(), value=value).get(timeout=30)
         result.done.append(f"published config of hub {hub} ({digest})")
     producer.flush()

@@ -5,15 +5,18 @@ Pure: no I/O. The snapshot is what hub workers follow for live policy changes (t
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import schemas
 from hub.config.loader import ConfigDir
+from hub.config.snapshot import config_snapshot, snapshot_digest
+from hub.config.validation import compile_config
 from hub.core import names
 from hub.core.envelope import change_event_schema
+
+# Re-exported for callers that predate hub.config.snapshot (the hub's process wiring).
+__all__ = ["Desired", "SchemaSpec", "TopicSpec", "config_snapshot", "desired_state", "snapshot_digest"]
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -50,9 +53,15 @@ COMPACTED = {"cleanup.policy": "compact"}
 
 
 def desired_state(cfg: ConfigDir) -> Desired:
-    """Everything `apply` would create or update for ``cfg``."""
-    from hub.policy.plan import delivery_schema_of
+    """Everything `apply` would create or update for ``cfg``.
 
+    The delivery schemas come from ``compile_config``, the check a hub runs on what apply publishes: a
+    config a hub would refuse never reaches the cluster.
+
+    Raises:
+        ConfigError: ``cfg`` does not validate (every problem with file and line).
+    """
+    compiled = compile_config(cfg)
     out = Desired()
     partitions = max((h.partitions for h in cfg.hubs.values()), default=3)
     dead_letter = schemas.load("hub/dead_letter.avsc")
@@ -98,27 +107,7 @@ def desired_state(cfg: ConfigDir) -> Desired:
                 f"deliveries of {sid} to {sub.subscriber}",
             )
         )
-        schema = delivery_schema_of(cfg, sid)
+        schema = compiled.delivery_schema(sid)
         if schema is not None:
             out.add_schema(SchemaSpec(f"{dlv}-value", schema, f"deliveries of {sid}"))
     return out
-
-
-def config_snapshot(cfg: ConfigDir, hub: str) -> bytes:
-    """Canonical JSON of everything ``hub`` needs to enforce policy. Secrets are never included."""
-    subs = [s for s in cfg.subscriptions.values() if s.hub == hub]
-    codes = sorted({s.resource for s in subs})
-    body = {
-        "hub": hub,
-        "departments": {d.id: d.model_dump(mode="json") for d in cfg.departments.values()},
-        "resources": {
-            c: cfg.resources[c].model_dump(mode="json", by_alias=True) for c in codes if c in cfg.resources
-        },
-        "schemas": {c: cfg.schemas[c] for c in codes if c in cfg.schemas},
-        "subscriptions": {s.id: s.model_dump(mode="json") for s in sorted(subs, key=lambda s: s.id)},
-    }
-    return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def snapshot_digest(snapshot: bytes) -> str:
-    return hashlib.sha256(snapshot).hexdigest()[:16]

@@ -1,4 +1,4 @@
-"""Compare what the config asks for with what the cluster has: the plan `xhub plan` prints."""
+"""Compare what the config asks for with what the cluster has: the changes `xhub plan` prints."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any, Protocol
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from hub.config.snapshot import read_snapshot_record, snapshot_digest
 from hub.core import names
-from hub.provision.desired import Desired, SchemaSpec, TopicSpec, snapshot_digest
+from hub.provision.desired import Desired, SchemaSpec, TopicSpec
 
 
 class SchemaRegistrar(Protocol):
@@ -55,7 +56,9 @@ class SchemaChange:
 
 
 @dataclass
-class Plan:
+class ClusterChanges:
+    """What apply would change on the cluster: topics, schemas and config snapshots (`xhub plan`)."""
+
     topics: list[TopicChange] = field(default_factory=list)
     schemas: list[SchemaChange] = field(default_factory=list)
     snapshots: dict[str, bytes] = field(default_factory=dict)  # hubs whose config snapshot changed
@@ -137,7 +140,7 @@ def _last_snapshot_digest(consumer: KafkaConsumer, topic: str) -> str | None:
         for records in consumer.poll(timeout_ms=500).values():
             if records:
                 record = records[-1]
-                return json.loads(record.value)["digest"] if record.value else None
+                return read_snapshot_record(record.value)[0] if record.value else None
     return None
 
 
@@ -147,11 +150,11 @@ def _owned(topic: str, owners: set[str]) -> bool:
     return len(parts) >= 3 and parts[0] == names.PREFIX and parts[2] in owners
 
 
-def compute_plan(  # noqa: PLR0912 - topics, schemas and snapshots in one pass
+def compute_changes(  # noqa: PLR0912 - topics, schemas and snapshots in one pass
     desired: Desired, cluster: ClusterState, registry: SchemaRegistrar | None, owners: set[str] | None = None
-) -> Plan:
+) -> ClusterChanges:
     """What apply would do. Never proposes a delete unless the topic is ours and no longer configured."""
-    plan = Plan()
+    plan = ClusterChanges()
     for name, spec in sorted(desired.topics.items()):
         have = cluster.topics.get(name)
         if have is None:

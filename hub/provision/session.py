@@ -10,9 +10,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from hub.config.loader import ConfigDir
 from hub.core.kafka import make_admin, make_consumer, make_producer
-from hub.provision.apply import ApplyResult, apply_plan
+from hub.provision.apply import ApplyResult, apply_changes
 from hub.provision.desired import desired_state
-from hub.provision.diff import Plan, compute_plan, read_cluster_state
+from hub.provision.diff import ClusterChanges, compute_changes, read_cluster_state
 from hub.provision.registrar import HttpRegistrar
 
 
@@ -24,15 +24,17 @@ class ProvisionSession:
     consumer: KafkaConsumer
     registrar: HttpRegistrar
 
-    def plan(self) -> Plan:
+    def plan(self) -> ClusterChanges:
+        """What apply would change (`xhub plan`). Raises ConfigError when the config does not validate."""
         desired = desired_state(self.cfg)
         cluster = read_cluster_state(self.admin, self.consumer, list(self.cfg.hubs))
         owners = set(self.cfg.departments) | set(self.cfg.hubs)
-        return compute_plan(desired, cluster, self.registrar, owners)
+        return compute_changes(desired, cluster, self.registrar, owners)
 
-    def apply(self, *, allow_delete: bool = False) -> tuple[Plan, ApplyResult]:
+    def apply(self, *, allow_delete: bool = False) -> tuple[ClusterChanges, ApplyResult]:
+        """Converge the cluster on the config (`xhub apply`); nothing is changed when it does not validate."""
         plan = self.plan()
-        result = apply_plan(plan, self.admin, self.producer, self.registrar, allow_delete=allow_delete)
+        result = apply_changes(plan, self.admin, self.producer, self.registrar, allow_delete=allow_delete)
         return plan, result
 
 

@@ -48,7 +48,8 @@ from hub.registry.state import Record, RegistryState, SchemaVersion, config_reco
 
 log = get_logger("registry.store")
 
-Plan = Callable[[RegistryState], list[Record]]
+# Given the complete registry state, the records to append (none when there is nothing left to do).
+RecordsToAppend = Callable[[RegistryState], list[Record]]
 
 
 class _ExpectedFencing(logging.Filter):
@@ -98,10 +99,10 @@ class BaseSchemaStore(ABC):
         """Bring the state up to the current end of the log."""
 
     @abstractmethod
-    def _commit(self, plan: Plan) -> bool:
-        """Catch up, call ``plan`` on the complete state, append its records atomically and read them back.
+    def _commit(self, records_for: RecordsToAppend) -> bool:
+        """Catch up, call ``records_for`` on the whole state, append its records atomically, read them back.
 
-        Returns whether anything was written (``plan`` may find there is nothing left to do).
+        Returns whether anything was written (``records_for`` may find there is nothing left to do).
         """
 
     def start(self) -> None:  # noqa: B027 - a hook: the in-memory store has nothing to open
@@ -143,11 +144,11 @@ class BaseSchemaStore(ABC):
         if found is not None:
             return found
 
-        def plan(state: RegistryState) -> list[Record]:
+        def registration(state: RegistryState) -> list[Record]:
             planned = state.plan_registration(subject, text)
             return [] if planned is None else [schema_record(planned)]
 
-        wrote = self._commit(plan)
+        wrote = self._commit(registration)
         with self._lock:
             found = self._state.find(subject, text)
         if found is None:  # our record was read back but not accepted: only a foreign writer can cause this
@@ -292,9 +293,9 @@ class MemorySchemaStore(BaseSchemaStore):
     def _refresh(self) -> None:
         return None
 
-    def _commit(self, plan: Plan) -> bool:
+    def _commit(self, records_for: RecordsToAppend) -> bool:
         with self._write_lock, self._lock:
-            records = plan(self._state)
+            records = records_for(self._state)
             for key, value in records:
                 self.log.append((key, value))
                 self._state.apply(key, value)
@@ -442,14 +443,14 @@ class SchemaStore(BaseSchemaStore):
 
     # --- writing ------------------------------------------------------------------------------
 
-    def _commit(self, plan: Plan) -> bool:
+    def _commit(self, records_for: RecordsToAppend) -> bool:
         with self._write_lock:
             deadline = time.monotonic() + self.timeout
             attempt = 0
             while True:
                 attempt += 1
                 try:
-                    last_offset = self._try_commit(plan)
+                    last_offset = self._try_commit(records_for)
                 except (KafkaError, RetriableError) as exc:
                     # fenced by another writer (or a broker hiccup): start over from a fresh view
                     self._drop_producer()
@@ -468,11 +469,11 @@ class SchemaStore(BaseSchemaStore):
                 self._read_until(last_offset + 1)
                 return True
 
-    def _try_commit(self, plan: Plan) -> int | None:
+    def _try_commit(self, records_for: RecordsToAppend) -> int | None:
         producer = self._transactional_producer()  # fences every other writer from here on
         self._refresh()
         with self._lock:
-            records = plan(self._state)
+            records = records_for(self._state)
         if not records:
             return None
         producer.begin_transaction()
