@@ -1,8 +1,11 @@
-"""`xhub run`: wire one hub worker together (config, registry, secret, admin port) and run it."""
+"""The composition root of `xhub run`: wire one hub worker together and run it.
+
+The engine knows nothing of the registry server, the admin port or the provisioning code; this module
+starts them beside the worker (config, registry, secret, admin server, worker thread).
+"""
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from contextlib import ExitStack
@@ -10,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hub.config.loader import ConfigDir
-from hub.core.errors import ConfigError
+from hub.config.secrets import hub_secret
 from hub.core.log import get_logger
 from hub.engine.policy_set import PolicySet, build_policy_set
 from hub.engine.stats import WorkerStats
@@ -20,25 +23,8 @@ from hub.provision.desired import config_snapshot, snapshot_digest
 log = get_logger("runner")
 
 
-def hub_secret(cfg: ConfigDir, hub: str) -> bytes:
-    """The HMAC key of ``hub`` (pseudonyms, audit key hashes): from its env variable or the config."""
-    spec = cfg.hub(hub)
-    if spec.pseudonym_secret_env:
-        value = os.environ.get(spec.pseudonym_secret_env)
-        if value:
-            return value.encode("utf-8")
-        raise ConfigError(
-            f'hub "{hub}" in hubs.yaml: environment variable {spec.pseudonym_secret_env} '
-            "(pseudonym_secret_env) is not set"
-        )
-    if spec.pseudonym_secret is not None:
-        return spec.pseudonym_secret.get_secret_value().encode("utf-8")
-    raise ConfigError(
-        f'hub "{hub}" in hubs.yaml: set pseudonym_secret_env (the HMAC key for pseudonyms and audit)'
-    )
-
-
 def initial_policies(cfg: ConfigDir, hub: str, secret: bytes) -> PolicySet:
+    """The policy set of ``hub`` compiled from the config directory (before any applied snapshot)."""
     digest = snapshot_digest(config_snapshot(cfg, hub))
     return build_policy_set(
         hub, cfg.subscriptions.values(), cfg.resources, cfg.schemas, secret=secret, digest=digest
