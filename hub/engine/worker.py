@@ -85,14 +85,14 @@ class HubWorker:
         options: WorkerOptions,
         *,
         stats: WorkerStats | None = None,
-        on_policy_change: Callable[[PolicySet], None] | None = None,
     ) -> None:
         self.kafka = kafka
         self.serde = serde
         self.secret = secret
         self.options = options
         self.stats = stats or WorkerStats()
-        self.on_policy_change = on_policy_change
+        # Called after each install of a new policy set (set it after construction when wanted).
+        self.on_policy_change: Callable[[PolicySet], None] | None = None
         self.hub = options.hub
         self.transactional_id = names.hub_transactional_id(self.hub, options.worker_id)
         self.group_id = names.hub_group(self.hub)
