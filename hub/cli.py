@@ -58,8 +58,8 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from hub.app import run_hub
     from hub.config import load_config
-    from hub.engine.runner import run_hub
 
     cfg = load_config(args.config_dir)
     return run_hub(cfg, args.hub, worker_id=args.worker_id)

@@ -179,8 +179,8 @@ def show_command(
     receive between T1 and T2": ``subscriber=S, since=T1, until=T2``.
     """
     from hub.config import load_config
+    from hub.config.secrets import hub_secret
     from hub.core import names
-    from hub.engine.runner import hub_secret
 
     out = out or sys.stdout
     cfg = load_config(config_dir)

@@ -15,10 +15,10 @@ from typing import Any
 import yaml
 
 from connectors.validation import RecordValidator
+from hub.app import start_hub
 from hub.config import load_config
 from hub.core.kafka_settings import KafkaSettings
 from hub.demo.generator import dishonest_debtor, make_faker, person
-from hub.engine.runner import start_hub
 from hub.provision.session import provision_session
 from tests.bench.common import bench_config, percentile, wait_until
 from tests.bench.throughput import Registry, entities, produce_source

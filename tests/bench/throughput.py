@@ -11,6 +11,7 @@ from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from connectors.validation import RecordValidator
+from hub.app import start_hub
 from hub.config import load_config
 from hub.config.loader import ConfigDir
 from hub.core import names
@@ -20,7 +21,6 @@ from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import legal_entity, make_faker
-from hub.engine.runner import start_hub
 from hub.provision.session import provision_session
 from hub.registry.server import RegistryServer
 from hub.registry.store import SchemaStore

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import yaml
 from kafka import KafkaConsumer, KafkaProducer
 
+from hub.app import HubProcess, start_hub
 from hub.config import load_config
 from hub.config.loader import ConfigDir
 from hub.core import names
@@ -29,7 +30,6 @@ from hub.core.kafka import make_consumer, make_producer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
-from hub.engine.runner import HubProcess, start_hub
 from hub.monitor.lag import sink_group
 from hub.provision.session import provision_session
 from hub.registry.server import RegistryServer

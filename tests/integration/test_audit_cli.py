@@ -13,6 +13,7 @@ import pytest
 
 import schemas
 from connectors.validation import RecordValidator
+from hub.app import HubProcess, start_hub
 from hub.audit.cli import open_decoder, show_command, verify_command
 from hub.audit.reader import read_records
 from hub.cli import main as xhub
@@ -22,7 +23,6 @@ from hub.core import names
 from hub.core.kafka import ensure_topics, make_admin, make_producer
 from hub.core.kafka_settings import KafkaSettings
 from hub.demo.generator import dishonest_debtor, make_faker, person
-from hub.engine.runner import HubProcess, start_hub
 from hub.provision.session import provision_session
 from tests.fixtures.hubkit import Publisher
 

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from connectors.validation import RecordValidator
+from hub.app import start_hub
 from hub.audit.cli import verify_command
 from hub.config import load_config
 from hub.config.loader import ConfigDir
@@ -39,7 +40,6 @@ from hub.engine.handover import (
     establish,
     progress_from_offsets,
 )
-from hub.engine.runner import start_hub
 from hub.provision.session import provision_session
 from tests.fixtures.hubkit import Publisher, read_all
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from connectors.validation import RecordValidator
+from hub.app import HubProcess, start_hub
 from hub.config import load_config
 from hub.config.loader import ConfigDir
 from hub.core import names
@@ -17,7 +18,6 @@ from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import dishonest_debtor, make_faker, person
-from hub.engine.runner import HubProcess, start_hub
 from hub.provision.session import provision_session
 from tests.fixtures.hubkit import Publisher, decode_all, read_all
 

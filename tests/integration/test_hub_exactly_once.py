@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from connectors.validation import RecordValidator
+from hub.app import start_hub
 from hub.config import load_config
 from hub.config.loader import ConfigDir
 from hub.core import names
@@ -21,7 +22,6 @@ from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import dishonest_debtor, make_faker, person
-from hub.engine.runner import start_hub
 from hub.provision.session import provision_session
 from tests.fixtures.hubkit import Publisher, decode_all, read_all
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from connectors.validation import RecordValidator
+from hub.app import HubProcess, start_hub
 from hub.audit.cli import verify_command
 from hub.audit.reader import read_records
 from hub.config import load_config
@@ -23,7 +24,6 @@ from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import make_faker, person
-from hub.engine.runner import HubProcess, start_hub
 from hub.provision.session import provision_session
 from tests.fixtures.hubkit import Publisher, read_all
 from tests.integration.test_backfill import (

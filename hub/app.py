@@ -1,16 +1,20 @@
-"""`xhub run`: wire one hub worker together (config, registry, secret, admin port) and run it."""
+"""The composition root of `xhub run`: wire one hub worker together and run it.
+
+The engine knows nothing of the registry server, the admin port or the provisioning code; this module
+starts them beside the worker (config, registry, secret, admin server, worker thread).
+"""
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 from hub.config.loader import ConfigDir
-from hub.core.errors import ConfigError
+from hub.config.models import HubSpec
+from hub.config.secrets import hub_secret
 from hub.core.log import get_logger
 from hub.engine.policy_set import PolicySet, build_policy_set
 from hub.engine.stats import WorkerStats
@@ -20,25 +24,8 @@ from hub.provision.desired import config_snapshot, snapshot_digest
 log = get_logger("runner")
 
 
-def hub_secret(cfg: ConfigDir, hub: str) -> bytes:
-    """The HMAC key of ``hub`` (pseudonyms, audit key hashes): from its env variable or the config."""
-    spec = cfg.hub(hub)
-    if spec.pseudonym_secret_env:
-        value = os.environ.get(spec.pseudonym_secret_env)
-        if value:
-            return value.encode("utf-8")
-        raise ConfigError(
-            f'hub "{hub}" in hubs.yaml: environment variable {spec.pseudonym_secret_env} '
-            "(pseudonym_secret_env) is not set"
-        )
-    if spec.pseudonym_secret is not None:
-        return spec.pseudonym_secret.get_secret_value().encode("utf-8")
-    raise ConfigError(
-        f'hub "{hub}" in hubs.yaml: set pseudonym_secret_env (the HMAC key for pseudonyms and audit)'
-    )
-
-
 def initial_policies(cfg: ConfigDir, hub: str, secret: bytes) -> PolicySet:
+    """The policy set of ``hub`` compiled from the config directory (before any applied snapshot)."""
     digest = snapshot_digest(config_snapshot(cfg, hub))
     return build_policy_set(
         hub, cfg.subscriptions.values(), cfg.resources, cfg.schemas, secret=secret, digest=digest
@@ -63,76 +50,82 @@ class HubProcess:
             closer()
 
 
-def start_hub(
-    cfg: ConfigDir,
-    hub: str,
-    *,
-    worker_id: int = 0,
-    registry_port: int | None = None,
-    admin_port: int | None = None,
-    serve_registry: bool | None = None,
-    follow_config: bool = True,
-    start_thread: bool = True,
-    serve_admin: bool = True,
-    first_start: Literal["state", "replay"] = "state",
-) -> HubProcess:
-    """Start one worker of ``hub`` in a background thread (plus the built-in registry and admin port).
+class StartOptions(TypedDict, total=False):
+    """How :func:`start_hub` starts a worker; every key is optional."""
 
-    ``first_start``: where partitions the hub never read start (see ``WorkerOptions.first_start``).
-    """
+    worker_id: int  # default 0
+    registry_port: int | None  # the built-in registry's port (default: the hub's registry_port)
+    admin_port: int | None  # default: the hub's admin_port + worker_id, or any free port
+    serve_registry: bool | None  # default: when hubs.yaml names no registry url
+    follow_config: bool  # follow xhub.cfg.<hub> (default True)
+    start_thread: bool  # False: the caller runs worker.run() itself, e.g. under a profiler (default True)
+    serve_admin: bool  # default True
+    first_start: Literal["state", "replay"]  # see WorkerOptions.first_start (default "state")
+
+
+def start_hub(cfg: ConfigDir, hub: str, **options: Unpack[StartOptions]) -> HubProcess:
+    """Start one worker of ``hub`` in a background thread (plus the built-in registry and admin port)."""
     from hub.core.registry.client import RegistryClient
     from hub.core.registry.serde import AvroSerde
 
     spec = cfg.hub(hub)
     secret = hub_secret(cfg, hub)
-    kafka = cfg.hubs_file.kafka
+    worker_id = options.get("worker_id", 0)
     closers: list[Any] = []
-    url = cfg.hubs_file.registry.url
-    builtin = serve_registry if serve_registry is not None else url is None
-    if builtin:
-        from hub.registry.local import registry_url
-
-        stack = ExitStack()
-        serve_on = spec.registry_port if registry_port is None else registry_port
-        url = stack.enter_context(
-            registry_url(kafka, None, cfg.hubs_file.registry.topic, client_id="registry", port=serve_on)
-        )
-        closers.append(stack.close)
-    assert url is not None
-    serde = AvroSerde(RegistryClient(url))
-    stats = WorkerStats()
+    url = _registry(cfg, spec, options, closers)
     worker = HubWorker(
-        kafka,
+        cfg.hubs_file.kafka,
         initial_policies(cfg, hub, secret),
-        serde,
+        AvroSerde(RegistryClient(url)),
         secret,
         WorkerOptions(
             hub=hub,
             worker_id=worker_id,
             batch_max_records=spec.batch_max_records,
             batch_max_ms=spec.batch_max_ms,
-            follow_config=follow_config,
-            first_start=first_start,
+            follow_config=options.get("follow_config", True),
+            first_start=options.get("first_start", "state"),
         ),
-        stats=stats,
+        stats=WorkerStats(),
     )
+    thread = threading.Thread(target=_run_logged, args=(worker,), name=f"hub-{hub}-{worker_id}", daemon=True)
     admin_url = None
-    # Workers of one hub on one machine each get their own admin port.
-    port = (spec.admin_port + worker_id if spec.admin_port else 0) if admin_port is None else admin_port
-    from hub.monitor.admin import AdminServer
+    if options.get("serve_admin", True):
+        from hub.monitor.admin import AdminServer
 
-    admin = None
-    if serve_admin:
+        # Workers of one hub on one machine each get their own admin port.
+        port = options.get("admin_port")
+        if port is None:
+            port = spec.admin_port + worker_id if spec.admin_port else 0
         admin = AdminServer(cfg, hub, worker, registry_url=url, port=port)
         admin.start()
         closers.append(admin.stop)
         admin_url = admin.url
-    thread = threading.Thread(target=_run_logged, args=(worker,), name=f"hub-{hub}-{worker_id}", daemon=True)
-    if admin is not None:
         admin.attach_thread(thread)
-    if start_thread:  # False: the caller runs worker.run() itself (e.g. under a profiler)
+    if options.get("start_thread", True):
         thread.start()
     return HubProcess(worker, url, admin_url, thread, closers)
+
+
+def _registry(cfg: ConfigDir, spec: HubSpec, options: StartOptions, closers: list[Any]) -> str:
+    """The registry's url: the configured one, or the built-in one started here (its closer added)."""
+    url = cfg.hubs_file.registry.url
+    serve = options.get("serve_registry")
+    builtin = serve if serve is not None else url is None
+    if builtin:
+        from hub.registry.local import registry_url
+
+        stack = ExitStack()
+        port = options.get("registry_port")
+        serve_on = spec.registry_port if port is None else port
+        url = stack.enter_context(
+            registry_url(
+                cfg.hubs_file.kafka, None, cfg.hubs_file.registry.topic, client_id="registry", port=serve_on
+            )
+        )
+        closers.append(stack.close)
+    assert url is not None
+    return url
 
 
 def _run_logged(worker: HubWorker) -> None:

@@ -1,0 +1,210 @@
+"""From a source record and the plans that serve it to what one transaction carries.
+
+The one place where a record becomes deliveries, audit entries and dead letters, for the main loop
+("live") and for backfills ("snapshot": the state rows as op "r"; "catch_up": the records after the
+handover offset). Every record ends, per subscription, as exactly one of delivered / filtered / refused /
+dead-lettered; the counts go into the :class:`Batch` and reach the worker's counters only after commit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kafka import KafkaProducer, TopicPartition
+
+from hub.core.dead_letters import DeadLetter, DeadLetterEncoder
+from hub.core.envelope import now_ms
+from hub.core.errors import InvalidRecord
+from hub.core.log import get_logger
+from hub.engine.audit_log import AuditLog
+from hub.engine.handover import Backfilling, PartitionState
+from hub.engine.records import Serde, SourceEvent, SourceRecord
+from hub.engine.router import DeadLettered, Deliver, Filtered, Outcome, Refused, route
+from hub.engine.stats import WorkerStats
+from hub.policy.plan import DeliveryPlan
+
+log = get_logger("engine")
+
+Pass = Literal["live", "snapshot", "catch_up"]
+Decoded = dict[str, Any] | InvalidRecord  # a change event, or why the record is not one
+
+
+@dataclass
+class Pending:
+    """A delivery sent in the open transaction, audited once its offset is known."""
+
+    outcome: Deliver
+    future: Any
+    source: SourceEvent
+
+
+@dataclass
+class Batch:
+    """What one transaction carries, applied to the counters and the state only after it commits."""
+
+    kind: Pass = "live"
+    pending: list[Pending] = field(default_factory=list)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    latencies: list[int] = field(default_factory=list)
+    last_commit_ms: dict[str, int] = field(default_factory=dict)
+    consumed: int = 0
+    undecodable: int = 0
+    states: dict[TopicPartition, PartitionState] = field(default_factory=dict)  # partitions whose state moves
+    started: list[tuple[str, TopicPartition, Backfilling]] = field(default_factory=list)
+
+    def count(self, plans: Sequence[DeliveryPlan], outcome: str) -> None:
+        for plan in plans:
+            self.counts[(plan.subscription, outcome)] += 1
+
+    def account(self, stats: WorkerStats, seconds: float) -> None:
+        """Add this committed batch to the worker's counters."""
+        with stats.lock:
+            stats.consumed += self.consumed
+            stats.undecodable += self.undecodable
+            for (sub, outcome), n in self.counts.items():
+                s = stats.subscriptions[sub]
+                setattr(s, outcome, getattr(s, outcome) + n)
+                if outcome == "delivered":
+                    s.last_delivery_ms = now_ms()
+            for sub, commit_ms in self.last_commit_ms.items():
+                s = stats.subscriptions[sub]
+                s.last_source_commit_ms = max(s.last_source_commit_ms or 0, commit_ms)
+        stats.record_tx(seconds)
+        stats.record_latencies(self.latencies)
+
+
+class Emitter:
+    """Turns source records into deliveries, audit entries and dead letters of one hub."""
+
+    def __init__(self, hub: str, serde: Serde, audit: AuditLog) -> None:
+        self.hub = hub
+        self.serde = serde
+        self.audit = audit
+        self._letters = DeadLetterEncoder(hub, serde)
+        self._log = log.bind(hub=hub)
+
+    def decode(self, record: SourceRecord) -> Decoded:
+        """The change event of a record read by the main loop."""
+        if record.value is None:
+            return InvalidRecord("tombstone", "compaction tombstone on a source topic carries no event")
+        try:
+            _, event = self.serde.decode(record.value)
+        except InvalidRecord as exc:
+            return exc
+        return event
+
+    def emit(  # noqa: PLR0917 - the record, what it decoded to, who it is for, when, and where it goes
+        self,
+        producer: KafkaProducer,
+        record: SourceRecord,
+        decoded: Decoded,
+        plans: Sequence[DeliveryPlan],
+        now: int,
+        batch: Batch,
+    ) -> None:
+        """Route one record through ``plans`` at ``now``; send what it yields in the open transaction."""
+        if isinstance(decoded, InvalidRecord):
+            self._undecodable(producer, record, decoded, plans, batch)
+            return
+        resource = decoded.get("resource")
+        plans_for = [p for p in plans if p.resource == resource]
+        if len(plans_for) != len(plans):
+            if batch.kind == "live":  # a backfill reads records the main loop has dead-lettered already
+                detail = f'event names resource "{resource}", which topic {record.topic} does not carry'
+                letter = record.dead_letter(
+                    self.hub, "unknown_resource", detail, "resource", resource=resource
+                )
+                self._dead_letter(producer, letter)
+            batch.count([p for p in plans if p.resource != resource], "dead_lettered")
+        source = SourceEvent.of(record, decoded, now)
+        for outcome in route(decoded, plans_for, now):
+            self._handle(producer, outcome, source, batch)
+
+    def finish(self, producer: KafkaProducer, batch: Batch) -> None:
+        """Audit the batch: its deliveries (their offsets are known after the flush), then the rest."""
+        producer.flush()
+        entries: list[dict[str, Any]] = []
+        for p in batch.pending:
+            meta = p.future.get(timeout=30)
+            at = (meta.topic, meta.partition, meta.offset)
+            entries.append(self.audit.delivered(p.outcome.plan, p.source, p.outcome.fields, at))
+        entries.extend(batch.audit)
+        self.audit.send(producer, entries)
+
+    def _undecodable(
+        self,
+        producer: KafkaProducer,
+        record: SourceRecord,
+        error: InvalidRecord,
+        plans: Sequence[DeliveryPlan],
+        batch: Batch,
+    ) -> None:
+        batch.count(plans, "dead_lettered")
+        if batch.kind == "live":
+            batch.undecodable += 1
+            self._dead_letter(producer, record.dead_letter(self.hub, error.reason, error.detail, error.field))
+        elif batch.kind == "snapshot":
+            # The main loop dead-lettered catch-up records already; snapshot records it may never have
+            # read (they predate the hub), so the subscription that needed them reports them.
+            for plan in plans:
+                letter = record.dead_letter(
+                    self.hub, error.reason, error.detail, error.field, subscription=plan.subscription
+                )
+                self._dead_letter(producer, letter)
+
+    def _handle(self, producer: KafkaProducer, outcome: Outcome, source: SourceEvent, batch: Batch) -> None:
+        if isinstance(outcome, Deliver):
+            self._deliver(producer, outcome, source, batch)
+        elif isinstance(outcome, Filtered):
+            batch.counts[(outcome.plan.subscription, "filtered")] += 1
+        elif isinstance(outcome, Refused):
+            batch.counts[(outcome.plan.subscription, "refused")] += 1
+            batch.audit.append(self.audit.refused(outcome.plan, source, outcome.reason))
+        elif isinstance(outcome, DeadLettered):
+            plan = outcome.plan
+            letter = source.record.dead_letter(
+                self.hub,
+                outcome.reason,
+                outcome.detail,
+                outcome.field,
+                resource=source.event.get("resource"),
+                subscription=plan.subscription if plan else None,
+            )
+            self._dead_letter(producer, letter)
+            if plan is not None:
+                batch.counts[(plan.subscription, "dead_lettered")] += 1
+
+    def _deliver(self, producer: KafkaProducer, outcome: Deliver, source: SourceEvent, batch: Batch) -> None:
+        plan = outcome.plan
+        sid = plan.subscription
+        value = self.serde.encode(f"{plan.delivery_topic}-value", plan.delivery_schema, outcome.value)
+        headers = [
+            ("xhub.event_id", source.event_id.encode()),
+            ("xhub.policy_version", plan.version.encode()),
+            ("xhub.hub", self.hub.encode()),
+            ("xhub.subscription", sid.encode()),
+            ("xhub.source", source.record.origin.encode()),
+        ]
+        future = producer.send(
+            plan.delivery_topic, key=outcome.key.encode("utf-8"), value=value, headers=headers
+        )
+        batch.pending.append(Pending(outcome, future, source))
+        batch.counts[(sid, "delivered")] += 1
+        if batch.kind != "snapshot":  # a state row's source commit time says nothing about latency
+            batch.latencies.append(source.now - source.commit_ms)
+        batch.last_commit_ms[sid] = max(batch.last_commit_ms.get(sid, 0), source.commit_ms)
+
+    def _dead_letter(self, producer: KafkaProducer, letter: DeadLetter) -> None:
+        value = self._letters.encode(letter)
+        producer.send(self._letters.topic, key=None, value=value, headers=letter.headers())
+        self._log.warning(
+            "record_dead_lettered",
+            reason=letter.reason,
+            field=letter.field,
+            origin=letter.origin,
+            subscription=letter.subscription,
+        )

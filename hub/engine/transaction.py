@@ -1,0 +1,121 @@
+"""The exactly-once step: one Kafka transaction carries what a step writes and the offsets it consumed.
+
+Every write of a worker goes through :meth:`TransactionStep.run`: the main loop's batches, the backfill
+chunks and the housekeeping commits (policy audit, new subscriptions, first pins). The step begins the
+transaction, lets the caller produce (deliveries, dead letters, audit entries), then sends the consumed
+offsets with the group metadata (each offset carrying the partition's subscription state and the audit
+chain's head, see handover.py) and commits. On a failure it aborts, restores the audit chain to where
+it stood (the aborted entries never became visible) and lets the caller rewind its reading positions,
+so the same input is read again. Fencing (another worker took over the transactional id) is fatal.
+Like the checkpoint of quix-streams: one class owns the commit, the callers only say what goes in it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, ProducerFencedError
+from kafka.structs import OffsetAndMetadata
+
+from hub.audit.anchor import anchor_value
+from hub.audit.chain import AuditChain
+from hub.core import names
+from hub.core.errors import FatalError
+from hub.core.log import get_logger
+from hub.engine.errors import WorkerFencedError
+from hub.engine.handover import PartitionState, encode_metadata
+from hub.engine.stats import WorkerStats
+
+log = get_logger("engine")
+
+ABORT_PAUSE_S = 1.0  # after an abort, before the input is read again
+
+# What a step consumed: per partition, the next offset to read and the subscriptions' state there.
+Positions = Mapping[TopicPartition, tuple[int, PartitionState]]
+Body = Callable[[KafkaProducer], Positions]
+
+
+class TransactionStep:
+    """Runs steps of one worker, each in one transaction of its transactional producer.
+
+    Args:
+        producer: the worker's transactional producer (``init_transactions`` already called).
+        consumer: the worker's group consumer (its group metadata goes with the offsets).
+        chain: the worker's audit chain, restored when a transaction aborts.
+        stats: counts the aborted transactions.
+        hub: the hub's name.
+        worker_id: the worker's id within the hub (its transactional id is built from both).
+    """
+
+    def __init__(
+        self,
+        producer: KafkaProducer,
+        consumer: KafkaConsumer,
+        chain: AuditChain,
+        stats: WorkerStats,
+        *,
+        hub: str,
+        worker_id: int,
+    ) -> None:
+        self.producer = producer
+        self.consumer = consumer
+        self.chain = chain
+        self.stats = stats
+        self.hub = hub
+        self.worker_id = worker_id
+        self.transactional_id = names.hub_transactional_id(hub, worker_id)
+        self._log = log.bind(hub=hub)
+
+    def run(self, body: Body, *, rewind: Callable[[], None] | None = None) -> bool:
+        """Begin; ``body`` produces and returns the positions consumed; send them with the offsets; commit.
+
+        Returns:
+            True when committed. False when the transaction was aborted: the chain is restored and
+            ``rewind`` has been called, so the caller reads the same input again.
+
+        Raises:
+            WorkerFencedError: another worker holds this transactional id now.
+            FatalError: the failed transaction could not be aborted.
+        """
+        chain_state = self.chain.snapshot()
+        try:
+            self.producer.begin_transaction()
+            positions = body(self.producer)
+            if positions:
+                # After the body: the metadata anchors the audit chain's head including this step's entries.
+                offsets = {
+                    tp: OffsetAndMetadata(offset, self._metadata(tp, state), -1)
+                    for tp, (offset, state) in positions.items()
+                }
+                self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
+            self.producer.commit_transaction()
+        except ProducerFencedError as exc:
+            raise WorkerFencedError(
+                f"hub {self.hub} worker {self.worker_id}: transactional id {self.transactional_id} "
+                "was taken over by another worker (two workers with the same --worker-id?)"
+            ) from exc
+        except KafkaError as exc:
+            self._abort(chain_state, exc)
+            if rewind is not None:
+                rewind()
+            return False
+        return True
+
+    def _metadata(self, tp: TopicPartition, state: PartitionState) -> str:
+        where = f"hub {self.hub} partition {tp.topic}-{tp.partition}"
+        return encode_metadata(state, anchor_value(self.chain), where=where)
+
+    def _abort(self, chain_state: tuple[int, str], exc: Exception) -> None:
+        self._log.warning("transaction_aborted", error=f"{type(exc).__name__}: {exc}")
+        with self.stats.lock:
+            self.stats.aborted_transactions += 1
+        self.chain.restore(chain_state)
+        try:
+            self.producer.abort_transaction()
+        except KafkaError as abort_exc:
+            raise FatalError(
+                f"hub {self.hub}: could not abort a failed transaction: {abort_exc}"
+            ) from abort_exc
+        time.sleep(ABORT_PAUSE_S)
