@@ -16,20 +16,16 @@ from hub.config.loader import ConfigDir
 from hub.config.models import HubSpec
 from hub.config.secrets import hub_secret
 from hub.core.log import get_logger
-from hub.engine.policy_set import PolicySet, build_policy_set
+from hub.engine.policy_set import PolicySet, policy_set_of_config
 from hub.engine.stats import WorkerStats
 from hub.engine.worker import HubWorker, WorkerOptions
-from hub.provision.desired import config_snapshot, snapshot_digest
 
 log = get_logger("runner")
 
 
 def initial_policies(cfg: ConfigDir, hub: str, secret: bytes) -> PolicySet:
     """The policy set of ``hub`` compiled from the config directory (before any applied snapshot)."""
-    digest = snapshot_digest(config_snapshot(cfg, hub))
-    return build_policy_set(
-        hub, cfg.subscriptions.values(), cfg.resources, cfg.schemas, secret=secret, digest=digest
-    )
+    return policy_set_of_config(cfg, hub, secret=secret)
 
 
 @dataclass

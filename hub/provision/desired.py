@@ -10,13 +10,13 @@ from typing import Any
 
 import schemas
 from hub.config.loader import ConfigDir
-from hub.config.snapshot import config_snapshot, snapshot_digest
+from hub.config.snapshot import config_snapshot
 from hub.config.validation import compile_config
 from hub.core import names
 from hub.core.envelope import change_event_schema
 
 # Re-exported for callers that predate hub.config.snapshot (the hub's process wiring).
-__all__ = ["Desired", "SchemaSpec", "TopicSpec", "config_snapshot", "desired_state", "snapshot_digest"]
+__all__ = ["Desired", "SchemaSpec", "TopicSpec", "desired_state"]
 
 DAY_MS = 24 * 3600 * 1000
 
