@@ -31,13 +31,26 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from hub.config import load_config
-    from hub.provision.session import provision_session
+    from datetime import UTC, datetime
+
+    from hub.config import compile_config, load_config
+    from hub.provision.explain import explain, explain_text
 
     cfg = load_config(args.config_dir)
+    policies = explain(compile_config(cfg, now=datetime.now(UTC)))
+    if args.policies_only:
+        print(json.dumps(policies, ensure_ascii=False, indent=2) if args.json else explain_text(policies))
+        return 0
+    from hub.provision.session import provision_session
+
     with provision_session(cfg) as session:
         changes = session.plan()
-    print(json.dumps(changes.to_json(), ensure_ascii=False, indent=2) if args.json else changes.to_text())
+    if args.json:
+        print(json.dumps({**changes.to_json(), "policies": policies}, ensure_ascii=False, indent=2))
+    else:
+        print(changes.to_text())
+        print("\n== policies ==")
+        print(explain_text(policies))
     return 0
 
 
@@ -88,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="show what apply would change on the cluster (topics, schemas, configs)")
     p.add_argument("config_dir")
     p.add_argument("--json", action="store_true", help="machine-readable plan")
+    p.add_argument(
+        "--policies-only",
+        action="store_true",
+        help="only explain each subscription's policy (fields, masks, filter fields, withheld); no cluster",
+    )
     p.set_defaults(func=_plan)
 
     p = sub.add_parser("apply", help="create/update topics, register schemas, publish config (idempotent)")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hub.config.loader import ConfigDir
 from hub.config.models import (
-    Approval,
     Department,
+    Grant,
     HubSpec,
     Resource,
     Subscription,
@@ -14,10 +14,10 @@ from hub.config.models import (
 from hub.config.validation import CompiledConfig, compile_config, load_config
 
 __all__ = [
-    "Approval",
     "CompiledConfig",
     "ConfigDir",
     "Department",
+    "Grant",
     "HubSpec",
     "Resource",
     "Subscription",

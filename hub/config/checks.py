@@ -1,4 +1,4 @@
-"""Cross-checks over a whole config directory: references, classifications, grants, approvals, validity.
+"""Cross-checks over a whole config directory: references, classifications, grants, validity.
 
 Masks and row filters are checked by compiling the plans (``hub.config.validation``), not here.
 """
@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hub.catalog.model import FieldClass, ShareAttribute
+from hub.config.grant_checks import check_grants, check_owner_terms
 from hub.config.loader import ConfigDir
 from hub.core.errors import ConfigProblem
 
@@ -74,9 +75,11 @@ def cross_check(cfg: ConfigDir, now: datetime | None) -> list[ConfigProblem]:
             for name in res.checks
             if name not in fields
         )
+        problems.extend(check_owner_terms(cfg, code, fields))
 
     for sid in cfg.subscriptions:
         problems.extend(_check_subscription(cfg, sid, now))
+    problems.extend(check_grants(cfg, now))
     return problems
 
 
@@ -105,19 +108,13 @@ def _check_subscription(cfg: ConfigDir, sid: str, now: datetime | None) -> list[
         )
     if res.share is ShareAttribute.NOT_SHARED:
         problem(("resource",), f"resource {res.code} is not shared (不予共享): it cannot be subscribed")
-    if res.share is ShareAttribute.CONDITIONAL and sub.approval is None:
+    if sub.approval is not None:
         problem(
             ("approval",),
-            f"resource {res.code} is conditional (有条件共享): record the approval (or a pending request)",
+            "the answer to a share request is the owning department's act, not the subscriber's: move it "
+            f"to a grant in grants/{res.owner}/ (decision, approver, reference, decided_at, valid_until, "
+            "fields, clear with its legal_basis, min_masks)",
         )
-    if sub.approval is not None and sub.approval.status == "approved":
-        if not sub.approval.approved_by or not sub.approval.approved_at:
-            problem(("approval",), "an approved request needs approved_by and approved_at")
-        for i, name in enumerate(sub.approval.fields or []):
-            if name not in sub.fields:
-                problem(("approval", "fields", i), f'approved field "{name}" is not requested')
-    if sub.approval is not None and sub.approval.status == "refused" and not sub.approval.refusal_reason:
-        problem(("approval", "refusal_reason"), "a refusal must give its reasons (refusal_reason)")
     if now is not None and sub.valid_until is not None and _aware(sub.valid_until) <= now:
         problem(("valid_until",), f"validity already over ({sub.valid_until.isoformat()})")
     if sub.valid_from and sub.valid_until and sub.valid_from >= sub.valid_until:
@@ -134,8 +131,21 @@ def _check_subscription(cfg: ConfigDir, sid: str, now: datetime | None) -> list[
         cls = res.fields.get(name)
         if cls is FieldClass.SECRET:
             problem(("fields", i), f'field "{name}" of {res.code} is secret (涉密): never delivered')
-        if cls is FieldClass.PERSONAL and name not in sub.masks and not sub.legal_basis:
-            problem(("fields", i), f'field "{name}" of {res.code} is personal: give a mask or a legal_basis')
+        # Without a grant, an unconditional resource's personal field goes out only masked: a request
+        # without any mask would receive nothing of it. (Under a grant the owner has answered, and
+        # `xhub plan` says why such a field is withheld.)
+        if (
+            cls is FieldClass.PERSONAL
+            and res.share is ShareAttribute.UNCONDITIONAL
+            and sid not in cfg.grants
+            and name not in sub.masks
+            and name not in res.default_masks
+        ):
+            problem(
+                ("fields", i),
+                f'field "{name}" of {res.code} is personal: ask for a mask (only the owner puts a personal '
+                f"field in clear, in a grant in grants/{res.owner}/; a legal_basis here does not)",
+            )
     for name in sub.masks:
         if name not in sub.fields:
             problem(("masks", name), f'mask on field "{name}" which is not requested')

@@ -18,6 +18,8 @@ from hub.config.models import (
     CatalogFile,
     Department,
     DepartmentsFile,
+    Grant,
+    GrantsFile,
     HubsFile,
     HubSpec,
     Resource,
@@ -60,9 +62,12 @@ class ConfigDir:
     departments: dict[str, Department] = field(default_factory=dict)
     resources: dict[str, Resource] = field(default_factory=dict)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    grants: dict[str, Grant] = field(default_factory=dict)  # subscription id -> the owner's grant
+    # subscription id -> the folder of grants/ its grant was read from ("" = not in a department's folder)
+    grant_folders: dict[str, str] = field(default_factory=dict)
     schemas: dict[str, dict[str, Any]] = field(default_factory=dict)  # resource code -> Avro schema
     origins: dict[tuple[str, str], Origin] = field(default_factory=dict)  # (kind, id) -> origin
-    # Kinds ("hub", "department", "resource", "subscription") of which a file did not load: a reference
+    # Kinds ("hub", "department", "resource", "subscription", "grant") of which a file did not load: a reference
     # to one of them is not reported as unknown, so one wrong value gives one error, not a cascade.
     incomplete: set[str] = field(default_factory=set)
 
@@ -80,6 +85,10 @@ class ConfigDir:
 
     def subscriptions_of(self, hub: str) -> list[Subscription]:
         return [s for s in self.subscriptions.values() if s.hub == hub]
+
+    def grant_of(self, subscription: str) -> Grant | None:
+        """The owner's grant answering ``subscription``, if one was read from its owner's folder."""
+        return self.grants.get(subscription)
 
 
 def read_config(root: str | Path) -> tuple[ConfigDir, list[ConfigProblem]]:
@@ -142,6 +151,20 @@ def read_config(root: str | Path) -> tuple[ConfigDir, list[ConfigProblem]]:
                 origin = Origin(doc, (attr, i))
                 _add(cfg, problems, kind=kind, ident=getattr(obj, id_attr), obj=obj, into=into, origin=origin)
 
+    grants_root = root / "grants"
+    for path in _yaml_files(grants_root, recursive=True):
+        parsed_grants, doc = parse(path, GrantsFile)
+        if parsed_grants is None or doc is None:
+            cfg.incomplete.add("grant")
+            continue
+        parts = path.relative_to(grants_root).parts
+        folder = parts[0] if len(parts) == 2 else ""  # noqa: PLR2004 - grants/<owner>/<file>
+        for i, grant in enumerate(parsed_grants.grants):
+            origin = Origin(doc, ("grants", i))
+            if grant.subscription not in cfg.grants:
+                cfg.grant_folders[grant.subscription] = folder
+            _add(cfg, problems, kind="grant", ident=grant.subscription, obj=grant, into=cfg.grants, origin=origin)
+
     _load_schemas(cfg, problems)
     return cfg, problems
 
@@ -160,10 +183,11 @@ def _add_hubs(
         _add(cfg, problems, kind="hub", ident=spec.name, obj=spec, into=seen, origin=origin)
 
 
-def _yaml_files(folder: Path) -> list[Path]:
+def _yaml_files(folder: Path, *, recursive: bool = False) -> list[Path]:
     if not folder.is_dir():
         return []
-    return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    pattern = "**/*" if recursive else "*"
+    return sorted([*folder.glob(f"{pattern}.yaml"), *folder.glob(f"{pattern}.yml")])
 
 
 def _add(

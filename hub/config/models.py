@@ -3,7 +3,10 @@
     hubs.yaml              kafka connection, registry, the exchange hubs
     departments/*.yaml     one department per file (or a list)
     catalog/*.yaml         resources: code, owner, schema, key, share attribute, field classes
-    subscriptions/*.yaml   who receives which fields of which resource, how masked, filtered, until when
+    subscriptions/*.yaml   what a subscriber asks for: fields, purpose, filter, masks (only stronger), delivery
+    grants/<owner>/*.yaml  what the owning department allows one subscription: its answer (approved /
+                           refused), granted fields, personal fields in clear and on which legal basis,
+                           minimum masks, filterable fields, sensitive fields released, validity
 
 Every model forbids unknown keys, so a typo is an error with its file and line, not a silent default.
 """
@@ -112,6 +115,14 @@ class Resource(Strict):
     checks: dict[str, Literal["citizen_id", "credit_code"]] = Field(
         default_factory=dict, description="GB 11643 / GB 32100 checks on fields besides the key"
     )
+    default_masks: dict[str, MaskName] = Field(
+        default_factory=dict,
+        description="the owner's default mask per personal field, for every subscription (a grant may lift it)",
+    )
+    filterable: list[str] = Field(
+        default_factory=list,
+        description="fields every subscriber may filter on even where it does not see them in clear",
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -122,18 +133,33 @@ class Resource(Strict):
         return v
 
 
-class Approval(Strict):
-    """The answer to a share request (共享申请) for a conditional resource."""
+class Grant(Strict):
+    """The owning department's answer to one subscription (共享申请的答复), kept in ``grants/<owner>/``.
 
-    status: Literal["approved", "pending", "refused"]
-    requested_at: ConfigTime | None = None
-    approved_by: str | None = Field(default=None, description="person or office of the providing department")
-    approved_at: ConfigTime | None = None
-    reference: str | None = Field(default=None, description="approval document number")
-    fields: list[str] | None = Field(default=None, description="fields approved; None = all requested fields")
-    purpose: str | None = None
-    valid_until: ConfigTime | None = None
-    refusal_reason: str | None = None
+    For a conditional resource nothing is delivered without an approving grant; for an unconditional one
+    a grant adds to the catalog defaults (fields in clear, filterable fields, sensitive fields released).
+    A subscriber never writes a grant: what it asks for is in its subscription, what it gets is
+    requested ∩ granted ∩ classified.
+    """
+
+    subscription: str = Field(description="id of the subscription answered")
+    resource: str = Field(description="catalog code; owned by the department of the grant's folder")
+    decision: Literal["approved", "refused"]
+    reason: str | None = Field(default=None, description="required when refused: a refusal gives reasons")
+    legal_basis: str | None = Field(default=None, description="required when any field is in clear")
+    approver: str | None = Field(default=None, description="person or office of the owning department")
+    reference: str | None = Field(default=None, description="document number of the answer")
+    decided_at: ConfigTime | None = None
+    valid_until: ConfigTime | None = Field(default=None, description="delivery stops at this time")
+    fields: list[str] | None = Field(default=None, description="fields granted; None = all requested")
+    clear: list[str] = Field(default_factory=list, description="personal fields allowed in clear")
+    min_masks: dict[str, MaskName] = Field(
+        default_factory=dict, description="minimum mask per personal field (the subscriber may strengthen)"
+    )
+    filterable: list[str] = Field(
+        default_factory=list, description="fields the subscriber may filter on without seeing them in clear"
+    )
+    release_sensitive: list[str] = Field(default_factory=list, description="sensitive fields released")
 
 
 class Delivery(Strict):
@@ -153,14 +179,17 @@ class Subscription(Strict):
     hub: str
     fields: list[str]
     purpose: str
-    legal_basis: str | None = None
+    legal_basis: str | None = Field(
+        default=None, description="the subscriber's stated basis, kept with its purpose; never lifts a mask"
+    )
     filter: str | None = Field(
         default=None, description='row filter (CEL subset), e.g. district == "浦东新区"'
     )
     masks: dict[str, MaskName] = Field(default_factory=dict)
     valid_from: ConfigTime | None = None
     valid_until: ConfigTime | None = None
-    approval: Approval | None = None
+    # Refused by the cross-checks with a hint: the answer to a request is the owner's (grants/<owner>/).
+    approval: object | None = Field(default=None, exclude=True, json_schema_extra={"deprecated": True})
     delivery: Delivery = Delivery()
     active: bool = Field(default=True, description="false = revoked; nothing is delivered")
 
@@ -182,6 +211,10 @@ class SubscriptionsFile(Strict):
     subscriptions: list[Subscription]
 
 
+class GrantsFile(Strict):
+    grants: list[Grant]
+
+
 def json_schema() -> dict[str, Any]:
     """JSON Schema of every config file kind, for editors (``xhub schema``)."""
     return {
@@ -192,5 +225,6 @@ def json_schema() -> dict[str, Any]:
             "departments/*.yaml": DepartmentsFile.model_json_schema(by_alias=True),
             "catalog/*.yaml": CatalogFile.model_json_schema(by_alias=True),
             "subscriptions/*.yaml": SubscriptionsFile.model_json_schema(by_alias=True),
+            "grants/<owner>/*.yaml": GrantsFile.model_json_schema(by_alias=True),
         },
     }

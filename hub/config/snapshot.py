@@ -1,7 +1,8 @@
 """Config snapshots: what `xhub apply` publishes on xhub.cfg.<hub> and what a hub reads back.
 
 A snapshot is the canonical JSON of everything one hub needs to enforce policy (departments, the
-resources and schemas its subscriptions use, the subscriptions); secrets are never included. A record of
+resources and schemas its subscriptions use, the subscriptions and the owners' grants answering them,
+with the folder each grant was read from); secrets are never included. A record of
 the topic wraps it with its digest and the time of the apply. Writing and reading both live here, so
 `xhub apply` and the hub cannot disagree on the format.
 """
@@ -17,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from hub.config.loader import ConfigDir, Origin, problems_of
-from hub.config.models import Department, HubsFile, HubSpec, Resource, Subscription
+from hub.config.models import Department, Grant, HubsFile, HubSpec, Resource, Subscription
 from hub.config.yaml_lines import LocatedYaml
 from hub.core import names
 from hub.core.errors import ConfigError, ConfigProblem
@@ -35,6 +36,8 @@ def config_snapshot(cfg: ConfigDir, hub: str) -> bytes:
         },
         "schemas": {c: cfg.schemas[c] for c in codes if c in cfg.schemas},
         "subscriptions": {s.id: s.model_dump(mode="json") for s in sorted(subs, key=lambda s: s.id)},
+        "grants": {s.id: cfg.grants[s.id].model_dump(mode="json") for s in subs if s.id in cfg.grants},
+        "grant_folders": {s.id: cfg.grant_folders.get(s.id, "") for s in subs if s.id in cfg.grants},
     }
     return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -88,6 +91,8 @@ def config_from_snapshot(snapshot: Mapping[str, Any], *, digest: str = "") -> Co
     load("departments", Department, "department", cfg.departments)
     load("resources", Resource, "resource", cfg.resources)
     load("subscriptions", Subscription, "subscription", cfg.subscriptions)
+    load("grants", Grant, "grant", cfg.grants)
+    cfg.grant_folders.update({str(k): str(v) for k, v in dict(snapshot.get("grant_folders", {})).items()})
     cfg.schemas.update({code: dict(schema) for code, schema in dict(snapshot.get("schemas", {})).items()})
     if problems:
         raise ConfigError(problems)

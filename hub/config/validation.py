@@ -22,7 +22,7 @@ from typing import Any
 
 from hub.config.checks import cross_check
 from hub.config.loader import ConfigDir, Origin, read_config
-from hub.config.models import Resource, Subscription
+from hub.config.models import Grant, Resource, Subscription
 from hub.core.errors import ConfigError, ConfigProblem
 from hub.policy.errors import PlanError, PolicyError
 from hub.policy.plan import DeliveryPlan, compile_plan
@@ -65,8 +65,11 @@ def compile_config(
     """
     problems: list[ConfigProblem | str] = list(cross_check(cfg, now))
     subs = [s for s in cfg.subscriptions.values() if hub is None or s.hub == hub]
-    plans, compile_problems = _compile(subs, cfg.resources, cfg.schemas, secret=secret, origins=cfg.origins)
-    problems.extend(compile_problems)
+    plans, compile_problems = _compile(
+        subs, cfg.resources, cfg.schemas, grants=cfg.grants, secret=secret, origins=cfg.origins
+    )
+    # An owner's mask that cannot apply is found once per subscription using it: report it once.
+    problems.extend(p for i, p in enumerate(compile_problems) if p not in compile_problems[:i])
     if problems:
         raise ConfigError(problems)
     return CompiledConfig(cfg, plans)
@@ -94,6 +97,7 @@ def compile_subscriptions(
     resources: Mapping[str, Resource],
     schemas: Mapping[str, dict[str, Any]],
     *,
+    grants: Mapping[str, Grant],
     secret: bytes | None,
 ) -> dict[str, DeliveryPlan]:
     """Compile the plans of ``subscriptions`` whose resource is known (no cross-checks, no file lines).
@@ -104,7 +108,9 @@ def compile_subscriptions(
     Raises:
         ConfigError: a subscription does not compile (every one listed).
     """
-    plans, problems = _compile(list(subscriptions), resources, schemas, secret=secret, origins={})
+    plans, problems = _compile(
+        list(subscriptions), resources, schemas, grants=grants, secret=secret, origins={}
+    )
     if problems:
         raise ConfigError(problems)
     return plans
@@ -115,6 +121,7 @@ def _compile(
     resources: Mapping[str, Resource],
     schemas: Mapping[str, dict[str, Any]],
     *,
+    grants: Mapping[str, Grant],
     secret: bytes | None,
     origins: Mapping[tuple[str, str], Origin],
 ) -> tuple[dict[str, DeliveryPlan], list[ConfigProblem | str]]:
@@ -125,16 +132,24 @@ def _compile(
         schema = schemas.get(sub.resource)
         if resource is None or schema is None:
             continue  # an unknown resource or a schema that did not load is reported by the cross-checks
-        origin = origins.get(("subscription", sub.id))
+        grant = grants.get(sub.id)
         try:
-            plans[sub.id] = compile_plan(sub, resource, schema, secret=secret)
+            plans[sub.id] = compile_plan(sub, resource, schema, secret=secret, grant=grant)
         except PlanError as exc:
-            problems.extend(_located(origin, sub.id, p.path, p.message) for p in exc.problems)
+            problems.extend(_located(origins, sub, p.path, p.message) for p in exc.problems)
         except PolicyError as exc:
-            problems.append(_located(origin, sub.id, (), str(exc)))
+            problems.append(_located(origins, sub, (), str(exc)))
     return plans, problems
 
 
-def _located(origin: Origin | None, sid: str, path: tuple[str, ...], message: str) -> ConfigProblem | str:
-    text = f'subscription "{sid}": {message}'
+def _located(
+    origins: Mapping[tuple[str, str], Origin], sub: Subscription, path: tuple[str, ...], message: str
+) -> ConfigProblem | str:
+    """A plan problem at its line: in the subscription, or in the grant or catalog entry that set a mask."""
+    if path[:1] == ("grant",):
+        origin, path, text = origins.get(("grant", sub.id)), path[1:], f'grant for subscription "{sub.id}": {message}'
+    elif path[:1] == ("resource",):
+        origin, path, text = origins.get(("resource", sub.resource)), path[1:], f"resource {sub.resource}: {message}"
+    else:
+        origin, text = origins.get(("subscription", sub.id)), f'subscription "{sub.id}": {message}'
     return origin.problem(path, text) if origin is not None else text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from hub.config.models import Approval, Subscription
+from hub.config.models import Grant, Subscription
 from hub.policy.plan import DeliveryPlan
 
 
@@ -18,23 +18,23 @@ def _masks(plan: DeliveryPlan) -> dict[str, str | None]:
     return {r.name: r.mask.kind if r.mask else None for r in plan.rules}
 
 
-def describe_approval(approval: Approval) -> str:
-    """The share approval (共享申请) as recorded in the config: who, when, which fields, why, until when."""
-    parts = [f"approval {approval.status}"]
-    if approval.reference:
-        parts.append(f"ref {approval.reference}")
-    if approval.approved_by:
-        parts.append(f"by {approval.approved_by}")
-    if approval.approved_at:
-        parts.append(f"at {approval.approved_at.isoformat()}")
-    if approval.fields is not None:
-        parts.append("fields " + ",".join(approval.fields))
-    if approval.purpose:
-        parts.append(f"purpose {approval.purpose}")
-    if approval.valid_until:
-        parts.append(f"until {approval.valid_until.isoformat()}")
-    if approval.refusal_reason:
-        parts.append(f"refused because {approval.refusal_reason}")
+def describe_grant(grant: Grant) -> str:
+    """The owner's answer (共享申请的答复) as recorded in its grant: decision, who, when, what, until when."""
+    parts = [f"grant {grant.decision}"]
+    if grant.reference:
+        parts.append(f"ref {grant.reference}")
+    if grant.approver:
+        parts.append(f"by {grant.approver}")
+    if grant.decided_at:
+        parts.append(f"at {grant.decided_at.isoformat()}")
+    if grant.fields is not None:
+        parts.append("fields " + ",".join(grant.fields))
+    if grant.clear:
+        parts.append("clear " + ",".join(grant.clear))
+    if grant.valid_until:
+        parts.append(f"until {grant.valid_until.isoformat()}")
+    if grant.reason:
+        parts.append(f"because {grant.reason}")
     return " ".join(parts)
 
 
@@ -70,8 +70,9 @@ def describe_change(
     after_sub: Subscription | None = None,
     *,
     verb: str | None = None,
+    grant: Grant | None = None,
 ) -> str:
-    """One line: added/removed/changed, then what differs (fields, masks, filter, window, refusal, approval).
+    """One line: added/removed/changed, then what differs (fields, masks, filter, window, refusal, grant).
 
     ``verb`` replaces the first word (e.g. "in force" for the policies a worker starts with).
     """
@@ -88,6 +89,6 @@ def describe_change(
         parts.append(f"refused: {after.refusal}")
     elif before is not None and before.refusal:
         parts.append(f"deliverable (was refused: {before.refusal})")
-    if after_sub is not None and after_sub.approval is not None:
-        parts.append(describe_approval(after_sub.approval))
+    if grant is not None:
+        parts.append(describe_grant(grant))
     return "; ".join(parts)

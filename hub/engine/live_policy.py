@@ -102,7 +102,14 @@ class LivePolicy:
         """Audit the policy of every subscription as the worker starts with it."""
         now = now_ms()
         for sid, plan in sorted(self.policies.plans.items()):
-            reason = describe_change(None, plan, None, self.policies.subscriptions.get(sid), verb="in force")
+            reason = describe_change(
+                None,
+                plan,
+                None,
+                self.policies.subscriptions.get(sid),
+                verb="in force",
+                grant=self.policies.grants.get(sid),
+            )
             fields = plan.fields if plan.refusal is None else ()
             self.pending.append(self.audit.policy_changed(plan, now, fields, reason))
             self._refusals[sid] = plan.refusal_at(now)
@@ -121,7 +128,9 @@ class LivePolicy:
                 continue
             plan = after or before
             assert plan is not None  # one of the two exists: sid comes from their keys
-            reason = describe_change(before, after, old.subscriptions.get(sid), new.subscriptions.get(sid))
+            reason = describe_change(
+                before, after, old.subscriptions.get(sid), new.subscriptions.get(sid), grant=new.grants.get(sid)
+            )
             fields = after.fields if after is not None and after.refusal is None else ()
             entry = self.audit.policy_changed(plan, now, fields, reason)
             if after is None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.config.loader import ConfigDir
-from hub.config.models import Resource, Subscription
+from hub.config.models import Grant, Resource, Subscription
 from hub.config.snapshot import config_from_snapshot, config_snapshot, read_snapshot_record, snapshot_digest
 from hub.config.validation import compile_config, compile_subscriptions
 from hub.policy.plan import DeliveryPlan
@@ -24,6 +24,7 @@ class PolicySet:
     plans: dict[str, DeliveryPlan] = field(default_factory=dict)  # subscription id -> plan
     by_topic: dict[str, list[DeliveryPlan]] = field(default_factory=dict)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)  # what the plans were compiled from
+    grants: dict[str, Grant] = field(default_factory=dict)  # the owners' grants they were compiled under
 
     @property
     def source_topics(self) -> list[str]:
@@ -36,13 +37,19 @@ class PolicySet:
 
 
 def _policy_set(
-    hub: str, digest: str, plans: Mapping[str, DeliveryPlan], subscriptions: Mapping[str, Subscription]
+    hub: str,
+    digest: str,
+    plans: Mapping[str, DeliveryPlan],
+    subscriptions: Mapping[str, Subscription],
+    grants: Mapping[str, Grant],
 ) -> PolicySet:
     out = PolicySet(hub=hub, digest=digest)
     for sid in sorted(plans):
         plan = plans[sid]
         out.plans[sid] = plan
         out.subscriptions[sid] = subscriptions[sid]
+        if sid in grants:
+            out.grants[sid] = grants[sid]
         out.by_topic.setdefault(plan.source_topic, []).append(plan)
     return out
 
@@ -55,7 +62,7 @@ def policy_set_of_config(cfg: ConfigDir, hub: str, *, secret: bytes) -> PolicySe
     """
     compiled = compile_config(cfg, secret=secret, hub=hub)
     digest = snapshot_digest(config_snapshot(cfg, hub))
-    return _policy_set(hub, digest, compiled.plans, cfg.subscriptions)
+    return _policy_set(hub, digest, compiled.plans, cfg.subscriptions, cfg.grants)
 
 
 def build_policy_set(
@@ -66,6 +73,7 @@ def build_policy_set(
     *,
     secret: bytes,
     digest: str = "",
+    grants: Mapping[str, Grant] | None = None,
 ) -> PolicySet:
     """Compile every subscription of ``hub`` whose resource is known (pieces of a validated config).
 
@@ -73,8 +81,8 @@ def build_policy_set(
         ConfigError: a subscription does not compile (never a bare ``PolicyError``).
     """
     subs = {s.id: s for s in subscriptions if s.hub == hub}
-    plans = compile_subscriptions(subs.values(), resources, schemas, secret=secret)
-    return _policy_set(hub, digest, plans, subs)
+    plans = compile_subscriptions(subs.values(), resources, schemas, grants=grants or {}, secret=secret)
+    return _policy_set(hub, digest, plans, subs, grants or {})
 
 
 def policy_set_from_snapshot(snapshot: Mapping[str, Any], *, secret: bytes, digest: str) -> PolicySet:
@@ -86,7 +94,7 @@ def policy_set_from_snapshot(snapshot: Mapping[str, Any], *, secret: bytes, dige
     cfg = config_from_snapshot(snapshot, digest=digest)
     hub = str(snapshot["hub"])
     compiled = compile_config(cfg, secret=secret, hub=hub)
-    return _policy_set(hub, digest, compiled.plans, cfg.subscriptions)
+    return _policy_set(hub, digest, compiled.plans, cfg.subscriptions, cfg.grants)
 
 
 def snapshot_of(raw: bytes) -> tuple[str, dict[str, Any]]:

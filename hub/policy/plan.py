@@ -1,10 +1,16 @@
 """Compile a subscription into a delivery plan. Pure: no I/O, so every rule is testable in isolation.
 
-fields  = requested ∩ granted ∩ classified (deny by default: an unclassified or new field never goes out)
-masks   = per field; a personal field without a mask (and without a legal basis) is left out
-filter  = row filter compiled once
-state   = deliverable, or refused with a reason (not shared, approval missing/pending/expired,
-          revoked, outside the validity window)
+fields  = requested ∩ granted ∩ classified (``hub.policy.entitlement``: deny by default; an unclassified,
+          secret, unreleased sensitive or ungranted field never goes out)
+masks   = per field, the strongest of requested, the grant's minimum and the catalog default; a personal
+          field goes out in clear only where the owner's grant says so
+filter  = row filter compiled once; it may read only fields the subscriber sees in clear, or fields the
+          owner lists as filterable for it
+key     = the business key in clear only when its field is delivered in clear; for a filtered subscription
+          also only when the owner lists the key field as filterable (else deletes, which reach every
+          filtered subscriber, would name rows outside its filter): otherwise the keyed pseudonym
+state   = deliverable, or refused with a reason (not shared, no grant, grant refused, revoked, outside the
+          validity window, which a grant's valid_until bounds)
 version = stable hash of all of the above; it travels in a header and in the audit
 """
 
@@ -19,13 +25,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from hub.catalog.model import FieldClass, ShareAttribute
 from hub.core import names
 from hub.core.envelope import change_event_schema
 from hub.policy.errors import FilterError, MaskRuntimeError, PlanError, PlanProblem, PolicyError
 from hub.policy.filters import RowFilter, compile_filter
+from hub.policy.entitlement import Entitlement, entitle
 from hub.policy.masks import Mask, build_mask
-from hub.policy.terms import ResourceTerms, SubscriptionTerms
+from hub.policy.terms import GrantTerms, ResourceTerms, SubscriptionTerms
 
 # A schema-only compile (plan/apply) has no hub secret; pseudonym output types do not depend on it.
 _SCHEMA_ONLY_SECRET = b"schema-only-placeholder-key"
@@ -36,6 +42,7 @@ class FieldRule:
     name: str
     mask: Mask | None
     out_type: Any
+    origin: str = ""  # where the mask comes from ("requested", "grant minimum", ...; see entitlement)
 
 
 @dataclass(frozen=True)
@@ -52,11 +59,13 @@ class DeliveryPlan:
     row_filter: RowFilter | None
     valid_from_ms: int | None
     valid_until_ms: int | None
-    refusal: str | None  # permanent refusal (not shared, no approval, revoked); None = deliverable
+    refusal: str | None  # permanent refusal (not shared, no grant, grant refused, revoked); None = deliverable
     key_field: str
     key_masked: bool
     version: str
     delivery_schema: dict[str, Any]
+    withheld: tuple[tuple[str, str], ...]  # (requested field, why it does not go out), for `xhub plan`
+    filter_fields: frozenset[str]  # what the row filter may read: in clear, or filterable by the owner
     _project: Callable[[Mapping[str, Any]], dict[str, Any]]
     _key_of: Callable[[str], str]
 
@@ -94,73 +103,58 @@ def _avro_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", text)
 
 
-def compile_plan(  # noqa: PLR0912, PLR0915 - the rules of a plan, in the order the docstring gives them
+def compile_plan(
     sub: SubscriptionTerms,
     resource: ResourceTerms,
     resource_schema: Mapping[str, Any],
     *,
     secret: bytes | None,
+    grant: GrantTerms | None = None,
 ) -> DeliveryPlan:
-    """Compile ``sub`` against its resource. ``secret`` keys the pseudonyms (None: schema-only use).
+    """Compile ``sub`` against its resource and the owner's ``grant`` (None: no grant).
+
+    ``secret`` keys the pseudonyms (None: schema-only use).
 
     Raises:
-        PlanError: every mask that cannot apply to its field and a row filter that does not compile,
-            each with its place in the subscription (``("masks", field)``, ``("filter",)``).
+        PlanError: every mask that cannot apply to its field, a row filter that does not compile or reads
+            a field the subscriber may not see, each with its place (``("masks", field)``, ``("filter",)``;
+            a mask set by the owner at ``("grant", "min_masks", field)`` or
+            ``("resource", "default_masks", field)``).
     """
     key_secret = secret if secret is not None else _SCHEMA_ONLY_SECRET
     schema_fields = {f["name"]: f for f in resource_schema["fields"]}
     named = named_types(resource_schema)
     problems: list[PlanProblem] = []
-    granted: set[str] | None = None
-    refusal: str | None = None
-    if not sub.active:
-        refusal = "revoked"
-    elif resource.share is ShareAttribute.NOT_SHARED:
-        refusal = "not_shared"
-    elif resource.share is ShareAttribute.CONDITIONAL:
-        approval = sub.approval
-        if approval is None:
-            refusal = "no_approval"
-        elif approval.status != "approved":
-            refusal = f"approval_{approval.status}"
-        else:
-            granted = set(approval.fields) if approval.fields is not None else None
-
-    valid_until = sub.valid_until
-    if (
-        sub.approval is not None
-        and sub.approval.status == "approved"
-        and sub.approval.valid_until is not None
-    ):
-        approval_until = sub.approval.valid_until
-        valid_until = approval_until if valid_until is None else min(valid_until, approval_until, key=_ms)  # type: ignore[arg-type]
-
+    ent = entitle(sub, resource, grant, schema_fields)
+    withheld = list(ent.withheld)
     rules: list[FieldRule] = []
-    for name in sub.fields:
-        field = schema_fields.get(name)
-        cls = resource.fields.get(name)
-        if field is None or cls is None or not cls.deliverable:
-            continue  # not in the schema, unclassified or secret: deny by default
-        if granted is not None and name not in granted:
-            continue  # not approved
-        mask_kind = sub.masks.get(name)
-        if cls is FieldClass.PERSONAL and mask_kind is None and not sub.legal_basis:
-            continue  # personal data goes out masked, or on a named legal basis
+    for fg in ent.fields:
+        field = schema_fields[fg.name]
         mask: Mask | None = None
         out_type = field["type"]
-        if mask_kind:
+        if fg.mask:
             try:
-                mask = build_mask(mask_kind, secret=key_secret)
+                mask = build_mask(fg.mask, secret=key_secret)
                 out_type = mask.output_type(resolve_named(field["type"], named))
             except PolicyError as exc:
-                problems.append(PlanProblem(("masks", name), f'field "{name}": {exc}'))
+                problems.append(PlanProblem(_mask_place(fg.origin, fg.name), f'field "{fg.name}": {exc}'))
                 continue
         if out_type is None:
-            continue  # "drop"
-        rules.append(FieldRule(name, mask, out_type))
+            withheld.append((fg.name, f"dropped by its mask ({fg.origin})"))
+            continue
+        rules.append(FieldRule(fg.name, mask, out_type, fg.origin))
 
-    key_rule = next((r for r in rules if r.name == resource.key), None)
-    key_masked = key_rule is None or key_rule.mask is not None
+    clear = frozenset(r.name for r in rules if r.mask is None)
+    filter_fields = clear | ent.owner_filterable
+    row_filter = _row_filter(sub, resource_schema, filter_fields, ent, problems)
+    if problems:
+        raise PlanError(sub.id, problems)
+    # A delete reaches every filtered subscriber (the hub keeps no per-subscription state yet): the raw key
+    # only where the owner lets it read the key field, else the pseudonym, for every op alike so that a
+    # subscriber's row and its delete keep the same key.
+    key_masked = resource.key not in clear or (
+        row_filter is not None and resource.key not in ent.owner_filterable
+    )
     projected = {
         "type": "record",
         "name": _avro_name(f"{resource_schema['name']}_{sub.id}"),
@@ -172,28 +166,14 @@ def compile_plan(  # noqa: PLR0912, PLR0915 - the rules of a plan, in the order 
         resource.code, projected, name=_avro_name(f"{resource_schema['name']}Delivery_{sub.id}")
     )
     delivery_schema["namespace"] = "gov.xhub.delivery"
-
-    row_filter: RowFilter | None = None
-    if sub.filter:
-        try:
-            row_filter = compile_filter(
-                sub.filter, schema_fields_types(resource_schema), where=f"subscription {sub.id}"
-            )
-        except FilterError as exc:
-            problems.append(PlanProblem(("filter",), f"{exc.reason} in `{sub.filter}`"))
-        except PolicyError as exc:
-            problems.append(PlanProblem(("filter",), str(exc)))
-    if problems:
-        raise PlanError(sub.id, problems)
-    valid_from_ms, valid_until_ms = _ms(sub.valid_from), _ms(valid_until)
+    valid_from_ms, valid_until_ms = _ms(sub.valid_from), _ms(ent.valid_until)
     version = _version(
         sub,
         resource=resource,
         rules=rules,
-        refusal=refusal,
-        valid_from_ms=valid_from_ms,
-        valid_until_ms=valid_until_ms,
-        key_masked=key_masked,
+        grant=grant,
+        refusal=ent.refusal,
+        window=(valid_from_ms, valid_until_ms, key_masked),
     )
 
     plan_rules = tuple(rules)
@@ -228,14 +208,65 @@ def compile_plan(  # noqa: PLR0912, PLR0915 - the rules of a plan, in the order 
         row_filter=row_filter,
         valid_from_ms=valid_from_ms,
         valid_until_ms=valid_until_ms,
-        refusal=refusal,
+        refusal=ent.refusal,
         key_field=resource.key,
         key_masked=key_masked,
         version=version,
         delivery_schema=delivery_schema,
+        withheld=tuple(withheld),
+        filter_fields=filter_fields,
         _project=project,
         _key_of=key_of,
     )
+
+
+def _mask_place(origin: str, name: str) -> tuple[str, ...]:
+    if origin == "grant minimum":
+        return ("grant", "min_masks", name)
+    if origin == "catalog default":
+        return ("resource", "default_masks", name)
+    return ("masks", name)
+
+
+def _row_filter(
+    sub: SubscriptionTerms,
+    resource_schema: Mapping[str, Any],
+    allowed: frozenset[str],
+    ent: Entitlement,
+    problems: list[PlanProblem],
+) -> RowFilter | None:
+    """The compiled filter of ``sub``; a field it reads outside ``allowed`` is a problem naming the field.
+
+    A filter is an oracle: from which rows arrive a subscriber learns the values it tests. So it may read
+    only what the subscriber sees in clear, or what the owner lists as filterable for it.
+    """
+    if not sub.filter:
+        return None
+    try:
+        row_filter = compile_filter(sub.filter, schema_fields_types(resource_schema), where=f"subscription {sub.id}")
+    except FilterError as exc:
+        problems.append(PlanProblem(("filter",), f"{exc.reason} in `{sub.filter}`"))
+        return None
+    except PolicyError as exc:
+        problems.append(PlanProblem(("filter",), str(exc)))
+        return None
+    why = dict(ent.withheld)
+    masked = {f.name: f.mask for f in ent.fields if f.mask}
+    for name in sorted(row_filter.fields - allowed):
+        if name in masked:
+            reason = f"it is masked ({masked[name]})"
+        elif name in why:
+            reason = f"it is withheld: {why[name]}"
+        else:
+            reason = "it is not requested"
+        problems.append(
+            PlanProblem(
+                ("filter",),
+                f'row filter reads field "{name}", which the subscriber may not see in clear ({reason}) '
+                "and the owner does not list as filterable",
+            )
+        )
+    return row_filter
 
 
 def schema_fields_types(schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -293,11 +324,11 @@ def _version(
     *,
     resource: ResourceTerms,
     rules: list[FieldRule],
+    grant: GrantTerms | None,
     refusal: str | None,
-    valid_from_ms: int | None,
-    valid_until_ms: int | None,
-    key_masked: bool,
+    window: tuple[int | None, int | None, bool],
 ) -> str:
+    valid_from_ms, valid_until_ms, key_masked = window
     body = {
         "subscription": sub.id,
         "subscriber": sub.subscriber,
@@ -306,7 +337,7 @@ def _version(
         "fields": [[r.name, r.mask.describe() if r.mask else None] for r in rules],
         "filter": sub.filter,
         "valid": [valid_from_ms, valid_until_ms],
-        "approval": [sub.approval.status, sub.approval.reference] if sub.approval else None,
+        "grant": [grant.decision, grant.reference, grant.legal_basis] if grant else None,
         "refusal": refusal,
         "key_masked": key_masked,
     }

@@ -13,17 +13,29 @@ from typing import Protocol
 from hub.catalog.model import FieldClass, ShareAttribute
 
 
-class ApprovalTerms(Protocol):
-    """The answer to a share request, as far as a plan depends on it."""
+class GrantTerms(Protocol):
+    """The owning department's answer to one subscription, as far as a plan depends on it."""
 
     @property
-    def status(self) -> str: ...
+    def decision(self) -> str: ...
 
     @property
     def reference(self) -> str | None: ...
 
     @property
     def fields(self) -> Sequence[str] | None: ...
+
+    @property
+    def clear(self) -> Sequence[str]: ...
+
+    @property
+    def min_masks(self) -> Mapping[str, str]: ...
+
+    @property
+    def filterable(self) -> Sequence[str]: ...
+
+    @property
+    def release_sensitive(self) -> Sequence[str]: ...
 
     @property
     def valid_until(self) -> datetime | None: ...
@@ -47,9 +59,18 @@ class ResourceTerms(Protocol):
     @property
     def fields(self) -> Mapping[str, FieldClass]: ...
 
+    @property
+    def default_masks(self) -> Mapping[str, str]: ...
+
+    @property
+    def filterable(self) -> Sequence[str]: ...
+
 
 class SubscriptionTerms(Protocol):
-    """A subscription: who asks for which fields, masked, filtered and valid how."""
+    """A subscription: who asks for which fields, masked, filtered and valid how.
+
+    Its legal basis is not read: it is the subscriber's stated purpose and never lifts a mask.
+    """
 
     @property
     def id(self) -> str: ...
@@ -67,9 +88,6 @@ class SubscriptionTerms(Protocol):
     def fields(self) -> Sequence[str]: ...
 
     @property
-    def legal_basis(self) -> str | None: ...
-
-    @property
     def filter(self) -> str | None: ...
 
     @property
@@ -80,9 +98,6 @@ class SubscriptionTerms(Protocol):
 
     @property
     def valid_until(self) -> datetime | None: ...
-
-    @property
-    def approval(self) -> ApprovalTerms | None: ...
 
     @property
     def active(self) -> bool: ...
