@@ -134,7 +134,10 @@ def _check_grant_fields(cfg: ConfigDir, grant: Grant, res: Resource, report: Rep
     for name in grant.min_masks:
         cls = cls_of(("min_masks", name), name)
         if cls is not None and cls is not FieldClass.PERSONAL:
-            report(("min_masks", name), f'field "{name}" of {code} is {cls.value}: minimum masks are for personal fields')
+            report(
+                ("min_masks", name),
+                f'field "{name}" of {code} is {cls.value}: minimum masks are for personal fields',
+            )
     for i, name in enumerate(grant.release_sensitive):
         cls = cls_of(("release_sensitive", i), name)
         if cls is not None and cls is not FieldClass.SENSITIVE:

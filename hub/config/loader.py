@@ -67,7 +67,7 @@ class ConfigDir:
     grant_folders: dict[str, str] = field(default_factory=dict)
     schemas: dict[str, dict[str, Any]] = field(default_factory=dict)  # resource code -> Avro schema
     origins: dict[tuple[str, str], Origin] = field(default_factory=dict)  # (kind, id) -> origin
-    # Kinds ("hub", "department", "resource", "subscription", "grant") of which a file did not load: a reference
+    # Kinds ("hub", "department", "resource", "subscription", "grant") of which a file did not load: a ref.
     # to one of them is not reported as unknown, so one wrong value gives one error, not a cascade.
     incomplete: set[str] = field(default_factory=set)
 
@@ -158,12 +158,20 @@ def read_config(root: str | Path) -> tuple[ConfigDir, list[ConfigProblem]]:
             cfg.incomplete.add("grant")
             continue
         parts = path.relative_to(grants_root).parts
-        folder = parts[0] if len(parts) == 2 else ""  # noqa: PLR2004 - grants/<owner>/<file>
+        folder = parts[0] if len(parts) == 2 else ""
         for i, grant in enumerate(parsed_grants.grants):
             origin = Origin(doc, ("grants", i))
             if grant.subscription not in cfg.grants:
                 cfg.grant_folders[grant.subscription] = folder
-            _add(cfg, problems, kind="grant", ident=grant.subscription, obj=grant, into=cfg.grants, origin=origin)
+            _add(
+                cfg,
+                problems,
+                kind="grant",
+                ident=grant.subscription,
+                obj=grant,
+                into=cfg.grants,
+                origin=origin,
+            )
 
     _load_schemas(cfg, problems)
     return cfg, problems

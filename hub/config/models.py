@@ -3,7 +3,7 @@
     hubs.yaml              kafka connection, registry, the exchange hubs
     departments/*.yaml     one department per file (or a list)
     catalog/*.yaml         resources: code, owner, schema, key, share attribute, field classes
-    subscriptions/*.yaml   what a subscriber asks for: fields, purpose, filter, masks (only stronger), delivery
+    subscriptions/*.yaml   what a subscriber asks: fields, purpose, filter, masks (only stronger), delivery
     grants/<owner>/*.yaml  what the owning department allows one subscription: its answer (approved /
                            refused), granted fields, personal fields in clear and on which legal basis,
                            minimum masks, filterable fields, sensitive fields released, validity
@@ -117,7 +117,7 @@ class Resource(Strict):
     )
     default_masks: dict[str, MaskName] = Field(
         default_factory=dict,
-        description="the owner's default mask per personal field, for every subscription (a grant may lift it)",
+        description="the owner's default mask per personal field, for every subscriber (a grant may lift it)",
     )
     filterable: list[str] = Field(
         default_factory=list,

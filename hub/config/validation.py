@@ -147,9 +147,17 @@ def _located(
 ) -> ConfigProblem | str:
     """A plan problem at its line: in the subscription, or in the grant or catalog entry that set a mask."""
     if path[:1] == ("grant",):
-        origin, path, text = origins.get(("grant", sub.id)), path[1:], f'grant for subscription "{sub.id}": {message}'
+        origin, path, text = (
+            origins.get(("grant", sub.id)),
+            path[1:],
+            f'grant for subscription "{sub.id}": {message}',
+        )
     elif path[:1] == ("resource",):
-        origin, path, text = origins.get(("resource", sub.resource)), path[1:], f"resource {sub.resource}: {message}"
+        origin, path, text = (
+            origins.get(("resource", sub.resource)),
+            path[1:],
+            f"resource {sub.resource}: {message}",
+        )
     else:
         origin, text = origins.get(("subscription", sub.id)), f'subscription "{sub.id}": {message}'
     return origin.problem(path, text) if origin is not None else text

@@ -129,7 +129,11 @@ class LivePolicy:
             plan = after or before
             assert plan is not None  # one of the two exists: sid comes from their keys
             reason = describe_change(
-                before, after, old.subscriptions.get(sid), new.subscriptions.get(sid), grant=new.grants.get(sid)
+                before,
+                after,
+                old.subscriptions.get(sid),
+                new.subscriptions.get(sid),
+                grant=new.grants.get(sid),
             )
             fields = after.fields if after is not None and after.refusal is None else ()
             entry = self.audit.policy_changed(plan, now, fields, reason)

@@ -41,7 +41,7 @@ MASK_STRENGTH: Mapping[str, int] = {
 # Why a requested field is withheld (shown by `xhub plan`).
 NOT_IN_SCHEMA = "not in the resource's schema"
 UNCLASSIFIED = "unclassified (deny by default)"
-SECRET = "secret (涉密): never delivered"
+SECRET = "secret (涉密): never delivered"  # noqa: S105 - a reason, not a password
 NOT_GRANTED = "not granted"
 SENSITIVE_NOT_RELEASED = "sensitive, not released by a grant"
 PERSONAL_NO_MASK = "personal: no mask, and not granted in clear"
@@ -137,7 +137,9 @@ def entitle(
 
     filterable = set(resource.filterable) | (set(approved.filterable) if approved is not None else set())
     owner_filterable = frozenset(
-        f for f in filterable if resource.fields.get(f) not in (None, FieldClass.SECRET) and f in schema_fields
+        f
+        for f in filterable
+        if resource.fields.get(f) not in (None, FieldClass.SECRET) and f in schema_fields
     )
     valid_until = sub.valid_until
     if approved is not None and approved.valid_until is not None:

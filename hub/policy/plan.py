@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from hub.catalog.model import FieldClass
 from hub.core import names
 from hub.core.envelope import change_event_schema
+from hub.policy.entitlement import Entitlement, entitle
 from hub.policy.errors import FilterError, MaskRuntimeError, PlanError, PlanProblem, PolicyError
 from hub.policy.filters import RowFilter, compile_filter
-from hub.policy.entitlement import Entitlement, entitle
 from hub.policy.masks import Mask, build_mask
 from hub.policy.terms import GrantTerms, ResourceTerms, SubscriptionTerms
 
@@ -59,7 +60,9 @@ class DeliveryPlan:
     row_filter: RowFilter | None
     valid_from_ms: int | None
     valid_until_ms: int | None
-    refusal: str | None  # permanent refusal (not shared, no grant, grant refused, revoked); None = deliverable
+    refusal: (
+        str | None
+    )  # permanent refusal (not shared, no grant, grant refused, revoked); None = deliverable
     key_field: str
     key_masked: bool
     version: str
@@ -146,7 +149,7 @@ def compile_plan(
 
     clear = frozenset(r.name for r in rules if r.mask is None)
     filter_fields = clear | ent.owner_filterable
-    row_filter = _row_filter(sub, resource_schema, filter_fields, ent, problems)
+    row_filter = _row_filter(sub, resource, resource_schema, (filter_fields, ent), problems)
     if problems:
         raise PlanError(sub.id, problems)
     # A delete reaches every filtered subscriber (the hub keeps no per-subscription state yet): the raw key
@@ -230,9 +233,9 @@ def _mask_place(origin: str, name: str) -> tuple[str, ...]:
 
 def _row_filter(
     sub: SubscriptionTerms,
+    resource: ResourceTerms,
     resource_schema: Mapping[str, Any],
-    allowed: frozenset[str],
-    ent: Entitlement,
+    visible: tuple[frozenset[str], Entitlement],
     problems: list[PlanProblem],
 ) -> RowFilter | None:
     """The compiled filter of ``sub``; a field it reads outside ``allowed`` is a problem naming the field.
@@ -242,8 +245,11 @@ def _row_filter(
     """
     if not sub.filter:
         return None
+    allowed, ent = visible
     try:
-        row_filter = compile_filter(sub.filter, schema_fields_types(resource_schema), where=f"subscription {sub.id}")
+        row_filter = compile_filter(
+            sub.filter, schema_fields_types(resource_schema), where=f"subscription {sub.id}"
+        )
     except FilterError as exc:
         problems.append(PlanProblem(("filter",), f"{exc.reason} in `{sub.filter}`"))
         return None
@@ -253,7 +259,9 @@ def _row_filter(
     why = dict(ent.withheld)
     masked = {f.name: f.mask for f in ent.fields if f.mask}
     for name in sorted(row_filter.fields - allowed):
-        if name in masked:
+        if resource.fields.get(name) is FieldClass.SECRET:
+            reason = "it is secret (涉密)"
+        elif name in masked:
             reason = f"it is masked ({masked[name]})"
         elif name in why:
             reason = f"it is withheld: {why[name]}"

@@ -23,6 +23,9 @@ class GrantTerms(Protocol):
     def reference(self) -> str | None: ...
 
     @property
+    def legal_basis(self) -> str | None: ...
+
+    @property
     def fields(self) -> Sequence[str] | None: ...
 
     @property
