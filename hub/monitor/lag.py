@@ -126,7 +126,8 @@ def targets_of_config(cfg: ConfigDir, hub: str | None = None) -> list[Target]:
         refusal: str | None = None
         schema = cfg.schemas.get(sub.resource)
         if schema is not None:
-            refusal = compile_plan(sub, resource, schema, secret=None).refusal_at(now_ms)
+            plan = compile_plan(sub, resource, schema, secret=None, grant=cfg.grant_of(sub.id))
+            refusal = plan.refusal_at(now_ms)
         out.append(
             Target(
                 hub=sub.hub,

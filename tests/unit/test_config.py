@@ -49,11 +49,8 @@ def broken(tmp_path: Path) -> Path:
         entities.read_text(encoding="utf-8").replace("code: PD-LIC-0001", "code: PD-LICENCE-1"),
         encoding="utf-8",
     )
-    population = root / "subscriptions" / "population.yaml"
-    text = population.read_text(encoding="utf-8")
-    start = text.index("    approval:\n      status: pending")
-    end = text.index("  - id: tax-estates")
-    population.write_text(text[:start] + text[end:], encoding="utf-8")
+    # psb's grant put in the court's folder: the court does not own the population base
+    (root / "grants" / "psb" / "population.yaml").rename(root / "grants" / "court" / "population.yaml")
     departments = root / "departments" / "psb.yaml"
     departments.write_text("departments:\n  - id: psb\n    name: [unclosed\n", encoding="utf-8")
     return root
@@ -75,10 +72,12 @@ def test_broken_copy_reports_every_error_with_file_and_line(broken: Path) -> Non
     assert bad_code[0].file == "catalog/entities.yaml"
     assert bad_code[0].line == _line_of(broken / "catalog/entities.yaml", "PD-LICENCE-1")
 
-    no_approval = [p for p in problems if "transport-persons" in p.message and "approval" in p.message]
-    assert no_approval, text
-    assert no_approval[0].file == "subscriptions/population.yaml"
-    assert no_approval[0].line == _line_of(broken / "subscriptions/population.yaml", "id: transport-persons")
+    not_owned = [
+        p for p in problems if "housing-persons" in p.message and "owned by psb, not court" in p.message
+    ]
+    assert not_owned, text
+    assert not_owned[0].file == "grants/court/population.yaml"
+    assert not_owned[0].line == _line_of(broken / "grants/court/population.yaml", "resource: PD-POP-0001")
 
     syntax = [p for p in problems if p.file == "departments/psb.yaml"]
     assert syntax, text
@@ -151,5 +150,6 @@ def test_json_schema_covers_every_file_kind() -> None:
         "departments/*.yaml",
         "catalog/*.yaml",
         "subscriptions/*.yaml",
+        "grants/<owner>/*.yaml",
     }
-    assert "approval" in str(schema["files"]["subscriptions/*.yaml"])
+    assert "min_masks" in str(schema["files"]["grants/<owner>/*.yaml"])

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hub.config import Subscription, load_config
+from hub.config import Grant, Subscription, load_config
 from hub.config.yaml_lines import YamlSyntaxError, load_located
 from hub.core.errors import ConfigError
 
@@ -126,16 +126,18 @@ def test_naive_datetimes_are_read_in_shanghai_by_default(tmp_path: Path) -> None
 
 
 def test_naive_datetimes_follow_the_timezone_of_hubs_yaml(tmp_path: Path) -> None:
-    root = _demo_with(
-        tmp_path,
-        "Europe/Berlin",
-        "    valid_from: 2030-07-01T08:00:00\n    approval:\n      status: pending\n"
-        "      requested_at: 2030-01-15 09:30:00\n",
+    root = _demo_with(tmp_path, "Europe/Berlin", "    valid_from: 2030-07-01T08:00:00\n")
+    (root / "grants" / "court" / "zz_window.yaml").write_text(
+        "grants:\n  - subscription: zz-window\n    resource: PD-CRD-0001\n    decision: approved\n"
+        "    approver: x\n    decided_at: 2030-01-15 09:30:00\n",
+        encoding="utf-8",
     )
-    sub = load_config(root).subscriptions["zz-window"]
+    cfg = load_config(root)
+    sub = cfg.subscriptions["zz-window"]
     assert sub.valid_from == datetime(2030, 7, 1, 6, tzinfo=UTC)  # summer time, UTC+2
-    assert sub.approval is not None
-    assert sub.approval.requested_at == datetime(2030, 1, 15, 8, 30, tzinfo=UTC)  # winter, UTC+1
+    grant = cfg.grant_of("zz-window")
+    assert grant is not None
+    assert grant.decided_at == datetime(2030, 1, 15, 8, 30, tzinfo=UTC)  # winter, UTC+1
 
 
 def test_naive_from_beside_aware_until_is_compared_not_a_traceback(tmp_path: Path) -> None:
@@ -172,13 +174,19 @@ def test_models_never_hold_naive_datetimes_and_snapshots_keep_the_instant() -> N
         "fields": ["case_no"],
         "purpose": "p",
         "valid_from": "2030-01-01T08:00:00",
-        "approval": {"status": "approved", "approved_at": datetime(2030, 1, 1, 8)},
     }
     sub = Subscription.model_validate(body)  # no loader context: the default zone
     assert sub.valid_from == datetime(2030, 1, 1, tzinfo=UTC)
-    assert sub.approval is not None
-    assert sub.approval.approved_at is not None
-    assert sub.approval.approved_at.utcoffset() == timedelta(hours=8)
+    grant = Grant.model_validate(
+        {
+            "subscription": "s",
+            "resource": "PD-CRD-0001",
+            "decision": "approved",
+            "decided_at": datetime(2030, 1, 1, 8),
+        }
+    )
+    assert grant.decided_at is not None
+    assert grant.decided_at.utcoffset() == timedelta(hours=8)
     # The hub reads subscriptions back from a JSON snapshot: aware values survive whatever zone it has.
     again = Subscription.model_validate(sub.model_dump(mode="json"), context={"timezone": "UTC"})
     assert again.valid_from == sub.valid_from

@@ -364,7 +364,9 @@ def test_the_hub_compiles_a_directory_and_a_snapshot_alike() -> None:
     from_dir = policy_set_of_config(cfg, "pudong", secret=SECRET)
     subs = cfg.subscriptions.values()
     digest = from_dir.digest
-    pieces = build_policy_set("pudong", subs, cfg.resources, cfg.schemas, secret=SECRET, digest=digest)
+    pieces = build_policy_set(
+        "pudong", subs, cfg.resources, cfg.schemas, secret=SECRET, digest=digest, grants=cfg.grants
+    )
     snapshot = config_snapshot(cfg, "pudong")
     read_digest, body = read_snapshot_record(snapshot_record(snapshot, applied_ts_ms=1))
     assert read_digest == snapshot_digest(snapshot) == digest

@@ -153,7 +153,7 @@ def test_targets_of_the_demo_config() -> None:
     assert debtors.delivery_topic == "xhub.dlv.pudong.tax-debtors"
     assert debtors.owner == "court"
     assert debtors.refusal is None
-    assert targets["transport-persons"].refusal == "approval_pending"
+    assert targets["transport-persons"].refusal == "no_grant"
     assert targets_of_config(cfg, "city") == []
 
 
