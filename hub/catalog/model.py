@@ -9,7 +9,7 @@ class ShareAttribute(StrEnum):
     """共享属性 of a resource (国发〔2016〕51号)."""
 
     UNCONDITIONAL = "unconditional"  # 无条件共享: any subscribed department receives it
-    CONDITIONAL = "conditional"  # 有条件共享: only with a recorded approval, only what was approved
+    CONDITIONAL = "conditional"  # 有条件共享: only under the owner's approving grant, only what it grants
     NOT_SHARED = "not_shared"  # 不予共享: needs a legal basis; never delivered
 
 

@@ -299,7 +299,7 @@ class AdminServer:
 
 @dataclass(frozen=True, slots=True)
 class _Targets:
-    """The targets of one set of plans, valid until a refusal changes (an approval starts or expires)."""
+    """The targets of one set of plans, valid until a refusal changes (a grant starts or expires)."""
 
     plans: Mapping[str, DeliveryPlan]
     count: int

@@ -101,7 +101,9 @@ class Target:
     owner: str
     source_topic: str
     delivery_topic: str
-    refusal: str | None = None  # why nothing is delivered right now (approval pending, revoked...), if so
+    refusal: str | None = (
+        None  # why nothing is delivered right now (no grant, grant refused, revoked...), if so
+    )
 
     def group_and_topic(self, kind: str) -> tuple[str, str]:
         if kind == HUB:

@@ -1,5 +1,6 @@
 """Live policy changes on a real broker, without restarting the hub: revocation and removal during a
-stream, fields and masks changed, a validity window ending on its own, an approval granted later."""
+stream, fields and masks changed, a validity window ending on its own. Grants changed live (a grant
+given later, clear withdrawn, approved -> refused) are in test_live_grants.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from typing import Any
 import pytest
 import yaml
 
-from connectors.validation import RecordValidator
 from hub.app import HubProcess, start_hub
 from hub.audit.cli import verify_command
 from hub.audit.reader import read_records
@@ -23,13 +23,11 @@ from hub.core import names
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
-from hub.demo.generator import make_faker, person
 from hub.provision.session import provision_session
-from tests.fixtures.hubkit import Publisher, read_all
+from tests.fixtures.hubkit import read_all
 from tests.integration.test_backfill import (
     Stream,
     check_each_once,
-    check_handover,
     deliveries,
     source_events,
 )
@@ -276,73 +274,3 @@ def test_a_validity_window_ends_on_its_own(
     assert closed[0]["fields"] == []
     records = read_all(kafka, names.delivery_topic(hub, "transport-debtors"), expect=len(delivered))
     assert len(records) == len(delivered)
-
-
-def test_an_approval_granted_later_starts_with_the_state(
-    kafka: KafkaSettings, running: tuple[ConfigDir, dict[str, str], Path, HubProcess]
-) -> None:
-    cfg, renames, root, process = running
-    hub = renames["pudong"]
-    fake = make_faker(61)
-    check = RecordValidator(cfg.schemas["PD-POP-0001"], "id_number", "citizen_id")
-    persons = Publisher(cfg, process.registry_url, "PD-POP-0001")
-    people = [check.validate(person(fake)) for _ in range(30)]
-    for record in people:
-        persons.publish(record)
-    for record in people[:5]:
-        persons.publish(dict(record, phone="13800000000"), op="u")
-    for record in people[5:8]:
-        persons.publish(None, op="d", key=record["id_number"])
-    persons.flush()
-    _wait_for(_consumed(process, 38), what="the persons consumed")
-
-    topic = names.delivery_topic(hub, "transport-persons")
-    assert read_all(kafka, topic, idle=1.0) == []  # pending approval: nothing
-    serde = AvroSerde(RegistryClient(process.registry_url))
-    refusals = [a for a in _audit(kafka, serde, hub) if a["subscription"] == "transport-persons"]
-    refusals = [a for a in refusals if a["kind"] == "refused"]
-    assert len(refusals) == 38
-    assert {a["reason"] for a in refusals} == {"approval_pending"}
-
-    def approve(subs: list[dict[str, Any]]) -> None:
-        _sub(subs, "transport-persons")["approval"] = {
-            "status": "approved",
-            "requested_at": "2026-11-18T10:00:00+08:00",
-            "approved_by": "浦东公安分局人口管理办公室",
-            "approved_at": "2026-11-20T15:00:00+08:00",
-            "reference": "浦公共享〔2026〕99号",
-            "fields": ["id_number", "name"],
-            "purpose": "交通违法处理联系",
-            "valid_until": "2030-01-01T00:00:00+08:00",
-        }
-
-    _edit(root, "population.yaml", approve)
-    _apply(root)
-    worker = process.worker
-    _wait_for(
-        lambda: getattr(worker.backfills.get("transport-persons"), "state", None) == "done",
-        what="the approved subscription's backfill",
-    )
-    later = [check.validate(person(fake)) for _ in range(5)]
-    for record in later:
-        persons.publish(record)
-    persons.flush()
-    _wait_for(_consumed(process, 43), what="the later persons consumed")
-
-    source = source_events(kafka, serde, names.source_topic(renames["psb"], "PD-POP-0001"))
-    got = deliveries(kafka, serde, topic, expect=27 + 5)
-    check_handover(source, got)
-    assert sum(1 for d in got if d.op == "r") == 27  # 30 persons, 3 deleted
-    assert sum(1 for d in got if d.op == "c") == 5
-    for rec in read_all(kafka, topic, expect=32):
-        assert set(serde.decode(rec.value)[1]["data"]) == {"id_number", "name"}  # no phone: not approved
-
-    audit = [a for a in _audit(kafka, serde, hub) if a["subscription"] == "transport-persons"]
-    granted = [a for a in audit if a["kind"] == "policy_changed"][-1]
-    assert granted["policy_version"] == worker.policies.plans["transport-persons"].version
-    assert "deliverable (was refused: approval_pending)" in granted["reason"]
-    assert "approval approved ref 浦公共享〔2026〕99号 by 浦东公安分局人口管理办公室" in granted["reason"]
-    assert "fields id_number,name" in granted["reason"]
-    delivered = [a for a in audit if a["kind"] == "delivered"]
-    assert len(delivered) == 32
-    assert all(a["fields"] == ["id_number", "name"] for a in delivered)
