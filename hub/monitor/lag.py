@@ -102,7 +102,7 @@ class Target:
     source_topic: str
     delivery_topic: str
     refusal: str | None = (
-        None  # why nothing is delivered right now (no grant, grant refused, revoked...), if so
+        None  # why nothing is delivered right now (no grant, revoked...), if so
     )
 
     def group_and_topic(self, kind: str) -> tuple[str, str]:
