@@ -101,9 +101,7 @@ class Target:
     owner: str
     source_topic: str
     delivery_topic: str
-    refusal: str | None = (
-        None  # why nothing is delivered right now (no grant, revoked...), if so
-    )
+    refusal: str | None = None  # why nothing is delivered right now (no grant, revoked...), if so
 
     def group_and_topic(self, kind: str) -> tuple[str, str]:
         if kind == HUB:
