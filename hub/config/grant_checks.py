@@ -8,13 +8,33 @@ ones, never a secret field anywhere).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from hub.catalog.model import FieldClass, ShareAttribute
 from hub.config.loader import ConfigDir, Origin
 from hub.config.models import Grant, Resource
 from hub.core.errors import ConfigProblem
+from hub.policy.errors import PolicyError
+from hub.policy.masks import build_mask
+from hub.policy.plan import named_types, resolve_named
+
+# Checking whether a mask fits a type needs no real key (the key changes values, never types).
+_CHECK_KEY = b"owner-mask-type-check-key"
+
+
+def mask_misfit(kind: str, name: str, schema: Mapping[str, Any]) -> str | None:
+    """Why mask ``kind`` cannot apply to field ``name`` of ``schema`` (as a plan would say), or None."""
+    field = next((f for f in schema.get("fields", []) if f["name"] == name), None)
+    if field is None:
+        return None
+    try:
+        build_mask(kind, secret=_CHECK_KEY).output_type(resolve_named(field["type"], named_types(schema)))
+    except PolicyError as exc:
+        return f'field "{name}": {exc}'
+    return None
+
 
 Report = Callable[[tuple[str | int, ...], str], None]
 
@@ -28,7 +48,10 @@ def check_owner_terms(cfg: ConfigDir, code: str, fields: dict[str, object]) -> l
     res = cfg.resources[code]
     origin = cfg.origins[("resource", code)]
     out: list[ConfigProblem] = []
-    for name in res.default_masks:
+    schema = cfg.schemas.get(code, {})
+    for name, kind in res.default_masks.items():
+        if (misfit := mask_misfit(kind, name, schema)) is not None:
+            out.append(origin.problem(("default_masks", name), f"resource {code}: {misfit}"))
         if name not in fields:
             out.append(origin.problem(("default_masks", name), f'field "{name}" is not in resource {code}'))
         elif res.fields.get(name) is not FieldClass.PERSONAL:
@@ -131,7 +154,9 @@ def _check_grant_fields(cfg: ConfigDir, grant: Grant, res: Resource, report: Rep
             report(("clear", i), f'field "{name}" of {code} is {cls.value}, not personal: it needs no clear')
         if name in grant.min_masks:
             report(("clear", i), f'field "{name}" is both in clear and under a minimum mask')
-    for name in grant.min_masks:
+    for name, kind in grant.min_masks.items():
+        if (misfit := mask_misfit(kind, name, schema)) is not None:
+            report(("min_masks", name), misfit)
         cls = cls_of(("min_masks", name), name)
         if cls is not None and cls is not FieldClass.PERSONAL:
             report(

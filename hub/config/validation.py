@@ -68,8 +68,9 @@ def compile_config(
     plans, compile_problems = _compile(
         subs, cfg.resources, cfg.schemas, grants=cfg.grants, secret=secret, origins=cfg.origins
     )
-    # An owner's mask that cannot apply is found once per subscription using it: report it once.
-    problems.extend(p for i, p in enumerate(compile_problems) if p not in compile_problems[:i])
+    # An owner's mask that cannot apply is found by the cross-checks and by every plan it applies to:
+    # report it once.
+    problems.extend(p for p in compile_problems if p not in problems)
     if problems:
         raise ConfigError(problems)
     return CompiledConfig(cfg, plans)
