@@ -68,8 +68,10 @@ def explain_text(entries: list[dict[str, Any]]) -> str:
         if e["state"] != "deliverable":
             lines.append("  nothing goes out while refused; once deliverable it would be:")
         grant = e["grant"]
-        if grant is None:
-            lines.append("  grant: none (catalog defaults)")
+        if grant is None and e["state"] == "refused: no_grant":
+            lines.append("  grant: none yet (conditional: nothing goes out until the owner grants it)")
+        elif grant is None:
+            lines.append("  grant: none (the catalog's defaults)")
         else:
             extra = f" ref {grant['reference']}" if grant["reference"] else ""
             extra += f" until {grant['valid_until']}" if grant["valid_until"] else ""

@@ -120,6 +120,7 @@ def test_plan_policies_only_needs_no_cluster() -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "subscription transport-persons (transport <- PD-POP-0001): refused: no_grant" in out
+    assert "grant: none yet (conditional: nothing goes out until the owner grants it)" in out
     assert "field debtor_name: in clear (personal, clear by grant)" in out
     assert "field debtor_name: masked name (personal, catalog default)" in out
     assert "field owner_id_number: masked pseudonym (personal, grant minimum)" in out
