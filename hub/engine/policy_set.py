@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.config.loader import ConfigDir
-from hub.config.models import Grant, Resource, Subscription
+from hub.config.models import Grant, Subscription
 from hub.config.snapshot import config_from_snapshot, config_snapshot, read_snapshot_record, snapshot_digest
 from hub.config.validation import compile_config, compile_subscriptions
 from hub.policy.plan import DeliveryPlan
@@ -67,22 +67,22 @@ def policy_set_of_config(cfg: ConfigDir, hub: str, *, secret: bytes) -> PolicySe
 
 def build_policy_set(
     hub: str,
-    subscriptions: Iterable[Subscription],
-    resources: Mapping[str, Resource],
-    schemas: Mapping[str, dict[str, Any]],
+    cfg: ConfigDir,
     *,
     secret: bytes,
     digest: str = "",
-    grants: Mapping[str, Grant] | None = None,
+    subscriptions: Iterable[Subscription] | None = None,
 ) -> PolicySet:
-    """Compile every subscription of ``hub`` whose resource is known (pieces of a validated config).
+    """Compile every subscription of ``hub`` whose resource is known, under its grant, without the
+    cross-checks (pieces of a validated config; ``subscriptions``: these instead of ``cfg``'s).
 
     Raises:
         ConfigError: a subscription does not compile (never a bare ``PolicyError``).
     """
-    subs = {s.id: s for s in subscriptions if s.hub == hub}
-    plans = compile_subscriptions(subs.values(), resources, schemas, grants=grants or {}, secret=secret)
-    return _policy_set(hub, digest, plans, subs, grants or {})
+    chosen = cfg.subscriptions.values() if subscriptions is None else subscriptions
+    subs = {s.id: s for s in chosen if s.hub == hub}
+    plans = compile_subscriptions(subs.values(), cfg.resources, cfg.schemas, grants=cfg.grants, secret=secret)
+    return _policy_set(hub, digest, plans, subs, cfg.grants)
 
 
 def policy_set_from_snapshot(snapshot: Mapping[str, Any], *, secret: bytes, digest: str) -> PolicySet:

@@ -204,7 +204,7 @@ def test_the_hub_install_refuses_exactly_what_validate_refuses(matrix: tuple[Pat
         p.file.startswith("xhub.cfg.h") for p in at_install.value.problems if isinstance(p, ConfigProblem)
     )
     with pytest.raises(ConfigError):
-        build_policy_set("h", raw.subscriptions.values(), raw.resources, raw.schemas, secret=SECRET)
+        build_policy_set("h", raw, secret=SECRET)
 
 
 def test_accepted_combinations_install_on_a_hub(matrix: tuple[Path, list[Combo]]) -> None:
@@ -364,9 +364,7 @@ def test_the_hub_compiles_a_directory_and_a_snapshot_alike() -> None:
     from_dir = policy_set_of_config(cfg, "pudong", secret=SECRET)
     subs = cfg.subscriptions.values()
     digest = from_dir.digest
-    pieces = build_policy_set(
-        "pudong", subs, cfg.resources, cfg.schemas, secret=SECRET, digest=digest, grants=cfg.grants
-    )
+    pieces = build_policy_set("pudong", cfg, secret=SECRET, digest=digest, subscriptions=subs)
     snapshot = config_snapshot(cfg, "pudong")
     read_digest, body = read_snapshot_record(snapshot_record(snapshot, applied_ts_ms=1))
     assert read_digest == snapshot_digest(snapshot) == digest

@@ -256,16 +256,12 @@ def test_targets_are_rebuilt_only_when_the_plans_change() -> None:
 
     cfg = load_config(DEMO)
     worker = StubWorker()
-    worker.policies = build_policy_set(
-        "pudong", cfg.subscriptions.values(), cfg.resources, cfg.schemas, secret=b"k" * 32, digest="a"
-    )
+    worker.policies = build_policy_set("pudong", cfg, secret=b"k" * 32, digest="a")
     admin = AdminServer(cfg, "pudong", worker, registry_url=None, port=0)  # type: ignore[arg-type]
     first = admin.targets()
     assert first
     assert admin.targets() is first
-    worker.policies = build_policy_set(
-        "pudong", cfg.subscriptions.values(), cfg.resources, cfg.schemas, secret=b"k" * 32, digest="b"
-    )
+    worker.policies = build_policy_set("pudong", cfg, secret=b"k" * 32, digest="b")
     second = admin.targets()
     assert second is not first
     assert second == first
