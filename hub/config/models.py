@@ -171,7 +171,11 @@ class Delivery(Strict):
 
 
 class Subscription(Strict):
-    """A department's standing request for one resource, kept in git."""
+    """A department's standing request for one resource, kept in git (written by the subscriber).
+
+    What it receives is decided with the owner's grant (``grants/<owner>/``) and the catalog entry: see
+    ``hub.policy.entitlement``.
+    """
 
     id: str
     subscriber: str
@@ -185,7 +189,10 @@ class Subscription(Strict):
     filter: str | None = Field(
         default=None, description='row filter (CEL subset), e.g. district == "浦东新区"'
     )
-    masks: dict[str, MaskName] = Field(default_factory=dict)
+    masks: dict[str, MaskName] = Field(
+        default_factory=dict,
+        description="masks asked for; they only strengthen the owner's (grant minimum, catalog default)",
+    )
     valid_from: ConfigTime | None = None
     valid_until: ConfigTime | None = None
     # Refused by the cross-checks with a hint: the answer to a request is the owner's (grants/<owner>/).
