@@ -25,7 +25,26 @@ TARGETS = {
     "e2e_latency_ms_p99": ("<=", 1000),
     "e2e_latency_ms_p50": ("<=", 250),
     "subscription_scaling_ratio": ("<=", 1.1),
+    "sidecar_restart_recovery_s": ("<=", 5.0),
 }
+
+
+def sidecar_restart(kafka: KafkaSettings, runs: int = 3) -> dict[str, Any]:
+    """kill -9 a subscriber sidecar, restart it: seconds until it applies the next row (median of runs)."""
+    import statistics
+    import tempfile
+    from pathlib import Path
+
+    from tests.integration.sidecar_restart import sidecar_restart_recovery
+
+    seconds = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="xhub-bench-restart-") as workdir:
+            seconds.append(sidecar_restart_recovery(kafka, Path(workdir)).seconds)
+    return {
+        "sidecar_restart_recovery_s": statistics.median(seconds),
+        "sidecar_restart_recovery_spread_s": [min(seconds), max(seconds)],
+    }
 
 
 def main() -> int:
@@ -59,6 +78,8 @@ def main() -> int:
         summary.update(e2e_latency(kafka, seconds=int(os.environ.get("XHUB_BENCH_E2E_SECONDS", "60"))))
         summary.update(backfill_benchmark(kafka, int(os.environ.get("XHUB_BENCH_BACKFILL", "100000"))))
 
+    summary.update(sidecar_restart(kafka))
+
     summary["profile"] = str(OUT / "hub_profile.txt")
     summary["wall_seconds"] = time.time() - started
     summary["targets"] = {
@@ -85,6 +106,7 @@ def main() -> int:
         "e2e_latency_ms_max",
         "backfill_records_per_s",
         "backfill_live_p99_ms",
+        "sidecar_restart_recovery_s",
     ):
         if key in summary:
             print(summary_line(key, summary[key], ""))
