@@ -18,7 +18,7 @@ from hub.core.kafka import ensure_topics, make_admin
 from hub.core.kafka_settings import KafkaSettings
 from hub.monitor.board import LagBoard, SubscriptionLag
 from hub.monitor.cli import EXIT_NOT_ALL_OK, lag_command
-from hub.monitor.lag import HUB, SUBSCRIBER, LagProbe, Target, targets_of_config
+from hub.monitor.lag import HUB, SUBSCRIBER, LagProbe, ProbeLimits, Target, targets_of_config
 from hub.monitor.status import Rules, Status
 from tests.integration.monitor_support import Exchange, running_exchange, wait_for
 
@@ -253,7 +253,7 @@ def test_a_backlog_longer_than_the_count_limit_is_estimated_from_offsets(exchang
     wait_for("the hub to deliver", lambda: ex.delivered(ex.names.debtors) >= 30)
     targets = targets_of_config(ex.cfg, ex.names.hub)
     exact = LagProbe(ex.kafka, ex.serde, client_id="test-lag-exact")
-    rough = LagProbe(ex.kafka, ex.serde, client_id="test-lag-rough", count_limit=10)
+    rough = LagProbe(ex.kafka, ex.serde, client_id="test-lag-rough", limits=ProbeLimits(count_limit=10))
     try:
         counted = exact.measure(targets)[(ex.names.debtors, SUBSCRIBER)]
         estimated = rough.measure(targets)[(ex.names.debtors, SUBSCRIBER)]
