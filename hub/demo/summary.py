@@ -1,37 +1,18 @@
-"""The end of `xhub demo`: the summary and its checks, each showing one rule of the sharing policy at work
-(share attributes, masks, grants, row filter, deletes, dead letters)."""
+"""The demo's result: what reached whom, the latency, and the checks that decide whether the demo passed."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from hub.config.loader import ConfigDir
 from hub.core import names
 from hub.core.kafka import make_consumer
 from hub.core.kafka_settings import KafkaSettings
-
-if TYPE_CHECKING:
-    from hub.config.loader import ConfigDir
-    from hub.demo.run import Demo
-    from hub.demo.scenario import ChangeStream
-
-SINK_TABLES = {
-    "tax-debtors": "debtors",
-    "tax-entities": "entities",
-    "tax-estates": "estates",
-    "housing-debtors": "debtors",
-    "housing-persons": "persons",
-    "transport-debtors": "debtors",
-    "transport-licences": "licences",
-    "transport-persons": "persons",
-    "lujiazui-debtors": "debtors",
-}
-
-
-def say(text: str = "") -> None:
-    print(text, flush=True)
+from hub.demo.harness import SINK_TABLES, Demo, say
+from hub.demo.scenario import ChangeStream
 
 
 def _latencies(demo: Demo) -> list[float]:

@@ -267,7 +267,7 @@ def test_targets_are_rebuilt_only_when_the_plans_change() -> None:
     assert second == first
 
 
-def test_refusals_change_when_an_approval_starts_or_ends() -> None:
+def test_refusals_change_when_a_grant_starts_or_ends() -> None:
     @dataclass
     class Plan:
         refusal: str | None = None
