@@ -149,7 +149,7 @@ def read_config(root: str | Path) -> tuple[ConfigDir, list[ConfigProblem]]:
                 continue
             for i, obj in enumerate(getattr(parsed, attr)):
                 origin = Origin(doc, (attr, i))
-                _add(cfg, problems, kind=kind, ident=getattr(obj, id_attr), obj=obj, into=into, origin=origin)
+                _add(cfg, problems, _Definition(kind, getattr(obj, id_attr), obj, origin), into)
 
     grants_root = root / "grants"
     for path in _yaml_files(grants_root, recursive=True):
@@ -163,15 +163,7 @@ def read_config(root: str | Path) -> tuple[ConfigDir, list[ConfigProblem]]:
             origin = Origin(doc, ("grants", i))
             if grant.subscription not in cfg.grants:
                 cfg.grant_folders[grant.subscription] = folder
-            _add(
-                cfg,
-                problems,
-                kind="grant",
-                ident=grant.subscription,
-                obj=grant,
-                into=cfg.grants,
-                origin=origin,
-            )
+            _add(cfg, problems, _Definition("grant", grant.subscription, grant, origin), cfg.grants)
 
     _load_schemas(cfg, problems)
     return cfg, problems
@@ -188,7 +180,7 @@ def _add_hubs(
     seen: dict[str, HubSpec] = {}
     for i, spec in enumerate(hubs_file.hubs):
         origin = Origin(hubs_doc, ("hubs", i))
-        _add(cfg, problems, kind="hub", ident=spec.name, obj=spec, into=seen, origin=origin)
+        _add(cfg, problems, _Definition("hub", spec.name, spec, origin), seen)
 
 
 def _yaml_files(folder: Path, *, recursive: bool = False) -> list[Path]:
@@ -198,22 +190,25 @@ def _yaml_files(folder: Path, *, recursive: bool = False) -> list[Path]:
     return sorted([*folder.glob(f"{pattern}.yaml"), *folder.glob(f"{pattern}.yml")])
 
 
-def _add(
-    cfg: ConfigDir,
-    problems: list[ConfigProblem],
-    *,
-    kind: str,
-    ident: str,
-    obj: Any,
-    into: dict[str, Any],
-    origin: Origin,
-) -> None:
-    if ident in into:
-        first = cfg.origins[(kind, ident)]
-        problems.append(origin.problem((), f'{kind} "{ident}" is defined twice (first at {first.where})'))
+@dataclass(frozen=True)
+class _Definition:
+    """One thing a config file defines: its kind, its id, the parsed object and where it was read."""
+
+    kind: str
+    ident: str
+    obj: Any
+    origin: Origin
+
+
+def _add(cfg: ConfigDir, problems: list[ConfigProblem], item: _Definition, into: dict[str, Any]) -> None:
+    """Record ``item`` in ``into`` (by id) with its origin; an id defined twice is a problem at the second."""
+    if item.ident in into:
+        first = cfg.origins[(item.kind, item.ident)]
+        where = f"first at {first.where}"
+        problems.append(item.origin.problem((), f'{item.kind} "{item.ident}" is defined twice ({where})'))
         return
-    into[ident] = obj
-    cfg.origins[(kind, ident)] = origin
+    into[item.ident] = item.obj
+    cfg.origins[(item.kind, item.ident)] = item.origin
 
 
 def _load_schemas(cfg: ConfigDir, problems: list[ConfigProblem]) -> None:

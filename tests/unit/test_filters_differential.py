@@ -203,9 +203,10 @@ def test_subset_agrees_with_cel_cpp(expressions: list[str], rows: list[dict[str,
         fast, program, checked = _compile_both(expr)
         if isinstance(fast, FilterError):
             if program is not None:
+                # A refusal is never a silent divergence: validate names the column. (CEL's outcome on
+                # records is not compared: "false && null <= b" is a clean no-match there, since && absorbs
+                # the error, and "true || null <= b" a match.)
                 assert STRICTER.match(str(fast)), f"{expr!r}: the subset refuses what CEL accepts: {fast}"
-                if "order null" in str(fast):
-                    assert all(_cel_cpp(program, r) is FilterOutcome.ERROR for r in rows), expr
                 CHECKED["stricter"] += 1
             # Else refused statically by both (e.g. 1.5 == "a", [1] > 2: literal types no overload takes).
             CHECKED["refused"] += 1
