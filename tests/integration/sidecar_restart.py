@@ -36,8 +36,40 @@ class RestartRecovery:
     lines: list[str]
 
 
-def sidecar_restart_recovery(kafka: KafkaSettings, workdir: Path) -> RestartRecovery:
-    """Run a subscriber sidecar with a JSON-lines sink, kill -9 it once, restart it and time the next row."""
+@dataclass
+class SubscriberSidecar:
+    """A subscriber department whose sidecar runs one JSON-lines sink on its delivery topic."""
+
+    kafka: KafkaSettings
+    owner: str
+    subscriber: str
+    config: Path
+    out: Path
+    topic: str
+
+    def __post_init__(self) -> None:
+        self._serde = serde_for(shared_registry().url)
+        self._schema = change_event_schema(RESOURCE, SCHEMA)
+        self._producer = make_producer(self.kafka, "test-hub")
+
+    def deliver(self, n: int) -> None:
+        """Put delivery ``n`` on the topic, as a hub would (the sink does not care who wrote it)."""
+        data = record(n)
+        data["birth_date"] = 5630
+        event = ChangeEvent(RESOURCE, "c", citizen_id(n), n + 1, self.owner, "test", 1_700_000_000_000, data)
+        value = self._serde.encode(f"{self.topic}-value", self._schema, event.to_avro())
+        self._producer.send(self.topic, key=key_bytes(event.key), value=value)
+        self._producer.flush()
+
+    def lines(self) -> list[str]:
+        return self.out.read_text().splitlines() if self.out.exists() else []
+
+    def close(self) -> None:
+        self._producer.close()
+
+
+def subscriber_sidecar(kafka: KafkaSettings, workdir: Path) -> SubscriberSidecar:
+    """Catalog, connector config and delivery topic of a fresh subscriber (the sidecar is not started)."""
     owner, subscriber = f"t{uuid.uuid4().hex[:10]}", f"s{uuid.uuid4().hex[:10]}"
     registry = shared_registry()
     catalog = write_catalog(
@@ -59,45 +91,40 @@ def sidecar_restart_recovery(kafka: KafkaSettings, workdir: Path) -> RestartReco
     )
     topic = delivery_topic("testhub", f"{subscriber}-enrolees")
     admin = make_admin(kafka)
-    ensure_topics(admin, {topic: {}}, partitions=1)
-    serde = serde_for(registry.url)
-    schema = change_event_schema(RESOURCE, SCHEMA)
-    producer = make_producer(kafka, "test-hub")
+    try:
+        ensure_topics(admin, {topic: {}}, partitions=1)
+    finally:
+        admin.close()
+    return SubscriberSidecar(kafka, owner, subscriber, config, out, topic)
 
-    def deliver(n: int) -> None:
-        data = record(n)
-        data["birth_date"] = 5630
-        event = ChangeEvent(RESOURCE, "c", citizen_id(n), n + 1, owner, "test", 1_700_000_000_000, data)
-        value = serde.encode(f"{topic}-value", schema, event.to_avro())
-        producer.send(topic, key=key_bytes(event.key), value=value)
-        producer.flush()
 
-    def applied(count: int) -> bool:
-        return out.exists() and len(out.read_text().splitlines()) >= count
-
-    sidecar = SidecarProcess(config, workdir / "sidecar.log")
+def sidecar_restart_recovery(kafka: KafkaSettings, workdir: Path) -> RestartRecovery:
+    """Run a subscriber sidecar with a JSON-lines sink, kill -9 it once, restart it and time the next row."""
+    dept = subscriber_sidecar(kafka, workdir)
+    sidecar = SidecarProcess(dept.config, workdir / "sidecar.log")
+    admin = make_admin(kafka)
     try:
         sidecar.start()
         sidecar.wait_started()
-        deliver(0)
-        if not wait_for(lambda: applied(1), timeout_s=60):
+        dept.deliver(0)
+        if not wait_for(lambda: len(dept.lines()) >= 1, timeout_s=60):
             raise AssertionError(f"the first row never reached the sink (log: {sidecar.log_path})")
         sidecar.kill()
         killed_at = time.monotonic()
         sidecar.start()
-        deliver(1)
-        if not wait_for(lambda: applied(2), timeout_s=120, interval_s=0.05):
+        dept.deliver(1)
+        if not wait_for(lambda: len(dept.lines()) >= 2, timeout_s=120, interval_s=0.05):
             raise AssertionError(
                 f"the restarted sidecar never applied the next row (log: {sidecar.log_path})"
             )
         seconds = time.monotonic() - killed_at
-        group = sink_group(subscriber, SINK)
+        group = sink_group(dept.subscriber, SINK)
         members = list(admin.describe_groups([group])[group]["members"])
         sidecar.wait_started()
         if sidecar.terminate() != 0:
             raise AssertionError(f"SIGTERM must stop the sidecar cleanly (log: {sidecar.log_path})")
     finally:
         sidecar.kill()
-        producer.close()
+        dept.close()
         admin.close()
-    return RestartRecovery(seconds, members, group, subscriber, out.read_text().splitlines())
+    return RestartRecovery(seconds, members, group, dept.subscriber, dept.lines())

@@ -4,57 +4,23 @@ from __future__ import annotations
 
 import json
 import urllib.request
-import uuid
 from pathlib import Path
 
-from connectors.testing.catalog import write_catalog, write_connector_config
-from connectors.testing.records import RESOURCE, SCHEMA, citizen_id, record
-from connectors.testing.runtime import running_sidecar, serde_for, shared_registry, wait_for
-from hub.core.envelope import ChangeEvent, change_event_schema, key_bytes
-from hub.core.kafka import ensure_topics, make_admin, make_producer
+from connectors.testing.records import citizen_id
+from connectors.testing.runtime import running_sidecar, wait_for
 from hub.core.kafka_settings import KafkaSettings
-from hub.core.names import delivery_topic, sink_instance_id
-from tests.integration.sidecar_restart import sidecar_restart_recovery
+from hub.core.names import sink_instance_id
+from tests.integration.sidecar_restart import sidecar_restart_recovery, subscriber_sidecar
 
 
 def test_sinks_consume_the_delivery_topics_of_the_departments_subscriptions(
     kafka: KafkaSettings, tmp_path: Path
 ) -> None:
-    owner, subscriber = f"t{uuid.uuid4().hex[:10]}", f"s{uuid.uuid4().hex[:10]}"
-    registry = shared_registry()
-    catalog = write_catalog(
-        tmp_path / "config",
-        owner,
-        bootstrap=kafka.bootstrap_servers,
-        registry_url=registry.url,
-        subscriber=subscriber,
-    )
-    out = tmp_path / "deliveries.jsonl"
-    config = write_connector_config(
-        tmp_path / "connector.yaml",
-        dept=subscriber,
-        catalog=catalog,
-        bootstrap=kafka.bootstrap_servers,
-        registry_url=registry.url,
-        sources=[],
-        sinks=[{"name": "lines", "hub": "testhub", "type": "jsonl", "path": str(out), "fsync": False}],
-    )
-    topic = delivery_topic("testhub", f"{subscriber}-enrolees")
-    admin = make_admin(kafka)
-    ensure_topics(admin, {topic: {}}, partitions=1)
-    admin.close()
-    serde = serde_for(registry.url)
-    schema = change_event_schema(RESOURCE, SCHEMA)
-    producer = make_producer(kafka, "test-hub")
+    dept = subscriber_sidecar(kafka, tmp_path)
     for n in range(3):
-        data = record(n)
-        data["birth_date"] = 5630
-        event = ChangeEvent(RESOURCE, "c", citizen_id(n), n + 1, owner, "test", 1_700_000_000_000, data)
-        producer.send(
-            topic, key=key_bytes(event.key), value=serde.encode(f"{topic}-value", schema, event.to_avro())
-        )
-    producer.flush()
-    producer.close()
+        dept.deliver(n)
+    dept.close()
+    out, config = dept.out, dept.config
 
     with running_sidecar(config) as sidecar:
         assert wait_for(lambda: out.exists() and len(out.read_text().splitlines()) >= 3, timeout_s=30)
