@@ -24,6 +24,8 @@ class PolicySet:
     plans: dict[str, DeliveryPlan] = field(default_factory=dict)  # subscription id -> plan
     by_topic: dict[str, list[DeliveryPlan]] = field(default_factory=dict)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)  # what the plans were compiled from
+    # The catalog's resource schemas the plans were compiled from: records are read as these (readers.py).
+    schemas: dict[str, dict[str, Any]] = field(default_factory=dict)  # resource code -> Avro record schema
 
     @property
     def source_topics(self) -> list[str]:
@@ -36,7 +38,11 @@ class PolicySet:
 
 
 def _policy_set(
-    hub: str, digest: str, plans: Mapping[str, DeliveryPlan], subscriptions: Mapping[str, Subscription]
+    hub: str,
+    digest: str,
+    plans: Mapping[str, DeliveryPlan],
+    subscriptions: Mapping[str, Subscription],
+    schemas: Mapping[str, dict[str, Any]],
 ) -> PolicySet:
     out = PolicySet(hub=hub, digest=digest)
     for sid in sorted(plans):
@@ -44,6 +50,8 @@ def _policy_set(
         out.plans[sid] = plan
         out.subscriptions[sid] = subscriptions[sid]
         out.by_topic.setdefault(plan.source_topic, []).append(plan)
+        if plan.resource in schemas:
+            out.schemas[plan.resource] = dict(schemas[plan.resource])
     return out
 
 
@@ -55,7 +63,7 @@ def policy_set_of_config(cfg: ConfigDir, hub: str, *, secret: bytes) -> PolicySe
     """
     compiled = compile_config(cfg, secret=secret, hub=hub)
     digest = snapshot_digest(config_snapshot(cfg, hub))
-    return _policy_set(hub, digest, compiled.plans, cfg.subscriptions)
+    return _policy_set(hub, digest, compiled.plans, cfg.subscriptions, cfg.schemas)
 
 
 def build_policy_set(
@@ -74,7 +82,7 @@ def build_policy_set(
     """
     subs = {s.id: s for s in subscriptions if s.hub == hub}
     plans = compile_subscriptions(subs.values(), resources, schemas, secret=secret)
-    return _policy_set(hub, digest, plans, subs)
+    return _policy_set(hub, digest, plans, subs, schemas)
 
 
 def policy_set_from_snapshot(snapshot: Mapping[str, Any], *, secret: bytes, digest: str) -> PolicySet:
@@ -86,7 +94,7 @@ def policy_set_from_snapshot(snapshot: Mapping[str, Any], *, secret: bytes, dige
     cfg = config_from_snapshot(snapshot, digest=digest)
     hub = str(snapshot["hub"])
     compiled = compile_config(cfg, secret=secret, hub=hub)
-    return _policy_set(hub, digest, compiled.plans, cfg.subscriptions)
+    return _policy_set(hub, digest, compiled.plans, cfg.subscriptions, cfg.schemas)
 
 
 def snapshot_of(raw: bytes) -> tuple[str, dict[str, Any]]:
