@@ -106,7 +106,7 @@ class LivePolicy:
                 break
         if latest is None:
             return None
-        new = self._compile(latest)
+        new = self.compile_snapshot(latest)
         if new is None:
             return None
         if wait:
@@ -116,7 +116,7 @@ class LivePolicy:
             return None
         return new
 
-    def _compile(self, raw: bytes) -> PolicySet | None:
+    def compile_snapshot(self, raw: bytes) -> PolicySet | None:
         """The policy set of one record of xhub.cfg.<hub>; None when it is in force already or refused."""
         try:
             digest, config = snapshot_of(raw)
