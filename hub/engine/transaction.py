@@ -52,6 +52,7 @@ class Backoff:
     def reset(self) -> None:
         self._next = self.first
 
+
 # What a step consumed: per partition, the next offset to read and the subscriptions' state there.
 Positions = Mapping[TopicPartition, tuple[int, PartitionState]]
 Body = Callable[[KafkaProducer], Positions]
