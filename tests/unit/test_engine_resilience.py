@@ -281,3 +281,41 @@ def test_alerts_reach_the_status_document_and_the_metrics() -> None:
     assert len(stats.alerts) == 2
     stats.clear_alerts("handover_state_full")
     assert [k for k, _ in stats.alerts] == ["config_refused"]
+
+
+def test_the_main_loop_refuses_a_held_subscription_and_alerts(policies: PolicySet) -> None:
+    """200 subscriptions of one resource: those whose state fits start (with their backfill), the
+    others are refused the records as ``handover_state_full`` (audited, counted) and alerted."""
+    from hub.engine.emitter import Batch
+    from hub.engine.policy_set import build_policy_set
+    from hub.engine.router import Refused, route
+    from hub.engine.worker import HubWorker, WorkerOptions
+
+    cfg = load_config(DEMO)
+    tax = cfg.subscriptions["tax-debtors"]
+    subs = [tax.model_copy(update={"id": f"tax-debtors-copy-number-{i:04d}"}) for i in range(200)]
+    crowded = build_policy_set("pudong", subs, cfg.resources, cfg.schemas, secret=SECRET)
+    worker = HubWorker(
+        KafkaSettings(bootstrap_servers="127.0.0.1:1"),
+        crowded,
+        cast(Any, None),
+        SECRET,
+        WorkerOptions(hub="pudong", follow_config=False),
+    )
+    tp = TopicPartition(tax_topic := crowded.plans[subs[0].id].source_topic, 0)
+    worker.partitions.states[tp] = {}
+    batch = Batch()
+    serve, _ = worker._served(tp, 100, 1_000, batch)
+    assert fits(batch.states[tp])
+    held = {sid for sid, _ in worker.partitions.held}
+    assert held
+    assert {p.subscription for p in serve} == held  # the others are backfilled first: not served here
+    assert len(batch.states[tp]) + len(held) == 200
+    outcomes = route(_event(_debtor()), serve, 1_000)
+    assert all(isinstance(o, Refused) and o.reason == "handover_state_full" for o in outcomes)
+
+    worker._report_held()
+    assert worker.stats.handover_held == len(held)
+    kinds = {kind for kind, _ in worker.stats.alerts}
+    assert kinds == {"handover_state_full"}
+    assert tax_topic in next(iter(worker.stats.alerts.values())).message
