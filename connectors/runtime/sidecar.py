@@ -33,6 +33,9 @@ from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 
 COMPACTED = {"cleanup.policy": "compact"}
+# How long the group keeps a vanished sink member's partitions for it: long enough for a restart to take
+# them back without a rebalance, short enough that a sidecar that is gone for good hands them on.
+SINK_SESSION_TIMEOUT_MS = 15_000
 DEAD_LETTER_RETENTION = {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}
 
 
@@ -229,6 +232,12 @@ class Sidecar:
                 dept=self.dept,
                 client_id=f"sink-{self.dept}-{binding.name}",
                 max_batch=binding.max_batch,
+                # Static membership (as the hub workers have): a restarted sidecar takes its old place
+                # in the group at once; a second copy of the same sidecar is fenced, as its sources are.
+                consumer_overrides={
+                    "group_instance_id": names.sink_instance_id(self.dept, binding.name),
+                    "session_timeout_ms": SINK_SESSION_TIMEOUT_MS,
+                },
             )
             thread = threading.Thread(
                 target=self._run_sink, args=(loop, binding.name), name=f"sink-{binding.name}", daemon=True

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Headless Chromium for the status-page test: installs Debian's chromium and chromium-driver when
-# /usr/bin/chromium or /usr/bin/chromedriver is missing, then prints both paths.
+# Headless Chromium for the status-page test: installs Debian's chromium, chromium-driver and a CJK font
+# (fonts-noto-cjk: without one every Chinese label renders as boxes) when any is missing, then prints
+# the paths.
 #
 #   deploy/local/browser.sh          install if needed, print "chromium=<path>" and "chromedriver=<path>"
 #   deploy/local/browser.sh status   exit 0 when both are installed, 1 otherwise (installs nothing)
@@ -8,20 +9,22 @@ set -euo pipefail
 
 CHROMIUM=/usr/bin/chromium
 CHROMEDRIVER=/usr/bin/chromedriver
+CJK_FONT=/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
 
 installed() {
-  [[ -x "$CHROMIUM" && -x "$CHROMEDRIVER" ]]
+  [[ -x "$CHROMIUM" && -x "$CHROMEDRIVER" && -f "$CJK_FONT" ]]
 }
 
 print_paths() {
   echo "chromium=$CHROMIUM ($("$CHROMIUM" --version 2>/dev/null || echo 'version unknown'))"
   echo "chromedriver=$CHROMEDRIVER ($("$CHROMEDRIVER" --version 2>/dev/null || echo 'version unknown'))"
+  echo "cjk_font=$CJK_FONT"
 }
 
 case "${1:-install}" in
   status)
     if installed; then print_paths; exit 0; fi
-    echo "chromium or chromedriver missing (run deploy/local/browser.sh)" >&2
+    echo "chromium, chromedriver or the CJK font missing (run deploy/local/browser.sh)" >&2
     exit 1
     ;;
   install) ;;
@@ -41,16 +44,16 @@ if ! installed; then
     if command -v sudo >/dev/null 2>&1; then
       SUDO=(sudo)
     else
-      echo "error: installing chromium needs root (or sudo): apt-get install chromium chromium-driver" >&2
+      echo "error: installing chromium needs root (or sudo): apt-get install chromium chromium-driver fonts-noto-cjk" >&2
       exit 1
     fi
   fi
-  echo "installing chromium and chromium-driver (Debian packages)" >&2
+  echo "installing chromium, chromium-driver and fonts-noto-cjk (Debian packages)" >&2
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    chromium chromium-driver >/dev/null
+    chromium chromium-driver fonts-noto-cjk >/dev/null
   if ! installed; then
-    echo "error: apt-get finished but $CHROMIUM or $CHROMEDRIVER is still missing" >&2
+    echo "error: apt-get finished but $CHROMIUM, $CHROMEDRIVER or $CJK_FONT is still missing" >&2
     exit 1
   fi
 fi

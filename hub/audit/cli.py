@@ -7,12 +7,11 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from hub.audit.anchor import Anchor
-from hub.audit.reader import Decoder, read_anchors, read_records
-from hub.audit.show import build_query, format_row, summarize, to_json
+from hub.audit.reader import Decoder, ReadSpan, read_anchors, read_records
+from hub.audit.show import Criteria, build_query, format_row, summarize, to_json
 from hub.audit.verify import VerifyReport, verify_entries
 
 if TYPE_CHECKING:
@@ -80,17 +79,15 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    return show_command(
-        args.config_dir,
-        args.hub,
+    criteria = Criteria(
         resource=args.resource,
         key=args.key,
         subscriber=args.subscriber,
         since=args.since,
         until=args.until,
-        json_out=args.json,
         kinds=args.kind,
     )
+    return show_command(args.config_dir, args.hub, criteria, json_out=args.json)
 
 
 @contextmanager
@@ -163,20 +160,15 @@ def _print_report(report: VerifyReport, hub: str, topic: str, out: IO[str]) -> N
 def show_command(
     config_dir: str,
     hub: str,
+    criteria: Criteria,
     *,
-    resource: str | None = None,
-    key: str | None = None,
-    subscriber: str | None = None,
-    since: str | int | datetime | None = None,
-    until: str | int | datetime | None = None,
     json_out: bool = False,
-    kinds: Sequence[str] | None = None,
     out: IO[str] | None = None,
 ) -> int:
     """`xhub audit show`: the entries matching every criterion given, oldest first, and a summary.
 
-    "Who received record K of resource R, which fields": ``resource=R, key=K``. "What did subscriber S
-    receive between T1 and T2": ``subscriber=S, since=T1, until=T2``.
+    "Who received record K of resource R, which fields": ``Criteria(resource=R, key=K)``. "What did
+    subscriber S receive between T1 and T2": ``Criteria(subscriber=S, since=T1, until=T2)``.
     """
     from hub.config import load_config
     from hub.config.secrets import hub_secret
@@ -184,23 +176,14 @@ def show_command(
 
     out = out or sys.stdout
     cfg = load_config(config_dir)
-    query = build_query(
-        hub_secret(cfg, hub),
-        resource=resource,
-        key=key,
-        subscriber=subscriber,
-        since=since,
-        until=until,
-        kinds=kinds,
-    )
+    query = build_query(hub_secret(cfg, hub), criteria)
     selected: list[dict[str, Any]] = []
     with open_decoder(cfg) as decoder:
         records = read_records(
             cfg.hubs_file.kafka,
             names.audit_topic(hub),
             decoder,
-            since_ms=query.since_ms,
-            until_ms=query.until_ms,
+            ReadSpan(since_ms=query.since_ms, until_ms=query.until_ms),
         )
         for rec in records:
             if rec.entry is None or not query.matches(rec.entry):

@@ -32,28 +32,39 @@ class AuditRecord:
     raw: bytes | None
 
 
-def read_records(
-    kafka: KafkaSettings,
-    topic: str,
-    decoder: Decoder,
-    *,
-    start: int = 0,
-    end: int | None = None,
-    since_ms: int | None = None,
-    until_ms: int | None = None,
-) -> Iterator[AuditRecord]:
-    """Committed audit records in order, from ``start`` (or about ``since_ms``) to ``end`` (or the end).
+@dataclass(frozen=True, slots=True)
+class ReadSpan:
+    """Which part of the audit topic to read: offsets, or entry times (the range a query asks for).
 
-    With ``until_ms``, reading stops once records are well past it (entries are filtered by the caller).
+    Attributes:
+        start: first offset.
+        end: offset to stop before; None reads to the end the topic has when reading starts.
+        since_ms: start about here instead, if later than ``start`` (found from the records' times).
+        until_ms: stop once records are well past this time (entries are filtered by the caller).
+    """
+
+    start: int = 0
+    end: int | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+
+
+def read_records(
+    kafka: KafkaSettings, topic: str, decoder: Decoder, span: ReadSpan = ReadSpan()
+) -> Iterator[AuditRecord]:
+    """Committed audit records of ``span`` in order (the whole topic by default).
+
     Entries are decoded with their writer schema, so hashes are recomputed over exactly what was written.
     """
     consumer = make_consumer(kafka, "audit-reader", group_id=None)
     tp = TopicPartition(topic, 0)
+    until_ms = span.until_ms
     try:
         consumer.assign([tp])
-        stop = consumer.end_offsets([tp]).get(tp, 0) if end is None else end
-        if since_ms is not None:
-            found = consumer.offsets_for_times({tp: max(0, since_ms - TIME_MARGIN_MS)}).get(tp)
+        stop = consumer.end_offsets([tp]).get(tp, 0) if span.end is None else span.end
+        start = span.start
+        if span.since_ms is not None:
+            found = consumer.offsets_for_times({tp: max(0, span.since_ms - TIME_MARGIN_MS)}).get(tp)
             start = max(start, found.offset) if found is not None else stop
         consumer.seek(tp, start)
         while consumer.position(tp) < stop:
@@ -77,7 +88,7 @@ def read_entries(
     kafka: KafkaSettings, topic: str, decoder: Decoder, *, start: int = 0, end: int | None = None
 ) -> Iterator[tuple[int, dict[str, Any] | None, bytes | None]]:
     """Yield (offset, entry or None when undecodable, raw value) of committed audit records in order."""
-    for rec in read_records(kafka, topic, decoder, start=start, end=end):
+    for rec in read_records(kafka, topic, decoder, ReadSpan(start=start, end=end)):
         yield rec.offset, rec.entry, rec.raw
 
 

@@ -41,21 +41,26 @@ class Query:
         return self.until_ms is None or ts <= self.until_ms
 
 
-def build_query(
-    secret: bytes,
-    *,
-    resource: str | None = None,
-    key: str | None = None,
-    subscriber: str | None = None,
-    since: str | int | datetime | None = None,
-    until: str | int | datetime | None = None,
-    kinds: Iterable[str] | None = None,
-) -> Query:
-    """A query from command-line style arguments; the business key becomes its keyed hash.
+@dataclass(frozen=True, slots=True)
+class Criteria:
+    """What ``xhub audit show`` is asked, as given: a business key (not yet its hash), times as ISO text,
+    epoch millis or datetimes, entry kinds (None: all). :func:`build_query` turns it into a :class:`Query`."""
+
+    resource: str | None = None
+    key: str | None = None
+    subscriber: str | None = None
+    since: str | int | datetime | None = None
+    until: str | int | datetime | None = None
+    kinds: Iterable[str] | None = None
+
+
+def build_query(secret: bytes, criteria: Criteria) -> Query:
+    """The query for ``criteria``; the business key becomes its keyed hash under ``secret``.
 
     Raises:
         AuditQueryError: a key without its resource, an unreadable time, or an unknown kind.
     """
+    resource, key, kinds = criteria.resource, criteria.key, criteria.kinds
     if key is not None and resource is None:
         raise AuditQueryError("--key needs --resource: the audit keeps keyed hashes of (resource, key)")
     chosen = tuple(kinds) if kinds else KINDS
@@ -65,9 +70,9 @@ def build_query(
     return Query(
         resource=resource,
         key_hash=key_hash(secret, resource, key) if key is not None and resource is not None else None,
-        subscriber=subscriber,
-        since_ms=parse_time(since, "since"),
-        until_ms=parse_time(until, "until"),
+        subscriber=criteria.subscriber,
+        since_ms=parse_time(criteria.since, "since"),
+        until_ms=parse_time(criteria.until, "until"),
         kinds=chosen,
     )
 

@@ -75,6 +75,15 @@ def sink_group(dept: str, sink: str) -> str:
     return f"{PREFIX}-sink-{dept}-{sink}"
 
 
+def sink_instance_id(dept: str, sink: str) -> str:
+    """The static group-instance id of one sink of a department sidecar.
+
+    A sidecar restarted after a crash rejoins under this id and gets its partitions back at once, instead
+    of waiting until the group gives up on the dead member (its session timeout) and rebalances.
+    """
+    return f"{sink_group(dept, sink)}-member"
+
+
 def registry_transactional_id(topic: str) -> str:
     """The transactional id shared by every registry writer of ``topic`` (only winners reach the log)."""
     return f"{PREFIX}-registry-{topic}"

@@ -1,9 +1,9 @@
 """Synthetic, realistic-looking records for the demo, the benchmarks and tests.
 
 Names, streets, phone numbers, e-mail user names and company name stems come from Faker's ``zh_CN``
-locale; ID numbers and credit codes are built here so that they pass GB 11643 and GB 32100 (with a
-GB 11714 organisation code inside) and agree with the record around them (gender and birth date
-match the ID number, the court matches the district). Everything is drawn from one seeded
+locale; ID numbers and credit codes come from ``hub.demo.identities`` so that they pass GB 11643 and
+GB 32100 (with a GB 11714 organisation code inside) and agree with the record around them (gender and
+birth date match the ID number, the court matches the district). Everything is drawn from one seeded
 ``random.Random`` (``fake.random``) and dates come from a fixed window, so a seed reproduces the same
 data on any day. Dates are ISO strings; the sidecar validator turns them into Avro logical types.
 
@@ -18,54 +18,25 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import random
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-from connectors.validation.gb11643 import check_digit
-from connectors.validation.gb32100 import ALPHABET, check_char, org_code_check_char
+from hub.demo.identities import (
+    DISTRICT_BY_CODE,
+    DISTRICT_BY_NAME,
+    LATEST_DATE,
+    SHANGHAI_BORN,
+    SHANGHAI_DISTRICTS,
+    District,
+    birth_date_of,
+    citizen_id,
+    credit_code,
+    date_between,
+)
 
 if TYPE_CHECKING:
     from faker import Faker
-
-
-class District(NamedTuple):
-    """A district of Shanghai: its name, GB/T 2260 code and the one-character short form."""
-
-    name: str
-    code: str
-    short: str
-
-
-SHANGHAI_DISTRICTS: Final = (
-    District("浦东新区", "310115", "浦"),
-    District("黄浦区", "310101", "黄"),
-    District("徐汇区", "310104", "徐"),
-    District("长宁区", "310105", "长"),
-    District("静安区", "310106", "静"),
-    District("普陀区", "310107", "普"),
-    District("虹口区", "310109", "虹"),
-    District("杨浦区", "310110", "杨"),
-    District("闵行区", "310112", "闵"),
-    District("宝山区", "310113", "宝"),
-    District("嘉定区", "310114", "嘉"),
-    District("金山区", "310116", "金"),
-    District("松江区", "310117", "松"),
-    District("青浦区", "310118", "青"),
-    District("奉贤区", "310120", "奉"),
-    District("崇明区", "310151", "崇"),
-)
-"""The 16 districts of Shanghai; Pudong first, as the demo's home district."""
-DISTRICTS: Final = tuple(d.name for d in SHANGHAI_DISTRICTS)
-_BY_NAME: Final = {d.name: d for d in SHANGHAI_DISTRICTS}
-_BY_CODE: Final = {d.code: d for d in SHANGHAI_DISTRICTS}
-
-LATEST_DATE: Final = dt.date(2025, 6, 30)
-"""The last date any generated event may carry; fixed so that output does not depend on today."""
-
-_SHANGHAI_BORN: Final = 0.6
-"""Share of people whose ID number carries a Shanghai area code (the rest were born elsewhere)."""
 
 _INDUSTRIES: Final = (
     # (name part, business scope items): Faker zh_CN has only four company suffixes, all IT.
@@ -124,23 +95,6 @@ def make_faker(seed: int = 0) -> Faker:
     return fake
 
 
-@functools.cache
-def _county_area_codes() -> tuple[str, ...]:
-    """County-level GB/T 2260 codes from Faker's zh_CN ID provider (birthplaces outside Shanghai)."""
-    from faker.providers.ssn.zh_CN import Provider
-
-    return tuple(c for c in Provider.area_codes if not c.endswith("00") and c[:2] in _PROVINCES)
-
-
-_PROVINCES: Final = frozenset(
-    "11 12 13 14 15 21 22 23 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65".split()  # noqa: SIM905 - one row of codes
-)
-
-
-def _date_between(rng: random.Random, start: dt.date, end: dt.date) -> dt.date:
-    return dt.date.fromordinal(rng.randint(start.toordinal(), end.toordinal()))
-
-
 def _add_years(day: dt.date, years: int) -> dt.date:
     try:
         return day.replace(year=day.year + years)
@@ -152,59 +106,8 @@ def _weighted(rng: random.Random, choices: tuple[tuple[str, int], ...]) -> str:
     return rng.choices([c for c, _w in choices], weights=[w for _c, w in choices])[0]
 
 
-def citizen_id(
-    rng: random.Random,
-    birth_year_range: tuple[int, int] = (1950, 2005),
-    area_code: str | None = None,
-    *,
-    birth_date: dt.date | None = None,
-    gender: Literal["M", "F"] | None = None,
-) -> str:
-    """A valid 18-character GB 11643 citizen ID number.
-
-    Args:
-        rng: the source of randomness.
-        birth_year_range: inclusive range of birth years, used when ``birth_date`` is None.
-        area_code: 6-digit area code; by default a Shanghai district (60%) or another county.
-        birth_date: the birth date to encode.
-        gender: "M" gives an odd 17th digit, "F" an even one; random by default.
-    """
-    if area_code is None:
-        if rng.random() < _SHANGHAI_BORN:
-            area_code = rng.choice(SHANGHAI_DISTRICTS).code
-        else:
-            area_code = rng.choice(_county_area_codes())
-    if birth_date is None:
-        first, last = birth_year_range
-        birth_date = _date_between(rng, dt.date(first, 1, 1), min(dt.date(last, 12, 31), LATEST_DATE))
-    sex: str = gender or rng.choice("MF")
-    sequence = rng.randint(0, 99) * 10 + rng.choice((1, 3, 5, 7, 9) if sex == "M" else (0, 2, 4, 6, 8))
-    body = f"{area_code}{birth_date:%Y%m%d}{sequence:03d}"
-    return body + check_digit(body)
-
-
-def credit_code(
-    rng: random.Random, area_code: str = "310115", *, authority: str = "9", entity_type: str = "1"
-) -> str:
-    """A valid 18-character GB 32100 unified social credit code.
-
-    Args:
-        rng: the source of randomness.
-        area_code: the registering authority's 6-digit area code.
-        authority: registration authority, "9" for market regulation (企业, 个体工商户).
-        entity_type: "1" 企业, "2" 个体工商户, "3" 农民专业合作社 under authority "9".
-    """
-    if rng.random() < 0.6:
-        # Entities registered since 2015 get organisation codes "MA" + 6 code characters.
-        body = "MA" + "".join(rng.choice(ALPHABET) for _ in range(6))
-    else:
-        body = f"{rng.randint(10_000_000, 99_999_999)}"
-    first17 = f"{authority}{entity_type}{area_code}{body}{org_code_check_char(body)}"
-    return first17 + check_char(first17)
-
-
 def _district(rng: random.Random, name: str | None = None) -> District:
-    return _BY_NAME[name] if name is not None else rng.choice(SHANGHAI_DISTRICTS)
+    return DISTRICT_BY_NAME[name] if name is not None else rng.choice(SHANGHAI_DISTRICTS)
 
 
 def _street_address(fake: Faker, district: District, *, residential: bool) -> str:
@@ -219,10 +122,6 @@ def _email(fake: Faker) -> str:
     return f"{fake.user_name()}{fake.random.randint(1, 999)}@{fake.random.choice(_MAIL_DOMAINS)}"
 
 
-def _id_birth_date(id_number: str) -> dt.date:
-    return dt.date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
-
-
 def person(fake: Faker, *, district: str | None = None) -> dict[str, Any]:
     """A resident of Shanghai (人口基础库 record).
 
@@ -234,13 +133,13 @@ def person(fake: Faker, *, district: str | None = None) -> dict[str, Any]:
     rng = fake.random
     home = _district(rng, district)
     gender: Literal["M", "F"] = "M" if rng.random() < 0.5 else "F"
-    born_here = rng.random() < _SHANGHAI_BORN
+    born_here = rng.random() < SHANGHAI_BORN
     id_number = citizen_id(rng, area_code=home.code if born_here else None, gender=gender)
     return {
         "id_number": id_number,
         "name": fake.name_male() if gender == "M" else fake.name_female(),
         "gender": gender,
-        "birth_date": _id_birth_date(id_number).isoformat(),
+        "birth_date": birth_date_of(id_number).isoformat(),
         "phone": fake.phone_number(),
         "address": _street_address(fake, home, residential=True),
         "district": home.name,
@@ -273,7 +172,7 @@ def legal_entity(fake: Faker, *, district: str | None = None) -> dict[str, Any]:
         "legal_representative": representative,
         "legal_rep_id_number": citizen_id(rng, (1955, 1998), gender=rep_gender),
         "registered_capital": capital,
-        "established_date": _date_between(rng, dt.date(1992, 1, 1), dt.date(2024, 12, 31)).isoformat(),
+        "established_date": date_between(rng, dt.date(1992, 1, 1), dt.date(2024, 12, 31)).isoformat(),
         "address": _street_address(fake, home, residential=False),
         "district": home.name,
         "business_scope": f"一般项目：{scope}。{_SCOPE_TAIL}",
@@ -290,10 +189,10 @@ def business_licence(fake: Faker, entity: Mapping[str, Any]) -> dict[str, Any]:
         issuing_authority (str).
     """
     rng = fake.random
-    home = _BY_CODE.get(str(entity["credit_code"])[2:8]) or _district(rng, entity.get("district"))
+    home = DISTRICT_BY_CODE.get(str(entity["credit_code"])[2:8]) or _district(rng, entity.get("district"))
     kind, _weight, department, years = rng.choices(_LICENCE_TYPES, weights=[t[1] for t in _LICENCE_TYPES])[0]
     established = dt.date.fromisoformat(entity["established_date"])
-    issued = _date_between(rng, established, min(established + dt.timedelta(days=365 * 8), LATEST_DATE))
+    issued = date_between(rng, established, min(established + dt.timedelta(days=365 * 8), LATEST_DATE))
     if kind == "营业执照":
         number = f"{home.code}0{issued:%Y%m%d}{rng.randint(0, 99999):05d}"
     elif kind == "食品经营许可证":
@@ -335,7 +234,7 @@ def dishonest_debtor(fake: Faker, person_or_entity: Mapping[str, Any]) -> dict[s
     kind, debtor_id, name, since = _subject(person_or_entity)
     home = _district(rng, person_or_entity.get("district"))
     case_year = rng.randint(min(max(2018, since.year + 1), LATEST_DATE.year), LATEST_DATE.year)
-    published = _date_between(rng, dt.date(case_year, 3, 1), min(dt.date(case_year + 1, 12, 31), LATEST_DATE))
+    published = date_between(rng, dt.date(case_year, 3, 1), min(dt.date(case_year + 1, 12, 31), LATEST_DATE))
     amount = rng.randint(5, 50_000) * (100 if kind == "entity" else 10)
     return {
         "case_no": f"({case_year})沪{home.code[2:]}执{rng.randint(1, 29999)}号",
@@ -363,7 +262,7 @@ def real_estate(fake: Faker, owner: Mapping[str, Any]) -> dict[str, Any]:
     home = _district(rng, owner.get("district") if rng.random() < 0.7 else None)
     use = _weighted(rng, _USES[kind])
     low, high = _AREA_M2.get(use, (10.0, 15.0))
-    registered = _date_between(rng, min(max(dt.date(2016, 1, 1), since), LATEST_DATE), LATEST_DATE)
+    registered = date_between(rng, min(max(dt.date(2016, 1, 1), since), LATEST_DATE), LATEST_DATE)
     address = _street_address(fake, home, residential=use == "住宅")
     if use == "车位":
         address += f"地下{rng.randint(1, 3)}层{rng.randint(1, 800)}号车位"

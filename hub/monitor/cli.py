@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
 from hub.monitor.board import LagBoard, SubscriptionLag, sample_board, status_counts
@@ -66,12 +67,9 @@ def _lag(args: argparse.Namespace) -> int:
     return lag_command(
         args.config_dir,
         args.hub,
-        args.watch,
-        args.json,
-        args.window,
-        samples=args.samples,
-        interval=args.interval,
-        stall_after=args.stall_after,
+        Rules(window=args.window, stall_after=args.stall_after),
+        json_out=args.json,
+        sampling=Sampling(watch=args.watch, samples=args.samples, interval=args.interval),
     )
 
 
@@ -79,17 +77,30 @@ def _report(args: argparse.Namespace) -> int:
     return report_command(args.config_dir, args.json, sample=args.sample)
 
 
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """How often ``xhub lag`` measures, and for how long.
+
+    Attributes:
+        watch: refresh every ``interval`` seconds until interrupted (or ``refreshes`` times).
+        samples: samples of a single run, ``interval`` seconds apart.
+        interval: seconds between samples.
+        refreshes: stop watching after this many refreshes (tests).
+    """
+
+    watch: bool = False
+    samples: int = 3
+    interval: float = 1.0
+    refreshes: int | None = None
+
+
 def lag_command(
     config_dir: str,
     hub: str | None,
-    watch: bool,
-    json_out: bool,
-    window: float,
+    rules: Rules,
     *,
-    samples: int = 3,
-    interval: float = 1.0,
-    stall_after: float | None = None,
-    refreshes: int | None = None,
+    json_out: bool = False,
+    sampling: Sampling = Sampling(),
     out: IO[str] | None = None,
 ) -> int:
     """``xhub lag``: print the lag and status of every subscription (of ``hub``, or of every hub).
@@ -97,13 +108,9 @@ def lag_command(
     Args:
         config_dir: the config directory.
         hub: only this hub; None for all.
-        watch: refresh every ``interval`` seconds until interrupted (or ``refreshes`` times).
+        rules: the status window and thresholds.
         json_out: JSON instead of a table.
-        window: status window in seconds.
-        samples: samples of a single run, ``interval`` seconds apart.
-        interval: seconds between samples.
-        stall_after: seconds without progress before STALL (default window / 4).
-        refreshes: stop watching after this many refreshes (tests).
+        sampling: a single run of a few samples, or watching.
         out: where to print (default stdout).
 
     Returns:
@@ -118,7 +125,7 @@ def lag_command(
     from hub.monitor.lag import LagProbe, targets_of_config
 
     stream = out or sys.stdout
-    rules = Rules(window=window, stall_after=stall_after)
+    interval, refreshes = sampling.interval, sampling.refreshes
     cfg = load_config(config_dir)
     targets = targets_of_config(cfg, hub)
     if not targets:
@@ -128,8 +135,8 @@ def lag_command(
         probe = LagProbe(cfg.hubs_file.kafka, decoder, client_id="lag")
         try:
             board = LagBoard(probe, rules)
-            if not watch:
-                rows = sample_board(board, targets, samples=samples, interval=interval)
+            if not sampling.watch:
+                rows = sample_board(board, targets, samples=sampling.samples, interval=interval)
                 _print(rows, rules, json_out, stream, clear=False)
                 return 0 if all(r.status is Status.OK for r in rows) else EXIT_NOT_ALL_OK
             done = 0

@@ -31,7 +31,7 @@ from hub.core.registry.errors import (
     SchemaNotFound,
 )
 from hub.core.registry.schema import load
-from hub.registry.store import BaseSchemaStore
+from hub.registry.operations import BaseSchemaStore
 
 log = get_logger("registry.server")
 

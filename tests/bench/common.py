@@ -7,7 +7,9 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -91,3 +93,36 @@ def summary_line(name: str, value: float, unit: str) -> str:
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+@dataclass(frozen=True)
+class Interleaved:
+    """Two measurements taken in turns (A B A B ...), so the shared machine's drift hits both alike."""
+
+    a: list[float]
+    b: list[float]
+
+    @property
+    def ratios(self) -> list[float]:
+        return [x / y for x, y in zip(self.a, self.b, strict=True)]
+
+    def summary(self) -> dict[str, Any]:
+        """Median of the per-round ratios A/B and their spread (min, max): how far to trust the median."""
+        ratios = self.ratios
+        return {
+            "ratio": median(ratios),
+            "ratio_min": min(ratios),
+            "ratio_max": max(ratios),
+            "a": self.a,
+            "b": self.b,
+        }
+
+
+def interleaved(a: Callable[[], float], b: Callable[[], float], rounds: int) -> Interleaved:
+    """Run ``a`` and ``b`` alternately ``rounds`` times each."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for _ in range(rounds):
+        xs.append(a())
+        ys.append(b())
+    return Interleaved(xs, ys)

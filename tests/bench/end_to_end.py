@@ -19,7 +19,7 @@ import yaml
 from hub.config import load_config
 from hub.core.kafka_settings import KafkaSettings
 from hub.demo.generator import dishonest_debtor, make_faker, person
-from hub.demo.run import Demo
+from hub.demo.harness import Demo
 from hub.demo.scenario import DepartmentDbs
 from hub.provision.session import provision_session
 from tests.bench.common import OUT, percentile

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -24,7 +25,7 @@ from hub.demo.generator import legal_entity, make_faker
 from hub.provision.session import provision_session
 from hub.registry.server import RegistryServer
 from hub.registry.store import SchemaStore
-from tests.bench.common import bench_config, wait_until
+from tests.bench.common import bench_config, interleaved, median, wait_until
 
 RESOURCE = "PD-ENT-0001"
 
@@ -95,9 +96,12 @@ def with_other_catalog(
     (cfg.root / "catalog" / "bench-other.yaml").write_text(
         yaml.safe_dump({"resources": resources}, allow_unicode=True), encoding="utf-8"
     )
-    (cfg.root / "subscriptions" / "bench-other.yaml").write_text(
-        yaml.safe_dump({"subscriptions": subs}, allow_unicode=True), encoding="utf-8"
-    )
+    # a config file may hold at most 1 MiB: 1,000 subscriptions per file, as an integrator would split them
+    for start in range(0, len(subs), 1000):
+        (cfg.root / "subscriptions" / f"bench-other-{start // 1000:03d}.yaml").write_text(
+            yaml.safe_dump({"subscriptions": subs[start : start + 1000]}, allow_unicode=True),
+            encoding="utf-8",
+        )
     admin = make_admin(kafka)
     ensure_topics(admin, {names.source_topic(r["owner"], r["code"]): {} for r in resources}, partitions=1)
     admin.close()
@@ -230,24 +234,33 @@ def passthrough_throughput(kafka: KafkaSettings, n: int, outputs_per_input: floa
     }
 
 
-def scaling(kafka: KafkaSettings, n: int, small: int, large: int) -> dict[str, Any]:
+def scaling(kafka: KafkaSettings, n: int, small: int, large: int, *, rounds: int = 3) -> dict[str, Any]:
     """Hub cost per record with ``small`` and ``large`` extra subscriptions on other (idle) resources.
 
-    Measured twice: the engine alone, and with the admin port's monitor thread (which samples the lag of
-    every subscription in the background, so its cost grows with the catalog).
+    Measured in turns (small, large, small, large ...): the engine alone, then with the admin port's
+    monitor thread (which samples the lag of every subscription in the background, so its cost grows
+    with the catalog). The ratio is the median of the per-round ratios; the spread is their min and max.
     """
-    engine = {
-        c: hub_throughput(kafka, n, other_subscriptions=c, serve_admin=False)["cost_us_per_record"]
-        for c in (small, large)
-    }
-    with_monitor = {
-        c: hub_throughput(kafka, n, other_subscriptions=c)["cost_us_per_record"] for c in (small, large)
-    }
+
+    def cost(count: int, *, serve_admin: bool) -> Callable[[], float]:
+        def run() -> float:
+            result = hub_throughput(kafka, n, other_subscriptions=count, serve_admin=serve_admin)
+            return float(result["cost_us_per_record"])
+
+        return run
+
+    engine = interleaved(cost(large, serve_admin=False), cost(small, serve_admin=False), rounds).summary()
+    with_monitor = interleaved(cost(large, serve_admin=True), cost(small, serve_admin=True), rounds).summary()
     return {
-        "cost_us_per_record": engine,
-        "ratio": engine[large] / engine[small],
-        "with_monitor_cost_us_per_record": with_monitor,
-        "with_monitor_ratio": with_monitor[large] / with_monitor[small],
+        "cost_us_per_record": {small: median(engine["b"]), large: median(engine["a"])},
+        "ratio": engine["ratio"],
+        "ratio_spread": [engine["ratio_min"], engine["ratio_max"]],
+        "with_monitor_cost_us_per_record": {
+            small: median(with_monitor["b"]),
+            large: median(with_monitor["a"]),
+        },
+        "with_monitor_ratio": with_monitor["ratio"],
+        "with_monitor_ratio_spread": [with_monitor["ratio_min"], with_monitor["ratio_max"]],
     }
 
 

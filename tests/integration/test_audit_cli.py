@@ -16,6 +16,7 @@ from connectors.validation import RecordValidator
 from hub.app import HubProcess, start_hub
 from hub.audit.cli import open_decoder, show_command, verify_command
 from hub.audit.reader import read_records
+from hub.audit.show import Criteria
 from hub.cli import main as xhub
 from hub.config import load_config
 from hub.config.loader import ConfigDir
@@ -199,10 +200,8 @@ def test_show_answers_who_received_a_record_and_what_a_subscriber_received(
         show_command(
             str(root),
             hub,
-            resource="PD-CRD-0001",
-            key=inside["case_no"],
+            Criteria(resource="PD-CRD-0001", key=inside["case_no"], kinds=["delivered"]),
             json_out=True,
-            kinds=["delivered"],
             out=out,
         )
         == 0
@@ -216,7 +215,9 @@ def test_show_answers_who_received_a_record_and_what_a_subscriber_received(
     assert all(r["delivered_topic"] == names.delivery_topic(hub, r["subscription"]) for r in rows)
 
     out = io.StringIO()
-    show_command(str(root), hub, resource="PD-CRD-0001", key=outside["case_no"], json_out=True, out=out)
+    show_command(
+        str(root), hub, Criteria(resource="PD-CRD-0001", key=outside["case_no"]), json_out=True, out=out
+    )
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
     assert sorted(r["subscription"] for r in rows) == sorted(
         s for s in DEBTOR_SUBS if s != "lujiazui-debtors"
@@ -227,10 +228,7 @@ def test_show_answers_who_received_a_record_and_what_a_subscriber_received(
     show_command(
         str(root),
         hub,
-        subscriber=renames["tax"],
-        since=since,
-        until=until,
-        kinds=["delivered"],
+        Criteria(subscriber=renames["tax"], since=since, until=until, kinds=["delivered"]),
         json_out=True,
         out=out,
     )
@@ -242,7 +240,10 @@ def test_show_answers_who_received_a_record_and_what_a_subscriber_received(
     # the readable form ends with a summary per subscriber
     out = io.StringIO()
     show_command(
-        str(root), hub, subscriber=renames["tax"], since=since, until=until, kinds=["delivered"], out=out
+        str(root),
+        hub,
+        Criteria(subscriber=renames["tax"], since=since, until=until, kinds=["delivered"]),
+        out=out,
     )
     text = out.getvalue()
     assert (

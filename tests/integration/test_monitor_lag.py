@@ -17,8 +17,8 @@ from hub.core.envelope import now_ms
 from hub.core.kafka import ensure_topics, make_admin
 from hub.core.kafka_settings import KafkaSettings
 from hub.monitor.board import LagBoard, SubscriptionLag
-from hub.monitor.cli import EXIT_NOT_ALL_OK, lag_command
-from hub.monitor.lag import HUB, SUBSCRIBER, LagProbe, Target, targets_of_config
+from hub.monitor.cli import EXIT_NOT_ALL_OK, Sampling, lag_command
+from hub.monitor.lag import HUB, SUBSCRIBER, LagProbe, ProbeLimits, Target, targets_of_config
 from hub.monitor.status import Rules, Status
 from tests.integration.monitor_support import Exchange, running_exchange, wait_for
 
@@ -135,7 +135,12 @@ def test_lag_command_prints_every_subscription(exchange: Exchange) -> None:
             out.seek(0)
             out.truncate()
             code = lag_command(
-                str(ex.config_dir), ex.names.hub, False, True, 60.0, samples=2, interval=0.2, out=out
+                str(ex.config_dir),
+                ex.names.hub,
+                Rules(window=60.0),
+                json_out=True,
+                sampling=Sampling(samples=2, interval=0.2),
+                out=out,
             )
             doc: dict[str, Any] = json.loads(out.getvalue())
             return doc if code == 0 else None
@@ -161,7 +166,9 @@ def test_lag_command_exits_non_zero_when_a_subscriber_never_reads(exchange: Exch
     wait_for("the hub to deliver", lambda: ex.delivered(ex.names.debtors) >= 2)
     time.sleep(1.5)  # the deliveries wait longer than the 1 s window
     out = io.StringIO()
-    code = lag_command(str(ex.config_dir), None, False, False, 1.0, samples=2, interval=0.3, out=out)
+    code = lag_command(
+        str(ex.config_dir), None, Rules(window=1.0), sampling=Sampling(samples=2, interval=0.3), out=out
+    )
     text = out.getvalue()
     assert code == EXIT_NOT_ALL_OK, text
     line = next(ln for ln in text.splitlines() if ex.names.debtors in ln)
@@ -184,7 +191,12 @@ def test_lag_seconds_come_from_the_source_commit_time(exchange: Exchange) -> Non
     hubs.write_text(yaml.safe_dump(body, allow_unicode=True), encoding="utf-8")
     out = io.StringIO()
     code = lag_command(
-        str(ex.config_dir), ex.names.hub, True, True, 3600.0, interval=0.2, refreshes=2, out=out
+        str(ex.config_dir),
+        ex.names.hub,
+        Rules(window=3600.0),
+        json_out=True,
+        sampling=Sampling(watch=True, interval=0.2, refreshes=2),
+        out=out,
     )
     assert code == 0  # --watch always ends with 0
     lines = out.getvalue().splitlines()
@@ -253,7 +265,7 @@ def test_a_backlog_longer_than_the_count_limit_is_estimated_from_offsets(exchang
     wait_for("the hub to deliver", lambda: ex.delivered(ex.names.debtors) >= 30)
     targets = targets_of_config(ex.cfg, ex.names.hub)
     exact = LagProbe(ex.kafka, ex.serde, client_id="test-lag-exact")
-    rough = LagProbe(ex.kafka, ex.serde, client_id="test-lag-rough", count_limit=10)
+    rough = LagProbe(ex.kafka, ex.serde, client_id="test-lag-rough", limits=ProbeLimits(count_limit=10))
     try:
         counted = exact.measure(targets)[(ex.names.debtors, SUBSCRIBER)]
         estimated = rough.measure(targets)[(ex.names.debtors, SUBSCRIBER)]

@@ -154,7 +154,14 @@ def test_sigkill_during_a_stream_of_changes_loses_and_repeats_nothing(
         for writer in writers:
             writer.start()
         for _ in range(KILLS):
-            until = time.monotonic() + rng.uniform(1.5, 2.5)
+            # Each kill must hit a sidecar that is publishing again: on a loaded machine a restart can
+            # take longer than any fixed window, so wait for new events first, then a random moment more.
+            sidecar.wait_started()
+            before = published_at_kill[-1] if published_at_kill else 0
+            deadline = time.monotonic() + 60
+            while len(reader.records) <= before and time.monotonic() < deadline:
+                reader.poll()
+            until = time.monotonic() + rng.uniform(0.5, 1.5)
             while time.monotonic() < until:
                 reader.poll()
             published_at_kill.append(len(reader.records))

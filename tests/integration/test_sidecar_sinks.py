@@ -13,7 +13,8 @@ from connectors.testing.runtime import running_sidecar, serde_for, shared_regist
 from hub.core.envelope import ChangeEvent, change_event_schema, key_bytes
 from hub.core.kafka import ensure_topics, make_admin, make_producer
 from hub.core.kafka_settings import KafkaSettings
-from hub.core.names import delivery_topic
+from hub.core.names import delivery_topic, sink_instance_id
+from tests.integration.sidecar_restart import sidecar_restart_recovery
 
 
 def test_sinks_consume_the_delivery_topics_of_the_departments_subscriptions(
@@ -67,3 +68,16 @@ def test_sinks_consume_the_delivery_topics_of_the_departments_subscriptions(
     lines = out.read_text().splitlines()
     assert len(lines) == 3
     assert citizen_id(2) in lines[2]
+
+
+def test_a_sidecar_killed_and_restarted_takes_its_old_place_in_the_sink_group(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    # Static membership: the restarted process rejoins under the same instance id, so the broker hands
+    # it the dead member's partitions without waiting out that member's session (bench:
+    # sidecar_restart_recovery_s measures how soon).
+    recovery = sidecar_restart_recovery(kafka, tmp_path)
+    assert [citizen_id(0) in recovery.lines[0], citizen_id(1) in recovery.lines[1]] == [True, True]
+    assert len(recovery.lines) == 2, "the row applied before the kill must not be applied again"
+    instance_ids = [m.get("group_instance_id") for m in recovery.members]
+    assert instance_ids == [sink_instance_id(recovery.subscriber, "lines")], recovery.members

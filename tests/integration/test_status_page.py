@@ -66,22 +66,32 @@ def exchange(kafka: KafkaSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         yield ex
 
 
+# The page replaces its table bodies on every refresh, so an element found a moment ago can be gone by the
+# time it is read. Each read below runs as one script inside the page: a consistent snapshot, never stale.
+_ROW_SCRIPT = """
+const row = document.querySelector(arguments[0]);
+if (!row) { return null; }
+const cells = {};
+for (const c of row.querySelectorAll('[data-field]')) { cells[c.getAttribute('data-field')] = c.innerText; }
+cells['row-status'] = row.getAttribute('data-status') || '';
+const lag = row.querySelector('td[data-field="subscriber-lag"]');
+cells['subscriber-lag-records'] = lag ? (lag.getAttribute('data-records') || '') : '';
+return cells;
+"""
+
+
 def row_cells(driver: Any, subscription: str) -> dict[str, str] | None:
     """The cells of one subscription's row by data-field (plus its status), or None while it is absent."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-    from selenium.webdriver.common.by import By
+    cells = driver.execute_script(_ROW_SCRIPT, f'#subscriptions tr[data-subscription="{subscription}"]')
+    return dict(cells) if cells is not None else None
 
-    try:
-        row = driver.find_element(By.CSS_SELECTOR, f'#subscriptions tr[data-subscription="{subscription}"]')
-        cells = {
-            c.get_attribute("data-field"): c.text for c in row.find_elements(By.CSS_SELECTOR, "[data-field]")
-        }
-        cells["row-status"] = row.get_attribute("data-status") or ""
-        lag = row.find_element(By.CSS_SELECTOR, 'td[data-field="subscriber-lag"]')
-        cells["subscriber-lag-records"] = lag.get_attribute("data-records") or ""
-    except (NoSuchElementException, StaleElementReferenceException):
-        return None  # the page replaces its table body on every refresh
-    return cells
+
+def text_of(driver: Any, css: str) -> str | None:
+    """The visible text of the first element matching ``css`` at one instant, or None while it is absent."""
+    text = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", css
+    )
+    return str(text) if text is not None else None
 
 
 def wait_until(driver: Any, what: str, check: Any) -> Any:
@@ -130,12 +140,11 @@ def test_status_page_renders_live_rows(browser: Any, exchange: Exchange) -> None
         assert idle["hub-lag"] == "0 · 0.0 s"
         assert idle["subscriber-lag"] == "0 · 0.0 s"
 
-        assert browser.find_element(By.ID, "hub-name").text == ex.names.hub
-        assert browser.find_element(By.ID, "ready").text == "ready"
-        ok_count = browser.find_element(By.CSS_SELECTOR, '[data-status-count="OK"]').text
-        assert ok_count == "OK 2"
-        court = browser.find_element(By.CSS_SELECTOR, f'#dead-letters tr[data-department="{ex.names.court}"]')
-        assert court.find_element(By.CSS_SELECTOR, '[data-field="sent"]').text == "0"
+        assert text_of(browser, "#hub-name") == ex.names.hub
+        assert text_of(browser, "#ready") == "ready"
+        assert text_of(browser, '[data-status-count="OK"]') == "OK 2"
+        court_sent = f'#dead-letters tr[data-department="{ex.names.court}"] [data-field="sent"]'
+        assert wait_until(browser, "the court's dead-letter row", lambda d: text_of(d, court_sent)) == "0"
     finally:
         subscriber.stop()
 

@@ -13,12 +13,7 @@ from hypothesis import strategies as st
 
 from connectors.validation import RecordValidator, is_valid_citizen_id, is_valid_credit_code
 from hub.demo.generator import (
-    DISTRICTS,
-    LATEST_DATE,
-    SHANGHAI_DISTRICTS,
     business_licence,
-    citizen_id,
-    credit_code,
     dishonest_debtor,
     legal_entity,
     make_faker,
@@ -26,6 +21,7 @@ from hub.demo.generator import (
     real_estate,
     records,
 )
+from hub.demo.identities import DISTRICTS, LATEST_DATE, SHANGHAI_DISTRICTS, citizen_id, credit_code
 
 DATE = {"type": "int", "logicalType": "date"}
 OPTIONAL_DATE = ["null", DATE]

@@ -1,0 +1,136 @@
+"""The demo's result: what reached whom, the latency, and the checks that decide whether the demo passed."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from hub.config.loader import ConfigDir
+from hub.core import names
+from hub.core.kafka import make_consumer
+from hub.core.kafka_settings import KafkaSettings
+from hub.demo.harness import SINK_TABLES, Demo, say
+from hub.demo.scenario import ChangeStream
+
+
+def _latencies(demo: Demo) -> list[float]:
+    out = []
+    for sid in SINK_TABLES:
+        for row in demo.inbox_rows(sid):
+            if row.get("_xhub_op") == "r":
+                continue  # snapshot rows were committed before the sidecars started
+            applied, commit = row.get("_xhub_applied_at"), row.get("_xhub_source_commit_ms")
+            if applied and commit:
+                applied_ms = datetime.fromisoformat(str(applied)).replace(tzinfo=UTC).timestamp() * 1000
+                out.append(applied_ms - float(commit))
+    return sorted(out)
+
+
+def _dead_letters(kafka: KafkaSettings, dept: str) -> Counter[str]:
+    consumer = make_consumer(kafka, "demo-dlq", group_id=None)
+    reasons: Counter[str] = Counter()
+    try:
+        topic = names.dead_letter_topic(dept)
+        consumer.subscribe([topic])
+        quiet = time.monotonic()
+        while time.monotonic() - quiet < 2:
+            for records in consumer.poll(timeout_ms=300).values():
+                quiet = time.monotonic()
+                for rec in records:
+                    reason = dict(rec.headers or []).get("xhub.reason", b"?")
+                    reasons[reason.decode()] += 1
+    finally:
+        consumer.close()
+    return reasons
+
+
+def print_summary(
+    demo: Demo, cfg: ConfigDir, stream: ChangeStream, summary: dict[str, Any], wall: float
+) -> None:
+    status = {s["subscription"]: s for s in summary.get("status", {}).get("subscriptions", [])}
+    kafka = cfg.hubs_file.kafka
+    lat = _latencies(demo)
+
+    def pct(q: float) -> float:
+        return lat[min(len(lat) - 1, int(q * (len(lat) - 1)))] if lat else float("nan")
+
+    say("\n== summary ==")
+    say(
+        f"changes made at the sources: {sum(stream.made.values())} "
+        + ", ".join(f"{k}={v}" for k, v in sorted(stream.made.items()))
+    )
+    say("delivered per subscription (hub counters; rows now in the subscriber's database):")
+    for sid in sorted(SINK_TABLES):
+        s = status.get(sid, {})
+        say(
+            f"  {sid:<20} delivered={s.get('delivered', 0):<5} filtered={s.get('filtered', 0):<5} "
+            f"refused={s.get('refused', 0):<5} dead-lettered={s.get('dead_lettered', 0):<3} "
+            f"rows={len(demo.inbox_rows(sid))}" + (f"  [refused: {s['refusal']}]" if s.get("refusal") else "")
+        )
+    say(
+        f"source commit -> subscriber database latency: p50={pct(0.5):.0f} ms p99={pct(0.99):.0f} ms "
+        f"(n={len(lat)} rows)"
+    )
+    checks: list[tuple[str, bool]] = []
+    tax_rows = demo.inbox_rows("tax-debtors")
+    checks.append(
+        (
+            "unconditional: the court's list reached tax, housing, transport",
+            all(
+                status.get(s, {}).get("delivered", 0) > 0
+                for s in ("tax-debtors", "housing-debtors", "transport-debtors")
+            ),
+        )
+    )
+    checks.append(
+        (
+            "conditional: housing (approved) received persons; "
+            "transport (pending) received none and was refused",
+            bool(demo.inbox_rows("housing-persons"))
+            and not demo.inbox_rows("transport-persons")
+            and status.get("transport-persons", {}).get("refused", 0) > 0,
+        )
+    )
+    casefiles = stream.made.get("PD-CRD-0002 c", 0)
+    nobody = not any(s.get("resource") == "PD-CRD-0002" for s in status.values())
+    checks.append((f"not shared: {casefiles} enforcement case files published, delivered to nobody", nobody))
+    housing = demo.inbox_rows("housing-debtors")
+    masked = bool(housing) and all("*" in str(r.get("debtor_id", "*")) for r in housing)
+    checks.append(
+        (
+            "masked: housing sees debtor IDs like "
+            + (str(housing[0].get("debtor_id")) if housing else "?")
+            + ", names like "
+            + (str(housing[0].get("debtor_name")) if housing else "?"),
+            masked,
+        )
+    )
+    districts = {r.get("district") for r in demo.inbox_rows("lujiazui-debtors")}
+    checks.append(
+        (
+            f"row filter: the Lujiazui office sees only districts {sorted(d for d in districts if d)}",
+            districts <= {"浦东新区"} and bool(districts),
+        )
+    )
+    tax_cases = {r.get("case_no") for r in tax_rows}
+    gone = [c for c in stream.deleted_cases if c not in tax_cases]
+    checks.append(
+        (
+            f"delete: {len(gone)}/{len(stream.deleted_cases)} cleared debtors removed from the tax "
+            "bureau's database too",
+            bool(stream.deleted_cases) and len(gone) == len(stream.deleted_cases),
+        )
+    )
+    dlq = _dead_letters(kafka, "psb")
+    checks.append(
+        (f"bad record: dead letters of psb by reason {dict(dlq)}", dlq.get("bad_id_check_digit", 0) >= 1)
+    )
+    for text, ok in checks:
+        say(f"  [{'ok' if ok else 'FAILED'}] {text}")
+    summary["ok"] = all(ok for _, ok in checks)
+    say(
+        f"demo {'passed' if summary['ok'] else 'FAILED'} in {wall:.0f} s; "
+        f"logs and databases in {demo.workdir}"
+    )
