@@ -8,6 +8,7 @@ dead-lettered; the counts go into the :class:`Batch` and reach the worker's coun
 
 from __future__ import annotations
 
+import traceback
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from kafka.errors import KafkaError
 
 from hub.core.dead_letters import UNDELIVERABLE, UNENCODABLE, UNPROCESSABLE, DeadLetter, DeadLetterEncoder
 from hub.core.envelope import now_ms
-from hub.core.errors import InvalidRecord, RetriableError
+from hub.core.errors import HubError, InvalidRecord, RetriableError
 from hub.core.log import get_logger
 from hub.engine.audit_log import AuditLog
 from hub.engine.delivery_failures import DeliveryFailures
@@ -139,7 +140,9 @@ class Emitter:
             outcomes = route(decoded, plans_for, now)
         except Exception as exc:  # noqa: BLE001 - a failure one record triggers must not stop the hub
             detail = f"routing failed ({type(exc).__name__}); the hub's log has the place"
-            self._log.error("record_unprocessable", origin=record.origin, error=type(exc).__name__)
+            self._log.error(
+                "record_unprocessable", origin=record.origin, error=type(exc).__name__, at=_where(exc)
+            )
             self._undecodable(producer, record, InvalidRecord(UNPROCESSABLE, detail), plans_for, batch)
             return
         for outcome in outcomes:
@@ -201,6 +204,13 @@ class Emitter:
                 raise
             except Exception as exc:  # noqa: BLE001 - e.g. the registry refused the delivery schema
                 detail = f"delivery of subscription {outcome.plan.subscription} failed: {type(exc).__name__}"
+                self._log.error(
+                    "delivery_unencodable",
+                    origin=source.record.origin,
+                    subscription=outcome.plan.subscription,
+                    error=f"{type(exc).__name__}: {exc}" if isinstance(exc, HubError) else type(exc).__name__,
+                    at=_where(exc),
+                )
                 outcome = DeadLettered(outcome.plan, UNENCODABLE, detail, None)
             else:
                 return
@@ -261,3 +271,12 @@ class Emitter:
             origin=letter.origin,
             subscription=letter.subscription,
         )
+
+
+def _where(exc: BaseException) -> str:
+    """Where ``exc`` was raised (file:line function): for the log, since its message may quote values."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "?"
+    last = frames[-1]
+    return f"{last.filename}:{last.lineno} {last.name}"

@@ -319,3 +319,61 @@ def test_the_main_loop_refuses_a_held_subscription_and_alerts(policies: PolicySe
     kinds = {kind for kind, _ in worker.stats.alerts}
     assert kinds == {"handover_state_full"}
     assert tax_topic in next(iter(worker.stats.alerts.values())).message
+
+
+# -- the emitter: a record's failure is that record's dead letter --------------------------------
+class _Sent:
+    """What the emitter handed the producer (the decision under test; the real broker is in
+    tests/integration/test_hub_resilience.py)."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, dict[str, bytes]]] = []
+
+    def send(self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> Any:
+        self.records.append((topic, dict(headers)))
+        return SimpleNamespace(get=lambda timeout: SimpleNamespace(topic=topic, partition=0, offset=0))
+
+    def flush(self) -> None:
+        return None
+
+
+def test_a_routing_or_encoding_failure_is_a_dead_letter_not_an_exception(
+    policies: PolicySet, memory_registry: Any
+) -> None:
+    from hub.engine.emitter import Batch, Emitter
+    from hub.engine.records import SourceRecord
+
+    serde = AvroSerde(RegistryClient(memory_registry.url))
+    emitter = Emitter("pudong", serde, AuditLog("pudong", "c", serde, SECRET), SourceReaders(serde, policies))
+    topic = policies.plans["tax-debtors"].source_topic
+    value = serde.encode(
+        f"{topic}-value", change_event_schema(CODE, policies.schemas[CODE]), _event(_debtor())
+    )
+    record = SourceRecord(topic, 0, 7, value)
+    plans = policies.by_topic[topic]
+
+    def boom(_data: Any) -> dict[str, Any]:
+        raise RuntimeError("a bug one record triggers")
+
+    broken = [replace(p, _project=boom) if p.subscription == "tax-debtors" else p for p in plans]
+    sent, batch = _Sent(), Batch()
+    emitter.emit(cast(Any, sent), record, emitter.decode(record), broken, 1_000, batch)
+    [(dlq, headers)] = sent.records
+    assert dlq == "xhub.dlq.pudong"
+    assert headers["xhub.reason"] == b"unprocessable"
+    assert {sid for (sid, outcome) in batch.counts if outcome == "dead_lettered"} == {
+        p.subscription for p in plans
+    }
+
+    tax = policies.plans["tax-debtors"]
+    narrow = copy.deepcopy(tax.delivery_schema)
+    next(f for f in narrow["fields"] if f["name"] == "seq")["type"] = "string"  # the value does not fit
+    unfit = [replace(p, delivery_schema=narrow) if p.subscription == "tax-debtors" else p for p in plans]
+    sent, batch = _Sent(), Batch()
+    emitter.emit(cast(Any, sent), record, emitter.decode(record), unfit, 1_000, batch)
+    letters = [h for t, h in sent.records if t == "xhub.dlq.pudong"]
+    assert [(h["xhub.reason"], h["xhub.origin"]) for h in letters] == [
+        (b"unencodable", f"{topic}-0@7".encode())
+    ]
+    assert batch.counts[("tax-debtors", "dead_lettered")] == 1
+    assert batch.counts[("housing-debtors", "delivered")] == 1  # the others are delivered
