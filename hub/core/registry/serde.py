@@ -20,7 +20,7 @@ from fastavro.validation import ValidationError, validate
 
 from hub.core.errors import InvalidRecord
 from hub.core.registry.client import RegistryClient
-from hub.core.registry.compatibility import can_read
+from hub.core.registry.compatibility import check
 from hub.core.registry.errors import SchemaNotFound
 from hub.core.registry.schema import AvroSchema, canonical_text, load
 from hub.core.registry.wire import HEADER, MAGIC, unframe
@@ -204,6 +204,7 @@ class AvroSerde:
         writer_parsed = fastavro.parse_schema(writer_schema)
         if reader_schema is None or reader_text == canonical_text(writer_schema):
             return _Reader(None, writer_parsed, None, None)
-        problems = can_read(reader_schema, writer_schema)
+        # Phrased as the writer's change against the reader: the source moved on, the reader did not.
+        problems = check(writer_schema, [reader_schema], "FORWARD")
         mismatch = "; ".join(problems[:3]) if problems else None
         return _Reader(None, writer_parsed, fastavro.parse_schema(load(reader_schema)), mismatch)
