@@ -125,7 +125,10 @@ class LivePolicy:
             name = hashlib.sha256(raw).hexdigest()[:16]
             self._refuse(name, f"not a config snapshot ({type(exc).__name__})")
             return None
-        if digest == self.policies.digest or digest in self.refused:
+        if digest == self.policies.digest:
+            self.stats.clear_alerts("config_refused")  # the newest applied config is the one in force
+            return None
+        if digest in self.refused:
             return None
         hub = config.get("hub") if isinstance(config, dict) else None
         if hub != self.hub:

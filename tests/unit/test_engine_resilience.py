@@ -201,6 +201,14 @@ def test_a_good_config_after_a_refused_one_clears_the_alert(live: LivePolicy) ->
     assert live.stats.config_refused == 1  # the counter stays
 
 
+def test_applying_the_config_in_force_again_clears_the_alert(live: LivePolicy) -> None:
+    assert live.compile_snapshot(b"[]") is None
+    assert live.stats.alerts
+    same = snapshot_record(config_snapshot(load_config(DEMO), "pudong"), 2)
+    assert live.compile_snapshot(same) is None  # nothing to install
+    assert not live.stats.alerts
+
+
 # -- a handover state that does not fit ----------------------------------------------------------
 def _crowded(n: int) -> dict[str, Any]:
     return {f"subscription-with-a-long-name-{i:04d}": Live(123_456_789) for i in range(n)}
