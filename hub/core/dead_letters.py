@@ -17,6 +17,16 @@ from hub.core.names import dead_letter_topic
 MAX_ORIGINAL_BYTES = 256 * 1024
 """Originals above this are cut (and the detail says so): a dead letter must fit in a Kafka message."""
 
+# Reasons of the hub's own dead letters (a sidecar's validators add theirs, e.g. ``bad_check_digit``).
+BAD_WIRE_FORMAT = "bad_wire_format"  # not a Confluent-framed value at all
+UNKNOWN_SCHEMA = "unknown_schema_id"  # framed with a schema id the registry does not have
+UNDECODABLE = "undecodable"  # the bytes do not decode with their writer schema
+SCHEMA_MISMATCH = "schema_mismatch"  # decodes, but does not resolve to the catalog's schema
+UNENCODABLE = "unencodable"  # does not fit a subscription's delivery schema
+MASK_FAILED = "mask_failed"  # a mask of a subscription cannot apply to the value
+UNDELIVERABLE = "undeliverable"  # Kafka refused the delivery every time (e.g. too large for its topic)
+UNPROCESSABLE = "unprocessable"  # the hub failed on this record in a way it did not foresee
+
 REASON_HEADER = "xhub.reason"
 ORIGIN_HEADER = "xhub.origin"
 FIELD_HEADER = "xhub.field"

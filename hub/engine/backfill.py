@@ -30,9 +30,9 @@ from hub.policy.plan import DeliveryPlan
 
 
 class Decoder(Protocol):
-    def decode(
-        self, data: bytes, reader_schema: dict[str, Any] | None = None
-    ) -> tuple[int, dict[str, Any]]: ...
+    """Decodes the change event of a record of a topic (``hub.engine.readers.SourceReaders`` is one)."""
+
+    def decode(self, topic: str, value: bytes) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class Backfiller:
     Args:
         kafka: cluster settings.
         client_id: client id of the reader.
-        decoder: decodes change events (the worker's serde).
+        decoder: decodes change events (the worker's readers: the catalog's schema of each topic).
         chunk_records: most records per delivering step (one transaction each).
         scan_records: most records per scanning step (no transaction: keys only).
     """
@@ -191,7 +191,7 @@ class Backfiller:
             if rec.value is None:
                 continue  # a compaction tombstone: the key is gone
             try:
-                _, event = self.decoder.decode(rec.value)
+                event = self.decoder.decode(rec.topic, rec.value)
             except InvalidRecord as exc:
                 rows.append(BackfillRow(rec, None, exc))
                 continue
@@ -212,7 +212,7 @@ class Backfiller:
                 rows.append(BackfillRow(rec, None, InvalidRecord("tombstone", "compaction tombstone")))
                 continue
             try:
-                _, event = self.decoder.decode(rec.value)
+                event = self.decoder.decode(rec.topic, rec.value)
             except InvalidRecord as exc:
                 rows.append(BackfillRow(rec, None, exc))
                 continue

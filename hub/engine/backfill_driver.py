@@ -13,7 +13,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
 from hub.core.envelope import now_ms
-from hub.core.errors import InvalidRecord
+from hub.core.errors import InvalidRecord, RetriableError
 from hub.core.log import get_logger
 from hub.engine.backfill import BackfillChunk, Backfiller, BackfillTask
 from hub.engine.emitter import Batch, Decoded, Emitter
@@ -102,7 +102,7 @@ class BackfillDriver:
         try:
             loop_position = self.partitions.position(consumer, task.tp)
             chunk = self.reader.step(task, loop_position)
-        except KafkaError as exc:
+        except (KafkaError, RetriableError) as exc:  # the broker or the registry: try again later
             self._log.warning("backfill_read_failed", error=f"{type(exc).__name__}: {exc}")
             self.reader.rewind()
             return False

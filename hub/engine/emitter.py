@@ -8,19 +8,23 @@ dead-lettered; the counts go into the :class:`Batch` and reach the worker's coun
 
 from __future__ import annotations
 
+import traceback
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kafka import KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 
-from hub.core.dead_letters import DeadLetter, DeadLetterEncoder
+from hub.core.dead_letters import UNDELIVERABLE, UNENCODABLE, UNPROCESSABLE, DeadLetter, DeadLetterEncoder
 from hub.core.envelope import now_ms
-from hub.core.errors import InvalidRecord
+from hub.core.errors import HubError, InvalidRecord, RetriableError
 from hub.core.log import get_logger
 from hub.engine.audit_log import AuditLog
+from hub.engine.delivery_failures import DeliveryFailures
 from hub.engine.handover import Backfilling, PartitionState
+from hub.engine.readers import SourceReaders
 from hub.engine.records import Serde, SourceEvent, SourceRecord
 from hub.engine.router import DeadLettered, Deliver, Filtered, Outcome, Refused, route
 from hub.engine.stats import WorkerStats
@@ -78,24 +82,35 @@ class Batch:
 
 
 class Emitter:
-    """Turns source records into deliveries, audit entries and dead letters of one hub."""
+    """Turns source records into deliveries, audit entries and dead letters of one hub.
 
-    def __init__(self, hub: str, serde: Serde, audit: AuditLog) -> None:
+    Nothing a record carries escapes as an exception: a record that cannot be read, routed, encoded or
+    delivered becomes a dead letter (of the record, or of one subscription) and the batch goes on. Only
+    failures that are not the record's fault propagate: ``RetriableError`` (the registry did not answer)
+    and ``KafkaError`` (the transaction aborts and the batch is read again; see transaction.py).
+    """
+
+    def __init__(self, hub: str, serde: Serde, audit: AuditLog, readers: SourceReaders) -> None:
         self.hub = hub
         self.serde = serde
         self.audit = audit
+        self.readers = readers
+        self.failures = DeliveryFailures()
         self._letters = DeadLetterEncoder(hub, serde)
         self._log = log.bind(hub=hub)
 
     def decode(self, record: SourceRecord) -> Decoded:
-        """The change event of a record read by the main loop."""
+        """The change event of a record read by the main loop, resolved to the catalog's schema.
+
+        Raises:
+            RetriableError: the registry did not answer (the record is not at fault).
+        """
         if record.value is None:
             return InvalidRecord("tombstone", "compaction tombstone on a source topic carries no event")
         try:
-            _, event = self.serde.decode(record.value)
+            return self.readers.decode(record.topic, record.value)
         except InvalidRecord as exc:
             return exc
-        return event
 
     def emit(  # noqa: PLR0917 - the record, what it decoded to, who it is for, when, and where it goes
         self,
@@ -120,18 +135,41 @@ class Emitter:
                 )
                 self._dead_letter(producer, letter)
             batch.count([p for p in plans if p.resource != resource], "dead_lettered")
-        source = SourceEvent.of(record, decoded, now)
-        for outcome in route(decoded, plans_for, now):
+        try:
+            source = SourceEvent.of(record, decoded, now)
+            outcomes = route(decoded, plans_for, now)
+        except Exception as exc:  # noqa: BLE001 - a failure one record triggers must not stop the hub
+            detail = f"routing failed ({type(exc).__name__}); the hub's log has the place"
+            self._log.error(
+                "record_unprocessable", origin=record.origin, error=type(exc).__name__, at=_where(exc)
+            )
+            self._undecodable(producer, record, InvalidRecord(UNPROCESSABLE, detail), plans_for, batch)
+            return
+        for outcome in outcomes:
             self._handle(producer, outcome, source, batch)
 
     def finish(self, producer: KafkaProducer, batch: Batch) -> None:
-        """Audit the batch: its deliveries (their offsets are known after the flush), then the rest."""
+        """Audit the batch: its deliveries (their offsets are known after the flush), then the rest.
+
+        Raises:
+            KafkaError: a delivery failed (the transaction aborts; a delivery Kafka refuses for good is
+                dead-lettered once it has failed ``PRODUCE_ATTEMPTS`` times, see delivery_failures.py).
+        """
         producer.flush()
         entries: list[dict[str, Any]] = []
+        failed: KafkaError | None = None
         for p in batch.pending:
-            meta = p.future.get(timeout=30)
+            try:
+                meta = p.future.get(timeout=30)
+            except KafkaError as exc:
+                self.failures.failed(p.source.record.origin, p.outcome.plan.subscription, exc)
+                failed = failed or exc
+                continue
+            self.failures.delivered(p.source.record.origin, p.outcome.plan.subscription)
             at = (meta.topic, meta.partition, meta.offset)
             entries.append(self.audit.delivered(p.outcome.plan, p.source, p.outcome.fields, at))
+        if failed is not None:
+            raise failed
         entries.extend(batch.audit)
         self.audit.send(producer, entries)
 
@@ -158,8 +196,25 @@ class Emitter:
 
     def _handle(self, producer: KafkaProducer, outcome: Outcome, source: SourceEvent, batch: Batch) -> None:
         if isinstance(outcome, Deliver):
-            self._deliver(producer, outcome, source, batch)
-        elif isinstance(outcome, Filtered):
+            try:
+                self._deliver(producer, outcome, source, batch)
+            except InvalidRecord as exc:
+                outcome = DeadLettered(outcome.plan, exc.reason, exc.detail, exc.field)
+            except (RetriableError, KafkaError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - e.g. the registry refused the delivery schema
+                detail = f"delivery of subscription {outcome.plan.subscription} failed: {type(exc).__name__}"
+                self._log.error(
+                    "delivery_unencodable",
+                    origin=source.record.origin,
+                    subscription=outcome.plan.subscription,
+                    error=f"{type(exc).__name__}: {exc}" if isinstance(exc, HubError) else type(exc).__name__,
+                    at=_where(exc),
+                )
+                outcome = DeadLettered(outcome.plan, UNENCODABLE, detail, None)
+            else:
+                return
+        if isinstance(outcome, Filtered):
             batch.counts[(outcome.plan.subscription, "filtered")] += 1
         elif isinstance(outcome, Refused):
             batch.counts[(outcome.plan.subscription, "refused")] += 1
@@ -181,6 +236,10 @@ class Emitter:
     def _deliver(self, producer: KafkaProducer, outcome: Deliver, source: SourceEvent, batch: Batch) -> None:
         plan = outcome.plan
         sid = plan.subscription
+        origin = source.record.origin
+        given_up = self.failures.given_up(origin, sid)
+        if given_up is not None:
+            raise InvalidRecord(UNDELIVERABLE, given_up)
         value = self.serde.encode(f"{plan.delivery_topic}-value", plan.delivery_schema, outcome.value)
         headers = [
             ("xhub.event_id", source.event_id.encode()),
@@ -189,9 +248,13 @@ class Emitter:
             ("xhub.subscription", sid.encode()),
             ("xhub.source", source.record.origin.encode()),
         ]
-        future = producer.send(
-            plan.delivery_topic, key=outcome.key.encode("utf-8"), value=value, headers=headers
-        )
+        try:
+            future = producer.send(
+                plan.delivery_topic, key=outcome.key.encode("utf-8"), value=value, headers=headers
+            )
+        except KafkaError as exc:  # refused before sending, e.g. over the producer's max_request_size
+            self.failures.failed(origin, sid, exc)
+            raise
         batch.pending.append(Pending(outcome, future, source))
         batch.counts[(sid, "delivered")] += 1
         if batch.kind != "snapshot":  # a state row's source commit time says nothing about latency
@@ -208,3 +271,12 @@ class Emitter:
             origin=letter.origin,
             subscription=letter.subscription,
         )
+
+
+def _where(exc: BaseException) -> str:
+    """Where ``exc`` was raised (file:line function): for the log, since its message may quote values."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "?"
+    last = frames[-1]
+    return f"{last.filename}:{last.lineno} {last.name}"

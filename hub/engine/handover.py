@@ -25,6 +25,8 @@ from hub.engine.errors import HandoverStateError
 FORMAT_VERSION = 1
 # Kafka's default offset.metadata.max.bytes; a commit over it fails the transaction.
 METADATA_MAX_BYTES = 4096
+# Room kept for the audit anchor (chain id, seq, hash) and for offsets that grow a digit or two.
+ANCHOR_RESERVE = 320
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +83,8 @@ def encode_metadata(state: Mapping[str, Handover], audit_anchor: list[Any] | Non
     Raises:
         HandoverStateError: the metadata would exceed Kafka's ``offset.metadata.max.bytes``.
     """
-    subs: dict[str, Any] = {}
-    for sid in sorted(state):
-        h = state[sid]
-        subs[sid] = h.offset if isinstance(h, Live) else [h.snapshot_end, h.position]
-    body: dict[str, Any] = {"v": FORMAT_VERSION, "subs": subs}
+    body = _body(state)
+    subs = body["subs"]
     if audit_anchor is not None:
         body[AUDIT_KEY] = audit_anchor
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
@@ -96,6 +95,24 @@ def encode_metadata(state: Mapping[str, Handover], audit_anchor: list[Any] | Non
             "raise that broker setting or split the subscriptions of this resource across hubs"
         )
     return text
+
+
+def fits(state: Mapping[str, Handover]) -> bool:
+    """Whether ``state`` fits in the committed-offset metadata with room for the audit anchor.
+
+    A subscription whose state would not fit is held back on that partition (the worker refuses it the
+    records there as ``handover_state_full`` and alerts) instead of failing every commit of the worker.
+    """
+    text = json.dumps(_body(state), separators=(",", ":"), ensure_ascii=False)
+    return len(text.encode("utf-8")) + ANCHOR_RESERVE <= METADATA_MAX_BYTES
+
+
+def _body(state: Mapping[str, Handover]) -> dict[str, Any]:
+    subs: dict[str, Any] = {}
+    for sid in sorted(state):
+        h = state[sid]
+        subs[sid] = h.offset if isinstance(h, Live) else [h.snapshot_end, h.position]
+    return {"v": FORMAT_VERSION, "subs": subs}
 
 
 def decode_metadata(text: str | None) -> tuple[PartitionState, list[Any] | None]:

@@ -4,10 +4,16 @@ The worker follows ``xhub.cfg.<hub>`` (the snapshots `xhub apply` publishes) and
 between batches; every subscription whose plan changed gets a ``policy_changed`` audit entry. Validity
 windows (valid_from / valid_until) open and close on their own: that is audited too. The entries wait
 in :attr:`LivePolicy.pending` until the worker's next housekeeping transaction carries them.
+
+An applied config the hub cannot install (not a snapshot, meant for another hub, or one that does not
+pass the one validation path, e.g. written to the topic by hand) is refused: logged as
+``config_snapshot_refused``, counted, and raised as an alert on the status page, while the hub keeps
+serving the policy it has. The next config that installs clears the alert.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -15,18 +21,21 @@ from kafka import KafkaConsumer, TopicPartition
 
 from hub.core import names
 from hub.core.envelope import now_ms
+from hub.core.errors import HubError
 from hub.core.kafka import make_consumer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
 from hub.engine.audit_log import AuditLog
 from hub.engine.changes import describe_change
 from hub.engine.policy_set import PolicySet, policy_set_from_snapshot, snapshot_of
+from hub.engine.stats import Alert, WorkerStats
 from hub.policy.plan import DeliveryPlan
 
 log = get_logger("engine")
 
 WINDOW_CHECK_MS = 250  # how often validity windows are re-evaluated between batches
 START_WAIT_S = 15  # at start, how long to wait for the newest applied config
+REFUSAL_TEXT_MAX = 600  # characters of the validation errors kept in the log line and the alert
 
 
 class LivePolicy:
@@ -37,13 +46,23 @@ class LivePolicy:
         policies: the policy set to start with (the config directory's, until an applied one is read).
         audit: builds the ``policy_changed`` entries.
         secret: the hub's HMAC key, to compile the plans of applied configs.
+        stats: where refused configs are counted and alerted.
     """
 
-    def __init__(self, kafka: KafkaSettings, policies: PolicySet, audit: AuditLog, secret: bytes) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        policies: PolicySet,
+        audit: AuditLog,
+        secret: bytes,
+        stats: WorkerStats | None = None,
+    ) -> None:
         self.kafka = kafka
         self.policies = policies
         self.audit = audit
         self.hub = audit.hub
+        self.stats = stats or WorkerStats()
+        self.refused: set[str] = set()  # digests of the applied configs refused
         self.pending: list[dict[str, Any]] = []  # policy_changed entries not yet committed
         self._secret = secret
         self._refusals: dict[str, str | None] = {}  # subscription -> refusal when last looked
@@ -87,15 +106,55 @@ class LivePolicy:
                 break
         if latest is None:
             return None
-        digest, config = snapshot_of(latest)
-        if digest == self.policies.digest:
+        new = self.compile_snapshot(latest)
+        if new is None:
             return None
-        new = policy_set_from_snapshot(config, secret=self._secret, digest=digest)
         if wait:
             self.policies = new
-            self._log.info("config_installed", digest=digest)
+            self.stats.clear_alerts("config_refused")
+            self._log.info("config_installed", digest=new.digest)
             return None
         return new
+
+    def compile_snapshot(self, raw: bytes) -> PolicySet | None:
+        """The policy set of one record of xhub.cfg.<hub>; None when it is in force already or refused."""
+        try:
+            digest, config = snapshot_of(raw)
+            digest = str(digest)
+        except (ValueError, KeyError, TypeError) as exc:
+            name = hashlib.sha256(raw).hexdigest()[:16]
+            self._refuse(name, f"not a config snapshot ({type(exc).__name__})")
+            return None
+        if digest == self.policies.digest:
+            self.stats.clear_alerts("config_refused")  # the newest applied config is the one in force
+            return None
+        if digest in self.refused:
+            return None
+        hub = config.get("hub") if isinstance(config, dict) else None
+        if hub != self.hub:
+            self._refuse(digest, f"the snapshot is for hub {hub!r}, not {self.hub!r}")
+            return None
+        try:
+            return policy_set_from_snapshot(config, secret=self._secret, digest=digest)
+        except (HubError, ValueError, KeyError, TypeError) as exc:
+            # ConfigError lists every problem with its path; none of it is record data
+            self._refuse(digest, f"{type(exc).__name__}: {exc}")
+            return None
+
+    def _refuse(self, digest: str, why: str) -> None:
+        self.refused.add(digest)
+        text = why if len(why) <= REFUSAL_TEXT_MAX else why[:REFUSAL_TEXT_MAX] + "…"
+        self._log.error(
+            "config_snapshot_refused", digest=digest, keeps=self.policies.digest or None, error=text
+        )
+        with self.stats.lock:
+            self.stats.config_refused += 1
+        message = (
+            f"applied config {digest} refused, the hub keeps serving "
+            f"{self.policies.digest or 'the config it started with'}: {text}"
+        )
+        self.stats.clear_alerts("config_refused")
+        self.stats.alert(Alert("config_refused", digest, message, now_ms()))
 
     # -- installing ------------------------------------------------------------------------------
     def in_force(self) -> None:
@@ -147,6 +206,7 @@ class LivePolicy:
                 version=after.version if after else None,
             )
         self.policies = new
+        self.stats.clear_alerts("config_refused")
         self._refusals = {sid: plan.refusal_at(now) for sid, plan in new.plans.items()}
         return old.source_topics != new.source_topics
 

@@ -24,6 +24,7 @@ from hub.engine.handover import (
     PartitionState,
     decode_metadata,
     establish,
+    fits,
     written_by_hub,
 )
 from hub.engine.live_policy import LivePolicy
@@ -74,6 +75,8 @@ class Partitions:
         self.log_start: dict[TopicPartition, int] = {}
         self.unpinned: set[TopicPartition] = set()  # owned, never committed by the group: commit soon
         self.to_load: set[TopicPartition] = set()
+        # Subscriptions held back on a partition: their state would not fit in its committed offset.
+        self.held: set[tuple[str, TopicPartition]] = set()
         self._joined_empty_since: float | None = None
         self._log = log.bind(hub=hub)
 
@@ -99,6 +102,7 @@ class Partitions:
     def revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             self.states.pop(tp, None)
+        self.held = {(sid, tp) for sid, tp in self.held if tp not in revoked}
         self.to_load -= revoked
         self.unpinned -= revoked
         self.on_revoked(revoked)
@@ -200,7 +204,9 @@ class Partitions:
             refusal = plan.refusal_at(now)
             if h is None and refusal is None:
                 start = self.log_start.get(tp, 0)
-                new[sid] = establish(offset(), start, backfill=policies.backfill_wanted(sid))
+                candidate = establish(offset(), start, backfill=policies.backfill_wanted(sid))
+                if self.admit(sid, tp, {**new, sid: candidate}):
+                    new[sid] = candidate
             elif isinstance(h, Backfilling) and refusal is not None:
                 del new[sid]
                 self._log.info(
@@ -210,4 +216,21 @@ class Partitions:
                     partition=tp.partition,
                     reason=refusal,
                 )
+        self.held = {(sid, t) for sid, t in self.held if t != tp or sid in ids}
         return new
+
+    def admit(self, sid: str, tp: TopicPartition, state: PartitionState) -> bool:
+        """Whether ``sid`` may join ``tp`` with ``state``; when it does not fit, it is held back there."""
+        if fits(state):
+            self.held.discard((sid, tp))
+            return True
+        if (sid, tp) not in self.held:
+            self.held.add((sid, tp))
+            self._log.error(
+                "handover_state_full",
+                subscription=sid,
+                topic=tp.topic,
+                partition=tp.partition,
+                subscriptions=len(state),
+            )
+        return False

@@ -25,6 +25,8 @@ class PolicySet:
     by_topic: dict[str, list[DeliveryPlan]] = field(default_factory=dict)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)  # what the plans were compiled from
     grants: dict[str, Grant] = field(default_factory=dict)  # the owners' grants they were compiled under
+    # The catalog's resource schemas the plans were compiled from: records are read as these (readers.py).
+    schemas: dict[str, dict[str, Any]] = field(default_factory=dict)  # resource code -> Avro record schema
 
     @property
     def source_topics(self) -> list[str]:
@@ -41,7 +43,9 @@ def _policy_set(
     digest: str,
     plans: Mapping[str, DeliveryPlan],
     subscriptions: Mapping[str, Subscription],
+    *,
     grants: Mapping[str, Grant],
+    schemas: Mapping[str, dict[str, Any]],
 ) -> PolicySet:
     out = PolicySet(hub=hub, digest=digest)
     for sid in sorted(plans):
@@ -51,6 +55,8 @@ def _policy_set(
         if sid in grants:
             out.grants[sid] = grants[sid]
         out.by_topic.setdefault(plan.source_topic, []).append(plan)
+        if plan.resource in schemas:
+            out.schemas[plan.resource] = dict(schemas[plan.resource])
     return out
 
 
@@ -62,7 +68,7 @@ def policy_set_of_config(cfg: ConfigDir, hub: str, *, secret: bytes) -> PolicySe
     """
     compiled = compile_config(cfg, secret=secret, hub=hub)
     digest = snapshot_digest(config_snapshot(cfg, hub))
-    return _policy_set(hub, digest, compiled.plans, cfg.subscriptions, cfg.grants)
+    return _policy_set(hub, digest, compiled.plans, cfg.subscriptions, grants=cfg.grants, schemas=cfg.schemas)
 
 
 def build_policy_set(
@@ -82,7 +88,7 @@ def build_policy_set(
     chosen = cfg.subscriptions.values() if subscriptions is None else subscriptions
     subs = {s.id: s for s in chosen if s.hub == hub}
     plans = compile_subscriptions(subs.values(), cfg.resources, cfg.schemas, grants=cfg.grants, secret=secret)
-    return _policy_set(hub, digest, plans, subs, cfg.grants)
+    return _policy_set(hub, digest, plans, subs, grants=cfg.grants, schemas=cfg.schemas)
 
 
 def policy_set_from_snapshot(snapshot: Mapping[str, Any], *, secret: bytes, digest: str) -> PolicySet:
@@ -94,7 +100,7 @@ def policy_set_from_snapshot(snapshot: Mapping[str, Any], *, secret: bytes, dige
     cfg = config_from_snapshot(snapshot, digest=digest)
     hub = str(snapshot["hub"])
     compiled = compile_config(cfg, secret=secret, hub=hub)
-    return _policy_set(hub, digest, compiled.plans, cfg.subscriptions, cfg.grants)
+    return _policy_set(hub, digest, compiled.plans, cfg.subscriptions, grants=cfg.grants, schemas=cfg.schemas)
 
 
 def snapshot_of(raw: bytes) -> tuple[str, dict[str, Any]]:

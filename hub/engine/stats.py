@@ -9,6 +9,20 @@ from dataclasses import dataclass, field
 OUTCOMES = ("delivered", "filtered", "refused", "dead_lettered")
 
 
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Something an operator must act on while the hub keeps serving (shown on the status page).
+
+    ``kind``: ``config_refused`` (an applied config the hub cannot install; it keeps the policy it has)
+    or ``handover_state_full`` (a subscription held back on a partition). ``subject`` says which one.
+    """
+
+    kind: str
+    subject: str
+    message: str
+    since_ms: int
+
+
 @dataclass
 class SubscriptionStats:
     delivered: int = 0
@@ -30,6 +44,9 @@ class WorkerStats:
     undecodable: int = 0  # dead-lettered before any subscription could see them
     transactions: int = 0
     aborted_transactions: int = 0
+    config_refused: int = 0  # applied configs refused since start
+    handover_held: int = 0  # (subscription, partition) pairs held back now: their state would not fit
+    alerts: dict[tuple[str, str], Alert] = field(default_factory=dict)  # (kind, subject) -> alert
     tx_seconds: list[float] = field(default_factory=list)  # recent transaction durations
     latency_ms: list[int] = field(default_factory=list)  # recent source-commit -> delivery latencies
     subscriptions: dict[str, SubscriptionStats] = field(
@@ -47,3 +64,18 @@ class WorkerStats:
         with self.lock:
             self.latency_ms.extend(values)
             del self.latency_ms[:-10000]
+
+    def alert(self, alert: Alert) -> None:
+        """Raise ``alert`` (an alert of the same kind and subject keeps its first ``since_ms``)."""
+        with self.lock:
+            key = (alert.kind, alert.subject)
+            known = self.alerts.get(key)
+            if known is None or known.message != alert.message:
+                since = known.since_ms if known is not None else alert.since_ms
+                self.alerts[key] = Alert(alert.kind, alert.subject, alert.message, since)
+
+    def clear_alerts(self, kind: str, keep: frozenset[str] = frozenset()) -> None:
+        """Drop the alerts of ``kind`` except those whose subject is in ``keep``."""
+        with self.lock:
+            for key in [k for k in self.alerts if k[0] == kind and k[1] not in keep]:
+                del self.alerts[key]

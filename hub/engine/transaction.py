@@ -6,7 +6,9 @@ transaction, lets the caller produce (deliveries, dead letters, audit entries), 
 offsets with the group metadata (each offset carrying the partition's subscription state and the audit
 chain's head, see handover.py) and commits. On a failure it aborts, restores the audit chain to where
 it stood (the aborted entries never became visible) and lets the caller rewind its reading positions,
-so the same input is read again. Fencing (another worker took over the transactional id) is fatal.
+so the same input is read again, after a pause that grows from 1 s to 15 s while the failures go on
+(the broker or the registry is down: wait for it without losing the place). Fencing (another worker
+took over the transactional id) is fatal.
 Like the checkpoint of quix-streams: one class owns the commit, the callers only say what goes in it.
 """
 
@@ -22,15 +24,34 @@ from kafka.structs import OffsetAndMetadata
 from hub.audit.anchor import anchor_value
 from hub.audit.chain import AuditChain
 from hub.core import names
-from hub.core.errors import FatalError
+from hub.core.errors import FatalError, RetriableError
 from hub.core.log import get_logger
-from hub.engine.errors import WorkerFencedError
+from hub.engine.errors import HandoverStateError, WorkerFencedError
 from hub.engine.handover import PartitionState, encode_metadata
 from hub.engine.stats import WorkerStats
 
 log = get_logger("engine")
 
-ABORT_PAUSE_S = 1.0  # after an abort, before the input is read again
+ABORT_PAUSE_S = 1.0  # after a first abort, before the input is read again
+MAX_PAUSE_S = 15.0  # the pause doubles while the failures go on, up to this
+
+
+class Backoff:
+    """Pauses between retries: ``first``, doubling up to ``most``; back to ``first`` after a success."""
+
+    def __init__(self, first: float = ABORT_PAUSE_S, most: float = MAX_PAUSE_S) -> None:
+        self.first = first
+        self.most = most
+        self._next = first
+
+    def next(self) -> float:
+        pause = self._next
+        self._next = min(self._next * 2, self.most)
+        return pause
+
+    def reset(self) -> None:
+        self._next = self.first
+
 
 # What a step consumed: per partition, the next offset to read and the subscriptions' state there.
 Positions = Mapping[TopicPartition, tuple[int, PartitionState]]
@@ -66,14 +87,18 @@ class TransactionStep:
         self.hub = hub
         self.worker_id = worker_id
         self.transactional_id = names.hub_transactional_id(hub, worker_id)
+        self.backoff = Backoff()
+        # How to pause after an abort; the worker sets its stop event's wait, so stopping is not delayed.
+        self.wait: Callable[[float], object] = time.sleep
         self._log = log.bind(hub=hub)
 
     def run(self, body: Body, *, rewind: Callable[[], None] | None = None) -> bool:
         """Begin; ``body`` produces and returns the positions consumed; send them with the offsets; commit.
 
         Returns:
-            True when committed. False when the transaction was aborted: the chain is restored and
-            ``rewind`` has been called, so the caller reads the same input again.
+            True when committed. False when the transaction was aborted (Kafka failed, the registry did
+            not answer, the offsets' metadata did not fit): the chain is restored, ``rewind`` has been
+            called and the backoff pause waited, so the caller reads the same input again.
 
         Raises:
             WorkerFencedError: another worker holds this transactional id now.
@@ -96,11 +121,13 @@ class TransactionStep:
                 f"hub {self.hub} worker {self.worker_id}: transactional id {self.transactional_id} "
                 "was taken over by another worker (two workers with the same --worker-id?)"
             ) from exc
-        except KafkaError as exc:
+        except (KafkaError, RetriableError, HandoverStateError) as exc:
             self._abort(chain_state, exc)
             if rewind is not None:
                 rewind()
+            self.wait(self.backoff.next())
             return False
+        self.backoff.reset()
         return True
 
     def _metadata(self, tp: TopicPartition, state: PartitionState) -> str:
@@ -108,6 +135,7 @@ class TransactionStep:
         return encode_metadata(state, anchor_value(self.chain), where=where)
 
     def _abort(self, chain_state: tuple[int, str], exc: Exception) -> None:
+        # Kafka and registry errors name topics, codes and URLs, never record values.
         self._log.warning("transaction_aborted", error=f"{type(exc).__name__}: {exc}")
         with self.stats.lock:
             self.stats.aborted_transactions += 1
@@ -118,4 +146,3 @@ class TransactionStep:
             raise FatalError(
                 f"hub {self.hub}: could not abort a failed transaction: {abort_exc}"
             ) from abort_exc
-        time.sleep(ABORT_PAUSE_S)

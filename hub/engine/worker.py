@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Literal
 
@@ -41,8 +41,9 @@ from hub.engine.handover import Backfilling, BackfillProgress, Live, PartitionSt
 from hub.engine.live_policy import LivePolicy
 from hub.engine.partitions import Partitions
 from hub.engine.policy_set import PolicySet
+from hub.engine.readers import SourceReaders
 from hub.engine.records import Serde, SourceRecord
-from hub.engine.stats import WorkerStats
+from hub.engine.stats import Alert, WorkerStats
 from hub.engine.transaction import Positions, TransactionStep
 from hub.policy.plan import DeliveryPlan
 
@@ -97,16 +98,19 @@ class HubWorker:
         self.transactional_id = names.hub_transactional_id(self.hub, options.worker_id)
         self.group_id = names.hub_group(self.hub)
         self.audit = AuditLog(self.hub, self.transactional_id, serde, secret)
-        self.live = LivePolicy(kafka, policies, self.audit, secret)
-        self.emitter = Emitter(self.hub, serde, self.audit)
+        self.live = LivePolicy(kafka, policies, self.audit, secret, self.stats)
+        self.readers = SourceReaders(serde, policies)  # source records are read as the catalog has them
+        self.emitter = Emitter(self.hub, serde, self.audit, self.readers)
         self.partitions = Partitions(self.hub, self.live, options.first_start, self._revoked)
         chunk = options.backfill_chunk_records or max(50, 4 * options.batch_max_records)
-        reader = Backfiller(kafka, f"hub-{self.hub}-{options.worker_id}-backfill", serde, chunk_records=chunk)
+        name = f"hub-{self.hub}-{options.worker_id}-backfill"
+        reader = Backfiller(kafka, name, self.readers, chunk_records=chunk)
         self.backfill = BackfillDriver(reader, self.partitions, self.live, self.emitter, self.stats)
         self.ready = threading.Event()
         self.assignment: frozenset[TopicPartition] = frozenset()  # partitions this worker owns now
         self._stop = threading.Event()
         self._dirty = True  # policies, windows or ownership changed: reconcile before the next poll
+        self._held: frozenset[tuple[str, TopicPartition]] = frozenset()  # as last reported
         self._log = log.bind(hub=self.hub)
 
     @property
@@ -153,6 +157,7 @@ class HubWorker:
             if self.options.follow_config:
                 self.live.open()
                 self.live.follow(wait=True)
+                self.readers.update(self.policies)
             self.live.in_force()
             self._dirty = True
             self.partitions.subscribe(consumer)
@@ -170,6 +175,7 @@ class HubWorker:
                 hub=self.hub,
                 worker_id=self.options.worker_id,
             )
+            tx.wait = self._stop.wait  # a backoff pause ends when the worker is stopped
             self._loop(tx, consumer)
         finally:
             self._log.info("worker_stopping", worker=self.options.worker_id)
@@ -212,6 +218,7 @@ class HubWorker:
                 self._process_batch(tx, polled)
             if self.backfill.due and not self.backfill.step(tx, consumer):
                 self._stop.wait(RETRY_PAUSE_S)
+            self._report_held()
 
     # -- ownership and policy changes --------------------------------------------------------------
     def _load(self, consumer: KafkaConsumer) -> bool:
@@ -228,12 +235,33 @@ class HubWorker:
     def install(self, new: PolicySet, consumer: KafkaConsumer | None = None) -> None:
         """Swap in a new policy set between batches; audit every subscription whose policy changed."""
         topics_changed = self.live.install(new)
+        self.readers.update(new)
         self._dirty = True
         if consumer is not None and topics_changed:
             self.partitions.subscribe(consumer)
         self.backfill.refresh()
         if self.on_policy_change is not None:
             self.on_policy_change(new)
+
+    def _report_held(self) -> None:
+        """Count and alert the subscriptions held back because their partition's state is full."""
+        if self.partitions.held == self._held:
+            return
+        held = frozenset(self.partitions.held)
+        self._held = held
+        with self.stats.lock:
+            self.stats.handover_held = len(held)
+        by_sub: dict[str, list[str]] = {}
+        for sid, tp in sorted(held, key=lambda pair: (pair[0], pair[1].topic, pair[1].partition)):
+            by_sub.setdefault(sid, []).append(f"{tp.topic}-{tp.partition}")
+        self.stats.clear_alerts("handover_state_full", keep=frozenset(by_sub))
+        for sid, where in by_sub.items():
+            message = (
+                f"subscription {sid} is held back on {', '.join(where)}: the state of every subscription "
+                "of the partition does not fit in its committed offset (raise offset.metadata.max.bytes "
+                "or serve some of them from another hub)"
+            )
+            self.stats.alert(Alert("handover_state_full", sid, message, now_ms()))
 
     # -- housekeeping: policy audit, new subscriptions on idle partitions, pins ---------------------
     def _housekeep(self, tx: TransactionStep, consumer: KafkaConsumer) -> None:
@@ -342,7 +370,11 @@ class HubWorker:
                 h = None
             if h is None and deliverable:
                 start = self.partitions.log_start.get(tp, 0)
-                h = state[sid] = establish(first, start, backfill=policies.backfill_wanted(sid))
+                h = establish(first, start, backfill=policies.backfill_wanted(sid))
+                if not self.partitions.admit(sid, tp, {**state, sid: h}):
+                    serve.append(replace(plan, refusal="handover_state_full"))  # refused, audited
+                    continue
+                state[sid] = h
                 if isinstance(h, Backfilling):
                     batch.started.append((sid, tp, h))
                     continue

@@ -1,7 +1,8 @@
 """The hub's admin port: the status page, its JSON, Prometheus metrics, health and readiness.
 
     GET /             status page (HTML; refreshes itself from /api/status)
-    GET /api/status   subscriptions with status, lag in records and seconds, throughput, dead letters
+    GET /api/status   subscriptions with status, lag in records and seconds, throughput, dead letters,
+                      and the alerts an operator must act on (see alerts.py)
     GET /metrics      Prometheus text exposition of this hub's own registry
     GET /healthz      200 while the process serves
     GET /readyz       200 once the worker consumes and its thread is alive, else 503
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from hub.core.log import get_logger
+from hub.monitor.alerts import AlertCollector
 from hub.monitor.board import LagBoard, SubscriptionLag, status_counts
 from hub.monitor.dead_letters import DeadLetterTally, DepartmentDeadLetters
 from hub.monitor.lag import Decoder, LagProbe, Target, refusals_change_at, targets_of_plans
@@ -127,6 +129,7 @@ class AdminServer:
             hub, worker.stats, lambda: self._state, self.is_ready, registry_clients, lag_series=False
         )
         self.registry.register(self.collector)
+        self.registry.register(AlertCollector(hub, worker.stats))
         self.lag_series = LagSeries(hub)
         self._encoder = StatusEncoder()
 

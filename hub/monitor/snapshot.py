@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hub.engine.stats import OUTCOMES
+from hub.monitor.alerts import alert_items
 from hub.monitor.board import SubscriptionLag, status_counts
 from hub.monitor.dead_letters import DepartmentDeadLetters
 from hub.monitor.lag import Target
@@ -43,6 +44,7 @@ class StatsCopy:
     subscriptions: Mapping[str, SubscriptionCounts] = field(default_factory=dict)
     tx_seconds: tuple[float, ...] = ()
     latency_ms: tuple[int, ...] = ()
+    alerts: tuple[dict[str, Any], ...] = ()  # open alerts (see hub.monitor.alerts)
 
     @property
     def delivered(self) -> int:
@@ -74,6 +76,7 @@ def copy_stats(stats: WorkerStats, *, rings: bool = True, subscriptions: bool = 
                 {"": SubscriptionCounts(*total)},
                 tuple(stats.tx_seconds) if rings else (),
                 tuple(stats.latency_ms) if rings else (),
+                alert_items(stats.alerts.values()),
             )
         subs = {
             sid: SubscriptionCounts(
@@ -94,6 +97,7 @@ def copy_stats(stats: WorkerStats, *, rings: bool = True, subscriptions: bool = 
             subs,
             tuple(stats.tx_seconds) if rings else (),
             tuple(stats.latency_ms) if rings else (),
+            alert_items(stats.alerts.values()),
         )
 
 
@@ -336,6 +340,7 @@ def _head(
         "refresh_interval_seconds": None if state.period is None else round(state.period, 1),
         "refresh_note": state.period_note(),
         "error": state.error,
+        "alerts": list(stats.alerts),
         "status_counts": dict(
             state.status_counts if state.status_counts is not None else status_counts(state.rows)
         ),

@@ -96,13 +96,13 @@ def test_decode_with_a_newer_reader_schema(server: RegistryServer) -> None:
     assert serde.decode(new, PERSON) == (2, RECORD)  # FORWARD: the old reader skips the new field
 
 
-def test_reader_that_cannot_read_the_writer_is_undecodable_naming_the_id(server: RegistryServer) -> None:
+def test_a_value_the_reader_cannot_resolve_is_a_schema_mismatch(server: RegistryServer) -> None:
     serde = AvroSerde(RegistryClient(server.url))
     data = serde.encode("p-value", PERSON, RECORD)
     reader = {**PERSON, "fields": [*PERSON["fields"], {"name": "email", "type": "string"}]}
     with pytest.raises(InvalidRecord) as caught:
         serde.decode(data, reader)
-    assert caught.value.reason == "undecodable"
+    assert caught.value.reason == "schema_mismatch"
     assert "schema id 1" in caught.value.detail
     assert 'field "email"' in caught.value.detail
     assert caught.value.original == data

@@ -20,7 +20,7 @@ from fastavro.validation import ValidationError, validate
 
 from hub.core.errors import InvalidRecord
 from hub.core.registry.client import RegistryClient
-from hub.core.registry.compatibility import can_read
+from hub.core.registry.compatibility import check
 from hub.core.registry.errors import SchemaNotFound
 from hub.core.registry.schema import AvroSchema, canonical_text, load
 from hub.core.registry.wire import HEADER, MAGIC, unframe
@@ -54,7 +54,7 @@ class _Reader:
     source: object
     writer: Any
     reader: Any  # None when the reader schema is the writer schema
-    error: str | None  # set when the reader cannot read this writer schema at all
+    mismatch: str | None  # why the reader cannot read every value of this writer schema, if it cannot
 
 
 class AvroSerde:
@@ -144,19 +144,29 @@ class AvroSerde:
             data: the framed value.
             reader_schema: read the record as this schema (Avro schema resolution); None reads it as written.
 
+        Resolution is per value: a writer schema the reader cannot fully read (say a new enum symbol the
+        reader's enum lacks, without a default) still yields the values that resolve; the others raise
+        ``schema_mismatch``.
+
         Raises:
-            InvalidRecord: reason ``bad_wire_format``, ``unknown_schema_id`` or ``undecodable`` (names
-                the schema id).
+            InvalidRecord: reason ``bad_wire_format``, ``unknown_schema_id``, ``schema_mismatch`` (the
+                value cannot be resolved to ``reader_schema``) or ``undecodable`` (names the schema id).
             RegistryUnavailable: the registry did not answer (retry; the record is not at fault).
         """
         schema_id, payload = unframe(data)
         reader = self._readers.get((schema_id, id(reader_schema)))
         if reader is None or reader.source is not reader_schema:
             reader = self._reader(schema_id, reader_schema, data)
-        if reader.error is not None:
-            raise InvalidRecord("undecodable", reader.error, original=bytes(data))
         try:
             record = fastavro.schemaless_reader(io.BytesIO(payload), reader.writer, reader.reader)
+        except SchemaResolutionError as exc:
+            # fastavro's message may quote the value: say what differs between the schemas instead
+            why = reader.mismatch or f"a value does not resolve ({type(exc).__name__})"
+            raise InvalidRecord(
+                "schema_mismatch",
+                f"value with schema id {schema_id} cannot be read with the reader schema: {why}",
+                original=bytes(data),
+            ) from exc
         except _DECODE_ERRORS as exc:
             raise InvalidRecord(
                 "undecodable",
@@ -173,7 +183,7 @@ class AvroSerde:
             shared = self._build_reader(schema_id, reader_schema, reader_text, data)
             with self._lock:
                 self._readers_by_text[(schema_id, reader_text)] = shared
-        entry = _Reader(reader_schema, shared.writer, shared.reader, shared.error)
+        entry = _Reader(reader_schema, shared.writer, shared.reader, shared.mismatch)
         with self._lock:
             if len(self._readers) >= _CACHE_LIMIT:
                 self._readers.clear()
@@ -194,10 +204,7 @@ class AvroSerde:
         writer_parsed = fastavro.parse_schema(writer_schema)
         if reader_schema is None or reader_text == canonical_text(writer_schema):
             return _Reader(None, writer_parsed, None, None)
-        problems = can_read(reader_schema, writer_schema)
-        error = (
-            f"schema id {schema_id} cannot be read with the reader schema: {problems[0]}"
-            if problems
-            else None
-        )
-        return _Reader(None, writer_parsed, fastavro.parse_schema(load(reader_schema)), error)
+        # Phrased as the writer's change against the reader: the source moved on, the reader did not.
+        problems = check(writer_schema, [reader_schema], "FORWARD")
+        mismatch = "; ".join(problems[:3]) if problems else None
+        return _Reader(None, writer_parsed, fastavro.parse_schema(load(reader_schema)), mismatch)

@@ -108,6 +108,18 @@ function replaceBody(table, rows, empty, columns) {
   body.replaceWith(fresh);
 }
 
+// Alerts the hub raised while it keeps serving: an applied config it refused, a subscription held back.
+function renderAlerts(alerts) {
+  const banner = document.getElementById("alerts");
+  banner.hidden = alerts.length === 0;
+  banner.querySelector("ul").replaceChildren(
+    ...alerts.map((a) =>
+      el("li", { "data-alert": a.kind, "data-subject": a.subject },
+        `${a.message} (since ${new Date(a.since_ms).toLocaleTimeString()})`),
+    ),
+  );
+}
+
 function render(doc) {
   document.getElementById("hub-name").textContent = doc.hub;
   document.getElementById("hub-description").textContent = doc.description || "";
@@ -129,6 +141,8 @@ function render(doc) {
   const error = document.getElementById("error");
   error.hidden = !doc.error;
   error.textContent = doc.error ? `last lag refresh failed: ${doc.error}` : "";
+
+  renderAlerts(doc.alerts || []);
 
   const subs = [...doc.subscriptions].sort(
     (a, b) => (SEVERITY[b.status] ?? -1) - (SEVERITY[a.status] ?? -1) || a.subscription.localeCompare(b.subscription),
