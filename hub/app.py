@@ -87,13 +87,13 @@ def start_hub(cfg: ConfigDir, hub: str, **options: Unpack[StartOptions]) -> HubP
     thread = threading.Thread(target=_run_logged, args=(worker,), name=f"hub-{hub}-{worker_id}", daemon=True)
     admin_url = None
     if options.get("serve_admin", True):
-        from hub.monitor.admin import AdminServer
+        from hub.monitor.admin import AdminOptions, AdminServer
 
         # Workers of one hub on one machine each get their own admin port.
         port = options.get("admin_port")
         if port is None:
             port = spec.admin_port + worker_id if spec.admin_port else 0
-        admin = AdminServer(cfg, hub, worker, registry_url=url, port=port)
+        admin = AdminServer(cfg, hub, worker, registry_url=url, options=AdminOptions(port=port))
         admin.start()
         closers.append(admin.stop)
         admin_url = admin.url

@@ -36,7 +36,14 @@ from hub.monitor.board import LagBoard, SubscriptionLag, status_counts
 from hub.monitor.dead_letters import DeadLetterTally, DepartmentDeadLetters
 from hub.monitor.lag import Decoder, LagProbe, Target, refusals_change_at, targets_of_plans
 from hub.monitor.metrics import HubCollector, LagSeries
-from hub.monitor.snapshot import MonitorState, Rates, StatusEncoder, copy_stats, status_document
+from hub.monitor.snapshot import (
+    MonitorState,
+    Rates,
+    StatusEncoder,
+    StatusHeader,
+    copy_stats,
+    status_document,
+)
 from hub.monitor.status import Rules
 
 if TYPE_CHECKING:
@@ -59,15 +66,12 @@ def static_file(name: str) -> bytes:
     return resources.files("hub.monitor").joinpath("static", name).read_bytes()
 
 
-class AdminServer:
-    """Serves the admin port of one hub worker from background threads.
+@dataclass(frozen=True)
+class AdminOptions:
+    """Where the admin port listens and how often its monitor measures.
 
-    Args:
-        cfg: the config the hub was started with (department names for the page, Kafka settings).
-        hub: hub name.
-        worker: the worker whose counters, plans and readiness are shown.
-        registry_url: the schema registry, to read the source commit time out of waiting events.
-        port: TCP port; 0 picks a free one (see :attr:`url`).
+    Attributes:
+        port: TCP port; 0 picks a free one (see :attr:`AdminServer.url`).
         host: interface to bind.
         window: seconds of the status window (STOP after no progress for longer).
         interval: seconds between lag measurements (at least; see ``max_share``).
@@ -77,6 +81,26 @@ class AdminServer:
         max_interval: the longest interval it grows to (default: half the window).
     """
 
+    port: int = 0
+    host: str = "127.0.0.1"
+    window: float = 60.0
+    interval: float = 2.0
+    stall_after: float | None = None
+    max_share: float = 0.05
+    max_interval: float | None = None
+
+
+class AdminServer:
+    """Serves the admin port of one hub worker from background threads.
+
+    Args:
+        cfg: the config the hub was started with (department names for the page, Kafka settings).
+        hub: hub name.
+        worker: the worker whose counters, plans and readiness are shown.
+        registry_url: the schema registry, to read the source commit time out of waiting events.
+        options: where it listens and how often it measures (defaults: a free port on loopback).
+    """
+
     def __init__(
         self,
         cfg: ConfigDir,
@@ -84,14 +108,11 @@ class AdminServer:
         worker: HubWorker,
         *,
         registry_url: str | None,
-        port: int = 0,
-        host: str = "127.0.0.1",
-        window: float = 60.0,
-        interval: float = 2.0,
-        stall_after: float | None = None,
-        max_share: float = 0.05,
-        max_interval: float | None = None,
+        options: AdminOptions | None = None,
     ) -> None:
+        opts = options or AdminOptions()
+        port, host, window, interval = opts.port, opts.host, opts.window, opts.interval
+        stall_after, max_share, max_interval = opts.stall_after, opts.max_share, opts.max_interval
         self.cfg = cfg
         self.hub = hub
         self._log = log.bind(hub=hub)
@@ -196,28 +217,18 @@ class AdminServer:
     def status(self) -> dict[str, Any]:
         """The document of /api/status."""
         return status_document(
-            hub=self.hub,
-            description=self.description,
-            ready=self.is_ready(),
-            now_ms=time.time_ns() // 1_000_000,
-            window=self.rules.window,
-            stats=copy_stats(self.worker.stats),
-            state=self._state,
-            department_names=self.department_names,
+            self._header(), copy_stats(self.worker.stats), self._state, self.department_names
         )
 
     def status_body(self) -> bytes:
         """:meth:`status` encoded (what /api/status answers), reusing the text of unchanged rows."""
         return self._encoder.encode(
-            hub=self.hub,
-            description=self.description,
-            ready=self.is_ready(),
-            now_ms=time.time_ns() // 1_000_000,
-            window=self.rules.window,
-            stats=copy_stats(self.worker.stats),
-            state=self._state,
-            department_names=self.department_names,
+            self._header(), copy_stats(self.worker.stats), self._state, self.department_names
         )
+
+    def _header(self) -> StatusHeader:
+        now_ms = time.time_ns() // 1_000_000
+        return StatusHeader(self.hub, self.description, self.is_ready(), now_ms, self.rules.window)
 
     def metrics(self) -> bytes:
         """The Prometheus text exposition of /metrics."""

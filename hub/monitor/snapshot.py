@@ -207,28 +207,23 @@ def subscription_item(
 _NO_COUNTS = SubscriptionCounts()
 
 
+@dataclass(frozen=True)
+class StatusHeader:
+    """What the status document says of the hub itself, beside its subscriptions and dead letters."""
+
+    hub: str
+    description: str
+    ready: bool
+    now_ms: int
+    window: float  # seconds of the status window
+
+
 def status_document(
-    *,
-    hub: str,
-    description: str,
-    ready: bool,
-    now_ms: int,
-    window: float,
-    stats: StatsCopy,
-    state: MonitorState,
-    department_names: Mapping[str, str],
+    header: StatusHeader, stats: StatsCopy, state: MonitorState, department_names: Mapping[str, str]
 ) -> dict[str, Any]:
     """The JSON of /api/status (what the status page renders)."""
     rows = {r.target.subscription: r for r in state.rows}
-    doc = _head(
-        hub=hub,
-        description=description,
-        ready=ready,
-        now_ms=now_ms,
-        window=window,
-        stats=stats,
-        state=state,
-    )
+    doc = _head(header, stats, state)
     doc["subscriptions"] = [
         subscription_item(
             target,
@@ -258,29 +253,10 @@ class StatusEncoder:
         self._rows: tuple[MonitorState | None, dict[str, SubscriptionLag]] = (None, {})
 
     def encode(
-        self,
-        *,
-        hub: str,
-        description: str,
-        ready: bool,
-        now_ms: int,
-        window: float,
-        stats: StatsCopy,
-        state: MonitorState,
-        department_names: Mapping[str, str],
+        self, header: StatusHeader, stats: StatsCopy, state: MonitorState, department_names: Mapping[str, str]
     ) -> bytes:
-        head = json.dumps(
-            _head(
-                hub=hub,
-                description=description,
-                ready=ready,
-                now_ms=now_ms,
-                window=window,
-                stats=stats,
-                state=state,
-            ),
-            ensure_ascii=False,
-        )
+        """The same document as :func:`status_document`, as UTF-8 JSON."""
+        head = json.dumps(_head(header, stats, state), ensure_ascii=False)
         dead = json.dumps(_dead_letters(state, department_names), ensure_ascii=False)
         with self._lock:
             items = self._encode_items(stats, state, department_names)
@@ -316,26 +292,17 @@ class StatusEncoder:
         return out
 
 
-def _head(
-    *,
-    hub: str,
-    description: str,
-    ready: bool,
-    now_ms: int,
-    window: float,
-    stats: StatsCopy,
-    state: MonitorState,
-) -> dict[str, Any]:
+def _head(header: StatusHeader, stats: StatsCopy, state: MonitorState) -> dict[str, Any]:
     """The document without its two lists (subscriptions, dead letters)."""
     latencies = [ms / 1000 for ms in stats.latency_ms]
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
     return {
-        "hub": hub,
-        "description": description,
-        "ready": ready,
-        "now_ms": now_ms,
+        "hub": header.hub,
+        "description": header.description,
+        "ready": header.ready,
+        "now_ms": header.now_ms,
         "refreshed_ms": state.refreshed_ms,
-        "window_seconds": window,
+        "window_seconds": header.window,
         "refresh_seconds": None if state.refresh_seconds is None else round(state.refresh_seconds, 3),
         "refresh_interval_seconds": None if state.period is None else round(state.period, 1),
         "refresh_note": state.period_note(),

@@ -35,7 +35,7 @@ from hub.engine.readers import SourceReaders
 from hub.engine.stats import Alert, WorkerStats
 from hub.engine.transaction import Backoff
 from hub.monitor.alerts import AlertCollector, alert_items
-from hub.monitor.snapshot import MonitorState, copy_stats, status_document
+from hub.monitor.snapshot import MonitorState, StatusHeader, copy_stats, status_document
 
 DEMO = Path(__file__).resolve().parents[2] / "deploy" / "demo" / "config"
 SECRET = b"unit-test-secret-0123456789"
@@ -263,14 +263,10 @@ def test_alerts_reach_the_status_document_and_the_metrics() -> None:
     assert [a["since_ms"] for a in alert_items(stats.alerts.values())] == [1000, 3000]  # first seen kept
 
     doc = status_document(
-        hub="pudong",
-        description="",
-        ready=True,
-        now_ms=5000,
-        window=60.0,
-        stats=copy_stats(stats),
-        state=MonitorState(),
-        department_names={},
+        StatusHeader("pudong", "", True, 5000, 60.0),
+        copy_stats(stats),
+        MonitorState(),
+        {},
     )
     assert [(a["kind"], a["subject"]) for a in doc["alerts"]] == [
         ("config_refused", "abc"),

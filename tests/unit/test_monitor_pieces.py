@@ -38,6 +38,7 @@ from hub.monitor.snapshot import (
     MonitorState,
     Rates,
     StatsCopy,
+    StatusHeader,
     SubscriptionCounts,
     percentile,
     status_document,
@@ -350,7 +351,7 @@ class StubWorker:
 def admin_with_rows() -> tuple[AdminServer, StubWorker]:
     cfg = load_config(DEMO)
     worker = StubWorker()
-    admin = AdminServer(cfg, "pudong", worker, registry_url=None, port=0)  # type: ignore[arg-type]
+    admin = AdminServer(cfg, "pudong", worker, registry_url=None)  # type: ignore[arg-type]
     probe = FakeProbe()
     board = LagBoard(probe)
     targets = (target("tax-debtors"), target("housing-debtors"))
@@ -401,14 +402,10 @@ def test_status_document() -> None:
 
 def test_status_document_before_the_first_measurement() -> None:
     doc = status_document(
-        hub="pudong",
-        description="",
-        ready=False,
-        now_ms=NOW_MS,
-        window=60.0,
-        stats=StatsCopy(),
-        state=MonitorState(targets=(target(),)),
-        department_names={},
+        StatusHeader("pudong", "", False, NOW_MS, 60.0),
+        StatsCopy(),
+        MonitorState(targets=(target(),)),
+        {},
     )
     assert doc["subscriptions"][0]["status"] is None
     assert doc["subscriptions"][0]["subscriber_lag"] is None

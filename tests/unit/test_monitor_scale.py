@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from hub.config import load_config
 from hub.engine.policy_set import PolicySet
 from hub.engine.stats import WorkerStats
-from hub.monitor.admin import AdminServer
+from hub.monitor.admin import AdminOptions, AdminServer
 from hub.monitor.board import LagBoard, SubscriptionLag
 from hub.monitor.lag import HUB, SUBSCRIBER, GroupLag, PartitionLag, Target, refusals_change_at
 from hub.monitor.metadata import TopicPartitions
@@ -28,6 +28,7 @@ from hub.monitor.snapshot import (
     MonitorState,
     StatsCopy,
     StatusEncoder,
+    StatusHeader,
     SubscriptionCounts,
     copy_stats,
     status_document,
@@ -173,26 +174,17 @@ def test_status_encoder_matches_the_document_and_reuses_unchanged_rows() -> None
         consumed=9, subscriptions={"s1": SubscriptionCounts(delivered=9, last_delivery_ms=NOW_MS)}
     )
     names = {"tax": "税务局", "amr": "市场监督管理局"}
-    args = {
-        "hub": "pudong",
-        "description": "浦东",
-        "ready": True,
-        "now_ms": NOW_MS,
-        "window": 60.0,
-        "stats": stats,
-        "state": state,
-        "department_names": names,
-    }
+    header = StatusHeader("pudong", "浦东", True, NOW_MS, 60.0)
     encoder = StatusEncoder()
-    body = encoder.encode(**args)  # type: ignore[arg-type]
-    assert json.loads(body) == status_document(**args)  # type: ignore[arg-type]
+    body = encoder.encode(header, stats, state, names)
+    assert json.loads(body) == status_document(header, stats, state, names)
     cached = dict(encoder._items)
-    encoder.encode(**args)  # type: ignore[arg-type]
+    encoder.encode(header, stats, state, names)
     assert all(encoder._items[s][3] is cached[s][3] for s in cached)  # no row encoded again
     more = StatsCopy(
         consumed=10, subscriptions={"s1": SubscriptionCounts(delivered=10, last_delivery_ms=NOW_MS)}
     )
-    doc = json.loads(encoder.encode(**{**args, "stats": more}))  # type: ignore[arg-type]
+    doc = json.loads(encoder.encode(header, more, state, names))
     assert {r["subscription"]: r["delivered"] for r in doc["subscriptions"]} == {
         "s0": 0,
         "s1": 10,
@@ -236,7 +228,7 @@ def test_lag_series_are_the_collector_s_series_rendered_once_per_row() -> None:
 
 
 def test_admin_renders_lag_series_once() -> None:
-    admin = AdminServer(load_config(DEMO), "pudong", StubWorker(), registry_url=None, port=0)  # type: ignore[arg-type]
+    admin = AdminServer(load_config(DEMO), "pudong", StubWorker(), registry_url=None)  # type: ignore[arg-type]
     admin._state, _ = idle_state(2)
     names = [f.name for f in text_string_to_metric_families(admin.metrics().decode())]
     assert names.count("xhub_subscription_lag_records") == 1
@@ -257,7 +249,7 @@ def test_targets_are_rebuilt_only_when_the_plans_change() -> None:
     cfg = load_config(DEMO)
     worker = StubWorker()
     worker.policies = build_policy_set("pudong", cfg, secret=b"k" * 32, digest="a")
-    admin = AdminServer(cfg, "pudong", worker, registry_url=None, port=0)  # type: ignore[arg-type]
+    admin = AdminServer(cfg, "pudong", worker, registry_url=None)  # type: ignore[arg-type]
     first = admin.targets()
     assert first
     assert admin.targets() is first
@@ -285,7 +277,9 @@ def test_refusals_change_when_a_grant_starts_or_ends() -> None:
 
 
 def test_interval_grows_with_the_refresh_time_and_is_said_on_the_page() -> None:
-    admin = AdminServer(load_config(DEMO), "pudong", StubWorker(), registry_url=None, port=0, interval=2.0)  # type: ignore[arg-type]
+    admin = AdminServer(
+        load_config(DEMO), "pudong", StubWorker(), registry_url=None, options=AdminOptions(interval=2.0)
+    )  # type: ignore[arg-type]
     assert admin.max_interval == 30.0
     assert admin.next_wait(3.0) == 0.0  # the first refresh (clients, every topic) does not count
     assert admin.next_wait(0.04) == 2.0 - 0.04  # cheap: the configured interval
