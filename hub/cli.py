@@ -132,17 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_package_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Commands whose argument parsing lives beside their code (monitor, audit, the sidecar, the demo).
+    """Commands whose argument parsing lives beside their code (monitor, audit, governance, the sidecar).
 
     The sidecar is the connectors package: the CLI is the one place where the hub side names it, so that
     departments and operators have a single `xhub` command.
     """
     from connectors.cli import add_parser as add_connector_parser
     from hub.audit.cli import add_parsers as add_audit_parsers
+    from hub.governance.cli import add_parsers as add_governance_parsers
     from hub.monitor.cli import add_parsers as add_monitor_parsers
 
     add_monitor_parsers(sub)
     add_audit_parsers(sub)
+    add_governance_parsers(sub)
     add_connector_parser(sub)
 
 

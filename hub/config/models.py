@@ -76,6 +76,11 @@ class HubsFile(Strict):
     # Naive datetimes of every config file are read in this zone (hub.config.timezone).
     timezone: str = Field(default=DEFAULT_TIMEZONE, description="zone of naive datetimes, e.g. Asia/Shanghai")
     hubs: list[HubSpec]
+    answer_within_working_days: int = Field(
+        default=10,
+        ge=1,
+        description="working days an owner has to answer a share request (国发〔2016〕51号: 10)",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -195,6 +200,11 @@ class Subscription(Strict):
     )
     valid_from: ConfigTime | None = None
     valid_until: ConfigTime | None = None
+    requested_at: ConfigTime | None = Field(
+        default=None,
+        description="the day the request was filed; xhub apply will stamp it (issue 16). It starts the "
+        "owner's answer deadline (xhub requests); without it no deadline is reckoned",
+    )
     # Refused by the cross-checks with a hint: the answer to a request is the owner's (grants/<owner>/).
     approval: object | None = Field(default=None, exclude=True, json_schema_extra={"deprecated": True})
     delivery: Delivery = Delivery()

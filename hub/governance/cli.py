@@ -1,0 +1,141 @@
+"""``xhub requests``: the share requests of a config and their answer deadlines (``hub.cli`` adds it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import unicodedata
+from datetime import date
+from typing import IO, Any
+
+from hub.governance.requests import Party, RequestList, ShareRequest, share_requests
+
+EXIT_UNKNOWN_DEPARTMENT = 2
+"""Exit status when --owner or --subscriber names no department of the config (1: config errors)."""
+
+
+def add_parsers(subparsers: Any) -> None:
+    """Add ``requests`` to the ``xhub`` sub-command parsers (``add_subparsers()``'s result)."""
+    p = subparsers.add_parser(
+        "requests",
+        help="share requests (共享申请) to conditional resources: answered? within the working-day deadline?",
+        description=(
+            "One row per active subscription to a conditional resource: a request to the owning department, "
+            "which answers in grants/<owner>/. The answer is due on the N-th working day after the request "
+            "was filed (the subscription's requested_at; N = answer_within_working_days in hubs.yaml, "
+            "default 10 by 国发〔2016〕51号), on the official calendar (chinese-calendar: holidays and "
+            "make-up working days 调休). A year the calendar does not cover is counted Monday to Friday and "
+            "the output says so. Exit status: 0, also with overdue requests; 1 config errors."
+        ),
+    )
+    p.add_argument("config_dir")
+    p.add_argument("--owner", default=None, help="only requests to this department (id)")
+    p.add_argument("--subscriber", default=None, help="only requests from this department (id)")
+    p.add_argument("--overdue", action="store_true", help="only pending requests past their due day")
+    p.add_argument("--json", action="store_true", help="machine-readable list")
+    p.add_argument(
+        "--today",
+        type=date.fromisoformat,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="judge pending requests as of this day (default: today in the hubs.yaml timezone)",
+    )
+    p.set_defaults(func=_requests)
+
+
+def _requests(args: argparse.Namespace) -> int:
+    from hub.config import load_config
+
+    cfg = load_config(args.config_dir)  # the one validation path: a config error is one line per problem
+    for flag, dept in (("--owner", args.owner), ("--subscriber", args.subscriber)):
+        if dept is not None and dept not in cfg.departments:
+            known = ", ".join(sorted(cfg.departments))
+            print(f'error: {flag} "{dept}" is no department of {args.config_dir} ({known})', file=sys.stderr)
+            return EXIT_UNKNOWN_DEPARTMENT
+    listing = share_requests(cfg, args.today).select(
+        owner=args.owner, subscriber=args.subscriber, overdue=args.overdue
+    )
+    if args.json:
+        print(json.dumps(listing.to_json(), ensure_ascii=False, indent=2))
+    else:
+        write_table(listing, sys.stdout)
+    return 0
+
+
+_HEADERS = (
+    "subscription",
+    "subscriber",
+    "owner",
+    "resource",
+    "requested",
+    "due",
+    "state",
+    "answered",
+    "days",
+)
+
+
+def write_table(listing: RequestList, out: IO[str]) -> None:
+    """The requests as a terminal table, their notes below it, then the rule and any calendar warning."""
+    rows = [_row(r) for r in listing.requests]
+    widths = [max([_width(h), *(_width(row[i]) for row in rows)]) for i, h in enumerate(_HEADERS)]
+    for cells in (_HEADERS, *rows):
+        out.write("  ".join(_pad(c, w) for c, w in zip(cells, widths, strict=True)).rstrip() + "\n")
+    if not rows:
+        out.write("(no share request)\n")
+    for r in listing.requests:
+        for note in r.notes:
+            out.write(f"note: {r.subscription}: {note}\n")
+    c = listing.counts()
+    out.write(
+        f"{c['requests']} request(s): {c['pending']} pending ({c['overdue']} overdue), "
+        f"{c['approved']} approved, {c['refused']} refused, {c['answered_late']} answered late; "
+        f"an answer is due within {listing.working_days} working days (official calendar), "
+        f"judged on {listing.today} ({listing.timezone})\n"
+    )
+    for warning in listing.warnings:
+        out.write(f"warning: {warning}\n")
+
+
+def _row(r: ShareRequest) -> tuple[str, ...]:
+    requested = r.requested_on.isoformat() if r.requested_on else "unknown"
+    answered = r.answered_on.isoformat() if r.answered_on else "-"
+    approx = "~" if r.uncovered_years else ""  # a figure counted Monday to Friday somewhere
+    return (
+        r.subscription,
+        _short(r.subscriber),
+        _short(r.owner),
+        r.resource,
+        requested,
+        f"{approx}{r.due_on}" if r.due_on else "-",
+        r.state.upper() if r.late else r.state,
+        answered,
+        approx + _days(r),
+    )
+
+
+def _days(r: ShareRequest) -> str:
+    if r.state != "pending":
+        taken = "" if r.working_days_taken is None else f"took {r.working_days_taken}"
+        return f"{taken} LATE".strip() if r.late else taken or "-"
+    if r.working_days_left is None:
+        return "-"
+    if r.late:  # past the due day; 0 working days past it on a weekend or holiday right after
+        return f"overdue by {-r.working_days_left}" if r.working_days_left < 0 else "overdue"
+    return f"{r.working_days_left} left"
+
+
+def _short(party: Party) -> str:
+    """The department's name without a parenthesised gloss (``浦东公安分局 (public security)``)."""
+    name = party.name.split(" (", 1)[0].strip() or party.id
+    return f"{name} [{party.id}]" if name != party.id else name
+
+
+def _width(text: str) -> int:
+    """Terminal columns of ``text``: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
