@@ -60,7 +60,8 @@ class ShareRequest:
         working_days_left: while pending, working days from today to the due day (negative: overdue).
         late: answered after the due day, or pending past it.
         reference: document number of the answer.
-        notes: why a figure is missing or approximate (unknown date, a year outside the calendar, ...).
+        notes: why a figure is missing or doubtful (unknown filing date, dates out of order, expiry).
+        uncovered_years: years outside the official calendar its figures were counted in (Mon-Fri).
     """
 
     subscription: str
