@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -125,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
     p.add_argument("--duration", type=float, default=30, help="seconds of changes to make")
     p.add_argument("--rate", type=float, default=20, help="changes per second")
-    p.set_defaults(func=_demo)
+    # The demo tells its own story on the terminal; the in-process hub's info lines would drown it
+    # (--log-level INFO or XHUB_LOG_LEVEL bring them back; the sidecars log to files in any case).
+    p.set_defaults(func=_demo, quiet_log_level="WARNING")
 
     _add_package_parsers(sub)
     return parser
@@ -153,7 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from hub.core.log import configure_logging
 
-    configure_logging(args.log_level)
+    configure_logging(
+        args.log_level or os.environ.get("XHUB_LOG_LEVEL") or getattr(args, "quiet_log_level", None)
+    )
     func: Command = args.func
     try:
         return func(args)

@@ -69,7 +69,8 @@ function subscriptionRow(row) {
   return el(
     "tr",
     { "data-subscription": row.subscription, "data-status": status, class: `status-${status}` },
-    el("td", {}, pill(row.status)),
+    // A refused subscription flows (nothing waits, so its lag status is OK) but delivers nothing: say so.
+    el("td", {}, pill(row.status), row.refusal ? el("span", { class: "pill pill-refused", title: `not delivered: ${row.refusal}` }, "REFUSED") : null),
     el("td", { "data-field": "subscription" }, row.subscription),
     el("td", {}, `${row.owner_name} → ${row.subscriber_name}`, el("span", { class: "sub" }, `${row.owner} → ${row.subscriber}`)),
     el("td", { "data-field": "resource" }, row.resource),
