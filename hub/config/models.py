@@ -202,8 +202,8 @@ class Subscription(Strict):
     valid_until: ConfigTime | None = None
     requested_at: ConfigTime | None = Field(
         default=None,
-        description="the day the request was filed; xhub apply will stamp it (issue 16). It starts the "
-        "owner's answer deadline (xhub requests); without it no deadline is reckoned",
+        description="when a request was filed, for one filed before xhub apply kept track (apply dates "
+        "every request it first publishes, and keeps that date); it starts the owner's answer deadline",
     )
     # Refused by the cross-checks with a hint: the answer to a request is the owner's (grants/<owner>/).
     approval: object | None = Field(default=None, exclude=True, json_schema_extra={"deprecated": True})

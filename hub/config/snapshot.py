@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,30 @@ def config_snapshot(cfg: ConfigDir, hub: str) -> bytes:
         "grants": {s.id: cfg.grants[s.id].model_dump(mode="json") for s in subs if s.id in cfg.grants},
         "grant_folders": {s.id: cfg.grant_folders.get(s.id, "") for s in subs if s.id in cfg.grants},
     }
+    return _canonical(body)
+
+
+def stamp_requests(snapshot: bytes, applied: Mapping[str, Any] | None, now: datetime) -> bytes:
+    """``snapshot`` with every share request dated: the ``requested_at`` of each subscription to a
+    conditional resource.
+
+    The date is the one the last applied snapshot (``applied``) gave it; else the one the subscription
+    states (a request filed before the hub kept track); else ``now``, the apply that publishes it first.
+    So the request date is recorded by `xhub apply`, survives every later apply, and a re-apply of an
+    unchanged config stays a no-op (same bytes, same digest).
+    """
+    body = json.loads(snapshot)
+    before = (applied or {}).get("subscriptions", {})
+    conditional = {c for c, r in body.get("resources", {}).items() if r.get("share") == "conditional"}
+    for sid, sub in body.get("subscriptions", {}).items():
+        if sub.get("resource") not in conditional:
+            continue
+        earlier = before.get(sid, {}).get("requested_at") if isinstance(before.get(sid), dict) else None
+        sub["requested_at"] = earlier or sub.get("requested_at") or now.astimezone(UTC).isoformat()
+    return _canonical(body)
+
+
+def _canonical(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 

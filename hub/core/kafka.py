@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -98,3 +98,22 @@ def ensure_topics(
         except TopicAlreadyExistsError:
             continue  # created concurrently by another process: that is what we wanted
     return created
+
+
+def read_last_value(consumer: KafkaConsumer, topic: str, attempts: int = 20) -> bytes | None:
+    """The value of the newest record of partition 0 of ``topic`` (a config topic), or None if empty.
+
+    ``consumer`` is assigned to that partition (any earlier assignment is replaced).
+    """
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    end = consumer.end_offsets([tp])[tp]
+    if end == 0:
+        return None
+    consumer.seek(tp, max(0, end - 1))
+    for _ in range(attempts):
+        for records in consumer.poll(timeout_ms=500).values():
+            if records:
+                value: bytes | None = records[-1].value
+                return value
+    return None

@@ -23,7 +23,8 @@ def add_parsers(subparsers: Any) -> None:
         description=(
             "One row per active subscription to a conditional resource: a request to the owning department, "
             "which answers in grants/<owner>/. The answer is due on the N-th working day after the request "
-            "was filed (the subscription's requested_at; N = answer_within_working_days in hubs.yaml, "
+            "was filed (the date xhub apply stamped when it first published it, read back from the cluster; "
+            "else the subscription's requested_at; N = answer_within_working_days in hubs.yaml, "
             "default 10 by 国发〔2016〕51号), on the official calendar (chinese-calendar: holidays and "
             "make-up working days 调休). A year the calendar does not cover is counted Monday to Friday and "
             "the output says so. Exit status: 0, also with overdue requests; 1 config errors."
@@ -34,6 +35,11 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--subscriber", default=None, help="only requests from this department (id)")
     p.add_argument("--overdue", action="store_true", help="only pending requests past their due day")
     p.add_argument("--json", action="store_true", help="machine-readable list")
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="do not read the applied snapshots from Kafka (only dates the config itself states)",
+    )
     p.add_argument(
         "--today",
         type=date.fromisoformat,
@@ -53,7 +59,8 @@ def _requests(args: argparse.Namespace) -> int:
             known = ", ".join(sorted(cfg.departments))
             print(f'error: {flag} "{dept}" is no department of {args.config_dir} ({known})', file=sys.stderr)
             return EXIT_UNKNOWN_DEPARTMENT
-    listing = share_requests(cfg, args.today).select(
+    filed = {} if args.offline else _filed_dates(cfg)
+    listing = share_requests(cfg, args.today, filed=filed).select(
         owner=args.owner, subscriber=args.subscriber, overdue=args.overdue
     )
     if args.json:
@@ -61,6 +68,23 @@ def _requests(args: argparse.Namespace) -> int:
     else:
         write_table(listing, sys.stdout)
     return 0
+
+
+def _filed_dates(cfg: Any) -> dict[str, Any]:
+    """The dates apply stamped; without a reachable cluster, say so and go on with the config's own."""
+    from kafka.errors import KafkaError
+
+    from hub.governance.applied import applied_request_dates
+
+    try:
+        return applied_request_dates(cfg)
+    except KafkaError as exc:
+        print(
+            f"warning: the applied snapshots could not be read ({type(exc).__name__}): only the request "
+            "dates the config states are used (--offline skips this)",
+            file=sys.stderr,
+        )
+        return {}
 
 
 _HEADERS = (

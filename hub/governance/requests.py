@@ -12,6 +12,7 @@ approver's name: a request names departments, a resource, dates and the answer's
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
@@ -25,8 +26,8 @@ from hub.governance.calendar import reckon_due_date, reckon_working_days_between
 RequestState = Literal["pending", "approved", "refused"]
 
 NO_REQUEST_DATE = (
-    "requested_at unknown: no due date is reckoned (the subscription does not say when it was filed; "
-    "xhub apply will stamp it, issue 16)"
+    "requested_at unknown: no due date is reckoned (not applied yet: xhub apply dates a request when it "
+    "first publishes it)"
 )
 
 
@@ -170,18 +171,23 @@ class RequestList:
         }
 
 
-def share_requests(cfg: ConfigDir, today: date | None = None) -> RequestList:
+def share_requests(
+    cfg: ConfigDir, today: date | None = None, *, filed: Mapping[str, datetime] | None = None
+) -> RequestList:
     """Every active subscription of ``cfg`` to a conditional resource, as a share request.
 
     Args:
         cfg: a loaded config (``hub.config.load_config``).
         today: the day to judge pending requests by; None: today in the hub's timezone.
+        filed: subscription id -> when `xhub apply` first published the request (the applied config
+            snapshots, :mod:`hub.governance.applied`); they win over a date the subscription states.
     """
+    dates = dict(filed or {})
     zone = ZoneInfo(cfg.hubs_file.timezone)
     judged = today if today is not None else datetime.now(zone).date()
     period = cfg.hubs_file.answer_within_working_days
     requests = [
-        _request(cfg, sub, _Rule(judged, period, zone))
+        _request(cfg, sub, _Rule(judged, period, zone), dates.get(sub.id) or sub.requested_at)
         for sub in cfg.subscriptions.values()
         if sub.active and _conditional(cfg, sub)
     ]
@@ -207,12 +213,12 @@ def _party(cfg: ConfigDir, dept: str) -> Party:
     return Party(dept, known.name if known is not None else dept)
 
 
-def _request(cfg: ConfigDir, sub: Subscription, rule: _Rule) -> ShareRequest:
+def _request(cfg: ConfigDir, sub: Subscription, rule: _Rule, requested_at: datetime | None) -> ShareRequest:
     resource = cfg.resources[sub.resource]
     grant = cfg.grants.get(sub.id)
     state: RequestState = grant.decision if grant is not None else "pending"
     answered_at = grant.decided_at if grant is not None else None
-    figures = _figures(sub.requested_at, answered_at, state, rule)
+    figures = _figures(requested_at, answered_at, state, rule)
     return ShareRequest(
         subscription=sub.id,
         hub=sub.hub,
@@ -220,8 +226,8 @@ def _request(cfg: ConfigDir, sub: Subscription, rule: _Rule) -> ShareRequest:
         owner=_party(cfg, resource.owner),
         resource=resource.code,
         resource_name=resource.name,
-        requested_at=sub.requested_at,
-        requested_on=_local_day(sub.requested_at, rule.zone),
+        requested_at=requested_at,
+        requested_on=_local_day(requested_at, rule.zone),
         due_on=figures.due_on,
         state=state,
         answered_at=answered_at,

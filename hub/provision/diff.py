@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from hub.config.snapshot import read_snapshot_record, snapshot_digest
+from hub.config.snapshot import read_snapshot_record, snapshot_digest, stamp_requests
 from hub.core import names
+from hub.core.kafka import read_last_value
 from hub.provision.desired import Desired, SchemaSpec, TopicSpec
 
 
@@ -35,6 +37,7 @@ class ClusterTopic:
 class ClusterState:
     topics: dict[str, ClusterTopic] = field(default_factory=dict)
     snapshots: dict[str, str] = field(default_factory=dict)  # hub -> digest of the last applied snapshot
+    applied: dict[str, dict[str, Any]] = field(default_factory=dict)  # hub -> the last applied config
 
 
 @dataclass
@@ -107,13 +110,12 @@ def read_cluster_state(admin: KafkaAdminClient, consumer: KafkaConsumer, hubs: l
             raw = _topic_configs(configs, name)
             state.topics[name] = ClusterTopic(name, described.get(name, 0), raw)
     for hub in hubs:
-        digest = (
-            _last_snapshot_digest(consumer, names.config_topic(hub))
-            if names.config_topic(hub) in state.topics
-            else None
-        )
-        if digest:
+        topic = names.config_topic(hub)
+        last = read_last_value(consumer, topic) if topic in state.topics else None
+        if last:
+            digest, config = read_snapshot_record(last)
             state.snapshots[hub] = digest
+            state.applied[hub] = config
     return state
 
 
@@ -129,21 +131,6 @@ def _topic_configs(described: Any, name: str) -> dict[str, str]:
     return out
 
 
-def _last_snapshot_digest(consumer: KafkaConsumer, topic: str) -> str | None:
-    tp = TopicPartition(topic, 0)
-    consumer.assign([tp])
-    end = consumer.end_offsets([tp])[tp]
-    if end == 0:
-        return None
-    consumer.seek(tp, max(0, end - 1))
-    for _ in range(20):
-        for records in consumer.poll(timeout_ms=500).values():
-            if records:
-                record = records[-1]
-                return read_snapshot_record(record.value)[0] if record.value else None
-    return None
-
-
 def _owned(topic: str, owners: set[str]) -> bool:
     """Whether ``topic`` belongs to a department or hub of this config (configs may share a cluster)."""
     parts = topic.split(".")
@@ -151,9 +138,17 @@ def _owned(topic: str, owners: set[str]) -> bool:
 
 
 def compute_changes(  # noqa: PLR0912 - topics, schemas and snapshots in one pass
-    desired: Desired, cluster: ClusterState, registry: SchemaRegistrar | None, owners: set[str] | None = None
+    desired: Desired,
+    cluster: ClusterState,
+    registry: SchemaRegistrar | None,
+    owners: set[str] | None = None,
+    *,
+    now: datetime | None = None,
 ) -> ClusterChanges:
-    """What apply would do. Never proposes a delete unless the topic is ours and no longer configured."""
+    """What apply would do. Never proposes a delete unless the topic is ours and no longer configured.
+
+    ``now`` dates the share requests this apply publishes first (default: the clock).
+    """
     plan = ClusterChanges()
     for name, spec in sorted(desired.topics.items()):
         have = cluster.topics.get(name)
@@ -207,7 +202,9 @@ def compute_changes(  # noqa: PLR0912 - topics, schemas and snapshots in one pas
                         "register", subject, "new subject" if latest is None else "new version", sspec
                     )
                 )
-    for hub, snapshot in sorted(desired.snapshots.items()):
+    for hub, desired_snapshot in sorted(desired.snapshots.items()):
+        # A share request is dated by the apply that first published it; later applies keep that date.
+        snapshot = stamp_requests(desired_snapshot, cluster.applied.get(hub), now or datetime.now(UTC))
         if cluster.snapshots.get(hub) != snapshot_digest(snapshot):
             plan.snapshots[hub] = snapshot
     return plan

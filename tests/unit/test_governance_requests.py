@@ -209,7 +209,7 @@ def test_a_deadline_in_an_uncovered_year_is_flagged(config_dir: Path) -> None:
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(["requests", *argv])
+    code = main(["requests", "--offline", *argv])
     out, err = capsys.readouterr()
     return code, out, err
 
