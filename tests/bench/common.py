@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import time
 import uuid
@@ -61,6 +62,7 @@ def bench_config(kafka: KafkaSettings) -> tuple[Path, dict[str, str]]:
     renames = isolate_config(DEMO_CONFIG, root, kafka, token)
     for old in (root / "subscriptions").glob("*.yaml"):
         old.unlink()  # only the bench subscriptions
+    shutil.rmtree(root / "grants", ignore_errors=True)  # the demo's grants answer subscriptions gone now
     subs = [dict(s, subscriber=renames[s["subscriber"]], hub=renames[s["hub"]]) for s in BENCH_SUBSCRIPTIONS]
     (root / "subscriptions" / "bench.yaml").write_text(
         yaml.safe_dump({"subscriptions": subs}, allow_unicode=True), encoding="utf-8"
