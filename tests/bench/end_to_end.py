@@ -38,14 +38,19 @@ def e2e_latency(kafka: KafkaSettings, *, seconds: int = 60, rate: int = 1000) ->
     )
     cfg = demo.prepare()
     # One path, as the issue describes it: the court's table -> hub -> the tax bureau's table.
-    subs = demo.workdir / "config" / "subscriptions"
-    for path in subs.glob("*.yaml"):
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        doc["subscriptions"] = [s for s in doc["subscriptions"] if s["id"] == "tax-debtors"]
-        if doc["subscriptions"]:
-            path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-        else:
-            path.unlink()
+    # Subscriptions and the owners' grants answering them: keep only tax-debtors.
+    config = demo.workdir / "config"
+    for kind, key, files in (
+        ("subscriptions", "id", (config / "subscriptions").glob("*.yaml")),
+        ("grants", "subscription", (config / "grants").rglob("*.yaml")),
+    ):
+        for path in files:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            doc[kind] = [s for s in doc[kind] if s[key] == "tax-debtors"]
+            if doc[kind]:
+                path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+            else:
+                path.unlink()
     cfg = load_config(demo.workdir / "config")
     demo.env["XHUB_LOG_LEVEL"] = "WARNING"
     demo.clear_previous_run(cfg)
