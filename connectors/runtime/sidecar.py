@@ -26,16 +26,13 @@ from connectors.runtime.source_loop import SourceRunner
 from connectors.sources import Source, build_source
 from hub.core import names
 from hub.core.errors import RetriableError
-from hub.core.kafka import ensure_topics, make_admin
+from hub.core.kafka import STATIC_MEMBER_SESSION_TIMEOUT_MS, ensure_topics, make_admin
 from hub.core.log import get_logger
 from hub.core.names import dead_letter_topic, position_topic
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 
 COMPACTED = {"cleanup.policy": "compact"}
-# How long the group keeps a vanished sink member's partitions for it: long enough for a restart to take
-# them back without a rebalance, short enough that a sidecar that is gone for good hands them on.
-SINK_SESSION_TIMEOUT_MS = 15_000
 DEAD_LETTER_RETENTION = {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}
 
 
@@ -236,7 +233,7 @@ class Sidecar:
                 # in the group at once; a second copy of the same sidecar is fenced, as its sources are.
                 consumer_overrides={
                     "group_instance_id": names.sink_instance_id(self.dept, binding.name),
-                    "session_timeout_ms": SINK_SESSION_TIMEOUT_MS,
+                    "session_timeout_ms": STATIC_MEMBER_SESSION_TIMEOUT_MS,
                 },
             )
             thread = threading.Thread(

@@ -58,8 +58,10 @@ def stamp_requests(snapshot: bytes, applied: Mapping[str, Any] | None, now: date
     for sid, sub in body.get("subscriptions", {}).items():
         if sub.get("resource") not in conditional:
             continue
-        earlier = before.get(sid, {}).get("requested_at") if isinstance(before.get(sid), dict) else None
-        sub["requested_at"] = earlier or sub.get("requested_at") or now.astimezone(UTC).isoformat()
+        earlier = before.get(sid) or {}
+        sub["requested_at"] = (
+            earlier.get("requested_at") or sub.get("requested_at") or now.astimezone(UTC).isoformat()
+        )
     return _canonical(body)
 
 

@@ -16,6 +16,11 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from hub.core.errors import RetriableError
 from hub.core.kafka_settings import KafkaSettings
 
+STATIC_MEMBER_SESSION_TIMEOUT_MS = 15_000
+"""Session timeout of the static group members (hub workers, sidecar sinks): long enough for a restarted
+process to take its old partitions back without a rebalance, short enough that a member gone for good
+hands them on."""
+
 
 def make_admin(settings: KafkaSettings, client_id: str = "admin") -> KafkaAdminClient:
     """An admin client; raises RetriableError naming the servers when the cluster does not answer."""

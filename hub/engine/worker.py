@@ -30,7 +30,7 @@ from kafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRange
 from hub.audit.chain import AuditChain
 from hub.core import names
 from hub.core.envelope import now_ms
-from hub.core.kafka import make_consumer, make_producer
+from hub.core.kafka import STATIC_MEMBER_SESSION_TIMEOUT_MS, make_consumer, make_producer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
 from hub.engine.audit_log import AuditLog
@@ -145,7 +145,7 @@ class HubWorker:
             # Static membership: a restarted worker takes its old place at once instead of waiting for
             # the dead member's session to expire (45 s by default) before the group rebalances.
             group_instance_id=self.transactional_id,
-            session_timeout_ms=15000,
+            session_timeout_ms=STATIC_MEMBER_SESSION_TIMEOUT_MS,
             # No automatic reset: a partition the group never committed starts at its end (what is
             # already there reaches each subscription through its backfill, as state, not as a replay of
             # every change), while an offset out of range restarts at the beginning (see reposition).

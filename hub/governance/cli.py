@@ -6,9 +6,10 @@ import argparse
 import json
 import sys
 import unicodedata
-from datetime import date
+from datetime import date, datetime
 from typing import IO, Any
 
+from hub.config.loader import ConfigDir
 from hub.governance.requests import Party, RequestList, ShareRequest, share_requests
 
 EXIT_UNKNOWN_DEPARTMENT = 2
@@ -70,7 +71,7 @@ def _requests(args: argparse.Namespace) -> int:
     return 0
 
 
-def _filed_dates(cfg: Any) -> dict[str, Any]:
+def _filed_dates(cfg: ConfigDir) -> dict[str, datetime]:
     """The dates apply stamped; without a reachable cluster, say so and go on with the config's own."""
     from kafka.errors import KafkaError
 

@@ -33,6 +33,7 @@ from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import dishonest_debtor, make_faker, person
 from hub.provision.session import provision_session
 from tests.fixtures.hubkit import Publisher, decode_all, read_all
+from tests.integration.test_backfill import _wait_for
 
 CODE = "PD-CRD-0001"
 DEBTOR_SUBS = ("tax-debtors", "housing-debtors", "transport-debtors", "lujiazui-debtors")
@@ -59,15 +60,6 @@ def hub(applied: tuple[ConfigDir, dict[str, str]]) -> Iterator[HubProcess]:
     assert process.worker.ready.wait(30), "hub worker did not start"
     yield process
     process.close()
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 45.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached in {timeout} s")
 
 
 def _consumed(hub: HubProcess) -> int:
