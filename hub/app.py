@@ -81,6 +81,7 @@ def start_hub(cfg: ConfigDir, hub: str, **options: Unpack[StartOptions]) -> HubP
             batch_max_ms=spec.batch_max_ms,
             follow_config=options.get("follow_config", True),
             first_start=options.get("first_start", "state"),
+            state_partitions=spec.partitions,
         ),
         stats=WorkerStats(),
     )

@@ -4,8 +4,9 @@ A compacted topic holds the current state only after the cleaner has run, so the
 compaction: it first scans the partition up to the handover offset and keeps, per message key, the
 offset of the last event (keys and offsets only, no decoding); then it reads the range again and hands
 out exactly those last events, as op "r", unless the last event is a delete (a key that no longer exists
-is not sent). From the handover offset on it hands out every record as it is, up to the main loop's
-position, where the subscription goes live.
+is not sent as state; the delete goes only to filtered subscriptions that still hold the key).
+From the handover offset on it hands out every record as it is, up to the main loop's position, where
+the subscription goes live.
 
 The reader does no producing and keeps nothing durable: the worker delivers each chunk in a transaction
 that also records the new position (see handover.py), so a crash anywhere resumes at the last committed
@@ -88,6 +89,8 @@ class Backfiller:
         client_id: client id of the reader.
         decoder: decodes change events (the worker's readers: the catalog's schema of each topic).
         chunk_records: most records per delivering step (one transaction each).
+        chunk_deliveries: most deliveries per delivering step: a task serving many subscriptions reads
+            fewer records per step, so one transaction stays well inside the transaction timeout.
         scan_records: most records per scanning step (no transaction: keys only).
     """
 
@@ -98,6 +101,7 @@ class Backfiller:
         decoder: Decoder,
         *,
         chunk_records: int = 2000,
+        chunk_deliveries: int = 2000,
         scan_records: int = 50000,
         poll_ms: int = 200,
     ) -> None:
@@ -105,6 +109,7 @@ class Backfiller:
         self.client_id = client_id
         self.decoder = decoder
         self.chunk_records = chunk_records
+        self.chunk_deliveries = chunk_deliveries
         self.scan_records = scan_records
         self.poll_ms = poll_ms
         self._consumer: KafkaConsumer | None = None
@@ -179,7 +184,7 @@ class Backfiller:
                 return
 
     def _snapshot_chunk(self, task: BackfillTask, scan: _Scan) -> BackfillChunk | None:
-        records, nxt = self._read(task.tp, task.position, task.snapshot_end, self.chunk_records)
+        records, nxt = self._read(task.tp, task.position, task.snapshot_end, self._chunk(task))
         if nxt == task.position:
             return None
         last = scan.last
@@ -196,14 +201,17 @@ class Backfiller:
                 rows.append(BackfillRow(rec, None, exc))
                 continue
             if event.get("op") == "d":
-                continue  # deleted at the source: nothing to send as state
+                # Deleted at the source: no state to send, but a filtered subscription that still holds
+                # the key (from before a revocation) is told (the emitter routes it to those only).
+                rows.append(BackfillRow(rec, event))
+                continue
             rows.append(BackfillRow(rec, {**event, "op": "r"}))
         return BackfillChunk(task, rows, nxt, None, snapshot=True, examined=len(records))
 
     def _catch_up_chunk(self, task: BackfillTask, loop_position: int) -> BackfillChunk | None:
         if task.position >= loop_position:
             return BackfillChunk(task, [], task.position, loop_position, snapshot=False, examined=0)
-        records, nxt = self._read(task.tp, task.position, loop_position, self.chunk_records)
+        records, nxt = self._read(task.tp, task.position, loop_position, self._chunk(task))
         if nxt == task.position:
             return None
         rows: list[BackfillRow] = []
@@ -219,6 +227,10 @@ class Backfiller:
             rows.append(BackfillRow(rec, event))
         live_at = loop_position if nxt >= loop_position else None
         return BackfillChunk(task, rows, nxt, live_at, snapshot=False, examined=len(records))
+
+    def _chunk(self, task: BackfillTask) -> int:
+        """Records for one delivering step of ``task``: the chunk, fewer when it fans out wide."""
+        return max(1, min(self.chunk_records, self.chunk_deliveries // max(1, len(task.plans))))
 
     # -- reading -----------------------------------------------------------------------------------
     def _reader(self) -> KafkaConsumer:

@@ -131,7 +131,7 @@ class BackfillDriver:
             batch.states[task.tp] = state
             return {task.tp: (loop_position, state)}
 
-        if not tx.run(body, rewind=self.reader.rewind):
+        if not tx.run(body, rewind=self.reader.rewind, held=batch.held):
             return True
         self.committed(batch.states)
         batch.account(self.stats, time.perf_counter() - started)

@@ -4,13 +4,15 @@ The one place where a record becomes deliveries, audit entries and dead letters,
 ("live") and for backfills ("snapshot": the state rows as op "r"; "catch_up": the records after the
 handover offset). Every record ends, per subscription, as exactly one of delivered / filtered / refused /
 dead-lettered; the counts go into the :class:`Batch` and reach the worker's counters only after commit.
+For filtered subscriptions the state store says which keys each subscriber holds (router.py keeps the
+views true with it); the keys taken or released go into the batch and reach the store with the commit.
 """
 
 from __future__ import annotations
 
 import traceback
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,7 +28,9 @@ from hub.engine.delivery_failures import DeliveryFailures
 from hub.engine.handover import Backfilling, PartitionState
 from hub.engine.readers import SourceReaders
 from hub.engine.records import Serde, SourceEvent, SourceRecord
-from hub.engine.router import DeadLettered, Deliver, Filtered, Outcome, Refused, route
+from hub.engine.router import DeadLettered, Deliver, Filtered, Holds, Outcome, Refused, route
+from hub.engine.state.keys import held_key
+from hub.engine.state.store import HeldChanges, StateStore
 from hub.engine.stats import WorkerStats
 from hub.policy.plan import DeliveryPlan
 
@@ -59,6 +63,7 @@ class Batch:
     undecodable: int = 0
     states: dict[TopicPartition, PartitionState] = field(default_factory=dict)  # partitions whose state moves
     started: list[tuple[str, TopicPartition, Backfilling]] = field(default_factory=list)
+    held: HeldChanges = field(default_factory=dict)  # keys filtered subscriptions take or release
 
     def count(self, plans: Sequence[DeliveryPlan], outcome: str) -> None:
         for plan in plans:
@@ -90,14 +95,44 @@ class Emitter:
     and ``KafkaError`` (the transaction aborts and the batch is read again; see transaction.py).
     """
 
-    def __init__(self, hub: str, serde: Serde, audit: AuditLog, readers: SourceReaders) -> None:
+    def __init__(
+        self,
+        hub: str,
+        serde: Serde,
+        audit: AuditLog,
+        readers: SourceReaders,
+        *,
+        state: StateStore | None = None,
+        secret: bytes = b"",
+    ) -> None:
         self.hub = hub
         self.serde = serde
         self.audit = audit
         self.readers = readers
+        self.state = state
+        self._secret = secret
+        self._prepared: set[tuple[str, str]] = set()  # (subscription, policy version)
         self.failures = DeliveryFailures()
         self._letters = DeadLetterEncoder(hub, serde)
         self._log = log.bind(hub=hub)
+
+    def prepare(self, producer: KafkaProducer, plans: Iterable[DeliveryPlan]) -> None:
+        """Look up, outside any transaction, what a plan's first delivery would otherwise wait for inside
+        one: its delivery schema's id in the registry and its topic's metadata. A hub that starts serving
+        hundreds of new subscriptions at once would spend its transaction timeout on those round trips.
+
+        Raises:
+            RetriableError, KafkaError: the registry or the broker did not answer (try again later).
+        """
+        schema_id = getattr(self.serde, "schema_id", None)
+        for plan in plans:
+            key = (plan.subscription, plan.version)
+            if key in self._prepared or plan.refusal is not None:
+                continue
+            if schema_id is not None:
+                schema_id(f"{plan.delivery_topic}-value", plan.delivery_schema)
+            producer.partitions_for(plan.delivery_topic)
+            self._prepared.add(key)
 
     def decode(self, record: SourceRecord) -> Decoded:
         """The change event of a record read by the main loop, resolved to the catalog's schema.
@@ -135,9 +170,13 @@ class Emitter:
                 )
                 self._dead_letter(producer, letter)
             batch.count([p for p in plans if p.resource != resource], "dead_lettered")
+        if batch.kind == "snapshot" and decoded.get("op") == "d":
+            # A key deleted before the handover: only a filtered subscription that holds it hears of it.
+            plans_for = [p for p in plans_for if p.row_filter is not None]
         try:
             source = SourceEvent.of(record, decoded, now)
-            outcomes = route(decoded, plans_for, now)
+            held = self._held(record, decoded, plans_for, batch)
+            outcomes = route(decoded, plans_for, now, held[0] if held else None)
         except Exception as exc:  # noqa: BLE001 - a failure one record triggers must not stop the hub
             detail = f"routing failed ({type(exc).__name__}); the hub's log has the place"
             self._log.error(
@@ -146,7 +185,28 @@ class Emitter:
             self._undecodable(producer, record, InvalidRecord(UNPROCESSABLE, detail), plans_for, batch)
             return
         for outcome in outcomes:
-            self._handle(producer, outcome, source, batch)
+            sent = self._handle(producer, outcome, source, batch)
+            if sent and held is not None and isinstance(outcome, Deliver):
+                held[1](outcome.plan, outcome.value["data"] is not None)
+
+    def _held(
+        self, record: SourceRecord, event: dict[str, Any], plans: Sequence[DeliveryPlan], batch: Batch
+    ) -> tuple[Holds, Any] | None:
+        """(whether a plan's subscriber holds the record's key, what notes a delivery of it) or None."""
+        state = self.state
+        if state is None or not any(p.row_filter is not None for p in plans):
+            return None
+        tp = TopicPartition(record.topic, record.partition)
+        key = held_key(self._secret, str(event["resource"]), str(event["key"]))
+
+        def holds(plan: DeliveryPlan) -> bool:
+            return state.holds(tp, plan.subscription, key, batch.held)
+
+        def delivered(plan: DeliveryPlan, row: bool) -> None:
+            if plan.row_filter is not None and holds(plan) != row:
+                batch.held[(tp, plan.subscription, key)] = row
+
+        return holds, delivered
 
     def finish(self, producer: KafkaProducer, batch: Batch) -> None:
         """Audit the batch: its deliveries (their offsets are known after the flush), then the rest.
@@ -167,7 +227,11 @@ class Emitter:
                 continue
             self.failures.delivered(p.source.record.origin, p.outcome.plan.subscription)
             at = (meta.topic, meta.partition, meta.offset)
-            entries.append(self.audit.delivered(p.outcome.plan, p.source, p.outcome.fields, at))
+            entry = self.audit.delivered(p.outcome.plan, p.source, p.outcome.fields, at)
+            if p.outcome.reason is not None:  # a delete of a row the source did not delete
+                entry["op"] = p.outcome.value["op"]
+                entry["reason"] = p.outcome.reason
+            entries.append(entry)
         if failed is not None:
             raise failed
         entries.extend(batch.audit)
@@ -194,7 +258,8 @@ class Emitter:
                 )
                 self._dead_letter(producer, letter)
 
-    def _handle(self, producer: KafkaProducer, outcome: Outcome, source: SourceEvent, batch: Batch) -> None:
+    def _handle(self, producer: KafkaProducer, outcome: Outcome, source: SourceEvent, batch: Batch) -> bool:
+        """Send or account one outcome; True when it is a delivery, sent."""
         if isinstance(outcome, Deliver):
             try:
                 self._deliver(producer, outcome, source, batch)
@@ -213,7 +278,7 @@ class Emitter:
                 )
                 outcome = DeadLettered(outcome.plan, UNENCODABLE, detail, None)
             else:
-                return
+                return True
         if isinstance(outcome, Filtered):
             batch.counts[(outcome.plan.subscription, "filtered")] += 1
         elif isinstance(outcome, Refused):
@@ -232,6 +297,7 @@ class Emitter:
             self._dead_letter(producer, letter)
             if plan is not None:
                 batch.counts[(plan.subscription, "dead_lettered")] += 1
+        return False
 
     def _deliver(self, producer: KafkaProducer, outcome: Deliver, source: SourceEvent, batch: Batch) -> None:
         plan = outcome.plan
@@ -248,6 +314,8 @@ class Emitter:
             ("xhub.subscription", sid.encode()),
             ("xhub.source", source.record.origin.encode()),
         ]
+        if outcome.reason is not None:
+            headers.append(("xhub.reason", outcome.reason.encode()))
         try:
             future = producer.send(
                 plan.delivery_topic, key=outcome.key.encode("utf-8"), value=value, headers=headers

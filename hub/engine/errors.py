@@ -5,9 +5,5 @@ from __future__ import annotations
 from hub.core.errors import FatalError
 
 
-class HandoverStateError(FatalError):
-    """The per-partition subscription state cannot be stored with the committed offsets."""
-
-
 class WorkerFencedError(FatalError):
     """Another worker took over this worker's transactional id."""

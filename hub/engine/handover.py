@@ -7,26 +7,24 @@ the records from M up to the loop's position as they are (the catch-up), and whe
 position the subscription becomes live there. Per key, the subscriber sees its state, then every later
 change in order, each once.
 
-The state of every subscription on a partition travels in the metadata of the hub group's committed
-offset of that partition, so it is written in the same transaction as the deliveries it accounts for,
-read back with the offsets (stable reads under read_committed), and fenced like them. Pure: no I/O.
+The state of every subscription on a partition lives in the hub's state store (hub/engine/state/), whose
+changelog records go out in the same transaction as the deliveries they account for. The committed
+offsets' metadata carries only the audit chain's head (a few dozen bytes, whatever the number of
+subscriptions); offsets committed by an older hub, which kept the state there, are still read once, to
+take it over. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from hub.audit.anchor import METADATA_KEY as AUDIT_KEY
-from hub.engine.errors import HandoverStateError
 
-FORMAT_VERSION = 1
-# Kafka's default offset.metadata.max.bytes; a commit over it fails the transaction.
-METADATA_MAX_BYTES = 4096
-# Room kept for the audit anchor (chain id, seq, hash) and for offsets that grow a digit or two.
-ANCHOR_RESERVE = 320
+# Version 1 carried the subscriptions' state too ("subs"); version 2 only the audit anchor.
+FORMAT_VERSION = 2
+FORMATS = (1, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,53 +75,21 @@ def establish(offset: int, log_start: int, *, backfill: bool) -> Handover:
     return Backfilling(snapshot_end=offset, position=log_start)
 
 
-def encode_metadata(state: Mapping[str, Handover], audit_anchor: list[Any] | None, *, where: str) -> str:
-    """The committed-offset metadata of one partition: the subscriptions' state and the audit anchor.
-
-    Raises:
-        HandoverStateError: the metadata would exceed Kafka's ``offset.metadata.max.bytes``.
-    """
-    body = _body(state)
-    subs = body["subs"]
+def encode_metadata(audit_anchor: list[Any] | None) -> str:
+    """The committed-offset metadata of one partition: the audit anchor (fixed size)."""
+    body: dict[str, Any] = {"v": FORMAT_VERSION}
     if audit_anchor is not None:
         body[AUDIT_KEY] = audit_anchor
-    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    if len(text.encode("utf-8")) > METADATA_MAX_BYTES:
-        raise HandoverStateError(
-            f"{where}: the state of {len(subs)} subscriptions needs {len(text.encode('utf-8'))} bytes of "
-            f"committed-offset metadata, over Kafka's offset.metadata.max.bytes ({METADATA_MAX_BYTES}); "
-            "raise that broker setting or split the subscriptions of this resource across hubs"
-        )
-    return text
-
-
-def fits(state: Mapping[str, Handover]) -> bool:
-    """Whether ``state`` fits in the committed-offset metadata with room for the audit anchor.
-
-    A subscription whose state would not fit is held back on that partition (the worker refuses it the
-    records there as ``handover_state_full`` and alerts) instead of failing every commit of the worker.
-    """
-    text = json.dumps(_body(state), separators=(",", ":"), ensure_ascii=False)
-    return len(text.encode("utf-8")) + ANCHOR_RESERVE <= METADATA_MAX_BYTES
-
-
-def _body(state: Mapping[str, Handover]) -> dict[str, Any]:
-    subs: dict[str, Any] = {}
-    for sid in sorted(state):
-        h = state[sid]
-        subs[sid] = h.offset if isinstance(h, Live) else [h.snapshot_end, h.position]
-    return {"v": FORMAT_VERSION, "subs": subs}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
 def decode_metadata(text: str | None) -> tuple[PartitionState, list[Any] | None]:
-    """(state, audit anchor) from committed-offset metadata; empty for none or a foreign format."""
-    if not text:
-        return {}, None
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return {}, None
-    if not isinstance(body, dict) or body.get("v") != FORMAT_VERSION:
+    """(state, audit anchor) from committed-offset metadata; empty for none or a foreign format.
+
+    The state is only found in metadata written by a hub before the state store (version 1).
+    """
+    body = _body(text)
+    if body is None:
         return {}, None
     state: PartitionState = {}
     for sid, value in (body.get("subs") or {}).items():
@@ -137,13 +103,17 @@ def decode_metadata(text: str | None) -> tuple[PartitionState, list[Any] | None]
 
 def written_by_hub(text: str | None) -> bool:
     """Whether committed-offset metadata is in this module's format (not from a hub before backfill)."""
+    return _body(text) is not None
+
+
+def _body(text: str | None) -> dict[str, Any] | None:
     if not text:
-        return False
+        return None
     try:
         body = json.loads(text)
     except ValueError:
-        return False
-    return isinstance(body, dict) and body.get("v") == FORMAT_VERSION
+        return None
+    return body if isinstance(body, dict) and body.get("v") in FORMATS else None
 
 
 def partition_progress(h: Backfilling, log_start: int) -> tuple[int, int]:
@@ -151,34 +121,3 @@ def partition_progress(h: Backfilling, log_start: int) -> tuple[int, int]:
     total = max(0, h.snapshot_end - log_start)
     done = max(0, min(h.position, h.snapshot_end) - log_start)
     return done, total
-
-
-def progress_from_offsets(
-    committed: Mapping[Any, Any], log_starts: Mapping[Any, int] | None = None
-) -> dict[str, BackfillProgress]:
-    """Backfill progress per subscription from a hub group's committed offsets (for ``xhub lag``).
-
-    Args:
-        committed: {TopicPartition: OffsetAndMetadata} of the group ``xhub-hub-<hub>``.
-        log_starts: {TopicPartition: log start offset}; 0 where missing (compacted topics keep 0).
-
-    Returns:
-        Only subscriptions with a backfill under way ("delivering" or "catching_up"; a backfill that
-        crashed mid-scan shows "delivering" at its committed position).
-    """
-    sums: dict[str, list[int]] = {}
-    catching: dict[str, bool] = {}
-    for tp, om in committed.items():
-        state, _ = decode_metadata(getattr(om, "metadata", None))
-        start = (log_starts or {}).get(tp, 0)
-        for sid, h in state.items():
-            if isinstance(h, Backfilling):
-                done, total = partition_progress(h, start)
-                acc = sums.setdefault(sid, [0, 0])
-                acc[0] += done
-                acc[1] += total
-                catching[sid] = catching.get(sid, True) and h.catching_up
-    return {
-        sid: BackfillProgress(done, total, "catching_up" if catching[sid] else "delivering")
-        for sid, (done, total) in sums.items()
-    }

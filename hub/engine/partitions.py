@@ -2,8 +2,9 @@
 
 The consumer group hands partitions out; the rebalance callbacks only note what was gained or lost (they
 run inside ``poll``: no I/O there). Before the records of a newly owned partition can be routed, its
-state is read back from the group's committed offset (see handover.py). A partition the group never
-committed is "unpinned": the worker commits a position for it soon, so the next owner starts there.
+state store is restored from the changelog (hub/engine/state/) and its state read from there. A
+partition the group never committed is "unpinned": the worker commits a position for it soon, so the
+next owner starts there.
 """
 
 from __future__ import annotations
@@ -18,16 +19,10 @@ from kafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRange
 from hub.core.envelope import now_ms
 from hub.core.errors import FatalError
 from hub.core.log import get_logger
-from hub.engine.handover import (
-    Backfilling,
-    Live,
-    PartitionState,
-    decode_metadata,
-    establish,
-    fits,
-    written_by_hub,
-)
+from hub.engine.handover import Backfilling, Live, PartitionState, decode_metadata, establish, written_by_hub
 from hub.engine.live_policy import LivePolicy
+from hub.engine.state.restore import Restorer
+from hub.engine.state.store import StateStore
 
 log = get_logger("engine")
 
@@ -58,25 +53,29 @@ class Partitions:
         first_start: where a partition the group never committed is first read ("state": at its end;
             "replay": at its beginning, see ``WorkerOptions.first_start``).
         on_revoked: called with the partitions lost, from inside ``poll``.
+        store: the worker's state store (one store per owned partition).
+        restorer: restores the store of a newly owned partition from the changelog.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - the parts of ownership, each needed here
         self,
         hub: str,
         policy: LivePolicy,
         first_start: Literal["state", "replay"],
         on_revoked: Callable[[set[TopicPartition]], None],
+        store: StateStore,
+        restorer: Restorer,
     ) -> None:
         self.hub = hub
         self.policy = policy
+        self.store = store
+        self.restorer = restorer
         self.first_start = first_start
         self.on_revoked = on_revoked
         self.states: dict[TopicPartition, PartitionState] = {}
         self.log_start: dict[TopicPartition, int] = {}
         self.unpinned: set[TopicPartition] = set()  # owned, never committed by the group: commit soon
         self.to_load: set[TopicPartition] = set()
-        # Subscriptions held back on a partition: their state would not fit in its committed offset.
-        self.held: set[tuple[str, TopicPartition]] = set()
         self._joined_empty_since: float | None = None
         self._log = log.bind(hub=hub)
 
@@ -102,7 +101,7 @@ class Partitions:
     def revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             self.states.pop(tp, None)
-        self.held = {(sid, tp) for sid, tp in self.held if tp not in revoked}
+        self.store.close(revoked)
         self.to_load -= revoked
         self.unpinned -= revoked
         self.on_revoked(revoked)
@@ -143,7 +142,7 @@ class Partitions:
 
     # -- state -----------------------------------------------------------------------------------
     def load(self, consumer: KafkaConsumer) -> bool:
-        """Read the committed state of newly owned partitions (stable reads: read_committed consumer).
+        """Restore the state of newly owned partitions (stable reads: read_committed consumers).
 
         Returns:
             False when the broker could not answer (the caller waits and tries again).
@@ -152,12 +151,17 @@ class Partitions:
         loaded: dict[TopicPartition, PartitionState] = {}
         unpinned: set[TopicPartition] = set()
         try:
+            self.restorer.restore(self.store, tps)
             for tp in tps:
                 committed = consumer.committed(tp, metadata=True)
+                stored = self.store.handover(tp)
                 if committed is None:
-                    loaded[tp] = {}
+                    loaded[tp] = stored
                     unpinned.add(tp)
+                elif stored:
+                    loaded[tp] = stored
                 elif written_by_hub(committed.metadata):
+                    # Empty, or committed by a hub that kept the state in the metadata: take it over.
                     loaded[tp], _ = decode_metadata(committed.metadata)
                 else:
                     # Committed by a hub from before backfills: its subscriptions were live there.
@@ -204,9 +208,7 @@ class Partitions:
             refusal = plan.refusal_at(now)
             if h is None and refusal is None:
                 start = self.log_start.get(tp, 0)
-                candidate = establish(offset(), start, backfill=policies.backfill_wanted(sid))
-                if self.admit(sid, tp, {**new, sid: candidate}):
-                    new[sid] = candidate
+                new[sid] = establish(offset(), start, backfill=policies.backfill_wanted(sid))
             elif isinstance(h, Backfilling) and refusal is not None:
                 del new[sid]
                 self._log.info(
@@ -216,21 +218,4 @@ class Partitions:
                     partition=tp.partition,
                     reason=refusal,
                 )
-        self.held = {(sid, t) for sid, t in self.held if t != tp or sid in ids}
         return new
-
-    def admit(self, sid: str, tp: TopicPartition, state: PartitionState) -> bool:
-        """Whether ``sid`` may join ``tp`` with ``state``; when it does not fit, it is held back there."""
-        if fits(state):
-            self.held.discard((sid, tp))
-            return True
-        if (sid, tp) not in self.held:
-            self.held.add((sid, tp))
-            self._log.error(
-                "handover_state_full",
-                subscription=sid,
-                topic=tp.topic,
-                partition=tp.partition,
-                subscriptions=len(state),
-            )
-        return False

@@ -1,11 +1,16 @@
 """Route one decoded source event through the plans of its topic: the per-record decision, no I/O.
 
 For each plan the event ends as exactly one outcome: delivered, filtered, refused or dead-lettered.
+
+A filtered subscription's view stays true when the caller says which keys the subscriber holds
+(``holds``, from the state store): a row that leaves the filter's scope goes out as a delete (op "d",
+reason "out of scope"), a row that enters it goes out as the row, and a delete reaches only the
+subscriptions that hold the key. Without ``holds``, a delete reaches every filtered subscription.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +25,7 @@ class Deliver:
     key: str
     value: dict[str, Any]  # envelope with projected data, ready to encode with plan.delivery_schema
     fields: tuple[str, ...]
+    reason: str | None = None  # why a row is deleted downstream although the source did not delete it
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,27 +49,37 @@ class DeadLettered:
 
 
 Outcome = Deliver | Filtered | Refused | DeadLettered
+Holds = Callable[[DeliveryPlan], bool]  # whether the plan's subscriber holds the event's key now
+
+OUT_OF_SCOPE = "out of scope"
 
 
-def route(event: Mapping[str, Any], plans: Sequence[DeliveryPlan], now_ms: int) -> list[Outcome]:
-    """Apply every plan to one decoded change event."""
+def route(
+    event: Mapping[str, Any], plans: Sequence[DeliveryPlan], now_ms: int, holds: Holds | None = None
+) -> list[Outcome]:
+    """Apply every plan to one decoded change event (``holds``: see the module's docstring)."""
     outcomes: list[Outcome] = []
     data = event.get("data")
-    op = event["op"]
     for plan in plans:
         refusal = plan.refusal_at(now_ms)
         if refusal is not None:
             outcomes.append(Refused(plan, refusal))
             continue
+        op, reason = event["op"], None
+        scoped = holds if plan.row_filter is not None else None
         try:
-            # A delete carries no data to filter: it goes to every subscriber that may see the resource,
-            # so a row that left the filter's scope earlier is still removed downstream.
-            if data is not None and plan.row_filter is not None:
+            if data is None:
+                if scoped is not None and not scoped(plan):
+                    outcomes.append(Filtered(plan))  # a key the subscriber never got: nothing to delete
+                    continue
+            elif plan.row_filter is not None:
                 verdict = plan.row_filter.evaluate(data)
                 if verdict is not FilterOutcome.MATCH:
-                    outcomes.append(Filtered(plan, error=verdict is FilterOutcome.ERROR))
-                    continue
-            projected = plan.project(data) if data is not None else None
+                    if scoped is None or not scoped(plan):
+                        outcomes.append(Filtered(plan, error=verdict is FilterOutcome.ERROR))
+                        continue
+                    op, reason = "d", OUT_OF_SCOPE  # it held the row: take it back
+            projected = plan.project(data) if data is not None and reason is None else None
         except InvalidRecord as exc:
             outcomes.append(DeadLettered(plan, exc.reason, exc.detail, exc.field))
             continue
@@ -78,5 +94,6 @@ def route(event: Mapping[str, Any], plans: Sequence[DeliveryPlan], now_ms: int) 
             "published_ts_ms": event["published_ts_ms"],
             "data": projected,
         }
-        outcomes.append(Deliver(plan, key, value, tuple(plan.fields) if projected is not None else ()))
+        fields = tuple(plan.fields) if projected is not None else ()
+        outcomes.append(Deliver(plan, key, value, fields, reason))
     return outcomes

@@ -13,8 +13,8 @@ OUTCOMES = ("delivered", "filtered", "refused", "dead_lettered")
 class Alert:
     """Something an operator must act on while the hub keeps serving (shown on the status page).
 
-    ``kind``: ``config_refused`` (an applied config the hub cannot install; it keeps the policy it has)
-    or ``handover_state_full`` (a subscription held back on a partition). ``subject`` says which one.
+    ``kind``: ``config_refused`` (an applied config the hub cannot install; it keeps the policy it has).
+    ``subject`` says which one.
     """
 
     kind: str
@@ -45,7 +45,15 @@ class WorkerStats:
     transactions: int = 0
     aborted_transactions: int = 0
     config_refused: int = 0  # applied configs refused since start
-    handover_held: int = 0  # (subscription, partition) pairs held back now: their state would not fit
+    # Always 0 since the state store has no cap (kept until the monitor stops reading it).
+    handover_held: int = 0
+    # Restore of the state store for the partitions last assigned (read by the monitor; see
+    # hub/engine/state/restore.py): partitions and changelog records, done out of total.
+    restore_partitions_total: int = 0
+    restore_partitions_done: int = 0
+    restore_records_done: int = 0
+    restore_records_total: int = 0
+    restore_seconds: float = 0.0  # duration of the last restore
     alerts: dict[tuple[str, str], Alert] = field(default_factory=dict)  # (kind, subject) -> alert
     tx_seconds: list[float] = field(default_factory=list)  # recent transaction durations
     latency_ms: list[int] = field(default_factory=list)  # recent source-commit -> delivery latencies

@@ -2,9 +2,11 @@
 
 Every write of a worker goes through :meth:`TransactionStep.run`: the main loop's batches, the backfill
 chunks and the housekeeping commits (policy audit, new subscriptions, first pins). The step begins the
-transaction, lets the caller produce (deliveries, dead letters, audit entries), then sends the consumed
-offsets with the group metadata (each offset carrying the partition's subscription state and the audit
-chain's head, see handover.py) and commits. On a failure it aborts, restores the audit chain to where
+transaction, lets the caller produce (deliveries, dead letters, audit entries), then sends the state
+changes to the changelog (where each subscription stands on each partition, the keys filtered
+subscriptions hold: hub/engine/state/) and the consumed offsets with the group metadata (each offset
+carrying the audit chain's head, see hub/audit/anchor.py), and commits; then the local state store
+takes the changes. On a failure it aborts, restores the audit chain to where
 it stood (the aborted entries never became visible) and lets the caller rewind its reading positions,
 so the same input is read again, after a pause that grows from 1 s to 15 s while the failures go on
 (the broker or the registry is down: wait for it without losing the place). Fencing (another worker
@@ -26,8 +28,10 @@ from hub.audit.chain import AuditChain
 from hub.core import names
 from hub.core.errors import FatalError, RetriableError
 from hub.core.log import get_logger
-from hub.engine.errors import HandoverStateError, WorkerFencedError
+from hub.engine.errors import WorkerFencedError
 from hub.engine.handover import PartitionState, encode_metadata
+from hub.engine.state.changelog import Changelog
+from hub.engine.state.store import HeldChanges, StateStore
 from hub.engine.stats import WorkerStats
 
 log = get_logger("engine")
@@ -65,16 +69,20 @@ class TransactionStep:
         producer: the worker's transactional producer (``init_transactions`` already called).
         consumer: the worker's group consumer (its group metadata goes with the offsets).
         chain: the worker's audit chain, restored when a transaction aborts.
+        state: the worker's state store (takes each committed step's changes).
+        changelog: the state store's changelog topic.
         stats: counts the aborted transactions.
         hub: the hub's name.
         worker_id: the worker's id within the hub (its transactional id is built from both).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - the clients, the chain and the store one commit spans
         self,
         producer: KafkaProducer,
         consumer: KafkaConsumer,
         chain: AuditChain,
+        state: StateStore,
+        changelog: Changelog,
         stats: WorkerStats,
         *,
         hub: str,
@@ -83,6 +91,8 @@ class TransactionStep:
         self.producer = producer
         self.consumer = consumer
         self.chain = chain
+        self.state = state
+        self.changelog = changelog
         self.stats = stats
         self.hub = hub
         self.worker_id = worker_id
@@ -92,13 +102,18 @@ class TransactionStep:
         self.wait: Callable[[float], object] = time.sleep
         self._log = log.bind(hub=hub)
 
-    def run(self, body: Body, *, rewind: Callable[[], None] | None = None) -> bool:
-        """Begin; ``body`` produces and returns the positions consumed; send them with the offsets; commit.
+    def run(
+        self, body: Body, *, rewind: Callable[[], None] | None = None, held: HeldChanges | None = None
+    ) -> bool:
+        """Begin; ``body`` produces and returns the positions consumed; send the state changes and the
+        offsets; commit; then write the state changes to the local store.
+
+        ``held``: the keys filtered subscriptions take or release in this step (``body`` fills it).
 
         Returns:
             True when committed. False when the transaction was aborted (Kafka failed, the registry did
-            not answer, the offsets' metadata did not fit): the chain is restored, ``rewind`` has been
-            called and the backoff pause waited, so the caller reads the same input again.
+            not answer): the chain is restored, ``rewind`` has been called and the backoff pause waited,
+            so the caller reads the same input again.
 
         Raises:
             WorkerFencedError: another worker holds this transactional id now.
@@ -108,11 +123,13 @@ class TransactionStep:
         try:
             self.producer.begin_transaction()
             positions = body(self.producer)
+            entries = self.state.changes({tp: state for tp, (_, state) in positions.items()}, held)
+            sent = self.changelog.send(self.producer, entries)
             if positions:
                 # After the body: the metadata anchors the audit chain's head including this step's entries.
+                metadata = encode_metadata(anchor_value(self.chain))
                 offsets = {
-                    tp: OffsetAndMetadata(offset, self._metadata(tp, state), -1)
-                    for tp, (offset, state) in positions.items()
+                    tp: OffsetAndMetadata(offset, metadata, -1) for tp, (offset, _) in positions.items()
                 }
                 self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
             self.producer.commit_transaction()
@@ -121,18 +138,15 @@ class TransactionStep:
                 f"hub {self.hub} worker {self.worker_id}: transactional id {self.transactional_id} "
                 "was taken over by another worker (two workers with the same --worker-id?)"
             ) from exc
-        except (KafkaError, RetriableError, HandoverStateError) as exc:
+        except (KafkaError, RetriableError) as exc:
             self._abort(chain_state, exc)
             if rewind is not None:
                 rewind()
             self.wait(self.backoff.next())
             return False
         self.backoff.reset()
+        self.state.apply(sent)
         return True
-
-    def _metadata(self, tp: TopicPartition, state: PartitionState) -> str:
-        where = f"hub {self.hub} partition {tp.topic}-{tp.partition}"
-        return encode_metadata(state, anchor_value(self.chain), where=where)
 
     def _abort(self, chain_state: tuple[int, str], exc: Exception) -> None:
         # Kafka and registry errors name topics, codes and URLs, never record values.

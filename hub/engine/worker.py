@@ -6,8 +6,11 @@ way in. Several workers of a hub share the partitions through the consumer group
 transactional id (hub + worker id) so a restarted worker fences its predecessor and aborts its open
 transaction at once.
 
-Each committed offset also carries, in its metadata, where every subscription stands on that partition
-(live from an offset, or being backfilled: see handover.py) and the head of the worker's audit chain.
+The worker's state (where every subscription stands on each partition: live from an offset, or being
+backfilled, see handover.py; the keys each filtered subscription holds) lives in its state store
+(hub/engine/state/): a local SQLite file per owned partition, backed by the compacted changelog
+``xhub.state.<hub>`` written in the same transaction, restored when the worker gains the partition. Each
+committed offset carries the head of the worker's audit chain in its metadata.
 A partition the group has never committed starts at its end; whatever was there before reaches each
 subscription through its backfill, as the current state. Between batches the worker follows the applied
 config (live_policy.py), notices validity windows opening and closing, and advances one backfill chunk
@@ -17,11 +20,14 @@ config (live_policy.py), notices validity windows opening and closing, and advan
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -30,7 +36,8 @@ from kafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRange
 from hub.audit.chain import AuditChain
 from hub.core import names
 from hub.core.envelope import now_ms
-from hub.core.kafka import STATIC_MEMBER_SESSION_TIMEOUT_MS, make_consumer, make_producer
+from hub.core.errors import RetriableError
+from hub.core.kafka import STATIC_MEMBER_SESSION_TIMEOUT_MS, make_admin, make_consumer, make_producer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
 from hub.engine.audit_log import AuditLog
@@ -43,7 +50,10 @@ from hub.engine.partitions import Partitions
 from hub.engine.policy_set import PolicySet
 from hub.engine.readers import SourceReaders
 from hub.engine.records import Serde, SourceRecord
-from hub.engine.stats import Alert, WorkerStats
+from hub.engine.state.changelog import Changelog
+from hub.engine.state.restore import Restorer
+from hub.engine.state.store import StateStore
+from hub.engine.stats import WorkerStats
 from hub.engine.transaction import Positions, TransactionStep
 from hub.policy.plan import DeliveryPlan
 
@@ -63,10 +73,27 @@ class WorkerOptions:
     transaction_timeout_ms: int = 30000
     follow_config: bool = True  # follow xhub.cfg.<hub> for live policy changes
     backfill_chunk_records: int | None = None  # records per backfill transaction (default 4 batches)
+    # Most deliveries per transaction: a source topic read by thousands of subscriptions is read a few
+    # records at a time, so a transaction stays far inside transaction_timeout_ms.
+    batch_max_deliveries: int = 2000
     # Where a partition the hub group never committed starts: "state" = at its end, each subscription
     # getting what is there through its backfill (op "r"); "replay" = at its beginning, every retained
     # event going through the main loop as it is (benchmarks of the main loop, or a full history).
     first_start: Literal["state", "replay"] = "state"
+    # Where the local state stores live (one SQLite file per owned source partition); default
+    # $XHUB_STATE_DIR, else <temp>/xhub-state. Losing it costs a restore from the changelog, nothing else.
+    state_dir: str | None = None
+    state_partitions: int = 3  # partitions of xhub.state.<hub> when the worker has to create it
+
+
+def state_directory(options: WorkerOptions) -> Path:
+    """The directory of one worker's state stores."""
+    base = (
+        options.state_dir
+        or os.environ.get("XHUB_STATE_DIR")
+        or str(Path(tempfile.gettempdir()) / "xhub-state")
+    )
+    return Path(base) / options.hub / str(options.worker_id)
 
 
 class HubWorker:
@@ -100,17 +127,25 @@ class HubWorker:
         self.audit = AuditLog(self.hub, self.transactional_id, serde, secret)
         self.live = LivePolicy(kafka, policies, self.audit, secret, self.stats)
         self.readers = SourceReaders(serde, policies)  # source records are read as the catalog has them
-        self.emitter = Emitter(self.hub, serde, self.audit, self.readers)
-        self.partitions = Partitions(self.hub, self.live, options.first_start, self._revoked)
+        self.state = StateStore(state_directory(options))
+        self.emitter = Emitter(self.hub, serde, self.audit, self.readers, state=self.state, secret=secret)
+        self.changelog = Changelog(self.hub)
+        self.restorer = Restorer(
+            kafka, f"hub-{self.hub}-{options.worker_id}-restore", self.changelog, self.stats
+        )
+        self.partitions = Partitions(
+            self.hub, self.live, options.first_start, self._revoked, self.state, self.restorer
+        )
         chunk = options.backfill_chunk_records or max(50, 4 * options.batch_max_records)
         name = f"hub-{self.hub}-{options.worker_id}-backfill"
-        reader = Backfiller(kafka, name, self.readers, chunk_records=chunk)
+        reader = Backfiller(
+            kafka, name, self.readers, chunk_records=chunk, chunk_deliveries=options.batch_max_deliveries
+        )
         self.backfill = BackfillDriver(reader, self.partitions, self.live, self.emitter, self.stats)
         self.ready = threading.Event()
         self.assignment: frozenset[TopicPartition] = frozenset()  # partitions this worker owns now
         self._stop = threading.Event()
         self._dirty = True  # policies, windows or ownership changed: reconcile before the next poll
-        self._held: frozenset[tuple[str, TopicPartition]] = frozenset()  # as last reported
         self._log = log.bind(hub=self.hub)
 
     @property
@@ -153,6 +188,7 @@ class HubWorker:
         )
         try:
             producer.init_transactions()
+            self._open_changelog(consumer)
             self.audit.resume(self.kafka)
             if self.options.follow_config:
                 self.live.open()
@@ -171,6 +207,8 @@ class HubWorker:
                 producer,
                 consumer,
                 self.audit.chain,
+                self.state,
+                self.changelog,
                 self.stats,
                 hub=self.hub,
                 worker_id=self.options.worker_id,
@@ -182,7 +220,16 @@ class HubWorker:
             consumer.close()
             self.live.close()
             self.backfill.reader.close()
+            self.restorer.close()
+            self.state.close_all()
             producer.close(timeout=5)
+
+    def _open_changelog(self, consumer: KafkaConsumer) -> None:
+        admin = make_admin(self.kafka, f"hub-{self.hub}-{self.options.worker_id}-admin")
+        try:
+            self.changelog.open(consumer, admin, partitions=self.options.state_partitions)
+        finally:
+            admin.close()
 
     def _loop(self, tx: TransactionStep, consumer: KafkaConsumer) -> None:
         while not self._stop.is_set():
@@ -193,6 +240,7 @@ class HubWorker:
             if self.live.windows_moved():
                 self._dirty = True
             if self._dirty or self.live.pending or self.partitions.unpinned:
+                self._prepare(tx)
                 self._housekeep(tx, consumer)
             if not self.ready.is_set() and not self._dirty and self.partitions.settled(self.assignment):
                 self.ready.set()
@@ -203,7 +251,7 @@ class HubWorker:
                 # While a backfill is under way, do not wait for live records: the backfill has work.
                 polled = consumer.poll(
                     timeout_ms=0 if self.backfill.due else self.options.batch_max_ms,
-                    max_records=self.options.batch_max_records,
+                    max_records=self._batch_records(),
                 )
             except (NoOffsetForPartitionError, OffsetOutOfRangeError) as exc:
                 self.partitions.reposition(consumer, exc)
@@ -218,7 +266,17 @@ class HubWorker:
                 self._process_batch(tx, polled)
             if self.backfill.due and not self.backfill.step(tx, consumer):
                 self._stop.wait(RETRY_PAUSE_S)
-            self._report_held()
+
+    def _prepare(self, tx: TransactionStep) -> None:
+        try:
+            self.emitter.prepare(tx.producer, self.policies.plans.values())
+        except (KafkaError, RetriableError) as exc:  # the transaction will meet it too, and retry
+            self._log.warning("delivery_lookup_deferred", error=f"{type(exc).__name__}: {exc}")
+
+    def _batch_records(self) -> int:
+        """Records per batch: ``batch_max_records``, fewer when a source topic fans out wide."""
+        fan_out = max((len(plans) for plans in self.policies.by_topic.values()), default=1)
+        return max(1, min(self.options.batch_max_records, self.options.batch_max_deliveries // fan_out))
 
     # -- ownership and policy changes --------------------------------------------------------------
     def _load(self, consumer: KafkaConsumer) -> bool:
@@ -242,26 +300,6 @@ class HubWorker:
         self.backfill.refresh()
         if self.on_policy_change is not None:
             self.on_policy_change(new)
-
-    def _report_held(self) -> None:
-        """Count and alert the subscriptions held back because their partition's state is full."""
-        if self.partitions.held == self._held:
-            return
-        held = frozenset(self.partitions.held)
-        self._held = held
-        with self.stats.lock:
-            self.stats.handover_held = len(held)
-        by_sub: dict[str, list[str]] = {}
-        for sid, tp in sorted(held, key=lambda pair: (pair[0], pair[1].topic, pair[1].partition)):
-            by_sub.setdefault(sid, []).append(f"{tp.topic}-{tp.partition}")
-        self.stats.clear_alerts("handover_state_full", keep=frozenset(by_sub))
-        for sid, where in by_sub.items():
-            message = (
-                f"subscription {sid} is held back on {', '.join(where)}: the state of every subscription "
-                "of the partition does not fit in its committed offset (raise offset.metadata.max.bytes "
-                "or serve some of them from another hub)"
-            )
-            self.stats.alert(Alert("handover_state_full", sid, message, now_ms()))
 
     # -- housekeeping: policy audit, new subscriptions on idle partitions, pins ---------------------
     def _housekeep(self, tx: TransactionStep, consumer: KafkaConsumer) -> None:
@@ -322,7 +360,7 @@ class HubWorker:
             for tp, records in polled.items():
                 tx.consumer.seek(tp, records[0].offset)
 
-        if not tx.run(body, rewind=rewind):
+        if not tx.run(body, rewind=rewind, held=batch.held):
             return
         self.backfill.committed(batch.states)
         self.backfill.started(batch.started)
@@ -371,9 +409,6 @@ class HubWorker:
             if h is None and deliverable:
                 start = self.partitions.log_start.get(tp, 0)
                 h = establish(first, start, backfill=policies.backfill_wanted(sid))
-                if not self.partitions.admit(sid, tp, {**state, sid: h}):
-                    serve.append(replace(plan, refusal="handover_state_full"))  # refused, audited
-                    continue
                 state[sid] = h
                 if isinstance(h, Backfilling):
                     batch.started.append((sid, tp, h))

@@ -95,6 +95,12 @@ def desired_state(cfg: ConfigDir) -> Desired:
         out.add_topic(
             TopicSpec(names.config_topic(hub.name), 1, dict(COMPACTED), f"applied config of {hub.name}")
         )
+        # The hub's state store changelog: one partition per source partition number (state.changelog).
+        out.add_topic(
+            TopicSpec(
+                names.state_topic(hub.name), hub.partitions, dict(COMPACTED), f"state store of {hub.name}"
+            )
+        )
         out.snapshots[hub.name] = config_snapshot(cfg, hub.name)
     for sid, sub in cfg.subscriptions.items():
         dlv = names.delivery_topic(sub.hub, sid)

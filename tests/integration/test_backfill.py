@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+from kafka import TopicPartition
 
 from connectors.validation import RecordValidator
 from hub.app import start_hub
@@ -26,20 +26,12 @@ from hub.audit.cli import verify_command
 from hub.config import load_config
 from hub.config.loader import ConfigDir
 from hub.core import names
-from hub.core.kafka import make_admin
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import dishonest_debtor, make_faker, person
-from hub.engine.errors import HandoverStateError
-from hub.engine.handover import (
-    Backfilling,
-    Live,
-    decode_metadata,
-    encode_metadata,
-    establish,
-    progress_from_offsets,
-)
+from hub.engine.handover import Backfilling, Live, decode_metadata, encode_metadata, establish
+from hub.engine.state.changelog import HandoverEntry, HeldEntry, decode, encode
 from hub.provision.session import provision_session
 from tests.fixtures.hubkit import Publisher, read_all
 
@@ -281,17 +273,15 @@ def test_a_subscription_added_mid_stream_gets_the_state_then_every_change_once(
     assert verify_command(str(root), hub_name) == 0
 
 
-def _committed_backfills(kafka: KafkaSettings, group: str) -> list[Backfilling]:
-    admin = make_admin(kafka, "test-backfill-state")
-    try:
-        offsets = admin.list_group_offsets([group]).get(group, {})
-    finally:
-        admin.close()
-    found = []
-    for committed in offsets.values():
-        state, _ = decode_metadata(committed.metadata)
-        found += [h for h in state.values() if isinstance(h, Backfilling)]
-    return found
+def _committed_backfills(kafka: KafkaSettings, hub: str) -> list[Backfilling]:
+    """The backfills under way, as the hub's state store changelog has them (committed entries only)."""
+    latest: dict[bytes, Backfilling | None] = {}
+    for rec in read_all(kafka, names.state_topic(hub), idle=0.5):
+        entry = decode(rec.key, rec.value)
+        if isinstance(entry, HandoverEntry):
+            h = entry.handover
+            latest[rec.key] = h if isinstance(h, Backfilling) else None
+    return [h for h in latest.values() if h is not None]
 
 
 def test_sigkill_during_backfill_neither_duplicates_nor_skips(
@@ -304,7 +294,6 @@ def test_sigkill_during_backfill_neither_duplicates_nor_skips(
     (root / "hubs.yaml").write_text(yaml.safe_dump(hubs, allow_unicode=True), encoding="utf-8")
     cfg = _apply(root)
     hub_name = renames["pudong"]
-    group = f"xhub-hub-{hub_name}"
     stream = Stream(cfg, kafka_registry, seed=42, pause=0.1)
     stream.burst(3000)  # there before the hub's first start: every subscription is backfilled
     env = {**os.environ, "XHUB_LOG_LEVEL": "WARNING"}
@@ -318,10 +307,10 @@ def test_sigkill_during_backfill_neither_duplicates_nor_skips(
     mid_backfill_kills = 0
     try:
         for _ in range(2):
-            before = {h.position for h in _committed_backfills(kafka, group)}
+            before = {h.position for h in _committed_backfills(kafka, hub_name)}
 
             def moved(before: set[int] = before) -> bool:
-                now = _committed_backfills(kafka, group)
+                now = _committed_backfills(kafka, hub_name)
                 return any(h.position not in before and 0 < h.position < h.snapshot_end for h in now)
 
             try:
@@ -330,11 +319,11 @@ def test_sigkill_during_backfill_neither_duplicates_nor_skips(
                 break  # the backfill finished before this kill
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            if any(h.position < h.snapshot_end for h in _committed_backfills(kafka, group)):
+            if any(h.position < h.snapshot_end for h in _committed_backfills(kafka, hub_name)):
                 mid_backfill_kills += 1
             proc = start()
         sent = stream.finish()
-        _wait_for(lambda: not _committed_backfills(kafka, group), timeout=60, what="backfills done")
+        _wait_for(lambda: not _committed_backfills(kafka, hub_name), timeout=60, what="backfills done")
         serde = AvroSerde(RegistryClient(kafka_registry))
         source = source_events(kafka, serde, names.source_topic(renames["court"], CODE))
         assert sum(len(v) for v in source.values()) == sent
@@ -355,29 +344,25 @@ def test_sigkill_during_backfill_neither_duplicates_nor_skips(
     assert verify_command(str(root), hub_name) == 0
 
 
-def test_progress_is_readable_from_the_committed_offsets() -> None:
-    class Committed:
-        def __init__(self, metadata: str) -> None:
-            self.metadata = metadata
-
-    committed = {
-        ("t", 0): Committed('{"v":1,"subs":{"a":[100,40],"b":7}}'),
-        ("t", 1): Committed('{"v":1,"subs":{"a":[50,60]}}'),
-        ("t", 2): Committed("not ours"),
-    }
-    progress = progress_from_offsets(committed, {("t", 0): 10})
-    assert progress == {"a": type(progress["a"])(30 + 50, 90 + 50, "delivering")}
-
-
-def test_the_handover_state_round_trips_through_the_offset_metadata() -> None:
-    state = {"a": Live(120), "b": Backfilling(100, 40)}
-    text = encode_metadata(state, ["xhub-hub-pudong-0", 7, "ab" * 32], where="p0")
-    assert decode_metadata(text) == (state, ["xhub-hub-pudong-0", 7, "ab" * 32])
+def test_the_handover_state_round_trips_through_the_changelog() -> None:
+    tp = TopicPartition("xhub.src.court.pd-crd-0001", 2)
+    for entry in (
+        HandoverEntry(tp, "a", Live(120)),
+        HandoverEntry(tp, "b", Backfilling(100, 40)),
+        HandoverEntry(tp, "c", None),
+        HeldEntry(tp, "d", bytes(range(16)), held=True),
+        HeldEntry(tp, "d", bytes(range(16)), held=False),
+    ):
+        key, value = encode(entry)
+        assert decode(key, value) == entry
+    assert decode(b"written by another tool", b"1") is None
+    # The committed offsets carry only the audit anchor now; older metadata with "subs" is still read.
+    text = encode_metadata(["xhub-hub-pudong-0", 7, "ab" * 32])
+    assert decode_metadata(text) == ({}, ["xhub-hub-pudong-0", 7, "ab" * 32])
+    old = '{"v":1,"subs":{"a":120,"b":[100,40]}}'
+    assert decode_metadata(old) == ({"a": Live(120), "b": Backfilling(100, 40)}, None)
     assert decode_metadata(None) == ({}, None)
     assert decode_metadata("written by another tool") == ({}, None)
     assert establish(0, 0, backfill=True) == Live(0)  # nothing before: live at once
     assert establish(50, 10, backfill=True) == Backfilling(50, 10)
     assert establish(50, 10, backfill=False) == Live(50)
-    many = {f"subscription-{i:03d}-with-a-long-name": Live(10**9) for i in range(120)}
-    with pytest.raises(HandoverStateError, match=r"offset\.metadata\.max\.bytes"):
-        encode_metadata(many, None, where="hub x partition t-0")

@@ -1,6 +1,6 @@
 """The pure parts of "nothing a record carries can stop the hub": reading records as the catalog has
-them, giving up on deliveries Kafka refuses for good, backing off, refusing a bad applied config, holding
-back a subscription whose handover state does not fit, and the alerts an operator sees.
+them, giving up on deliveries Kafka refuses for good, backing off, refusing a bad applied config, no cap
+on the subscriptions of a resource, and the alerts an operator sees.
 
 The same behaviours on a real broker are in tests/integration/test_hub_resilience.py.
 """
@@ -27,7 +27,7 @@ from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 from hub.engine.audit_log import AuditLog
 from hub.engine.delivery_failures import PRODUCE_ATTEMPTS, DeliveryFailures
-from hub.engine.handover import METADATA_MAX_BYTES, Backfilling, Live, encode_metadata, fits
+from hub.engine.handover import Backfilling, encode_metadata
 from hub.engine.live_policy import LivePolicy
 from hub.engine.partitions import Partitions
 from hub.engine.policy_set import PolicySet, policy_set_of_config
@@ -209,47 +209,28 @@ def test_applying_the_config_in_force_again_clears_the_alert(live: LivePolicy) -
     assert not live.stats.alerts
 
 
-# -- a handover state that does not fit ----------------------------------------------------------
-def _crowded(n: int) -> dict[str, Any]:
-    return {f"subscription-with-a-long-name-{i:04d}": Live(123_456_789) for i in range(n)}
-
-
-def test_fits_keeps_room_for_the_audit_anchor() -> None:
-    small = _crowded(3)
-    assert fits(small)
-    big = _crowded(200)
-    assert not fits(big)
-    edge = _crowded(1)
-    while fits({**edge, "x": Backfilling(123_456_789, 0)}):
-        edge = _crowded(len(edge) + 1)
-    # what fits can always be committed with an anchor of a long hub name
-    anchor = ["xhub-hub-" + "h" * 60 + "-0", 10**12, "f" * 64]
-    assert len(encode_metadata(edge, anchor, where="t").encode()) <= METADATA_MAX_BYTES
-
-
-def test_a_subscription_that_does_not_fit_is_held_back_not_fatal() -> None:
+# -- no cap on subscriptions -----------------------------------------------------------------------
+def test_every_subscription_of_a_crowded_resource_gets_its_state() -> None:
     topic = "xhub.src.court.pd-crd-0001"
     plans = [
         SimpleNamespace(subscription=f"subscription-with-a-long-name-{i:04d}", refusal_at=lambda _now: None)
-        for i in range(200)
+        for i in range(2000)
     ]
     policy = SimpleNamespace(by_topic={topic: plans}, backfill_wanted=lambda _sid: True)
-    parts = Partitions("pudong", cast(Any, SimpleNamespace(policies=policy)), "state", lambda _: None)
-    tp = TopicPartition(topic, 0)
-
-    state = parts.reconciled(tp, {}, 0, lambda: 1_000)
-    assert fits(state)
-    held = {sid for sid, _ in parts.held}
-    assert held
-    assert len(state) + len(held) == 200
-    assert not held & set(state)
-
-    # once some subscriptions are gone there is room: held ones join, none is lost
-    del plans[:20]
-    state = parts.reconciled(tp, state, 0, lambda: 1_000)
-    assert fits(state)
-    assert {sid for sid, _ in parts.held} < held
-    assert len(state) + len(parts.held) == 180
+    parts = Partitions(
+        "pudong",
+        cast(Any, SimpleNamespace(policies=policy)),
+        "state",
+        lambda _: None,
+        cast(Any, None),
+        cast(Any, None),
+    )
+    state = parts.reconciled(TopicPartition(topic, 0), {}, 0, lambda: 1_000)
+    assert len(state) == 2000
+    assert set(state.values()) == {Backfilling(1_000, 0)}
+    # the committed offsets carry the audit anchor only, whatever the number of subscriptions
+    anchor = ["xhub-hub-" + "h" * 60 + "-0", 10**12, "f" * 64]
+    assert len(encode_metadata(anchor)) < 200
 
 
 # -- what the operator sees ----------------------------------------------------------------------
@@ -287,12 +268,10 @@ def test_alerts_reach_the_status_document_and_the_metrics() -> None:
     assert [k for k, _ in stats.alerts] == ["config_refused"]
 
 
-def test_the_main_loop_refuses_a_held_subscription_and_alerts(policies: PolicySet) -> None:
-    """200 subscriptions of one resource: those whose state fits start (with their backfill), the
-    others are refused the records as ``handover_state_full`` (audited, counted) and alerted."""
+def test_the_main_loop_starts_all_of_200_subscriptions(policies: PolicySet, tmp_path: Path) -> None:
+    """200 subscriptions of one resource: every one starts (with its backfill); none is refused."""
     from hub.engine.emitter import Batch
     from hub.engine.policy_set import build_policy_set
-    from hub.engine.router import Refused, route
     from hub.engine.worker import HubWorker, WorkerOptions
 
     cfg = load_config(DEMO)
@@ -304,25 +283,18 @@ def test_the_main_loop_refuses_a_held_subscription_and_alerts(policies: PolicySe
         crowded,
         cast(Any, None),
         SECRET,
-        WorkerOptions(hub="pudong", follow_config=False),
+        WorkerOptions(hub="pudong", follow_config=False, state_dir=str(tmp_path)),
     )
-    tp = TopicPartition(tax_topic := crowded.plans[subs[0].id].source_topic, 0)
+    tp = TopicPartition(crowded.plans[subs[0].id].source_topic, 0)
     worker.partitions.states[tp] = {}
+    worker.partitions.log_start[tp] = 0
     batch = Batch()
     serve, _ = worker._served(tp, 100, 1_000, batch)
-    assert fits(batch.states[tp])
-    held = {sid for sid, _ in worker.partitions.held}
-    assert held
-    assert {p.subscription for p in serve} == held  # the others are backfilled first: not served here
-    assert len(batch.states[tp]) + len(held) == 200
-    outcomes = route(_event(_debtor()), serve, 1_000)
-    assert all(isinstance(o, Refused) and o.reason == "handover_state_full" for o in outcomes)
-
-    worker._report_held()
-    assert worker.stats.handover_held == len(held)
-    kinds = {kind for kind, _ in worker.stats.alerts}
-    assert kinds == {"handover_state_full"}
-    assert tax_topic in next(iter(worker.stats.alerts.values())).message
+    assert serve == []  # each is backfilled first: not served by the main loop yet
+    assert len(batch.states[tp]) == 200
+    assert {sid for sid, _, _ in batch.started} == {s.id for s in subs}
+    assert worker._batch_records() == max(1, worker.options.batch_max_deliveries // 200)
+    assert not worker.stats.alerts
 
 
 # -- the emitter: a record's failure is that record's dead letter --------------------------------

@@ -1,0 +1,74 @@
+"""The state store's pure parts and its SQLite files: held keys keep filtered views true (router), the
+store applies changes with its checkpoint, keyed hashes hide the business key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kafka import TopicPartition
+
+from hub.engine.handover import Backfilling, Live
+from hub.engine.router import OUT_OF_SCOPE, Deliver, Filtered, route
+from hub.engine.state.changelog import HandoverEntry, HeldEntry, encode
+from hub.engine.state.keys import held_key
+from hub.engine.state.store import PartitionStore, StateStore
+from tests.unit.test_policy_plan import NOW, SECRET, _debtor, _event, _plans
+
+TP = TopicPartition("xhub.src.court.pd-crd-0001", 1)
+
+
+def test_a_row_leaving_the_filter_is_deleted_only_where_it_is_held() -> None:
+    plan = _plans()["lujiazui-debtors"]  # district == "浦东新区"
+    [out] = route(_event(_debtor("黄浦区"), op="u"), [plan], NOW, lambda p: True)
+    assert isinstance(out, Deliver)
+    assert (out.value["op"], out.value["data"], out.reason) == ("d", None, OUT_OF_SCOPE)
+    assert out.fields == ()
+    [out] = route(_event(_debtor("黄浦区"), op="u"), [plan], NOW, lambda p: False)
+    assert isinstance(out, Filtered)
+    [out] = route(_event(_debtor("浦东新区"), op="u"), [plan], NOW, lambda p: False)  # enters: the row
+    assert isinstance(out, Deliver)
+    assert out.value["data"] is not None
+    assert out.reason is None
+    [out] = route(_event(None, op="d"), [plan], NOW, lambda p: False)  # a key it never got
+    assert isinstance(out, Filtered)
+    [out] = route(_event(None, op="d"), [plan], NOW, lambda p: True)
+    assert isinstance(out, Deliver)
+    assert (out.value["op"], out.reason) == ("d", None)
+    # unfiltered subscriptions: as before, every delete, whatever is held
+    tax = _plans()["tax-debtors"]
+    [out] = route(_event(None, op="d"), [tax], NOW, lambda p: False)
+    assert isinstance(out, Deliver)
+
+
+def test_the_store_applies_changes_with_the_checkpoint_and_survives_a_reopen(tmp_path: Path) -> None:
+    key = held_key(SECRET, "PD-CRD-0001", "(2024)沪0115执1234号")
+    store = StateStore(tmp_path)
+    part = store.open(TP)
+    assert part.next_offset == 0
+    part.apply([HandoverEntry(TP, "a", Live(10)), HandoverEntry(TP, "b", Backfilling(50, 5))], 3)
+    part.apply([HeldEntry(TP, "b", key, held=True), HandoverEntry(TP, "a", None)], 7)
+    part.apply([], 5)  # a checkpoint never moves back
+    store.loaded(TP)
+    assert store.handover(TP) == {"b": Backfilling(50, 5)}
+    assert store.holds(TP, "b", key, {})
+    assert not store.holds(TP, "b", key, {(TP, "b", key): False})  # the open transaction's change wins
+    assert not store.holds(TP, "a", key, {})
+    # the changes a transaction needs: only what differs from the committed state
+    entries = store.changes({TP: {"b": Backfilling(50, 5), "c": Live(60)}}, {(TP, "b", key): False})
+    assert entries == [HandoverEntry(TP, "c", Live(60)), HeldEntry(TP, "b", key, held=False)]
+    store.close_all()
+    again = PartitionStore(tmp_path / f"{TP.topic}-{TP.partition}.sqlite")
+    assert again.next_offset == 7
+    assert again.handover() == {"b": Backfilling(50, 5)}
+    assert again.holds("b", key)
+    again.close()
+
+
+def test_the_state_topic_carries_keyed_hashes_not_business_keys() -> None:
+    case = "(2024)沪0115执1234号"
+    key = held_key(SECRET, "PD-CRD-0001", case)
+    assert len(key) == 16
+    assert key != held_key(b"another-secret-0123456789", "PD-CRD-0001", case)
+    raw_key, value = encode(HeldEntry(TP, "lujiazui-debtors", key, held=True))
+    assert case.encode() not in raw_key
+    assert value == b"1"
