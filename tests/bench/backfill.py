@@ -3,11 +3,15 @@
 The legal-entity topic is filled with N records; the hub runs with one live subscription on another
 resource (the court's debtors, fed at a steady rate); then a subscription to the legal entities is added
 with `xhub apply`. Measured: backfill records/s from the apply to "done", and the p99 latency (source
-commit -> delivered by the hub) of the live traffic meanwhile.
+commit -> delivered by the hub) of the live traffic meanwhile. Then the same hub is started on a
+"machine" without its local state stores: how long it takes to restore them from the changelog
+xhub.state.<hub> before it serves again (``state_restore_seconds``, ``state_restore_records``).
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 import time
 from typing import Any
@@ -89,7 +93,11 @@ def run_backfill_benchmark(kafka: KafkaSettings, records: int, live_rate: int = 
             delivered = stats.subscriptions[sid].delivered
         stop.set()
         feeder.join(5)
+        process.close()
+        process = None
+        restore = _restore_from_changelog(cfg, renames["pudong"])
         return {
+            **restore,
             "backfill_records": records,
             "backfill_delivered": delivered,
             "backfill_seconds": elapsed,
@@ -103,3 +111,30 @@ def run_backfill_benchmark(kafka: KafkaSettings, records: int, live_rate: int = 
         if process is not None:
             process.close()
         registry.close()
+
+
+def _restore_from_changelog(cfg: Any, hub: str) -> dict[str, Any]:
+    """Start ``hub`` with an empty state directory: its stores are rebuilt from the changelog."""
+    before = os.environ.get("XHUB_STATE_DIR")
+    with tempfile.TemporaryDirectory(prefix="xhub-bench-state-") as fresh:
+        os.environ["XHUB_STATE_DIR"] = fresh
+        try:
+            started = time.perf_counter()
+            process = start_hub(cfg, hub, serve_admin=False)
+            try:
+                assert process.worker.ready.wait(600)
+                ready = time.perf_counter() - started
+                stats = process.worker.stats
+                with stats.lock:
+                    return {
+                        "state_restore_seconds": stats.restore_seconds,
+                        "state_restore_records": stats.restore_records_done,
+                        "state_restore_ready_seconds": ready,
+                    }
+            finally:
+                process.close()
+        finally:
+            if before is None:
+                os.environ.pop("XHUB_STATE_DIR", None)
+            else:
+                os.environ["XHUB_STATE_DIR"] = before

@@ -112,5 +112,5 @@ def test_more_than_150_subscriptions_of_one_resource_all_get_state_and_live_reco
     for topic in topics:
         delivered = got[topic]
         check_handover(source, delivered)
-        assert sum(1 for d in delivered if d.op == "r") > 30, topic
+        assert sum(1 for d in delivered if d.op == "r") >= 20, topic
         assert sum(1 for d in delivered if d.op != "r") >= 30, topic

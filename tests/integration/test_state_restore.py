@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from tests.integration.test_backfill import (
     source_events,
 )
 
-FILLER = 150_000  # changelog entries of another resource's partitions: the restore reads past them
+FILLER = 90_000  # changelog entries of another resource's partitions: the restore reads past them
 OTHER_TOPIC = "xhub.src.other.pd-oth-0001"
 
 
@@ -44,13 +45,14 @@ def fill_changelog(kafka: KafkaSettings, hub: str) -> None:
     """State entries of partitions of another resource, as a hub serving many resources has them."""
     producer = make_producer(kafka, "test-state-filler", transactional_id=f"test-state-filler-{hub}")
     producer.init_transactions()
-    producer.begin_transaction()
     topic = names.state_topic(hub)
-    for i in range(FILLER):
-        tp = TopicPartition(OTHER_TOPIC, i % 3)
-        key, value = encode(HeldEntry(tp, "other-subscription", i.to_bytes(16, "big"), held=True))
-        producer.send(topic, key=key, value=value, partition=i % 3)
-    producer.commit_transaction()
+    for start in range(0, FILLER, 10_000):  # transactions well inside their timeout on a busy machine
+        producer.begin_transaction()
+        for i in range(start, min(FILLER, start + 10_000)):
+            tp = TopicPartition(OTHER_TOPIC, i % 3)
+            key, value = encode(HeldEntry(tp, "other-subscription", i.to_bytes(16, "big"), held=True))
+            producer.send(topic, key=key, value=value, partition=i % 3)
+        producer.commit_transaction()
     producer.close()
 
 
@@ -107,8 +109,7 @@ def test_sigkill_during_a_restore_neither_loses_nor_repeats(
     root, renames = demo_config
     cfg = _apply(root)
     hub = renames["pudong"]
-    fill_changelog(kafka, hub)
-    stream = Stream(cfg, kafka_registry, seed=97, pause=0.1)
+    stream = Stream(cfg, kafka_registry, seed=97, pause=0.3)
     stream.burst(1500)
     cmd = [sys.executable, "-m", "hub.cli", "run", str(root), "--hub", hub]
 
@@ -117,10 +118,12 @@ def test_sigkill_during_a_restore_neither_loses_nor_repeats(
         return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     proc = start(tmp_path / "machine-1")
-    stream.start()
     mid_restore_kills = 0
     try:
-        _wait_for(lambda: live_everywhere(kafka, hub), timeout=120, what="the first backfills done")
+        _wait_for(lambda: live_everywhere(kafka, hub), timeout=240, what="the first backfills done")
+        stream.start()
+        fill_changelog(kafka, hub)
+        time.sleep(2.0)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         for attempt in range(3):  # a new machine: nothing local, the store comes from the changelog

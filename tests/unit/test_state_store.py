@@ -72,3 +72,16 @@ def test_the_state_topic_carries_keyed_hashes_not_business_keys() -> None:
     raw_key, value = encode(HeldEntry(TP, "lujiazui-debtors", key, held=True))
     assert case.encode() not in raw_key
     assert value == b"1"
+
+
+def test_apply_creates_each_hubs_state_topic_compacted() -> None:
+    from hub.config import load_config
+    from hub.core import names
+    from hub.provision.desired import desired_state
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "deploy" / "demo" / "config")
+    desired = desired_state(cfg)
+    for hub in cfg.hubs.values():
+        spec = desired.topics[names.state_topic(hub.name)]
+        assert spec.configs == {"cleanup.policy": "compact"}
+        assert spec.partitions == hub.partitions
