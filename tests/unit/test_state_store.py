@@ -85,3 +85,14 @@ def test_apply_creates_each_hubs_state_topic_compacted() -> None:
         spec = desired.topics[names.state_topic(hub.name)]
         assert spec.configs == {"cleanup.policy": "compact"}
         assert spec.partitions == hub.partitions
+
+
+def test_the_checkpoint_remembers_the_key_below_it(tmp_path: Path) -> None:
+    part = PartitionStore(tmp_path / "p.sqlite")
+    assert part.last_key is None
+    part.apply([], 10, b"k10")
+    part.apply([], 8, b"k8")  # behind: neither moves back
+    assert (part.next_offset, part.last_key) == (10, b"k10")
+    part.apply([], 12)  # a restore past records of other partitions: the key below is unknown
+    assert (part.next_offset, part.last_key) == (12, None)
+    part.close()

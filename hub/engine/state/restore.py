@@ -15,15 +15,18 @@ import time
 from collections.abc import Iterable
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaTimeoutError
 
 from hub.core.kafka import make_consumer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
 from hub.engine.state.changelog import Changelog, Entry, decode
-from hub.engine.state.store import StateStore
+from hub.engine.state.store import PartitionStore, StateStore
 from hub.engine.stats import WorkerStats
 
 log = get_logger("engine")
+
+STALL_S = 60.0  # a restore that reads nothing new this long gives up (the worker tries again)
 
 
 class Restorer:
@@ -72,7 +75,7 @@ class Restorer:
         for ctp in cps:
             end = int(ends.get(ctp, 0))
             for tp in by_cp[ctp.partition]:
-                if store.stores[tp].next_offset > end:  # written against another changelog: rebuild
+                if not self._current(consumer, ctp, store.stores[tp], end):  # of another changelog
                     log.warning("state_store_stale", topic=tp.topic, partition=tp.partition, end=end)
                     store.stores[tp].wipe()
             starts[ctp] = min(store.stores[tp].next_offset for tp in by_cp[ctp.partition])
@@ -97,6 +100,20 @@ class Restorer:
             ms=round(seconds * 1000),
         )
 
+    @staticmethod
+    def _current(consumer: KafkaConsumer, ctp: TopicPartition, part: PartitionStore, end: int) -> bool:
+        """Whether ``part`` was written against this changelog (not one deleted and re-created since)."""
+        at, key = part.next_offset, part.last_key
+        if at > end:
+            return False
+        if at == 0 or key is None:
+            return True
+        consumer.assign([ctp])
+        consumer.seek(ctp, at - 1)
+        records = consumer.poll(timeout_ms=1000, max_records=1).get(ctp, [])
+        # Compaction may have removed that record (a newer one of the same key exists): no verdict then.
+        return not records or records[0].offset != at - 1 or records[0].key == key
+
     def _restore_partition(  # noqa: PLR0917 - the store, the reader and the range to read
         self,
         store: StateStore,
@@ -113,6 +130,7 @@ class Restorer:
             consumer.assign([ctp])
             consumer.seek(ctp, start)
             position = start
+            stalled_since = time.monotonic()
             while position < end:
                 pending: dict[TopicPartition, list[Entry]] = {tp: [] for tp in mine}
                 polled = consumer.poll(timeout_ms=500, max_records=self.batch_records).get(ctp, [])
@@ -125,7 +143,15 @@ class Restorer:
                         and rec.offset >= targets[entry.tp].next_offset
                     ):
                         pending[entry.tp].append(entry)
-                position = min(int(consumer.position(ctp)), end)
+                at = min(int(consumer.position(ctp)), end)
+                if at > position:
+                    stalled_since = time.monotonic()
+                elif time.monotonic() - stalled_since > STALL_S:
+                    raise KafkaTimeoutError(
+                        f"restore of {ctp.topic}-{ctp.partition} made no progress at offset {position} "
+                        f"for {STALL_S:.0f} s (end {end})"
+                    )
+                position = at
                 for tp, entries in pending.items():
                     targets[tp].apply(entries, position)
                 read += len(inside)

@@ -23,7 +23,7 @@ from kafka import TopicPartition
 
 from hub.core.errors import FatalError
 from hub.engine.handover import Handover, PartitionState
-from hub.engine.state.changelog import Entry, HandoverEntry, HeldEntry, handover_of, handover_value
+from hub.engine.state.changelog import Entry, HandoverEntry, HeldEntry, encode, handover_of, handover_value
 
 # (source partition, subscription, key hash) -> held after the open transaction (True) or released
 HeldChanges = dict[tuple[TopicPartition, str, bytes], bool]
@@ -31,14 +31,18 @@ HeldChanges = dict[tuple[TopicPartition, str, bytes], bool]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS handover (sid TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS held (sid TEXT NOT NULL, key BLOB NOT NULL, PRIMARY KEY (sid, key)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS checkpoint (id INTEGER PRIMARY KEY CHECK (id = 0), next_offset INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoint (
+  id INTEGER PRIMARY KEY CHECK (id = 0), next_offset INTEGER NOT NULL, last_key BLOB
+);
 """
 
 
 class PartitionStore:
     """The state of one source partition, in its own SQLite file.
 
-    ``next_offset``: the changelog offset the store has applied up to (restore reads from there).
+    ``next_offset``: the changelog offset the store has applied up to (restore reads from there);
+    ``last_key``: the message key of the changelog record just below it, when the store wrote it (the
+    restore checks it is still there: a store written against an older, re-created topic is rebuilt).
     """
 
     def __init__(self, path: Path) -> None:
@@ -60,6 +64,11 @@ class PartitionStore:
         row = self._db.execute("SELECT next_offset FROM checkpoint WHERE id = 0").fetchone()
         return int(row[0]) if row else 0
 
+    @property
+    def last_key(self) -> bytes | None:
+        row = self._db.execute("SELECT last_key FROM checkpoint WHERE id = 0").fetchone()
+        return bytes(row[0]) if row and row[0] is not None else None
+
     def handover(self) -> PartitionState:
         out: PartitionState = {}
         for sid, value in self._db.execute("SELECT sid, value FROM handover"):
@@ -77,7 +86,7 @@ class PartitionStore:
     def held_count(self, sid: str) -> int:
         return int(self._db.execute("SELECT count(*) FROM held WHERE sid = ?", (sid,)).fetchone()[0])
 
-    def apply(self, entries: Iterable[Entry], next_offset: int) -> None:
+    def apply(self, entries: Iterable[Entry], next_offset: int, last_key: bytes | None = None) -> None:
         """Apply ``entries`` and move the checkpoint to ``next_offset``, in one SQLite transaction."""
         handover_put: list[tuple[str, bytes]] = []
         handover_del: list[tuple[str]] = []
@@ -101,9 +110,12 @@ class PartitionStore:
             db.executemany("INSERT OR IGNORE INTO held (sid, key) VALUES (?, ?)", held_put)
             db.executemany("DELETE FROM held WHERE sid = ? AND key = ?", held_del)
             db.execute(
-                "INSERT INTO checkpoint (id, next_offset) VALUES (0, ?) "
-                "ON CONFLICT (id) DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)",
-                (next_offset,),
+                "INSERT INTO checkpoint (id, next_offset, last_key) VALUES (0, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET "
+                "last_key = CASE WHEN excluded.next_offset > next_offset "
+                "THEN excluded.last_key ELSE last_key END, "
+                "next_offset = max(next_offset, excluded.next_offset)",
+                (next_offset, last_key),
             )
             db.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -182,17 +194,17 @@ class StateStore:
 
     def apply(self, sent: list[tuple[Entry, Any]]) -> None:
         """After the transaction committed: write its entries to the stores with their checkpoints."""
-        by_tp: dict[TopicPartition, tuple[list[Entry], int]] = {}
+        by_tp: dict[TopicPartition, tuple[list[Entry], int, Entry]] = {}
         for entry, future in sent:
             offset = int(future.get(timeout=30).offset)  # done: the commit flushed every send
-            entries, last = by_tp.get(entry.tp, ([], -1))
+            entries, last, last_entry = by_tp.get(entry.tp, ([], -1, entry))
             entries.append(entry)
-            by_tp[entry.tp] = (entries, max(last, offset))
-        for tp, (entries, last) in by_tp.items():
+            by_tp[entry.tp] = (entries, offset, entry) if offset > last else (entries, last, last_entry)
+        for tp, (entries, last, last_entry) in by_tp.items():
             store = self.stores.get(tp)
             if store is None:
                 continue
-            store.apply(entries, last + 1)
+            store.apply(entries, last + 1, encode(last_entry)[0])
             cache = self._handover.setdefault(tp, {})
             for entry in entries:
                 if isinstance(entry, HandoverEntry):
