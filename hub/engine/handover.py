@@ -67,6 +67,17 @@ class BackfillProgress:
     total: int
     state: str
 
+    @property
+    def records_done(self) -> int:
+        """Source records of the snapshot examined so far."""
+        return self.done
+
+    @property
+    def records_total(self) -> int:
+        """Source records of the snapshot to examine (an upper bound of the rows sent: a compacted
+        topic not yet cleaned holds several events per key)."""
+        return self.total
+
 
 def establish(offset: int, log_start: int, *, backfill: bool) -> Handover:
     """Where a subscription that becomes deliverable at ``offset`` starts (nothing before: live at once)."""
