@@ -306,6 +306,10 @@ def test_sigkill_during_backfill_neither_duplicates_nor_skips(
     stream.start()
     mid_backfill_kills = 0
     try:
+        # the hub's first start (slow on a busy machine): its backfills show in the state changelog
+        _wait_for(
+            lambda: bool(_committed_backfills(kafka, hub_name)), timeout=120, what="the backfills begun"
+        )
         for _ in range(2):
             before = {h.position for h in _committed_backfills(kafka, hub_name)}
 
