@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Literal
 
@@ -67,6 +67,7 @@ class WorkerOptions:
     # getting what is there through its backfill (op "r"); "replay" = at its beginning, every retained
     # event going through the main loop as it is (benchmarks of the main loop, or a full history).
     first_start: Literal["state", "replay"] = "state"
+    audit_key: bytes = field(default=b"", repr=False)  # the HMAC key of the audit chain (never logged)
 
 
 class HubWorker:
@@ -97,7 +98,7 @@ class HubWorker:
         self.hub = options.hub
         self.transactional_id = names.hub_transactional_id(self.hub, options.worker_id)
         self.group_id = names.hub_group(self.hub)
-        self.audit = AuditLog(self.hub, self.transactional_id, serde, secret)
+        self.audit = AuditLog(self.hub, self.transactional_id, serde, secret, audit_key=options.audit_key)
         self.live = LivePolicy(kafka, policies, self.audit, secret, self.stats)
         self.readers = SourceReaders(serde, policies)  # source records are read as the catalog has them
         self.emitter = Emitter(self.hub, serde, self.audit, self.readers)

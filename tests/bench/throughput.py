@@ -119,9 +119,9 @@ def hub_throughput(
 ) -> dict[str, Any]:
     """N records through one hub worker; output records/s counting the delivery records it wrote.
 
-The audit is the hub's own overhead (one record per batch and chain): the passthrough it is compared with
-copies exactly as many records per input as the hub delivered, so the audit is not counted as output.
-"""
+    The audit is the hub's own overhead (one record per batch and chain): the passthrough it is compared with
+    copies exactly as many records per input as the hub delivered, so the audit is not counted as output.
+    """
     cfg, renames = applied_config(kafka)
     if other_subscriptions:
         cfg = with_other_catalog(kafka, cfg, renames, other_subscriptions)
