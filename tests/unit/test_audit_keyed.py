@@ -199,3 +199,42 @@ def test_a_replaced_earlier_checkpoint_breaks_the_digest_link(tmp_path: Path) ->
 def test_the_hub_refuses_a_missing_or_short_audit_key() -> None:
     with pytest.raises(ConfigError, match="audit key must be at least 16 bytes"):
         AuditLog(HUB, "xhub-hub-pudong-0", serde=None, secret=b"s" * 20, audit_key=b"")  # type: ignore[arg-type]
+
+
+def test_the_audit_key_comes_from_its_variable_or_secret_file_and_is_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import yaml
+
+    from hub.config import load_config
+    from hub.config.secrets import audit_key
+    from tests.fixtures.plugin import DEMO_CONFIG
+
+    monkeypatch.setenv("XHUB_PUDONG_AUDIT_KEY", "from-the-environment-0123456789")
+    key = audit_key(load_config(DEMO_CONFIG), "pudong")
+    assert key.get_secret_value() == "from-the-environment-0123456789"
+    assert "0123456789" not in repr(key)
+    assert "0123456789" not in str(key)
+
+    monkeypatch.delenv("XHUB_PUDONG_AUDIT_KEY")
+    with pytest.raises(ConfigError, match=r"XHUB_PUDONG_AUDIT_KEY \(audit_key_env\) is not set"):
+        audit_key(load_config(DEMO_CONFIG), "pudong")
+
+    root = tmp_path / "config"
+    shutil.copytree(DEMO_CONFIG, root)
+    hubs = yaml.safe_load((root / "hubs.yaml").read_text(encoding="utf-8"))
+    hubs["hubs"][0].pop("audit_key_env")
+    hubs["hubs"][0]["audit_key_file"] = "secrets/audit-key"
+    (root / "hubs.yaml").write_text(yaml.safe_dump(hubs, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"audit_key_file .*secrets/audit-key cannot be read"):
+        audit_key(load_config(root), "pudong")
+    (root / "secrets").mkdir()
+    (root / "secrets" / "audit-key").write_text("from-a-secret-file-0123456789\n", encoding="utf-8")
+    assert audit_key(load_config(root), "pudong").get_secret_value() == "from-a-secret-file-0123456789"
+
+    hubs["hubs"][0].pop("audit_key_file")
+    (root / "hubs.yaml").write_text(yaml.safe_dump(hubs, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError, match="set audit_key_env or audit_key_file"):
+        audit_key(load_config(root), "pudong")
