@@ -47,8 +47,23 @@ def canonical(body: dict[str, Any]) -> bytes:
 
 def entry_hash(key: bytes, prev_hash: str, entry: dict[str, Any]) -> str:
     """HMAC-SHA256 under the audit ``key`` of the previous hash and the entry without its own hash."""
-    body = {k: v for k, v in entry.items() if k != "hash"}
-    return hmac.new(key, prev_hash.encode("ascii") + canonical(body), hashlib.sha256).hexdigest()
+    return EntryHasher(key)(prev_hash, entry)
+
+
+class EntryHasher:
+    """:func:`entry_hash` for one key, keyed once (the HMAC's key schedule is not redone per entry)."""
+
+    __slots__ = ("_mac",)
+
+    def __init__(self, key: bytes) -> None:
+        self._mac = hmac.new(key, digestmod=hashlib.sha256)
+
+    def __call__(self, prev_hash: str, entry: dict[str, Any]) -> str:
+        body = {k: v for k, v in entry.items() if k != "hash"}
+        mac = self._mac.copy()
+        mac.update(prev_hash.encode("ascii"))
+        mac.update(canonical(body))
+        return mac.hexdigest()
 
 
 def key_hash(secret: bytes, resource: str, key: str) -> str:
@@ -64,10 +79,14 @@ class AuditChain:
     key: bytes = field(repr=False)
     seq: int = 0
     last_hash: str = GENESIS
+    _hash: EntryHasher = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._hash = EntryHasher(self.key)
 
     def append(self, entry: dict[str, Any]) -> dict[str, Any]:
         full = {**entry, "chain": self.chain, "seq": self.seq + 1, "prev_hash": self.last_hash}
-        full["hash"] = entry_hash(self.key, self.last_hash, full)
+        full["hash"] = self._hash(self.last_hash, full)
         self.seq += 1
         self.last_hash = full["hash"]
         return full

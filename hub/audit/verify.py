@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.audit.anchor import Anchor
-from hub.audit.chain import GENESIS, entry_hash
+from hub.audit.chain import GENESIS, EntryHasher
 from hub.audit.checkpoint import Checkpoint
 
 MAX_REPORTED = 1000  # problems kept in full; more are counted
@@ -119,7 +119,7 @@ class Expectations:
 
 class _Verifier:
     def __init__(self, key: bytes, expect: Expectations) -> None:
-        self.key = key
+        self.entry_hash = EntryHasher(key)
         self.expect = expect
         self.report = VerifyReport()
         self.chains: dict[str, _ChainState] = {}
@@ -159,7 +159,7 @@ class _Verifier:
                     "unknown_chain", offset, chain, seq, "no worker of this hub writes a chain so named"
                 )
         prev = str(entry.get("prev_hash", ""))
-        if entry_hash(self.key, prev, dict(entry)) != claimed:
+        if self.entry_hash(prev, dict(entry)) != claimed:
             self.problem(
                 "altered", offset, chain, seq, "content does not match the entry's keyed hash (audit key)"
             )
