@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 from kafka import TopicPartition
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from connectors.validation import RecordValidator
@@ -73,12 +74,21 @@ class Registry:
         self.store.stop()
 
 
-def applied_config(kafka: KafkaSettings) -> tuple[ConfigDir, dict[str, str]]:
-    root, renames = bench_config(kafka)
-    cfg = load_config(root)
-    with provision_session(cfg) as session:
-        session.apply()
-    return cfg, renames
+def applied_config(kafka: KafkaSettings, attempts: int = 3) -> tuple[ConfigDir, dict[str, str]]:
+    """A fresh bench config, applied; a shared broker that times out is given two more tries."""
+    for attempt in range(1, attempts + 1):
+        root, renames = bench_config(kafka)
+        cfg = load_config(root)
+        try:
+            with provision_session(cfg) as session:
+                session.apply()
+        except KafkaError:
+            if attempt == attempts:
+                raise
+            time.sleep(5)
+            continue
+        return cfg, renames
+    raise AssertionError("unreachable")
 
 
 def with_other_catalog(
