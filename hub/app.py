@@ -14,7 +14,7 @@ from typing import Any, Literal, TypedDict, Unpack
 
 from hub.config.loader import ConfigDir
 from hub.config.models import HubSpec
-from hub.config.secrets import hub_secret
+from hub.config.secrets import audit_key, hub_secret
 from hub.core.log import get_logger
 from hub.engine.policy_set import PolicySet, policy_set_of_config
 from hub.engine.stats import WorkerStats
@@ -82,6 +82,7 @@ def start_hub(cfg: ConfigDir, hub: str, **options: Unpack[StartOptions]) -> HubP
             follow_config=options.get("follow_config", True),
             first_start=options.get("first_start", "state"),
             state_partitions=spec.partitions,
+            audit_key=audit_key(cfg, hub).get_secret_value().encode("utf-8"),
         ),
         stats=WorkerStats(),
     )

@@ -1,18 +1,21 @@
-"""``xhub audit verify`` and ``xhub audit show`` (``hub.cli`` adds them via ``add_parsers``)."""
+"""``xhub audit verify``, ``show`` and ``checkpoint`` (``hub.cli`` adds them via ``add_parsers``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from hub.audit.anchor import Anchor
-from hub.audit.reader import Decoder, ReadSpan, read_anchors, read_records
+from hub.audit.chain import check_key, is_worker_chain
+from hub.audit.checkpoint import ChainHead, Heads, read_checkpoints, write_checkpoint
+from hub.audit.reader import Decoder, ReadSpan, end_offset, read_anchors, read_records
 from hub.audit.show import Criteria, build_query, format_row, summarize, to_json
-from hub.audit.verify import VerifyReport, verify_entries
+from hub.audit.verify import Expectations, VerifyReport, verify_entries
 
 if TYPE_CHECKING:
     from hub.config.loader import ConfigDir
@@ -23,7 +26,7 @@ EXIT_BROKEN = 3
 
 
 def add_parsers(subparsers: Any) -> None:
-    """Add ``audit verify`` and ``audit show`` to the ``xhub`` sub-command parsers."""
+    """Add ``audit verify``, ``show`` and ``checkpoint`` to the ``xhub`` sub-command parsers."""
     audit = subparsers.add_parser(
         "audit", help="the disclosure audit (可溯): verify its chains, ask it questions"
     )
@@ -33,11 +36,13 @@ def add_parsers(subparsers: Any) -> None:
         "verify",
         help="check every hash chain of a hub's audit; say where it breaks and why",
         description=(
-            "Reads the whole audit topic of the hub and checks each writer's chain: seq gap-free from 1, "
-            "each prev_hash the previous entry's hash, each hash recomputed. Reports the offset, chain and "
-            "seq of every altered, missing, reordered or undecodable entry, and checks the chain heads the "
-            "hub stored with its committed offsets (a cut tail). Prints the last seq and hash of each chain: "
-            f"keep them elsewhere to detect a later cut. Exit status: 0 intact, {EXIT_BROKEN} broken."
+            "Reads the whole audit topic of the hub and checks each writer's chain: its name one of the "
+            "hub's workers, seq gap-free from 1, each prev_hash the previous entry's hash, each hash the "
+            "HMAC recomputed with the hub's audit key (audit_key_env / audit_key_file in hubs.yaml). Reports "
+            "the offset, chain and seq of every altered, missing, reordered, invented or undecodable entry, "
+            "and checks the chain heads the hub stored with its committed offsets and, with --checkpoints, "
+            "the signed heads of `xhub audit checkpoint` (a cut tail, a rebuilt or invented chain). "
+            f"Exit status: 0 intact, {EXIT_BROKEN} broken."
         ),
     )
     p.add_argument("config_dir")
@@ -45,7 +50,27 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument(
         "--topic", default=None, help="verify this topic instead of xhub.audit.<hub> (e.g. a copy)"
     )
+    p.add_argument(
+        "--checkpoints", default=None, metavar="DIR", help="check against the checkpoints kept in DIR"
+    )
     p.set_defaults(func=_verify)
+
+    p = commands.add_parser(
+        "checkpoint",
+        help="verify the audit, then write its chain heads, signed, to a new file in DIR",
+        description=(
+            "Verifies the hub's audit (as `xhub audit verify`, against the checkpoints already in DIR) and, "
+            "when intact, writes the head (seq, hash) of every chain to a new file <hub>-<number>.json in "
+            "DIR, signed with the audit key (HMAC-SHA256). Files are created once and never rewritten: keep "
+            "DIR where the hub cannot write (the auditor's). A later `xhub audit verify --checkpoints DIR` "
+            f"detects a tail cut after it, a rebuilt and an invented chain. Exit status: 0 written, "
+            f"{EXIT_BROKEN} the audit is broken (nothing written)."
+        ),
+    )
+    p.add_argument("config_dir")
+    p.add_argument("--hub", required=True, help="hub name from hubs.yaml")
+    p.add_argument("--dir", required=True, metavar="DIR", help="the auditor's checkpoint directory")
+    p.set_defaults(func=_checkpoint)
 
     p = commands.add_parser(
         "show",
@@ -75,7 +100,11 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    return verify_command(args.config_dir, args.hub, topic=args.topic)
+    return verify_command(args.config_dir, args.hub, topic=args.topic, checkpoints=args.checkpoints)
+
+
+def _checkpoint(args: argparse.Namespace) -> int:
+    return checkpoint_command(args.config_dir, args.hub, args.dir)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -101,42 +130,110 @@ def open_decoder(cfg: ConfigDir) -> Iterator[Decoder]:
 
 
 def verify_topic(
-    kafka: KafkaSettings, topic: str, decoder: Decoder, *, anchors: Sequence[Anchor] = ()
+    kafka: KafkaSettings, topic: str, decoder: Decoder, *, key: bytes, expect: Expectations | None = None
 ) -> VerifyReport:
-    """Verify every chain in ``topic`` (read_committed, in order) against ``anchors``."""
-    return verify_entries(((r.offset, r.entry) for r in read_records(kafka, topic, decoder)), anchors=anchors)
+    """Verify every chain of ``topic`` (read_committed, in order) with the audit ``key``."""
+    items = ((r.offset, r.entry) for r in read_records(kafka, topic, decoder))
+    return verify_entries(items, key=key, expect=expect or Expectations())
 
 
-def verify_command(config_dir: str, hub: str, *, topic: str | None = None, out: IO[str] | None = None) -> int:
+def verify_command(
+    config_dir: str,
+    hub: str,
+    *,
+    topic: str | None = None,
+    checkpoints: str | Path | None = None,
+    out: IO[str] | None = None,
+) -> int:
     """`xhub audit verify`: 0 when every chain is intact, EXIT_BROKEN when not (and where, why)."""
+    out = out or sys.stdout
+    report, name = _verified(config_dir, hub, topic=topic, checkpoints=checkpoints)
+    _print_report(report, hub, name, out)
+    return 0 if report.ok else EXIT_BROKEN
+
+
+def checkpoint_command(
+    config_dir: str, hub: str, directory: str | Path, *, out: IO[str] | None = None
+) -> int:
+    """`xhub audit checkpoint`: verify, then write the chain heads to a new signed file in ``directory``."""
+    from hub.config import load_config
+    from hub.core.envelope import now_ms
+
+    out = out or sys.stdout
+    Path(directory).mkdir(parents=True, exist_ok=True)  # the first checkpoint starts the directory
+    report, name = _verified(config_dir, hub, topic=None, checkpoints=directory)
+    if not report.ok:
+        _print_report(report, hub, name, out)
+        print("no checkpoint written: the audit does not verify", file=out)
+        return EXIT_BROKEN
+    cfg = load_config(config_dir)
+    heads = Heads(
+        topic=name,
+        end_offset=report.end_offset,
+        heads=tuple(
+            ChainHead(c.chain, c.last_seq, c.last_hash, c.last_offset) for c in report.chains.values()
+        ),
+    )
+    path = write_checkpoint(Path(directory), hub, heads, now_ms(), _audit_key(cfg, hub))
+    print(
+        f"checkpoint {path}: {len(heads.heads)} chains, audit read up to offset {heads.end_offset}", file=out
+    )
+    for head in sorted(heads.heads, key=lambda h: h.chain):
+        print(f"chain {head.chain}: seq {head.seq}, hash {head.hash}", file=out)
+    return 0
+
+
+def _audit_key(cfg: ConfigDir, hub: str) -> bytes:
+    from hub.config.secrets import audit_key
+
+    return check_key(audit_key(cfg, hub).get_secret_value().encode("utf-8"), f"hub {hub}")
+
+
+def _verified(
+    config_dir: str, hub: str, *, topic: str | None, checkpoints: str | Path | None
+) -> tuple[VerifyReport, str]:
+    """The verify report of the hub's audit (or ``topic``) and the topic's name."""
     from hub.config import load_config
     from hub.core import names
 
-    out = out or sys.stdout
     cfg = load_config(config_dir)
     cfg.hub(hub)  # an unknown hub is a config error, said as such
+    key = _audit_key(cfg, hub)
     kafka = cfg.hubs_file.kafka
     name = topic or names.audit_topic(hub)
     group = names.hub_group(hub)
+    expect = Expectations(known_chain=lambda chain: is_worker_chain(hub, chain))
+    if checkpoints is not None:
+        found, problems = read_checkpoints(Path(checkpoints), hub, key)
+        expect = replace(expect, checkpoints=found, checkpoint_problems=problems)
     with open_decoder(cfg) as decoder:
-        # Anchors first: every entry they name is committed before the log is read up to its end.
-        report = verify_topic(kafka, name, decoder, anchors=read_anchors(kafka, group))
+        # The end first: the report's end offset is where the log was read to (for a checkpoint).
+        end = end_offset(kafka, name)
+        # Anchors before the log: every entry they name is committed before the log is read to its end.
+        report = verify_topic(
+            kafka, name, decoder, key=key, expect=replace(expect, anchors=read_anchors(kafka, group))
+        )
         if report.problems and all(p.kind == "truncated" for p in report.problems):
             # An anchor can become visible a moment before its transaction's audit entries: look again.
             time.sleep(2.0)
-            report = verify_topic(kafka, name, decoder, anchors=read_anchors(kafka, group))
-    _print_report(report, hub, name, out)
-    return 0 if report.ok else EXIT_BROKEN
+            end = end_offset(kafka, name)
+            report = verify_topic(
+                kafka, name, decoder, key=key, expect=replace(expect, anchors=read_anchors(kafka, group))
+            )
+    report.end_offset = end
+    return report, name
 
 
 def _print_report(report: VerifyReport, hub: str, topic: str, out: IO[str]) -> None:
     print(
         f"audit of hub {hub} ({topic}): {report.entries} entries, {len(report.chains)} chains, "
-        f"{report.anchors_checked} anchors checked",
+        f"{report.anchors_checked} anchors checked, {report.checkpoints_checked} checkpoints",
         file=out,
     )
     for chain in sorted(report.chains.values(), key=lambda c: c.chain):
         anchored = f", anchored up to seq {chain.anchored_seq}" if chain.anchored_seq else ""
+        if chain.checkpointed_seq:
+            anchored += f", checkpointed up to seq {chain.checkpointed_seq}"
         print(
             f"chain {chain.chain}: seq {chain.first_seq}..{chain.last_seq}, {chain.entries} entries, "
             f"last hash {chain.last_hash} at offset {chain.last_offset}{anchored}",
@@ -145,8 +242,8 @@ def _print_report(report: VerifyReport, hub: str, topic: str, out: IO[str]) -> N
     first = report.first_break()
     if first is None:
         print(
-            "ok: every chain is intact (keep the last seq and hash above: a cut after them shows only "
-            "against that record)",
+            "ok: every chain is intact (a cut after the newest checkpoint shows only against a later one: "
+            "run `xhub audit checkpoint` regularly)",
             file=out,
         )
         return

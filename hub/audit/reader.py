@@ -1,5 +1,10 @@
 """Reading the audit topic: entries in order (optionally a time range), the last entry of one chain (to
-resume writing), and the anchors a hub stored with its committed offsets."""
+resume writing), and the anchors a hub stored with its committed offsets.
+
+The topic holds ``AuditBatch`` records (schemas/hub/audit_batch.avsc): the entries one worker wrote in one
+transaction. Readers see entries: :func:`iter_entries` for the entries alone, :func:`read_records` for each
+entry with where it is (the record's offset and the entry's index in it).
+"""
 
 from __future__ import annotations
 
@@ -26,10 +31,13 @@ class Decoder(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class AuditRecord:
-    offset: int
+    """One audit entry and where it is; an undecodable Kafka record is one AuditRecord with no entry."""
+
+    offset: int  # of the Kafka record (the batch) holding the entry
     timestamp_ms: int  # the Kafka record's timestamp
     entry: dict[str, Any] | None  # None when undecodable
-    raw: bytes | None
+    raw: bytes | None  # the Kafka record's value
+    index: int = 0  # of the entry within its batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +60,7 @@ class ReadSpan:
 def read_records(
     kafka: KafkaSettings, topic: str, decoder: Decoder, span: ReadSpan = ReadSpan()
 ) -> Iterator[AuditRecord]:
-    """Committed audit records of ``span`` in order (the whole topic by default).
+    """Committed audit entries of ``span`` in order (the whole topic by default), one per entry.
 
     Entries are decoded with their writer schema, so hashes are recomputed over exactly what was written.
     """
@@ -74,28 +82,53 @@ def read_records(
                         return
                     if until_ms is not None and rec.timestamp > until_ms + TIME_MARGIN_MS:
                         return
-                    entry: dict[str, Any] | None
-                    try:
-                        _, entry = decoder.decode(rec.value)
-                    except Exception:  # noqa: BLE001 - an undecodable entry is reported by the verifier
-                        entry = None
-                    yield AuditRecord(rec.offset, rec.timestamp, entry, rec.value)
+                    entries = batch_entries(decoder, rec.value)
+                    if entries is None:  # reported by the verifier as undecodable
+                        yield AuditRecord(rec.offset, rec.timestamp, None, rec.value)
+                        continue
+                    for index, entry in enumerate(entries):
+                        yield AuditRecord(rec.offset, rec.timestamp, entry, rec.value, index)
     finally:
         consumer.close()
 
 
-def read_entries(
-    kafka: KafkaSettings, topic: str, decoder: Decoder, *, start: int = 0, end: int | None = None
-) -> Iterator[tuple[int, dict[str, Any] | None, bytes | None]]:
-    """Yield (offset, entry or None when undecodable, raw value) of committed audit records in order."""
-    for rec in read_records(kafka, topic, decoder, ReadSpan(start=start, end=end)):
-        yield rec.offset, rec.entry, rec.raw
+def batch_entries(decoder: Decoder, value: bytes | None) -> list[dict[str, Any]] | None:
+    """The entries of one audit record; None when it is not an ``AuditBatch``."""
+    if value is None:
+        return None
+    try:
+        _, batch = decoder.decode(value)
+    except Exception:  # noqa: BLE001 - any failure means "not an audit record"; the verifier says so
+        return None
+    entries = batch.get("entries") if isinstance(batch, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        return None
+    return entries
+
+
+def iter_entries(
+    kafka: KafkaSettings, topic: str, decoder: Decoder, span: ReadSpan = ReadSpan()
+) -> Iterator[dict[str, Any]]:
+    """The decodable audit entries of ``span`` in order (what counts and reports need)."""
+    for rec in read_records(kafka, topic, decoder, span):
+        if rec.entry is not None:
+            yield rec.entry
+
+
+def end_offset(kafka: KafkaSettings, topic: str) -> int:
+    """The audit topic's end offset now (read_committed: its last stable offset)."""
+    consumer = make_consumer(kafka, "audit-end", group_id=None)
+    tp = TopicPartition(topic, 0)
+    try:
+        return int(consumer.end_offsets([tp]).get(tp, 0))
+    finally:
+        consumer.close()
 
 
 def last_entry_of_chain(
     kafka: KafkaSettings, topic: str, chain: str, decoder: Decoder
 ) -> dict[str, Any] | None:
-    """The newest committed entry of ``chain``, scanning back from the end in windows."""
+    """The newest committed entry of ``chain``, scanning back from the end in windows of records."""
     consumer = make_consumer(kafka, "audit-resume", group_id=None)
     tp = TopicPartition(topic, 0)
     try:
@@ -104,14 +137,14 @@ def last_entry_of_chain(
         begin = consumer.beginning_offsets([tp]).get(tp, 0)
     finally:
         consumer.close()
-    window = 2000
+    window = 200  # Kafka records, each a batch of entries
     hi = end
     while hi > begin:
         lo = max(begin, hi - window)
         found: dict[str, Any] | None = None
-        for _, entry, _ in read_entries(kafka, topic, decoder, start=lo, end=hi):
-            if entry is not None and entry.get("chain") == chain:
-                found = entry
+        for rec in read_records(kafka, topic, decoder, ReadSpan(start=lo, end=hi)):
+            if rec.entry is not None and rec.entry.get("chain") == chain:
+                found = rec.entry
         if found is not None:
             return found
         hi = lo

@@ -1,28 +1,33 @@
-"""Verify the hash chains of an audit log. Pure: give it (offset, entry) pairs in log order.
+"""Verify the keyed hash chains of an audit log. Pure: give it (offset, entry) pairs in log order.
 
 Per chain (one per hub worker) the entries must run seq 1, 2, 3 ... without a gap, each entry's
-``prev_hash`` must be the previous entry's ``hash``, and each ``hash`` must be the recomputed one. What
-breaks is reported where it breaks, as one of:
+``prev_hash`` must be the previous entry's ``hash``, and each ``hash`` must be the HMAC recomputed with
+the hub's audit key. What breaks is reported where it breaks, as one of:
 
-- ``altered``: an entry's content no longer matches its hash, or an entry was rewritten with a fresh
-  hash (then its successor's ``prev_hash`` no longer matches), or an anchor's hash differs;
+- ``altered``: an entry's content no longer matches its keyed hash (edited, or rebuilt by someone
+  without the key), or an entry was rewritten with a fresh hash (then its successor's ``prev_hash`` no
+  longer matches), or an anchor's or checkpoint's hash differs;
 - ``missing``: seqs absent from the chain (an entry dropped; or the head of the chain gone);
 - ``reordered``: an entry appears after a later entry of its chain (or twice);
-- ``undecodable``: a record that is not an audit entry at all;
-- ``truncated``: an anchor (the chain head stored with the hub's committed offsets) names a seq the log
-  does not reach, i.e. the tail of the chain was cut.
+- ``undecodable``: a record that is not an audit batch at all;
+- ``truncated``: an anchor (the chain head stored with the hub's committed offsets) or a checkpoint names
+  a seq the log does not reach, i.e. the tail of the chain was cut;
+- ``unknown_chain``: a chain whose name is not one of the hub's workers;
+- ``invented``: a chain with entries before a checkpoint's end offset that the checkpoint does not list;
+- ``checkpoint``: a checkpoint file that does not verify (signature, sequence).
 
 Memory stays small: per chain the last seq and hash, the open gaps, and the hashes at anchored seqs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hub.audit.anchor import Anchor
-from hub.audit.chain import GENESIS, entry_hash
+from hub.audit.chain import GENESIS, EntryHasher
+from hub.audit.checkpoint import Checkpoint
 
 MAX_REPORTED = 1000  # problems kept in full; more are counted
 
@@ -31,7 +36,9 @@ MAX_REPORTED = 1000  # problems kept in full; more are counted
 class Problem:
     """One break in the audit log: what, where (topic offset, chain, seq) and why."""
 
-    kind: str  # altered | missing | reordered | undecodable | truncated
+    kind: (
+        str  # altered | missing | reordered | undecodable | truncated | unknown_chain | invented | checkpoint
+    )
     offset: int | None
     chain: str | None
     seq: int | None
@@ -43,7 +50,8 @@ class Problem:
             where.append(f"chain {self.chain}")
         if self.seq is not None:
             where.append(f"seq {self.seq}")
-        return f"{self.kind} at {', '.join(w for w in where if w)}: {self.detail}"
+        places = ", ".join(w for w in where if w)
+        return f"{self.kind} at {places}: {self.detail}" if places else f"{self.kind}: {self.detail}"
 
 
 @dataclass
@@ -57,6 +65,8 @@ class ChainSummary:
     last_hash: str = GENESIS
     last_offset: int | None = None
     anchored_seq: int | None = None  # the newest anchor checked against this chain
+    checkpointed_seq: int | None = None  # the newest checkpointed head checked against this chain
+    first_offset: int | None = None
 
 
 @dataclass
@@ -66,6 +76,8 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     more_problems: int = 0  # beyond MAX_REPORTED
     anchors_checked: int = 0
+    checkpoints_checked: int = 0
+    end_offset: int = 0  # where the log was read to (set by the reader; a checkpoint records it)
 
     @property
     def ok(self) -> bool:
@@ -88,13 +100,38 @@ class _ChainState:
     gaps: list[list[int]] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Expectations:
+    """What the log is checked against besides itself.
+
+    Attributes:
+        anchors: chain heads the hub stored with its committed offsets (see anchor.py).
+        checkpoints: the auditor's signed checkpoints (see checkpoint.py), already read and verified.
+        checkpoint_problems: what was wrong with the checkpoint files (each becomes a problem).
+        known_chain: whether a chain name is one of the hub's workers (None: any name).
+    """
+
+    anchors: Sequence[Anchor] = ()
+    checkpoints: Sequence[Checkpoint] = ()
+    checkpoint_problems: Sequence[str] = ()
+    known_chain: Callable[[str], bool] | None = None
+
+
 class _Verifier:
-    def __init__(self, anchors: Iterable[Anchor]) -> None:
+    def __init__(self, key: bytes, expect: Expectations) -> None:
+        self.entry_hash = EntryHasher(key)
+        self.expect = expect
         self.report = VerifyReport()
         self.chains: dict[str, _ChainState] = {}
         self.anchors: dict[tuple[str, int], list[Anchor]] = {}
-        for anchor in anchors:
+        for anchor in expect.anchors:
             self.anchors.setdefault((anchor.chain, anchor.seq), []).append(anchor)
+        for checkpoint in expect.checkpoints:
+            where = f"checkpoint {checkpoint.path.name}"
+            for head in checkpoint.heads:
+                self.anchors.setdefault((head.chain, head.seq), []).append(
+                    Anchor(head.chain, head.seq, head.hash, where)
+                )
         self.anchor_hashes: dict[tuple[str, int], str] = {}
 
     def problem(self, kind: str, offset: int | None, chain: str | None, seq: int | None, detail: str) -> None:
@@ -114,11 +151,18 @@ class _Verifier:
             return
         state = self.chains.get(chain)
         if state is None:
-            state = self.chains[chain] = _ChainState(ChainSummary(chain))
+            state = self.chains[chain] = _ChainState(ChainSummary(chain, first_offset=offset))
             self.report.chains[chain] = state.summary
+            known = self.expect.known_chain
+            if known is not None and not known(chain):
+                self.problem(
+                    "unknown_chain", offset, chain, seq, "no worker of this hub writes a chain so named"
+                )
         prev = str(entry.get("prev_hash", ""))
-        if entry_hash(prev, dict(entry)) != claimed:
-            self.problem("altered", offset, chain, seq, "content does not match the entry's hash")
+        if self.entry_hash(prev, dict(entry)) != claimed:
+            self.problem(
+                "altered", offset, chain, seq, "content does not match the entry's keyed hash (audit key)"
+            )
         if (chain, seq) in self.anchors:
             self.anchor_hashes[(chain, seq)] = claimed
         self._link(state, offset, seq, prev, claimed)
@@ -194,7 +238,28 @@ class _Verifier:
         for (chain, seq), anchors in sorted(self.anchors.items()):
             for anchor in anchors:
                 self._check_anchor(chain, seq, anchor)
+        self._check_checkpoints()
         return self.report
+
+    def _check_checkpoints(self) -> None:
+        for problem in self.expect.checkpoint_problems:
+            self.problem("checkpoint", None, None, None, problem)
+        if not self.expect.checkpoints:
+            return
+        self.report.checkpoints_checked = len(self.expect.checkpoints)
+        newest = max(self.expect.checkpoints, key=lambda c: c.end_offset)
+        listed = {head.chain for head in newest.heads}
+        for chain, state in sorted(self.chains.items()):
+            first = state.summary.first_offset
+            if chain not in listed and first is not None and first < newest.end_offset:
+                self.problem(
+                    "invented",
+                    first,
+                    chain,
+                    None,
+                    f"has entries before offset {newest.end_offset}, but checkpoint {newest.path.name} "
+                    "(which read the log up to there) does not list it",
+                )
 
     def _check_anchor(self, chain: str, seq: int, anchor: Anchor) -> None:
         self.report.anchors_checked += 1
@@ -217,19 +282,26 @@ class _Verifier:
             self.problem("altered", None, chain, seq, f"hash differs from the one {anchor.where} records")
         else:
             summary = state.summary
-            summary.anchored_seq = max(summary.anchored_seq or 0, seq)
+            if anchor.where.startswith("checkpoint "):
+                summary.checkpointed_seq = max(summary.checkpointed_seq or 0, seq)
+            else:
+                summary.anchored_seq = max(summary.anchored_seq or 0, seq)
 
 
 def verify_entries(
-    items: Iterable[tuple[int, Mapping[str, Any] | None]], *, anchors: Iterable[Anchor] = ()
+    items: Iterable[tuple[int, Mapping[str, Any] | None]],
+    *,
+    key: bytes,
+    expect: Expectations | None = None,
 ) -> VerifyReport:
     """Check every chain in ``items`` ((topic offset, decoded entry or None), in log order).
 
     Args:
         items: the audit log in order; None for a record that could not be decoded.
-        anchors: chain heads recorded elsewhere (see anchor.py), checked against the log.
+        key: the hub's audit key (the chains' HMAC key).
+        expect: anchors, checkpoints and the hub's chain names, checked against the log.
     """
-    verifier = _Verifier(anchors)
+    verifier = _Verifier(key, expect or Expectations())
     for offset, entry in items:
         verifier.feed(offset, entry)
     return verifier.finish()

@@ -60,6 +60,12 @@ class HubSpec(Strict):
         default=None, description="HMAC key for pseudonym masks; prefer pseudonym_secret_env"
     )
     pseudonym_secret_env: str | None = Field(default=None, description="environment variable holding the key")
+    audit_key_env: str | None = Field(
+        default=None, description="environment variable holding the audit chain's HMAC key (only the hub's)"
+    )
+    audit_key_file: str | None = Field(
+        default=None, description="secret file holding the audit key (e.g. /run/secrets/xhub-audit-key)"
+    )
     batch_max_records: int = Field(default=500, ge=1)
     batch_max_ms: int = Field(default=100, ge=1)
     partitions: int = Field(default=3, ge=1)

@@ -1,8 +1,11 @@
-"""Secrets named by the config: the HMAC key of a hub (pseudonyms, audit key hashes)."""
+"""Secrets named by the config: the HMAC key of a hub (pseudonyms, audit key hashes), its audit key."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+from pydantic import SecretStr
 
 from hub.config.loader import ConfigDir
 from hub.core.errors import ConfigError
@@ -27,4 +30,35 @@ def hub_secret(cfg: ConfigDir, hub: str) -> bytes:
         return spec.pseudonym_secret.get_secret_value().encode("utf-8")
     raise ConfigError(
         f'hub "{hub}" in hubs.yaml: set pseudonym_secret_env (the HMAC key for pseudonyms and audit)'
+    )
+
+
+def audit_key(cfg: ConfigDir, hub: str) -> SecretStr:
+    """The audit key of ``hub`` (the HMAC key of its audit chains), from its env variable or secret file.
+
+    Only the hub and whoever verifies its audit hold it; it is never taken from YAML and never printed.
+
+    Raises:
+        ConfigError: neither is configured, the variable is unset, or the file cannot be read.
+    """
+    spec = cfg.hub(hub)
+    if spec.audit_key_env:
+        value = os.environ.get(spec.audit_key_env)
+        if value:
+            return SecretStr(value)
+        raise ConfigError(
+            f'hub "{hub}" in hubs.yaml: environment variable {spec.audit_key_env} (audit_key_env) is not set'
+        )
+    if spec.audit_key_file:
+        path = Path(spec.audit_key_file)
+        if not path.is_absolute():
+            path = cfg.root / path
+        try:
+            return SecretStr(path.read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise ConfigError(
+                f'hub "{hub}" in hubs.yaml: audit_key_file {path} cannot be read ({type(exc).__name__})'
+            ) from exc
+    raise ConfigError(
+        f'hub "{hub}" in hubs.yaml: set audit_key_env or audit_key_file (the HMAC key of its audit chains)'
     )

@@ -86,6 +86,8 @@ class Demo:
             **os.environ,
             "XHUB_PUDONG_SECRET": "demo-only-secret-pudong-2026",
             "XHUB_CITY_SECRET": "demo-only-secret-city-2026",
+            "XHUB_PUDONG_AUDIT_KEY": "demo-only-audit-key-pudong-2026",
+            "XHUB_CITY_AUDIT_KEY": "demo-only-audit-key-city-2026",
             "XHUB_LOG_LEVEL": "INFO",
         }
         os.environ.update({k: v for k, v in self.env.items() if k.startswith("XHUB_")})

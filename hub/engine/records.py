@@ -15,7 +15,7 @@ class Serde(Protocol):
     def encode(self, subject: str, schema: dict[str, Any], record: dict[str, Any]) -> bytes: ...
 
     def decode(
-        self, data: bytes, reader_schema: dict[str, Any] | None = None
+        self, data: bytes, reader_schema: dict[str, Any] | None = None, *, logical: bool = True
     ) -> tuple[int, dict[str, Any]]: ...
 
 

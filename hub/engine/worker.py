@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -94,6 +94,7 @@ def state_directory(options: WorkerOptions) -> Path:
         or str(Path(tempfile.gettempdir()) / "xhub-state")
     )
     return Path(base) / options.hub / str(options.worker_id)
+    audit_key: bytes = field(default=b"", repr=False)  # the HMAC key of the audit chain (never logged)
 
 
 class HubWorker:
@@ -124,7 +125,7 @@ class HubWorker:
         self.hub = options.hub
         self.transactional_id = names.hub_transactional_id(self.hub, options.worker_id)
         self.group_id = names.hub_group(self.hub)
-        self.audit = AuditLog(self.hub, self.transactional_id, serde, secret)
+        self.audit = AuditLog(self.hub, self.transactional_id, serde, secret, audit_key=options.audit_key)
         self.live = LivePolicy(kafka, policies, self.audit, secret, self.stats)
         self.readers = SourceReaders(serde, policies)  # source records are read as the catalog has them
         self.state = StateStore(state_directory(options))

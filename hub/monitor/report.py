@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 
+from hub.audit.reader import batch_entries
 from hub.catalog.model import ShareAttribute
 from hub.core import names
 from hub.core.errors import HubError
@@ -222,18 +223,19 @@ def _count_deliveries(
         while behind and time.monotonic() < deadline:
             for records in consumer.poll(timeout_ms=500).values():
                 for rec in records:
-                    read += 1
-                    try:
-                        _, entry = decoder.decode(rec.value)
-                    except HubError:
+                    entries = batch_entries(decoder, rec.value)  # one audit record per batch and chain
+                    if entries is None:
+                        read += 1
                         bad += 1
                         continue
-                    if entry.get("kind") != "delivered":
-                        continue
-                    owner = owner_of_sub.get(str(entry.get("subscription"))) or _owner_of_resource(
-                        cfg, str(entry.get("resource"))
-                    )
-                    counts[owner] += 1
+                    read += len(entries)
+                    for entry in entries:
+                        if entry.get("kind") != "delivered":
+                            continue
+                        owner = owner_of_sub.get(str(entry.get("subscription"))) or _owner_of_resource(
+                            cfg, str(entry.get("resource"))
+                        )
+                        counts[owner] += 1
             behind = {tp for tp in behind if consumer.position(tp) < ends[tp]}
         if behind:
             log.warning(

@@ -22,6 +22,8 @@ OUT = ROOT / "build" / "bench"
 SECRET_ENV = {
     "XHUB_PUDONG_SECRET": "bench-secret-pudong-0123456789",
     "XHUB_CITY_SECRET": "bench-secret-city-0123456789",
+    "XHUB_PUDONG_AUDIT_KEY": "bench-audit-key-pudong-0123456789",
+    "XHUB_CITY_AUDIT_KEY": "bench-audit-key-city-0123456789",
 }
 
 # The hub case of the issue: 3 subscriptions on one resource — a projection, two masks, a row filter.

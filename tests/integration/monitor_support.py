@@ -36,6 +36,7 @@ from hub.registry.server import RegistryServer
 from hub.registry.store import SchemaStore
 
 SECRET_ENV = "XHUB_MONITOR_TEST_SECRET"
+AUDIT_KEY_ENV = "XHUB_MONITOR_TEST_AUDIT_KEY"
 T = TypeVar("T")
 
 
@@ -105,6 +106,7 @@ def write_config(root: Path, kafka: KafkaSettings, registry_url: str, names: Nam
                     "admin_port": 0,
                     "registry_port": 0,
                     "pseudonym_secret_env": SECRET_ENV,
+                    "audit_key_env": AUDIT_KEY_ENV,
                     "partitions": 2,
                     "batch_max_ms": 50,
                 }
@@ -306,6 +308,7 @@ def running_exchange(kafka: KafkaSettings, tmp_path: Path, monkeypatch: Any) -> 
     """Registry, config, topics, a running hub (with its admin server) and a producer."""
     names = Names()
     monkeypatch.setenv(SECRET_ENV, "monitor-test-secret")
+    monkeypatch.setenv(AUDIT_KEY_ENV, "monitor-test-audit-key-0123456789")
     store = SchemaStore(kafka, topic=f"_xhub_schemas-mon-{names.token}", client_id=f"mon-{names.token}")
     store.start()
     server = RegistryServer(store, port=0)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +16,8 @@ import pytest
 import schemas
 from connectors.validation import RecordValidator
 from hub.app import HubProcess, start_hub
-from hub.audit.cli import open_decoder, show_command, verify_command
+from hub.audit.chain import AuditChain
+from hub.audit.cli import checkpoint_command, open_decoder, show_command, verify_command
 from hub.audit.reader import read_records
 from hub.audit.show import Criteria
 from hub.cli import main as xhub
@@ -81,9 +84,10 @@ def _copy_log(
     ensure_topics(admin, {dest: {}}, partitions=1)
     admin.close()
     producer = make_producer(kafka, "test-audit-copy")
-    schema = schemas.load("hub/audit_record.avsc")
-    for entry in copy:
-        producer.send(dest, key=entry["chain"].encode(), value=serde.encode(f"{dest}-value", schema, entry))
+    schema = schemas.load("hub/audit_batch.avsc")
+    for entry in copy:  # a batch of one entry per record: offsets in the copy are entry indices
+        batch = {"chain": entry["chain"], "first_seq": entry["seq"], "entries": [entry]}
+        producer.send(dest, key=entry["chain"].encode(), value=serde.encode(f"{dest}-value", schema, batch))
     producer.flush()
     producer.close()
     return copy
@@ -169,6 +173,112 @@ def _tamper_and_verify(
     assert verify_command(str(root), hub, topic=cut, out=out) == 3
     assert "BROKEN: truncated at chain" in out.getvalue(), out.getvalue()
     assert "its tail was cut" in out.getvalue()
+
+
+def _sha256_rechain(entries: list[dict[str, Any]], chain: str) -> None:
+    """What a writer of the audit topic without the audit key can do: the public algorithm, plain SHA-256
+    (the chain of every release before the keyed one)."""
+    seq, prev = 0, "0" * 64
+    for entry in entries:
+        if entry["chain"] != chain:
+            continue
+        seq += 1
+        entry["seq"], entry["prev_hash"] = seq, prev
+        body = {k: v for k, v in entry.items() if k != "hash"}
+        text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        entry["hash"] = prev = hashlib.sha256((prev + text).encode()).hexdigest()
+
+
+def test_rebuilt_cut_and_invented_chains_are_detected_against_the_key_and_the_checkpoints(
+    kafka: KafkaSettings,
+    running: tuple[ConfigDir, dict[str, str], Path, HubProcess],
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
+) -> None:
+    cfg, renames, root, process = running
+    hub = renames["pudong"]
+    publisher = Publisher(cfg, process.registry_url, "PD-CRD-0001")
+    for record in _debtors(cfg, 30, seed=41):
+        publisher.publish(record)
+    publisher.flush()
+    _wait_for(_consumed(process, 30))
+    process.close()
+    audit = names.audit_topic(hub)
+    checkpoints = tmp_path / "auditor" / "checkpoints"
+    key = os.environ["XHUB_PUDONG_AUDIT_KEY"]
+
+    out = io.StringIO()
+    assert checkpoint_command(str(root), hub, checkpoints, out=out) == 0, out.getvalue()
+    written = checkpoints / f"{hub}-00000001.json"
+    assert written.is_file(), out.getvalue()
+    assert key not in written.read_text(encoding="utf-8")
+    assert key not in out.getvalue()
+    assert xhub(["audit", "verify", str(root), "--hub", hub, "--checkpoints", str(checkpoints)]) == 0
+
+    def verify(topic: str) -> str:
+        out = io.StringIO()
+        code = verify_command(str(root), hub, topic=topic, checkpoints=checkpoints, out=out)
+        assert code == 3, out.getvalue()
+        return out.getvalue()
+
+    with open_decoder(cfg) as serde:
+        # a chain rebuilt without one disclosure by someone without the key: every entry from there fails
+        def rebuild(copy: list[dict[str, Any]]) -> None:
+            victim = next(i for i, e in enumerate(copy) if e["kind"] == "delivered" and i > 10)
+            _sha256_rechain(copy, copy.pop(victim)["chain"])
+
+        text = verify(_copy_log_to(kafka, serde, audit, unique_name("audit-rebuilt"), rebuild))
+        assert "BROKEN: altered at offset" in text
+        assert "does not match the entry's keyed hash" in text
+
+        # rebuilt by a holder of the key: it verifies as a chain, but not against the checkpoint
+        def rebuild_with_key(copy: list[dict[str, Any]]) -> None:
+            victim = next(i for i, e in enumerate(copy) if e["kind"] == "delivered" and i > 10)
+            chain = AuditChain(copy.pop(victim)["chain"], key.encode())
+            for i, entry in enumerate(copy):
+                if entry["chain"] == chain.chain:
+                    copy[i] = chain.append({k: v for k, v in entry.items() if k not in CHAIN_FIELDS})
+
+        text = verify(_copy_log_to(kafka, serde, audit, unique_name("audit-rekeyed"), rebuild_with_key))
+        assert "content does not match" not in text  # a valid keyed chain ...
+        assert f"checkpoint {hub}-00000001.json records seq" in text  # ... shorter than the checkpoint says
+
+        # the tail cut after the checkpoint
+        def cut(copy: list[dict[str, Any]]) -> None:
+            del copy[-3:]
+
+        text = verify(_copy_log_to(kafka, serde, audit, unique_name("audit-cut"), cut))
+        assert f"truncated at chain {names.hub_transactional_id(hub, 0)}" in text
+        assert f"checkpoint {hub}-00000001.json records seq" in text
+
+        # an invented chain under a worker's name, without the key
+        def invent(copy: list[dict[str, Any]]) -> None:
+            name = names.hub_transactional_id(hub, 7)
+            fake = [dict(e, chain=name) for e in copy if e["kind"] == "delivered"][:5]
+            _sha256_rechain(fake, name)
+            copy.extend(fake)
+
+        text = verify(_copy_log_to(kafka, serde, audit, unique_name("audit-invented"), invent))
+        assert f"chain {names.hub_transactional_id(hub, 7)}, seq 1: content does not match" in text
+
+        # a chain no worker of this hub writes, even with the key
+        def foreign(copy: list[dict[str, Any]]) -> None:
+            chain = AuditChain("xhub-hub-elsewhere-0", key.encode())
+            copy.append(chain.append({k: v for k, v in copy[0].items() if k not in CHAIN_FIELDS}))
+
+        text = verify(_copy_log_to(kafka, serde, audit, unique_name("audit-foreign"), foreign))
+        assert "unknown_chain at offset" in text
+        assert "no worker of this hub writes a chain so named" in text
+
+
+CHAIN_FIELDS = {"chain", "seq", "prev_hash", "hash"}
+
+
+def _copy_log_to(
+    kafka: KafkaSettings, serde: Any, source: str, dest: str, edit: Callable[[list[dict[str, Any]]], None]
+) -> str:
+    _copy_log(kafka, serde, source, dest, edit)
+    return dest
 
 
 def test_show_answers_who_received_a_record_and_what_a_subscriber_received(

@@ -169,7 +169,8 @@ def test_hubs_run_side_by_side_with_their_own_topics_and_groups(
         )
         assert set(city_got) == set(pudong_got) == set(sent)
         assert max(city_got.values()) == max(pudong_got.values()) == 1
-        city_audit = decode_all(serde, read_all(kafka, names.audit_topic(city), idle=1.5))
+        city_batches = decode_all(serde, read_all(kafka, names.audit_topic(city), idle=1.5))
+        city_audit = [entry for batch in city_batches for entry in batch["entries"]]
         assert {a["subscription"] for a in city_audit if a["kind"] == "delivered"} == {"city-debtors"}
     finally:
         pudong.close()

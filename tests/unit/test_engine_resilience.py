@@ -39,6 +39,7 @@ from hub.monitor.snapshot import MonitorState, StatusHeader, copy_stats, status_
 
 DEMO = Path(__file__).resolve().parents[2] / "deploy" / "demo" / "config"
 SECRET = b"unit-test-secret-0123456789"
+AUDIT_KEY = b"unit-test-audit-key-0123456789"
 CODE = "PD-CRD-0001"
 
 
@@ -162,7 +163,7 @@ def test_the_backoff_doubles_from_1_to_15_seconds_and_resets() -> None:
 # -- a bad applied config ------------------------------------------------------------------------
 @pytest.fixture
 def live(policies: PolicySet) -> LivePolicy:
-    audit = AuditLog("pudong", "xhub-hub-pudong-0", cast(Any, None), SECRET)
+    audit = AuditLog("pudong", "xhub-hub-pudong-0", cast(Any, None), SECRET, audit_key=AUDIT_KEY)
     return LivePolicy(KafkaSettings(bootstrap_servers="127.0.0.1:1"), policies, audit, SECRET, WorkerStats())
 
 
@@ -283,7 +284,7 @@ def test_the_main_loop_starts_all_of_200_subscriptions(policies: PolicySet, tmp_
         crowded,
         cast(Any, None),
         SECRET,
-        WorkerOptions(hub="pudong", follow_config=False, state_dir=str(tmp_path)),
+        WorkerOptions(hub="pudong", follow_config=False, state_dir=str(tmp_path), audit_key=AUDIT_KEY),
     )
     tp = TopicPartition(crowded.plans[subs[0].id].source_topic, 0)
     worker.partitions.states[tp] = {}
@@ -320,7 +321,12 @@ def test_a_routing_or_encoding_failure_is_a_dead_letter_not_an_exception(
     from hub.engine.records import SourceRecord
 
     serde = AvroSerde(RegistryClient(memory_registry.url))
-    emitter = Emitter("pudong", serde, AuditLog("pudong", "c", serde, SECRET), SourceReaders(serde, policies))
+    emitter = Emitter(
+        "pudong",
+        serde,
+        AuditLog("pudong", "c", serde, SECRET, audit_key=AUDIT_KEY),
+        SourceReaders(serde, policies),
+    )
     topic = policies.plans["tax-debtors"].source_topic
     value = serde.encode(
         f"{topic}-value", change_event_schema(CODE, policies.schemas[CODE]), _event(_debtor())

@@ -69,8 +69,8 @@ class AvroSerde:
         self._lock = threading.Lock()
         self._writers: dict[tuple[str, int], _Writer] = {}
         self._writers_by_text: dict[tuple[str, str], _Writer] = {}
-        self._readers: dict[tuple[int, int], _Reader] = {}
-        self._readers_by_text: dict[tuple[int, str], _Reader] = {}
+        self._readers: dict[tuple[int, int, bool], _Reader] = {}
+        self._readers_by_text: dict[tuple[int, str, bool], _Reader] = {}
 
     # --- encoding -----------------------------------------------------------------------------
 
@@ -137,12 +137,18 @@ class AvroSerde:
 
     # --- decoding -----------------------------------------------------------------------------
 
-    def decode(self, data: bytes, reader_schema: AvroSchema | None = None) -> tuple[int, Any]:
+    def decode(
+        self, data: bytes, reader_schema: AvroSchema | None = None, *, logical: bool = True
+    ) -> tuple[int, Any]:
         """Decode a Confluent-framed value; return (schema id, record).
 
         Args:
             data: the framed value.
             reader_schema: read the record as this schema (Avro schema resolution); None reads it as written.
+            logical: False leaves logical types as their Avro values (a ``date`` as days since 1970, a
+                ``timestamp-millis`` as epoch millis, a ``decimal`` as its bytes): a reader that only passes
+                them on (the hub re-encodes them unchanged) saves building and taking apart a datetime,
+                date or Decimal per value. The bytes a re-encode yields are the same either way.
 
         Resolution is per value: a writer schema the reader cannot fully read (say a new enum symbol the
         reader's enum lacks, without a default) still yields the values that resolve; the others raise
@@ -154,9 +160,9 @@ class AvroSerde:
             RegistryUnavailable: the registry did not answer (retry; the record is not at fault).
         """
         schema_id, payload = unframe(data)
-        reader = self._readers.get((schema_id, id(reader_schema)))
+        reader = self._readers.get((schema_id, id(reader_schema), logical))
         if reader is None or reader.source is not reader_schema:
-            reader = self._reader(schema_id, reader_schema, data)
+            reader = self._reader(schema_id, reader_schema, data, logical=logical)
         try:
             record = fastavro.schemaless_reader(io.BytesIO(payload), reader.writer, reader.reader)
         except SchemaResolutionError as exc:
@@ -175,23 +181,31 @@ class AvroSerde:
             ) from exc
         return schema_id, record
 
-    def _reader(self, schema_id: int, reader_schema: AvroSchema | None, data: bytes) -> _Reader:
+    def _reader(
+        self, schema_id: int, reader_schema: AvroSchema | None, data: bytes, *, logical: bool
+    ) -> _Reader:
         reader_text = "" if reader_schema is None else canonical_text(reader_schema)
         with self._lock:
-            shared = self._readers_by_text.get((schema_id, reader_text))
+            shared = self._readers_by_text.get((schema_id, reader_text, logical))
         if shared is None:
-            shared = self._build_reader(schema_id, reader_schema, reader_text, data)
+            shared = self._build_reader(schema_id, reader_schema, reader_text, data, logical=logical)
             with self._lock:
-                self._readers_by_text[(schema_id, reader_text)] = shared
+                self._readers_by_text[(schema_id, reader_text, logical)] = shared
         entry = _Reader(reader_schema, shared.writer, shared.reader, shared.mismatch)
         with self._lock:
             if len(self._readers) >= _CACHE_LIMIT:
                 self._readers.clear()
-            self._readers[(schema_id, id(reader_schema))] = entry
+            self._readers[(schema_id, id(reader_schema), logical)] = entry
         return entry
 
     def _build_reader(
-        self, schema_id: int, reader_schema: AvroSchema | None, reader_text: str, data: bytes
+        self,
+        schema_id: int,
+        reader_schema: AvroSchema | None,
+        reader_text: str,
+        data: bytes,
+        *,
+        logical: bool,
     ) -> _Reader:
         try:
             writer_schema = self.client.get_schema(schema_id)
@@ -201,10 +215,22 @@ class AvroSerde:
                 f"schema id {schema_id} is not registered at {self.client.url}",
                 original=bytes(data),
             ) from exc
-        writer_parsed = fastavro.parse_schema(writer_schema)
+        # fastavro converts by the writer schema's logical types (whatever the reader's say): both lose them
+        writer_parsed = fastavro.parse_schema(writer_schema if logical else _strip_logical(writer_schema))
         if reader_schema is None or reader_text == canonical_text(writer_schema):
             return _Reader(None, writer_parsed, None, None)
         # Phrased as the writer's change against the reader: the source moved on, the reader did not.
         problems = check(writer_schema, [reader_schema], "FORWARD")
         mismatch = "; ".join(problems[:3]) if problems else None
-        return _Reader(None, writer_parsed, fastavro.parse_schema(load(reader_schema)), mismatch)
+        reader_json = load(reader_schema)
+        reader_parsed = fastavro.parse_schema(reader_json if logical else _strip_logical(reader_json))
+        return _Reader(None, writer_parsed, reader_parsed, mismatch)
+
+
+def _strip_logical(schema: Any) -> Any:
+    """``schema`` (JSON) without its ``logicalType`` annotations: values read as their Avro base type."""
+    if isinstance(schema, list):
+        return [_strip_logical(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    return {k: _strip_logical(v) for k, v in schema.items() if k != "logicalType"}
