@@ -84,6 +84,7 @@ class WorkerOptions:
     # $XHUB_STATE_DIR, else <temp>/xhub-state. Losing it costs a restore from the changelog, nothing else.
     state_dir: str | None = None
     state_partitions: int = 3  # partitions of xhub.state.<hub> when the worker has to create it
+    audit_key: bytes = field(default=b"", repr=False)  # the HMAC key of the audit chain (never logged)
 
 
 def state_directory(options: WorkerOptions) -> Path:
@@ -94,7 +95,6 @@ def state_directory(options: WorkerOptions) -> Path:
         or str(Path(tempfile.gettempdir()) / "xhub-state")
     )
     return Path(base) / options.hub / str(options.worker_id)
-    audit_key: bytes = field(default=b"", repr=False)  # the HMAC key of the audit chain (never logged)
 
 
 class HubWorker:
