@@ -15,6 +15,7 @@ from typing import Any, Literal, TypedDict, Unpack
 from hub.config.loader import ConfigDir
 from hub.config.models import HubSpec
 from hub.config.secrets import hub_secret
+from hub.config.signing import snapshot_verifier
 from hub.core.log import get_logger
 from hub.engine.policy_set import PolicySet, policy_set_of_config
 from hub.engine.stats import WorkerStats
@@ -81,6 +82,7 @@ def start_hub(cfg: ConfigDir, hub: str, **options: Unpack[StartOptions]) -> HubP
             batch_max_ms=spec.batch_max_ms,
             follow_config=options.get("follow_config", True),
             first_start=options.get("first_start", "state"),
+            config_verifier=snapshot_verifier(cfg.hubs_file.config_signing),
         ),
         stats=WorkerStats(),
     )

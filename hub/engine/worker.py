@@ -28,6 +28,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 
 from hub.audit.chain import AuditChain
+from hub.config.signing import SnapshotVerifier
 from hub.core import names
 from hub.core.envelope import now_ms
 from hub.core.kafka import STATIC_MEMBER_SESSION_TIMEOUT_MS, make_consumer, make_producer
@@ -67,6 +68,9 @@ class WorkerOptions:
     # getting what is there through its backfill (op "r"); "replay" = at its beginning, every retained
     # event going through the main loop as it is (benchmarks of the main loop, or a full history).
     first_start: Literal["state", "replay"] = "state"
+    # The apply role's public keys: applied configs are installed only when signed by one of them
+    # (None: the keys of XHUB_CONFIG_PUBLIC_KEY; see hub.config.signing).
+    config_verifier: SnapshotVerifier | None = None
 
 
 class HubWorker:
@@ -98,7 +102,9 @@ class HubWorker:
         self.transactional_id = names.hub_transactional_id(self.hub, options.worker_id)
         self.group_id = names.hub_group(self.hub)
         self.audit = AuditLog(self.hub, self.transactional_id, serde, secret)
-        self.live = LivePolicy(kafka, policies, self.audit, secret, self.stats)
+        self.live = LivePolicy(
+            kafka, policies, self.audit, secret, self.stats, verifier=options.config_verifier
+        )
         self.readers = SourceReaders(serde, policies)  # source records are read as the catalog has them
         self.emitter = Emitter(self.hub, serde, self.audit, self.readers)
         self.partitions = Partitions(self.hub, self.live, options.first_start, self._revoked)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from hub.config.loader import ConfigDir
+from hub.config.signing import apply_signing_key
 from hub.core.kafka import make_admin, make_consumer, make_producer
 from hub.provision.apply import ApplyResult, apply_changes
 from hub.provision.desired import desired_state
@@ -34,7 +35,10 @@ class ProvisionSession:
     def apply(self, *, allow_delete: bool = False) -> tuple[ClusterChanges, ApplyResult]:
         """Converge the cluster on the config (`xhub apply`); nothing is changed when it does not validate."""
         plan = self.plan()
-        result = apply_changes(plan, self.admin, self.producer, self.registrar, allow_delete=allow_delete)
+        signer = apply_signing_key() if plan.snapshots else None  # missing: refused before any change
+        result = apply_changes(
+            plan, self.admin, self.producer, self.registrar, allow_delete=allow_delete, signer=signer
+        )
         return plan, result
 
 
