@@ -181,13 +181,10 @@ class BoundedRequestHandler(BaseHTTPRequestHandler):
         self.connection.settimeout(self.server.limits.request_timeout_s)  # each wait for the client
 
     def handle_one_request(self) -> None:
+        # Each request of a kept-alive connection gets its own deadline; headers that do not come in
+        # time close the connection (http.server catches the socket timeout itself).
         self.deadline = time.monotonic() + self.server.limits.request_timeout_s
-        try:
-            super().handle_one_request()
-        except TimeoutError:
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.wfile.write(problem_answer(408, "request_timeout", self._timeout_detail()))
+        super().handle_one_request()
         if self.server.stopping.is_set():
             self.close_connection = True
 
