@@ -20,6 +20,7 @@ from typing import Any, TypeAlias
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from hub.core.bounded_http import BoundedHTTPServer, BoundedRequestHandler, HttpLimits, RequestRefused
+from hub.core.identity import principal_of_peercert
 from hub.core.log import get_logger
 from hub.core.registry.errors import (
     ConfigNotFound,
@@ -32,6 +33,7 @@ from hub.core.registry.errors import (
     SchemaNotFound,
 )
 from hub.core.registry.schema import load
+from hub.registry.authorization import SubjectAuthorizer
 from hub.registry.operations import BaseSchemaStore
 
 log = get_logger("registry.server")
@@ -241,6 +243,8 @@ class RegistryServer:
         port: TCP port; 0 picks a free one (see ``url``).
         limits: concurrent requests, body size, request deadline (hub.core.bounded_http).
         tls: serve HTTPS with this context (one requiring client certificates makes it mutual TLS).
+        authorizer: who may write which subject, by the principal of the client certificate (needs a
+            ``tls`` context that requires client certificates); None: every caller may do anything.
     """
 
     def __init__(
@@ -251,8 +255,12 @@ class RegistryServer:
         *,
         limits: HttpLimits = REGISTRY_LIMITS,
         tls: ssl.SSLContext | None = None,
+        authorizer: SubjectAuthorizer | None = None,
     ) -> None:
+        if authorizer is not None and (tls is None or tls.verify_mode != ssl.CERT_REQUIRED):
+            raise ValueError("an authorizing registry needs a TLS context that requires client certificates")
         self.api = RegistryApi(store)
+        self.authorizer = authorizer
         self.host = host
         self._port = port
         self.limits = limits
@@ -278,7 +286,11 @@ class RegistryServer:
         """Bind and serve in a daemon thread."""
         if self._httpd is not None:
             return
-        handler = type("RegistryRequestHandler", (_RegistryRequestHandler,), {"api": self.api})
+        handler = type(
+            "RegistryRequestHandler",
+            (_RegistryRequestHandler,),
+            {"api": self.api, "authorizer": self.authorizer},
+        )
         self._httpd = BoundedHTTPServer((self.host, self._port), handler, self.limits, tls=self.tls)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -303,8 +315,20 @@ class RegistryServer:
 
 class _RegistryRequestHandler(BoundedRequestHandler):
     api: RegistryApi
+    authorizer: SubjectAuthorizer | None
 
     def _serve(self) -> None:
+        if self.authorizer is not None:
+            getpeercert = getattr(self.connection, "getpeercert", None)
+            principal = principal_of_peercert(getpeercert() if getpeercert else None)
+            refusal = self.authorizer.refusal(principal, self.command, self.path)
+            if refusal is not None:
+                status, why = refusal
+                self._send(status, {"error_code": status * 100 + 1, "message": why}, close=True)
+                log.warning(
+                    "registry_request_refused", principal=principal, method=self.command, status=status
+                )
+                return
         body: bytes | None = None
         try:
             # A body is read only once its length is checked (missing on a write: 411).
