@@ -14,9 +14,14 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from hub.config import load_config
+    from hub.config.credentials import secret_warnings
 
     cfg = load_config(args.config_dir)  # the one validation path: cross-checks and every plan compiled
+    for warning in secret_warnings(Path(args.config_dir)):
+        print(f"warning: {warning}", file=sys.stderr)
     print(
         f"{args.config_dir}: ok ({len(cfg.hubs)} hubs, {len(cfg.departments)} departments, "
         f"{len(cfg.resources)} resources, {len(cfg.subscriptions)} subscriptions)"

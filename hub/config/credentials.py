@@ -10,6 +10,7 @@ files); the environment variable wins. Every value is a ``SecretStr``: printing 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -53,3 +54,40 @@ def named_secret(name: str) -> SecretStr | None:
         if path.is_file():
             return SecretStr(path.read_text(encoding="utf-8").strip())
     return None
+
+
+# What a secret written into a config file looks like: a key named for one with a value, a URL with a
+# password, a PEM private key. Names of secrets (``token_secret: push_token``, ``*_env``) are fine.
+_SECRET_KEY = re.compile(
+    r"^\s*(?:-\s*)?(?P<key>pseudonym_secret|[A-Za-z_]*(?:password|passwd|api_key|private_key|token))"
+    r"\s*:\s*(?P<value>[^#\s].*)?$",
+    re.IGNORECASE,
+)
+_EMPTY = {"", "null", "~", "''", '""'}
+_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]+:[^@\s/]+@")
+_PEM_PRIVATE = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+
+
+def secret_warnings(root: Path) -> list[str]:
+    """Secrets written in the YAML files under ``root``: one warning each, with file and line.
+
+    The value is never part of the warning. Secrets belong in environment variables or the secrets
+    directory (``XHUB_SECRETS_DIR``): the config directory is kept in git and shown in reviews.
+    """
+    out: list[str] = []
+    advice = "give it through an environment variable or a file of XHUB_SECRETS_DIR (value not shown)"
+    for path in sorted(root.rglob("*.y*ml")):
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        where = path.relative_to(root)
+        for number, line in enumerate(lines, start=1):
+            match = _SECRET_KEY.match(line)
+            if match and (match.group("value") or "").strip() not in _EMPTY:
+                out.append(f'{where}:{number}: "{match.group("key")}" holds a secret in the file: {advice}')
+            elif _URL_PASSWORD.search(line):
+                out.append(f"{where}:{number}: a URL with a password: {advice}")
+            elif _PEM_PRIVATE.search(line):
+                out.append(f"{where}:{number}: a private key: {advice}")
+    return out
