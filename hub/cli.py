@@ -76,6 +76,18 @@ def _apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _credentials(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hub.config import load_config
+    from hub.provision.credentials import write_credentials
+
+    out = Path(args.out)
+    for party in write_credentials(load_config(args.config_dir), out):
+        print(f"{party.principal:<28} {party.kind:<11} {out / (party.name + '.pem')}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from hub.app import run_hub
     from hub.config import load_config
@@ -120,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-delete", action="store_true", help="also delete xhub.* topics no longer configured"
     )
     p.set_defaults(func=_apply)
+
+    p = sub.add_parser(
+        "credentials", help="a local CA and a certificate per party of a config (mutual TLS identities)"
+    )
+    p.add_argument("config_dir")
+    p.add_argument("--out", required=True, help="folder of the CA, certificates and keys (keys 0600)")
+    p.set_defaults(func=_credentials)
 
     p = sub.add_parser("run", help="run one worker of one exchange hub until SIGTERM")
     p.add_argument("config_dir")
