@@ -44,7 +44,12 @@ def process_secrets() -> ProcessSecrets:
 def named_secret(name: str) -> SecretStr | None:
     """A secret that the config names (e.g. a source's ``token_secret``): ``$XHUB_<NAME>`` or the file
     ``<secrets dir>/xhub_<name>``; None when neither exists."""
-    env = f"XHUB_{name.upper().replace('-', '_')}"
+    return env_or_secret_file(f"XHUB_{name.upper().replace('-', '_')}")
+
+
+def env_or_secret_file(env: str) -> SecretStr | None:
+    """The environment variable ``env``, else the file of the secrets directory named ``env`` in lower
+    case (``XHUB_PUDONG_SECRET`` -> ``xhub_pudong_secret``); None when neither exists."""
     value = os.environ.get(env)
     if value:
         return SecretStr(value)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
+from hub.config.credentials import env_or_secret_file
 from hub.config.loader import ConfigDir
 from hub.core.errors import ConfigError
 
@@ -16,12 +15,12 @@ def hub_secret(cfg: ConfigDir, hub: str) -> bytes:
     """
     spec = cfg.hub(hub)
     if spec.pseudonym_secret_env:
-        value = os.environ.get(spec.pseudonym_secret_env)
-        if value:
-            return value.encode("utf-8")
+        value = env_or_secret_file(spec.pseudonym_secret_env)  # or a file of XHUB_SECRETS_DIR
+        if value is not None:
+            return value.get_secret_value().encode("utf-8")
         raise ConfigError(
             f'hub "{hub}" in hubs.yaml: environment variable {spec.pseudonym_secret_env} '
-            "(pseudonym_secret_env) is not set"
+            "(pseudonym_secret_env) is not set, nor a file of that name in XHUB_SECRETS_DIR"
         )
     if spec.pseudonym_secret is not None:
         return spec.pseudonym_secret.get_secret_value().encode("utf-8")

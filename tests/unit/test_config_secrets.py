@@ -75,3 +75,20 @@ def test_secrets_come_from_the_environment_or_the_secrets_directory(
     assert SECRET not in repr(secrets)
     monkeypatch.setenv("XHUB_PUSH_TOKEN", "from-env")
     assert named_secret("push_token").get_secret_value() == "from-env"  # type: ignore[union-attr]
+
+
+def test_the_hub_secret_comes_from_the_secrets_directory_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.config import load_config
+    from hub.config.secrets import hub_secret
+    from hub.core.errors import ConfigError
+
+    cfg = load_config(DEMO)
+    monkeypatch.delenv("XHUB_PUDONG_SECRET", raising=False)
+    monkeypatch.setenv("XHUB_SECRETS_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match="XHUB_SECRETS_DIR") as info:
+        hub_secret(cfg, "pudong")
+    assert SECRET not in str(info.value)
+    (tmp_path / "xhub_pudong_secret").write_text(SECRET + "\n")
+    assert hub_secret(cfg, "pudong") == SECRET.encode()
