@@ -15,6 +15,7 @@ from typing import Any, Literal, TypedDict, Unpack
 from hub.config.loader import ConfigDir
 from hub.config.models import HubSpec
 from hub.config.secrets import audit_key, hub_secret
+from hub.config.signing import snapshot_verifier
 from hub.core.log import get_logger
 from hub.engine.policy_set import PolicySet, policy_set_of_config
 from hub.engine.stats import WorkerStats
@@ -83,6 +84,7 @@ def start_hub(cfg: ConfigDir, hub: str, **options: Unpack[StartOptions]) -> HubP
             first_start=options.get("first_start", "state"),
             state_partitions=spec.partitions,
             audit_key=audit_key(cfg, hub).get_secret_value().encode("utf-8"),
+            config_verifier=snapshot_verifier(cfg.hubs_file.config_signing),
         ),
         stats=WorkerStats(),
     )

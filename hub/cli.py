@@ -14,9 +14,14 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from hub.config import load_config
+    from hub.config.credentials import secret_warnings
 
     cfg = load_config(args.config_dir)  # the one validation path: cross-checks and every plan compiled
+    for warning in secret_warnings(Path(args.config_dir)):
+        print(f"warning: {warning}", file=sys.stderr)
     print(
         f"{args.config_dir}: ok ({len(cfg.hubs)} hubs, {len(cfg.departments)} departments, "
         f"{len(cfg.resources)} resources, {len(cfg.subscriptions)} subscriptions)"
@@ -71,6 +76,18 @@ def _apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _credentials(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hub.config import load_config
+    from hub.provision.credentials import write_credentials
+
+    out = Path(args.out)
+    for party in write_credentials(load_config(args.config_dir), out):
+        print(f"{party.principal:<28} {party.kind:<11} {out / (party.name + '.pem')}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from hub.app import run_hub
     from hub.config import load_config
@@ -115,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-delete", action="store_true", help="also delete xhub.* topics no longer configured"
     )
     p.set_defaults(func=_apply)
+
+    p = sub.add_parser(
+        "credentials", help="a local CA and a certificate per party of a config (mutual TLS identities)"
+    )
+    p.add_argument("config_dir")
+    p.add_argument("--out", required=True, help="folder of the CA, certificates and keys (keys 0600)")
+    p.set_defaults(func=_credentials)
 
     p = sub.add_parser("run", help="run one worker of one exchange hub until SIGTERM")
     p.add_argument("config_dir")

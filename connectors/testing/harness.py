@@ -11,6 +11,8 @@ and readers of the department table or file it writes (``applied_rows``), and a 
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import sqlite3
 import urllib.error
 import urllib.request
@@ -267,14 +269,18 @@ class PostgresOutboxHarness(OutboxHarness):
 
 
 class HttpPushHarness(SourceHarness):
-    """Records POSTed to the sidecar's local endpoint; every answer is kept for inspection."""
+    """Records POSTed to the sidecar's local endpoint with its token; every answer is kept for inspection."""
 
     kind = "http_push"
+    token_secret = "push_token_suite"  # noqa: S105 - the secret's name; its value is made per run
 
     def __init__(self, workdir: Path, *, pg_dsn: str | None = None) -> None:
         super().__init__(workdir, pg_dsn=pg_dsn)
         self.url: str | None = None
         self.answers: list[tuple[int, dict[str, Any]]] = []
+        self.token = secrets.token_urlsafe(24)
+        # The sidecar of the suite runs in this process: it reads the secret from here.
+        os.environ[f"XHUB_{self.token_secret.upper()}"] = self.token
 
     def source_config(self, name: str) -> dict[str, Any]:
         return {
@@ -283,6 +289,7 @@ class HttpPushHarness(SourceHarness):
             "resources": [RESOURCE],
             "port": 0,
             "max_record_bytes": MAX_RECORD_BYTES,
+            "token_secret": self.token_secret,
         }
 
     def attach(self, sidecar: Sidecar) -> None:
@@ -300,7 +307,7 @@ class HttpPushHarness(SourceHarness):
             f"{self.url}/records/{RESOURCE}?op={op}",
             data=body,
             method="POST",
-            headers={"Content-Type": content_type},
+            headers={"Content-Type": content_type, "Authorization": f"Bearer {self.token}"},
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - a local test URL

@@ -1,24 +1,38 @@
 #!/usr/bin/env bash
 # A real single-node Apache Kafka (KRaft, broker+controller) on 127.0.0.1, built from Maven Central jars.
 #
-#   deploy/local/kafka.sh up|down|status|bootstrap
+#   deploy/local/kafka.sh up|down|status|bootstrap [--secure]
+#   deploy/local/kafka.sh credentials CONFIG_DIR
+#
+# --secure (an option; plaintext stays the default for now): a TLS listener with client certificates
+# (mutual TLS), each certificate's CN as the principal (User:<CN>), KRaft's StandardAuthorizer,
+# allow.everyone.if.no.acl.found=false and one super user, User:xhub-admin. It has its own data, logs and
+# pid (default port 9192). `credentials CONFIG_DIR` first makes the local CA and the certificate of every
+# party named in CONFIG_DIR (departments, hubs, registry, apply role, operator, the super user) under
+# $XHUB_KAFKA_HOME/credentials (keys 0600; git-ignored).
 #
 # Environment:
-#   XHUB_KAFKA_PORT   client port (default 9092); the controller listens on port+1
+#   XHUB_KAFKA_PORT   client port (default 9092, 9192 with --secure); the controller listens on port+1
 #   XHUB_KAFKA_HOME   state folder (default deploy/local/.kafka: jars, data, logs, pid; git-ignored)
+#   XHUB_KAFKA_LIB    the Kafka jars (default $XHUB_KAFKA_HOME/lib)
 #   XHUB_KAFKA_HEAP   JVM heap (default 1g: the test suite creates a few thousand partitions)
+#   XHUB_PYTHON       the Python with exchange-hub installed (default .venv/bin/python of the repo)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-port="${XHUB_KAFKA_PORT:-9092}"
+secure=0
+for arg in "$@"; do [ "$arg" = "--secure" ] && secure=1; done
+if [ "$secure" = 1 ]; then port="${XHUB_KAFKA_PORT:-9192}"; kind="secure-"; else port="${XHUB_KAFKA_PORT:-9092}"; kind=""; fi
 controller_port=$((port + 1))
 home="${XHUB_KAFKA_HOME:-$here/.kafka}"
-lib="$home/lib"
-data="$home/data-$port"
-logs="$home/logs-$port"
-pidfile="$home/kafka-$port.pid"
-props="$home/server-$port.properties"
+lib="${XHUB_KAFKA_LIB:-$home/lib}"
+data="$home/data-$kind$port"
+logs="$home/logs-$kind$port"
+pidfile="$home/kafka-$kind$port.pid"
+props="$home/server-$kind$port.properties"
 heap="${XHUB_KAFKA_HEAP:-1g}"
+credentials="$home/credentials"
+python="${XHUB_PYTHON:-$here/../../.venv/bin/python}"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
 
@@ -42,6 +56,7 @@ accepts_clients() {
 }
 
 fetch_jars() {
+  [ -n "${XHUB_KAFKA_LIB:-}" ] && return 0  # jars someone else fetched
   # Cached: the jar folder is stamped with the pom it came from.
   if [ -f "$lib/.pom.sha" ] && [ "$(sha256sum "$here/pom.xml" | cut -d' ' -f1)" = "$(cat "$lib/.pom.sha")" ]; then
     return 0
@@ -78,6 +93,50 @@ log.cleaner.backoff.ms=1000
 PROPS
 }
 
+write_secure_props() {
+  [ -f "$credentials/xhub-admin.bundle.pem" ] || die "no credentials in $credentials: run '$0 credentials CONFIG_DIR' first."
+  cat > "$props" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
+listeners=SSL://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=SSL://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=SSL:SSL,CONTROLLER:SSL
+inter.broker.listener.name=SSL
+ssl.keystore.type=PEM
+ssl.keystore.location=$credentials/xhub-admin.bundle.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$credentials/ca.pem
+ssl.client.auth=required
+ssl.endpoint.identification.algorithm=
+ssl.principal.mapping.rules=RULE:^CN=([^,]+)\$/\$1/,DEFAULT
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:xhub-admin
+log.dirs=$data
+num.partitions=3
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=10
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+log.cleaner.backoff.ms=1000
+PROPS
+  chmod 600 "$props"
+}
+
+credentials_cmd() {
+  local config="${1:-}"
+  [ -n "$config" ] || die "usage: $0 credentials CONFIG_DIR"
+  [ -x "$python" ] || die "no Python with exchange-hub at $python (make install, or set XHUB_PYTHON)."
+  "$python" -m hub.cli credentials "$config" --out "$credentials"
+}
+
 up() {
   need_tools
   mkdir -p "$home" "$logs"
@@ -89,7 +148,7 @@ up() {
     die "port $port is taken by another process; set XHUB_KAFKA_PORT to a free port."
   fi
   fetch_jars
-  write_props
+  if [ "$secure" = 1 ]; then write_secure_props; else write_props; fi
   if [ ! -f "$data/meta.properties" ]; then
     mkdir -p "$data"
     java -cp "$lib/*" -Dlog4j2.configurationFile="$here/log4j2.yaml" -Dkafka.logs.dir="$logs" \
@@ -155,5 +214,6 @@ case "${1:-}" in
   down) down ;;
   status) status ;;
   bootstrap) echo "127.0.0.1:$port" ;;
-  *) echo "usage: $0 up|down|status|bootstrap" >&2; exit 2 ;;
+  credentials) credentials_cmd "${2:-}" ;;
+  *) echo "usage: $0 up|down|status|bootstrap [--secure] | credentials CONFIG_DIR" >&2; exit 2 ;;
 esac

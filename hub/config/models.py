@@ -49,6 +49,21 @@ class RegistrySettings(Strict):
     topic: str = "_xhub_schemas"
 
 
+class ConfigSigning(Strict):
+    """Which keys may sign the config snapshots a hub installs (the apply role's; see hub.config.signing).
+
+    Public keys are not secrets: they may be written here. A hub trusts these and the keys of the
+    environment variable; with neither it installs no applied config at all (secure by default).
+    """
+
+    public_keys: list[str] = Field(
+        default_factory=list, description="Ed25519 public keys: 'ed25519:<base64>' or PEM"
+    )
+    public_key_env: str = Field(
+        default="XHUB_CONFIG_PUBLIC_KEY", description="environment variable with more (comma-separated)"
+    )
+
+
 class HubSpec(Strict):
     """One exchange hub (共享交换枢纽). Several run side by side, each with its own topics and group."""
 
@@ -79,6 +94,7 @@ class HubSpec(Strict):
 class HubsFile(Strict):
     kafka: KafkaSettings = KafkaSettings()
     registry: RegistrySettings = RegistrySettings()
+    config_signing: ConfigSigning = ConfigSigning()
     # Naive datetimes of every config file are read in this zone (hub.config.timezone).
     timezone: str = Field(default=DEFAULT_TIMEZONE, description="zone of naive datetimes, e.g. Asia/Shanghai")
     hubs: list[HubSpec]

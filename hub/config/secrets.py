@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import SecretStr
 
+from hub.config.credentials import env_or_secret_file
 from hub.config.loader import ConfigDir
 from hub.core.errors import ConfigError
 
@@ -19,12 +19,12 @@ def hub_secret(cfg: ConfigDir, hub: str) -> bytes:
     """
     spec = cfg.hub(hub)
     if spec.pseudonym_secret_env:
-        value = os.environ.get(spec.pseudonym_secret_env)
-        if value:
-            return value.encode("utf-8")
+        value = env_or_secret_file(spec.pseudonym_secret_env)  # or a file of XHUB_SECRETS_DIR
+        if value is not None:
+            return value.get_secret_value().encode("utf-8")
         raise ConfigError(
             f'hub "{hub}" in hubs.yaml: environment variable {spec.pseudonym_secret_env} '
-            "(pseudonym_secret_env) is not set"
+            "(pseudonym_secret_env) is not set, nor a file of that name in XHUB_SECRETS_DIR"
         )
     if spec.pseudonym_secret is not None:
         return spec.pseudonym_secret.get_secret_value().encode("utf-8")
@@ -43,11 +43,12 @@ def audit_key(cfg: ConfigDir, hub: str) -> SecretStr:
     """
     spec = cfg.hub(hub)
     if spec.audit_key_env:
-        value = os.environ.get(spec.audit_key_env)
-        if value:
-            return SecretStr(value)
+        value = env_or_secret_file(spec.audit_key_env)  # or a file of XHUB_SECRETS_DIR
+        if value is not None:
+            return value
         raise ConfigError(
-            f'hub "{hub}" in hubs.yaml: environment variable {spec.audit_key_env} (audit_key_env) is not set'
+            f'hub "{hub}" in hubs.yaml: environment variable {spec.audit_key_env} (audit_key_env) '
+            "is not set, nor a file of that name in XHUB_SECRETS_DIR"
         )
     if spec.audit_key_file:
         path = Path(spec.audit_key_file)

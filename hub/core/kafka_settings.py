@@ -19,6 +19,10 @@ class KafkaSettings(BaseModel):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     client_id_prefix: str = "xhub"
+    # Mutual TLS (security_protocol SSL): the party's certificate and key, and the CA of the brokers.
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
 
     def common(self, client_id: str) -> dict[str, Any]:
         """Keyword arguments every kafka-python client takes."""
@@ -27,6 +31,9 @@ class KafkaSettings(BaseModel):
             "client_id": f"{self.client_id_prefix}-{client_id}",
             "security_protocol": self.security_protocol,
         }
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if getattr(self, name):
+                conf[name] = getattr(self, name)
         if self.sasl_mechanism:
             conf["sasl_mechanism"] = self.sasl_mechanism
             conf["sasl_plain_username"] = self.sasl_username

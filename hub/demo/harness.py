@@ -23,6 +23,7 @@ import yaml
 
 from hub.config import load_config
 from hub.config.loader import ConfigDir
+from hub.config.signing import local_key_pair
 from hub.core import names
 from hub.core.errors import FatalError
 from hub.core.kafka import make_admin
@@ -82,6 +83,9 @@ class Demo:
         (config / "hubs.yaml").write_text(
             yaml.safe_dump(hubs, allow_unicode=True, sort_keys=False), encoding="utf-8"
         )
+        # The apply role's key pair, made once in the git-ignored deploy/local/.secrets: apply signs with
+        # it, the hub installs only configs that verify with its public key.
+        signing_key, public_key = local_key_pair(self.repo / "deploy" / "local" / ".secrets")
         self.env = {
             **os.environ,
             "XHUB_PUDONG_SECRET": "demo-only-secret-pudong-2026",
@@ -89,6 +93,8 @@ class Demo:
             "XHUB_PUDONG_AUDIT_KEY": "demo-only-audit-key-pudong-2026",
             "XHUB_CITY_AUDIT_KEY": "demo-only-audit-key-city-2026",
             "XHUB_LOG_LEVEL": "INFO",
+            "XHUB_CONFIG_SIGNING_KEY": signing_key.get_secret_value(),
+            "XHUB_CONFIG_PUBLIC_KEY": public_key,
         }
         os.environ.update({k: v for k, v in self.env.items() if k.startswith("XHUB_")})
         (self.workdir / "logs").mkdir(parents=True)

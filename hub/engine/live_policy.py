@@ -19,6 +19,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from hub.config.signing import SnapshotRefused, SnapshotVerifier
 from hub.core import names
 from hub.core.envelope import now_ms
 from hub.core.errors import HubError
@@ -47,6 +48,8 @@ class LivePolicy:
         audit: builds the ``policy_changed`` entries.
         secret: the hub's HMAC key, to compile the plans of applied configs.
         stats: where refused configs are counted and alerted.
+        verifier: the apply role's public keys; a config record whose signature does not verify is
+            refused before anything else of it is read (default: the keys of XHUB_CONFIG_PUBLIC_KEY).
     """
 
     def __init__(
@@ -56,6 +59,8 @@ class LivePolicy:
         audit: AuditLog,
         secret: bytes,
         stats: WorkerStats | None = None,
+        *,
+        verifier: SnapshotVerifier | None = None,
     ) -> None:
         self.kafka = kafka
         self.policies = policies
@@ -65,6 +70,7 @@ class LivePolicy:
         self.refused: set[str] = set()  # digests of the applied configs refused
         self.pending: list[dict[str, Any]] = []  # policy_changed entries not yet committed
         self._secret = secret
+        self.verifier = verifier if verifier is not None else SnapshotVerifier.from_environment()
         self._refusals: dict[str, str | None] = {}  # subscription -> refusal when last looked
         self._next_window_check = 0
         self._follower: KafkaConsumer | None = None
@@ -119,11 +125,18 @@ class LivePolicy:
     def compile_snapshot(self, raw: bytes) -> PolicySet | None:
         """The policy set of one record of xhub.cfg.<hub>; None when it is in force already or refused."""
         try:
+            self.verifier.verify(raw)  # before anything else of the record is read
             digest, config = snapshot_of(raw)
             digest = str(digest)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (SnapshotRefused, ValueError, KeyError, TypeError) as exc:
+            # named by the record's hash: a signed record of the same config may follow
             name = hashlib.sha256(raw).hexdigest()[:16]
-            self._refuse(name, f"not a config snapshot ({type(exc).__name__})")
+            why = (
+                str(exc)
+                if isinstance(exc, SnapshotRefused)
+                else f"not a config snapshot ({type(exc).__name__})"
+            )
+            self._refuse(name, why)
             return None
         if digest == self.policies.digest:
             self.stats.clear_alerts("config_refused")  # the newest applied config is the one in force

@@ -23,6 +23,7 @@ from typing import Any
 
 from hub.core.envelope import change_event_schema
 from hub.engine.policy_set import PolicySet
+from hub.engine.provenance import wrong_department
 from hub.engine.records import Serde
 from hub.policy.plan import DeliveryPlan
 
@@ -69,11 +70,14 @@ class SourceReaders:
         """The change event of one record of ``topic``, resolved to the catalog's schema.
 
         Raises:
-            InvalidRecord: ``bad_wire_format``, ``unknown_schema_id``, ``schema_mismatch`` or
-                ``undecodable`` (the record goes to the dead letters).
+            InvalidRecord: ``bad_wire_format``, ``unknown_schema_id``, ``schema_mismatch``,
+                ``undecodable`` or ``wrong_department`` (the record goes to the dead letters).
             RegistryUnavailable: the writer schema could not be fetched (retry; the record is not at fault).
         """
         _, event = self.serde.decode(value, self._by_topic.get(topic), logical=self._logical.get(topic, True))
+        wrong = wrong_department(topic, event)  # only the owner publishes its resource (live and backfill)
+        if wrong is not None:
+            raise wrong
         return event
 
 

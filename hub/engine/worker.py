@@ -34,6 +34,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 
 from hub.audit.chain import AuditChain
+from hub.config.signing import SnapshotVerifier
 from hub.core import names
 from hub.core.envelope import now_ms
 from hub.core.errors import RetriableError
@@ -85,6 +86,9 @@ class WorkerOptions:
     state_dir: str | None = None
     state_partitions: int = 3  # partitions of xhub.state.<hub> when the worker has to create it
     audit_key: bytes = field(default=b"", repr=False)  # the HMAC key of the audit chain (never logged)
+    # The apply role's public keys: applied configs are installed only when signed by one of them
+    # (None: the keys of XHUB_CONFIG_PUBLIC_KEY; see hub.config.signing).
+    config_verifier: SnapshotVerifier | None = None
 
 
 def state_directory(options: WorkerOptions) -> Path:
@@ -126,7 +130,9 @@ class HubWorker:
         self.transactional_id = names.hub_transactional_id(self.hub, options.worker_id)
         self.group_id = names.hub_group(self.hub)
         self.audit = AuditLog(self.hub, self.transactional_id, serde, secret, audit_key=options.audit_key)
-        self.live = LivePolicy(kafka, policies, self.audit, secret, self.stats)
+        self.live = LivePolicy(
+            kafka, policies, self.audit, secret, self.stats, verifier=options.config_verifier
+        )
         self.readers = SourceReaders(serde, policies)  # source records are read as the catalog has them
         self.state = StateStore(state_directory(options))
         self.emitter = Emitter(self.hub, serde, self.audit, self.readers, state=self.state, secret=secret)

@@ -24,12 +24,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from hub.core.bounded_http import BoundedHTTPServer, BoundedRequestHandler, HttpLimits
 from hub.core.log import get_logger
 from hub.monitor.alerts import AlertCollector
 from hub.monitor.board import LagBoard, SubscriptionLag, status_counts
@@ -64,6 +64,10 @@ STATIC = {
 def static_file(name: str) -> bytes:
     """A file of ``hub/monitor/static`` (shipped as package data)."""
     return resources.files("hub.monitor").joinpath("static", name).read_bytes()
+
+
+# A status page, a scrape and probes: a few requests at once, never a body (issue 15, point 5).
+ADMIN_LIMITS = HttpLimits(max_concurrent=16, max_body_bytes=0, request_timeout_s=10.0)
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ class AdminServer:
         self._port = port
         self._state = MonitorState()
         self._stop = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: BoundedHTTPServer | None = None
         self._threads: list[threading.Thread] = []
         self._worker_thread: threading.Thread | None = None
         self._targets: _Targets | None = None
@@ -173,8 +177,7 @@ class AdminServer:
         if self._httpd is not None:
             return
         handler = type("AdminRequestHandler", (_AdminRequestHandler,), {"admin": self})
-        self._httpd = ThreadingHTTPServer((self.host, self._port), handler)
-        self._httpd.daemon_threads = True
+        self._httpd = BoundedHTTPServer((self.host, self._port), handler, ADMIN_LIMITS)
         serve = threading.Thread(target=self._httpd.serve_forever, name=f"admin-http-{self.hub}", daemon=True)
         monitor = threading.Thread(target=self._monitor_loop, name=f"admin-monitor-{self.hub}", daemon=True)
         self._threads = [serve, monitor]
@@ -187,8 +190,7 @@ class AdminServer:
         self._stop.set()
         httpd, self._httpd = self._httpd, None
         if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
+            httpd.stop()  # within seconds, whatever slow clients do
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads = []
@@ -353,11 +355,11 @@ class _Monitor:
                 client.close()
 
 
-class _AdminRequestHandler(BaseHTTPRequestHandler):
+class _AdminRequestHandler(BoundedRequestHandler):  # GET only: the admin port is read-only
     admin: ClassVar[AdminServer]
     server_version = "xhub-admin"
 
-    def do_GET(self) -> None:
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
         path = self.path.split("?", 1)[0]
         routes: dict[str, Callable[[], None]] = {
             "/api/status": self._status,

@@ -6,11 +6,13 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from hub.config.snapshot import snapshot_digest, snapshot_record
+from hub.config.signing import signed_snapshot_record
+from hub.config.snapshot import snapshot_digest
 from hub.core import names
 from hub.core.errors import FatalError, RetriableError
 from hub.core.log import get_logger
@@ -33,9 +35,16 @@ def apply_changes(  # noqa: PLR0912 - one branch per kind of change
     *,
     allow_delete: bool = False,
     replication_factor: int = 1,
+    signer: Ed25519PrivateKey | None = None,
 ) -> ApplyResult:
-    """Apply ``plan``. Deletes only with ``allow_delete``; refuses incompatible schemas (FatalError)."""
+    """Apply ``plan``. Deletes only with ``allow_delete``; refuses incompatible schemas (FatalError).
+
+    ``signer``: the apply role's key, which signs every config snapshot published (required when the
+    plan publishes one: hubs install only signed configs; checked before anything is changed).
+    """
     result = ApplyResult()
+    if plan.snapshots and signer is None:
+        raise FatalError("config snapshots to publish but no signing key: hubs would refuse them")
     refused = [c for c in plan.schemas if c.action == "refuse"]
     if refused:
         raise FatalError(
@@ -79,7 +88,8 @@ def apply_changes(  # noqa: PLR0912 - one branch per kind of change
             result.done.append(f"registered schema {schema_change.subject} (id {schema_id})")
     for hub, snapshot in plan.snapshots.items():
         digest = snapshot_digest(snapshot)
-        value = snapshot_record(snapshot, applied_ts_ms=int(time.time() * 1000))
+        assert signer is not None  # checked above, before any change
+        value = signed_snapshot_record(snapshot, int(time.time() * 1000), signer)
         producer.send(names.config_topic(hub), key=hub.encode(), value=value).get(timeout=30)
         result.done.append(f"published config of hub {hub} ({digest})")
     producer.flush()

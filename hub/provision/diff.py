@@ -13,6 +13,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from hub.config.snapshot import read_snapshot_record, snapshot_digest, stamp_requests
 from hub.core import names
 from hub.core.kafka import read_last_value
+from hub.provision.acls import AclChanges
 from hub.provision.desired import Desired, SchemaSpec, TopicSpec
 
 
@@ -67,10 +68,12 @@ class ClusterChanges:
     snapshots: dict[str, bytes] = field(default_factory=dict)  # hubs whose config snapshot changed
     unchanged_topics: int = 0
     unchanged_schemas: int = 0
+    acls: AclChanges | None = None  # None: the cluster has no authorizer (hub.provision.acl_cluster)
 
     @property
     def empty(self) -> bool:
-        return not (self.topics or self.schemas or self.snapshots)
+        acls = self.acls is not None and bool(self.acls.create or self.acls.remove)
+        return not (self.topics or self.schemas or self.snapshots or acls)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +83,7 @@ class ClusterChanges:
                 {"action": "publish", "hub": hub, "digest": snapshot_digest(s)}
                 for hub, s in self.snapshots.items()
             ],
+            "acls": None if self.acls is None else self.acls.lines(),
             "unchanged": {"topics": self.unchanged_topics, "schemas": self.unchanged_schemas},
             "changes": len(self.topics) + len(self.schemas) + len(self.snapshots),
         }
@@ -91,6 +95,7 @@ class ClusterChanges:
         lines += [
             f"~ config of hub {hub}: new snapshot {snapshot_digest(s)}" for hub, s in self.snapshots.items()
         ]
+        lines += self.acls.lines() if self.acls is not None else []
         lines.append(
             f"= {self.unchanged_topics} topics and {self.unchanged_schemas} schemas unchanged"
             + ("" if lines else "; nothing to do")

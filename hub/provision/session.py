@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 from hub.config.loader import ConfigDir
+from hub.config.signing import apply_signing_key
 from hub.core.kafka import make_admin, make_consumer, make_producer
+from hub.provision.acl_cluster import acls_managed, apply_acl_changes, cluster_acls, read_ledger
+from hub.provision.acls import compute_acl_changes, desired_acls
 from hub.provision.apply import ApplyResult, apply_changes
 from hub.provision.desired import desired_state
 from hub.provision.diff import ClusterChanges, compute_changes, read_cluster_state
@@ -29,12 +33,22 @@ class ProvisionSession:
         desired = desired_state(self.cfg)
         cluster = read_cluster_state(self.admin, self.consumer, list(self.cfg.hubs))
         owners = set(self.cfg.departments) | set(self.cfg.hubs)
-        return compute_changes(desired, cluster, self.registrar, owners)
+        changes = compute_changes(desired, cluster, self.registrar, owners)
+        if acls_managed(self.cfg.hubs_file.kafka):  # ACLs from ownership (hub.provision.acls)
+            wanted = desired_acls(self.cfg, datetime.now(UTC))
+            ledger = read_ledger(self.consumer, self.admin)
+            changes.acls = compute_acl_changes(wanted, cluster_acls(self.admin), ledger)
+        return changes
 
     def apply(self, *, allow_delete: bool = False) -> tuple[ClusterChanges, ApplyResult]:
         """Converge the cluster on the config (`xhub apply`); nothing is changed when it does not validate."""
         plan = self.plan()
-        result = apply_changes(plan, self.admin, self.producer, self.registrar, allow_delete=allow_delete)
+        signer = apply_signing_key() if plan.snapshots else None  # missing: refused before any change
+        result = apply_changes(
+            plan, self.admin, self.producer, self.registrar, allow_delete=allow_delete, signer=signer
+        )
+        if plan.acls is not None:
+            result.done += apply_acl_changes(self.admin, self.producer, plan.acls)
         return plan, result
 
 

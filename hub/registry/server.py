@@ -14,11 +14,13 @@ Endpoints: ``GET /schemas/ids/{id}`` (and ``/schema``, ``/subjects``, ``/version
 from __future__ import annotations
 
 import json
+import ssl
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeAlias
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from hub.core.bounded_http import BoundedHTTPServer, BoundedRequestHandler, HttpLimits, RequestRefused
+from hub.core.identity import principal_of_peercert
 from hub.core.log import get_logger
 from hub.core.registry.errors import (
     ConfigNotFound,
@@ -31,6 +33,7 @@ from hub.core.registry.errors import (
     SchemaNotFound,
 )
 from hub.core.registry.schema import load
+from hub.registry.authorization import SubjectAuthorizer
 from hub.registry.operations import BaseSchemaStore
 
 log = get_logger("registry.server")
@@ -40,6 +43,9 @@ PATH_PREFIXES = ("/subjects", "/schemas", "/config", "/compatibility", "/mode")
 
 JsonBody: TypeAlias = dict[str, Any] | list[Any]
 Response: TypeAlias = tuple[int, JsonBody]
+
+# A schema is a few KiB; a department's biggest resource schema stays far below 1 MiB.
+REGISTRY_LIMITS = HttpLimits(max_concurrent=32, max_body_bytes=1024 * 1024, request_timeout_s=10.0)
 
 
 class _HttpProblem(Exception):  # noqa: N818 - internal control flow, never leaves this module
@@ -205,8 +211,8 @@ class RegistryApi:
     def _json(body: bytes | None) -> dict[str, Any]:
         try:
             value = json.loads(body or b"")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise _HttpProblem(400, f"request body is not JSON: {exc}") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise _HttpProblem(400, f"request body is not JSON: {type(exc).__name__}") from exc
         if not isinstance(value, dict):
             raise _HttpProblem(400, "request body must be a JSON object")
         return value
@@ -235,13 +241,31 @@ class RegistryServer:
         store: where the schemas live (``SchemaStore`` in production).
         host: interface to bind.
         port: TCP port; 0 picks a free one (see ``url``).
+        limits: concurrent requests, body size, request deadline (hub.core.bounded_http).
+        tls: serve HTTPS with this context (one requiring client certificates makes it mutual TLS).
+        authorizer: who may write which subject, by the principal of the client certificate (needs a
+            ``tls`` context that requires client certificates); None: every caller may do anything.
     """
 
-    def __init__(self, store: BaseSchemaStore, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        store: BaseSchemaStore,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        limits: HttpLimits = REGISTRY_LIMITS,
+        tls: ssl.SSLContext | None = None,
+        authorizer: SubjectAuthorizer | None = None,
+    ) -> None:
+        if authorizer is not None and (tls is None or tls.verify_mode != ssl.CERT_REQUIRED):
+            raise ValueError("an authorizing registry needs a TLS context that requires client certificates")
         self.api = RegistryApi(store)
+        self.authorizer = authorizer
         self.host = host
         self._port = port
-        self._httpd: ThreadingHTTPServer | None = None
+        self.limits = limits
+        self.tls = tls
+        self._httpd: BoundedHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -252,7 +276,7 @@ class RegistryServer:
     @property
     def url(self) -> str:
         """The base URL clients use, e.g. ``http://127.0.0.1:8081``."""
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def handle(self, method: str, path: str, body: bytes | None) -> Response:
         """Answer one request without HTTP (see ``RegistryApi.handle``)."""
@@ -262,8 +286,12 @@ class RegistryServer:
         """Bind and serve in a daemon thread."""
         if self._httpd is not None:
             return
-        handler = type("RegistryRequestHandler", (_RegistryRequestHandler,), {"api": self.api})
-        self._httpd = ThreadingHTTPServer((self.host, self._port), handler)
+        handler = type(
+            "RegistryRequestHandler",
+            (_RegistryRequestHandler,),
+            {"api": self.api, "authorizer": self.authorizer},
+        )
+        self._httpd = BoundedHTTPServer((self.host, self._port), handler, self.limits, tls=self.tls)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
             kwargs={"poll_interval": 0.1},  # how long stop() waits for the loop to notice
@@ -278,30 +306,52 @@ class RegistryServer:
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
-        httpd.shutdown()
-        httpd.server_close()
+        httpd.stop()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
         log.info("registry_server_stopped", port=httpd.server_address[1])
 
 
-class _RegistryRequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _RegistryRequestHandler(BoundedRequestHandler):
     api: RegistryApi
+    authorizer: SubjectAuthorizer | None
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
-        status, payload = self.api.handle(self.command, self.path, body)
+        if self.authorizer is not None:
+            getpeercert = getattr(self.connection, "getpeercert", None)
+            principal = principal_of_peercert(getpeercert() if getpeercert else None)
+            refusal = self.authorizer.refusal(principal, self.command, self.path)
+            if refusal is not None:
+                status, why = refusal
+                self._send(status, {"error_code": status * 100 + 1, "message": why}, close=True)
+                log.warning(
+                    "registry_request_refused", principal=principal, method=self.command, status=status
+                )
+                return
+        body: bytes | None = None
+        try:
+            # A body is read only once its length is checked (missing on a write: 411).
+            if self.command in ("POST", "PUT") or "Content-Length" in self.headers:
+                length = self.content_length()
+                body = self.read_body(length) if length else None
+        except RequestRefused as problem:
+            self._send(problem.status, {"error_code": problem.status, "message": problem.detail}, close=True)
+            return
+        with self.server.processing(self.connection):
+            status, payload = self.api.handle(self.command, self.path, body)
+        self._send(status, payload)
+
+    def _send(self, status: int, payload: JsonBody, *, close: bool = False) -> None:
+        if close:
+            self.close_connection = True
         data = json.dumps(payload, ensure_ascii=False).encode()
         self.send_response(status)
         self.send_header("Content-Type", CONTENT_TYPE)
         self.send_header("Content-Length", str(len(data)))
+        if close:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 
     do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815 - http.server's naming
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the signature http.server calls
-        return None  # the store and API log what matters as structured events

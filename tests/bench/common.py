@@ -70,6 +70,12 @@ def bench_config(kafka: KafkaSettings) -> tuple[Path, dict[str, str]]:
         yaml.safe_dump({"subscriptions": subs}, allow_unicode=True), encoding="utf-8"
     )
     os.environ.update(SECRET_ENV)
+    if "XHUB_CONFIG_SIGNING_KEY" not in os.environ:  # apply signs, the hubs verify (as in the demo)
+        from hub.config.signing import local_key_pair
+
+        key, public = local_key_pair(ROOT / "deploy" / "local" / ".secrets")
+        os.environ["XHUB_CONFIG_SIGNING_KEY"] = key.get_secret_value()
+        os.environ["XHUB_CONFIG_PUBLIC_KEY"] = public
     return root, renames
 
 

@@ -42,6 +42,7 @@ sources:
     type: http_push
     resources: [{RESOURCE}]
     port: 8799
+    token_secret: push_token
 """
 
 

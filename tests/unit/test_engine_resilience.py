@@ -19,7 +19,8 @@ from kafka import TopicPartition
 from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, NotLeaderForPartitionError
 
 from hub.config import load_config
-from hub.config.snapshot import config_snapshot, snapshot_record
+from hub.config.signing import apply_signing_key, signed_snapshot_record
+from hub.config.snapshot import config_snapshot
 from hub.core.envelope import ChangeEvent, change_event_schema
 from hub.core.errors import InvalidRecord
 from hub.core.kafka_settings import KafkaSettings
@@ -167,8 +168,10 @@ def live(policies: PolicySet) -> LivePolicy:
     return LivePolicy(KafkaSettings(bootstrap_servers="127.0.0.1:1"), policies, audit, SECRET, WorkerStats())
 
 
-def _record(body: dict[str, Any]) -> bytes:
-    return snapshot_record(json.dumps(body, ensure_ascii=False).encode("utf-8"), 1)
+def _record(body: dict[str, Any], applied_ts_ms: int = 1) -> bytes:
+    """A config record signed by the apply role (the session's key pair, see tests/fixtures/plugin.py)."""
+    snapshot = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    return signed_snapshot_record(snapshot, applied_ts_ms, apply_signing_key())
 
 
 def test_an_applied_config_that_does_not_validate_is_refused_with_an_alert(live: LivePolicy) -> None:
@@ -205,7 +208,7 @@ def test_a_good_config_after_a_refused_one_clears_the_alert(live: LivePolicy) ->
 def test_applying_the_config_in_force_again_clears_the_alert(live: LivePolicy) -> None:
     assert live.compile_snapshot(b"[]") is None
     assert live.stats.alerts
-    same = snapshot_record(config_snapshot(load_config(DEMO), "pudong"), 2)
+    same = _record(json.loads(config_snapshot(load_config(DEMO), "pudong")), 2)
     assert live.compile_snapshot(same) is None  # nothing to install
     assert not live.stats.alerts
 

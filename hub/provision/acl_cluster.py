@@ -1,0 +1,129 @@
+"""The cluster side of hub.provision.acls: read the ACLs and apply's ledger, create and remove ACLs.
+
+Only for a cluster with an authorizer (hubs.yaml ``kafka.security_protocol`` SSL or SASL_SSL): a plaintext
+broker has none, and plan/apply leave ACLs alone there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import (
+    ACL,
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    NewTopic,
+    ResourcePattern,
+    ResourcePatternFilter,
+    ResourceType,
+)
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from hub.core.errors import RetriableError
+from hub.core.kafka_settings import KafkaSettings
+from hub.provision.acls import LEDGER_TOPIC, AclChanges, AclSpec
+
+
+def acls_managed(kafka: KafkaSettings) -> bool:
+    """Whether plan/apply manage ACLs on this cluster (it authenticates clients)."""
+    return kafka.security_protocol in ("SSL", "SASL_SSL")
+
+
+def _key_of(acl: ACL) -> str:
+    pattern = acl.resource_pattern
+    return (
+        f"{acl.principal}|{pattern.resource_type.name}|{pattern.pattern_type.name}|"
+        f"{pattern.resource_name}|{acl.operation.name}"
+    )
+
+
+def _acl(spec: AclSpec) -> ACL:
+    return ACL(
+        principal=spec.principal,
+        host="*",
+        operation=ACLOperation[spec.operation],
+        permission_type=ACLPermissionType.ALLOW,
+        resource_pattern=ResourcePattern(
+            ResourceType[spec.resource], spec.name, ACLResourcePatternType[spec.pattern]
+        ),
+    )
+
+
+def cluster_acls(admin: KafkaAdminClient) -> set[str]:
+    """The keys (AclSpec.key) of every ALLOW ACL the cluster has."""
+    everything = ACLFilter(
+        principal=None,
+        host=None,
+        operation=ACLOperation.ANY,
+        permission_type=ACLPermissionType.ALLOW,
+        resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY),
+    )
+    found, error = admin.describe_acls(everything)
+    if error is not None and getattr(error, "errno", None):
+        raise RetriableError(f"Kafka refused to describe the ACLs: {error}")
+    return {_key_of(a) for a in found}
+
+
+def read_ledger(consumer: KafkaConsumer, admin: KafkaAdminClient) -> dict[str, AclSpec]:
+    """The ACLs apply created and has not removed (the compacted ``_xhub_acls``; empty if absent)."""
+    if LEDGER_TOPIC not in admin.list_topics():
+        return {}
+    tp = TopicPartition(LEDGER_TOPIC, 0)
+    consumer.assign([tp])
+    end = consumer.end_offsets([tp])[tp]
+    consumer.seek_to_beginning(tp)
+    ledger: dict[str, AclSpec] = {}
+    deadline = time.monotonic() + 30
+    while consumer.position(tp) < end and time.monotonic() < deadline:
+        for records in consumer.poll(timeout_ms=500).values():
+            for rec in records:
+                key = rec.key.decode("utf-8")
+                if rec.value is None:
+                    ledger.pop(key, None)
+                else:
+                    ledger[key] = AclSpec(**json.loads(rec.value))
+    return ledger
+
+
+def apply_acl_changes(admin: KafkaAdminClient, producer: KafkaProducer, changes: AclChanges) -> list[str]:
+    """Create and remove ACLs, recording each in the ledger first (create) or last (remove)."""
+    done: list[str] = []
+    if not (changes.create or changes.remove):
+        return done
+    try:
+        with contextlib.suppress(TopicAlreadyExistsError):
+            admin.create_topics([NewTopic(LEDGER_TOPIC, 1, 1, topic_configs={"cleanup.policy": "compact"})])
+        for spec in changes.create:
+            # recorded before it exists: a crash in between leaves a ledger entry apply will remove
+            producer.send(LEDGER_TOPIC, key=spec.key.encode(), value=spec.to_json()).get(timeout=30)
+        if changes.create:
+            result = admin.create_acls([_acl(s) for s in changes.create])
+            if result.get("failed"):
+                raise RetriableError(f"Kafka refused ACLs: {result['failed']}")
+            done += [f"created acl {s.text()}" for s in changes.create]
+        if changes.remove:
+            filters = [
+                ACLFilter(
+                    principal=s.principal,
+                    host="*",
+                    operation=ACLOperation[s.operation],
+                    permission_type=ACLPermissionType.ALLOW,
+                    resource_pattern=ResourcePatternFilter(
+                        ResourceType[s.resource], s.name, ACLResourcePatternType[s.pattern]
+                    ),
+                )
+                for s in changes.remove
+            ]
+            admin.delete_acls(filters)
+            for spec in changes.remove:
+                producer.send(LEDGER_TOPIC, key=spec.key.encode(), value=None).get(timeout=30)
+            done += [f"removed acl {s.text()}" for s in changes.remove]
+        producer.flush()
+    except KafkaError as exc:
+        raise RetriableError(f"Kafka refused an ACL change: {type(exc).__name__}: {exc}") from exc
+    return done
