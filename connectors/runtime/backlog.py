@@ -36,6 +36,8 @@ from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
 from hub.core.names import position_topic
 
+NO_POSITION = "no position committed yet"  # normal until the source's first commit: not worth a warning
+
 # The column holding a log row's commit time, per kind of SQL source.
 COMMIT_COLUMNS = {"sql_trigger": "commit_ts", "outbox": "created_at"}
 
@@ -60,7 +62,7 @@ class _Counter:
         resources = tuple(runner.source.resources)
         position = runner.committed
         if not isinstance(position, dict) or not isinstance(position.get("log"), dict):
-            why = "no position committed yet" if position is None else "position has no change-log part"
+            why = NO_POSITION if position is None else "position has no change-log part"
             return SourceBacklog(kind, state, None, error=why, resources=resources)
         snapshot = position.get("snapshot") is not None
         try:
@@ -84,8 +86,8 @@ class BacklogReporter:
     Args:
         department: the sidecar's department (its position topic).
         kafka: the cluster the report goes to.
-        runners: the sidecar's source runners (sources without a change log, e.g. HTTP push, have no
-            backlog: they publish while the client waits).
+        runners: the sidecar's source runners. A source without a change log (HTTP push) is reported
+            with 0 rows: it publishes while its client waits, so nothing of it is ever left behind.
         metrics: the sidecar's metrics.
         every_s: seconds between reports.
     """
@@ -104,6 +106,7 @@ class BacklogReporter:
         self.every_s = every_s
         self.metrics = metrics
         self.counters = [_Counter(r) for r in runners if r.source.kind in COMMIT_COLUMNS]
+        self.direct = [r for r in runners if r.source.kind not in COMMIT_COLUMNS]
         self.latest: dict[str, SourceBacklog] = {}
         self.log = get_logger("backlog", dept=department)
         self._topic = position_topic(department)
@@ -114,7 +117,7 @@ class BacklogReporter:
         self._warned: set[str] = set()
 
     def start(self) -> None:
-        if not self.counters:
+        if not self.counters and not self.direct:
             return
         self._thread = threading.Thread(target=self._loop, name="backlog", daemon=True)
         self._thread.start()
@@ -133,6 +136,10 @@ class BacklogReporter:
     def measure(self) -> BacklogReport:
         """Count every source's backlog now; update the metrics and :attr:`latest`."""
         sources = {c.runner.source.name: c.measure() for c in self.counters}
+        for r in self.direct:
+            sources[r.source.name] = SourceBacklog(
+                r.source.kind, r.status()["state"], 0, resources=tuple(r.source.resources)
+            )
         measured = now_ms()
         for name, backlog in sources.items():
             self._observe(name, backlog, measured)
@@ -145,7 +152,7 @@ class BacklogReporter:
         if backlog.rows is None:
             rows.set(float("nan"))
             oldest.set(float("nan"))
-            if backlog.error and name not in self._warned:
+            if backlog.error and backlog.error != NO_POSITION and name not in self._warned:
                 self._warned.add(name)
                 self.log.warning("backlog_not_counted", source=name, error=backlog.error[:300])
             return

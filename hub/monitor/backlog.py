@@ -45,7 +45,8 @@ class SourceBacklogView:
         reported_ms: when that report was measured.
         stale: the report is too old to trust (the sidecar is down or cut off from Kafka).
         status: OK (nothing waits, or what waits is younger than the stall threshold), STALL (rows wait
-            longer than that), STOP (no fresh report, or rows wait longer than the window).
+            longer than that), STOP (the reports stopped, or rows wait longer than the window), WARN (no
+            report ever seen: the department publishes some other way, or its sidecar never ran).
         reason: why, for an operator.
     """
 
@@ -110,7 +111,14 @@ def judge(
     if report is None:
         return [
             SourceBacklogView(
-                department, "", None, None, True, Status.STOP, "no backlog report from its sidecar", now_ms
+                department,
+                "",
+                None,
+                None,
+                True,
+                Status.WARN,
+                "no backlog report from its sidecar (not running, or a version without reports)",
+                now_ms,
             )
         ]
     age_s = max(0.0, (now_ms - report.measured_ms) / 1000)
