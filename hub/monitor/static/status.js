@@ -76,7 +76,7 @@ function series(runs, history) {
 
 // The path lag of the last 15 minutes as an inline SVG: a stall is a ramp, a drained path a flat line.
 function sparkline(runs, history, hotSeconds) {
-  const width = 150, height = 30, pad = 2;
+  const width = 150, height = 32, pad = 2;
   const values = series(runs, history);
   const known = values.filter((v) => v !== null);
   const peak = Math.max(1, ...known);
@@ -94,7 +94,11 @@ function sparkline(runs, history, hotSeconds) {
     ? `path lag over the last ${Math.round((history.buckets * history.bucket_seconds) / 60)} min: now ${duration(last)}, peak ${duration(Math.max(...known))}`
     : "no sample yet";
   root.append(title);
-  root.append(svg("line", { class: "base", x1: pad, x2: width - pad, y1: height - pad, y2: height - pad }));
+  // The time axis: solid where the monitor sampled, dotted before (the hub started, or the page is new).
+  const firstSeen = values.findIndex((v) => v !== null);
+  const from = firstSeen < 0 ? width - pad : pad + firstSeen * step;
+  root.append(svg("line", { class: "base unsampled", x1: pad, x2: from, y1: height - pad, y2: height - pad }));
+  root.append(svg("line", { class: "base", x1: from, x2: width - pad, y1: height - pad, y2: height - pad }));
   // Gaps (no sample) split the line into segments.
   let segment = [];
   const segments = [];
@@ -115,8 +119,9 @@ function sparkline(runs, history, hotSeconds) {
 
 function sparkCell(row, history, hotSeconds) {
   if (!history) return el("td", { class: "spark", "data-field": "sparkline" }, "–");
-  const caption = row.path_lag_seconds === null || row.path_lag_seconds === undefined
-    ? "now ?" : `now ${duration(row.path_lag_seconds)}`;
+  const peak = Math.max(0, ...(row.lag_history || []).map((r) => r[2]));
+  const now = row.path_lag_seconds === null || row.path_lag_seconds === undefined ? "?" : duration(row.path_lag_seconds);
+  const caption = peak > 0 ? `now ${now} · peak ${duration(peak)}` : `now ${now}`;
   return el("td", { class: "spark", "data-field": "sparkline" },
     sparkline(row.lag_history, history, hotSeconds), el("span", { class: "spark-caption" }, caption));
 }
@@ -215,19 +220,19 @@ function subscriptionRow(row, history, hotSeconds) {
     { "data-subscription": row.subscription, "data-status": status, class: `status-${status}` },
     // A refused subscription flows (nothing waits, so its lag status is OK) but delivers nothing: say so.
     el("td", {}, pill(row.status), row.refusal ? el("span", { class: "pill pill-refused", title: `not delivered: ${row.refusal}` }, "REFUSED") : null),
-    el("td", { "data-field": "subscription" }, row.subscription),
-    el("td", {}, `${row.owner_name} → ${row.subscriber_name}`, el("span", { class: "sub" }, `${row.owner} → ${row.subscriber}`)),
-    el("td", { "data-field": "resource" }, row.resource),
+    el("td", { class: "who" }, el("span", { class: "name", "data-field": "subscription" }, row.subscription),
+      el("span", { class: "sub", title: `${row.owner} → ${row.subscriber}` }, `${row.owner_name} → ${row.subscriber_name}`)),
+    el("td", { "data-field": "resource", class: "nowrap" }, row.resource),
     sourceBacklogCell(row.source_backlog),
     backfillCell(row.backfill),
     lagCell(row.hub_lag, "hub-lag"),
     lagCell(row.subscriber_lag, "subscriber-lag"),
     sparkCell(row, history, hotSeconds),
     el("td", { class: "num", "data-field": "throughput" }, rate(row.delivered_per_second)),
-    el("td", { class: "num", "data-field": "delivered" }, count(row.delivered)),
-    el("td", { class: "num", "data-field": "filtered" }, count(row.filtered)),
-    el("td", { class: "num", "data-field": "refused" }, count(row.refused)),
-    el("td", { class: "num", "data-field": "dead-lettered" }, count(row.dead_lettered)),
+    el("td", { class: "num" }, el("span", { "data-field": "delivered" }, count(row.delivered)),
+      el("span", { class: "sub" }, "filtered ", el("span", { "data-field": "filtered" }, count(row.filtered)),
+        " · refused ", el("span", { "data-field": "refused" }, count(row.refused)),
+        " · dead ", el("span", { "data-field": "dead-lettered" }, count(row.dead_lettered)))),
     el("td", { class: "reason", "data-field": "reason" }, reasonOf(row)),
   );
 }
@@ -312,7 +317,7 @@ function render(doc) {
   document.getElementById("tile-dead").textContent = count(dead);
 
   const hot = (doc.window_seconds || 60) / 4; // the default STALL threshold: a ramp above it turns red
-  replaceBody("subscriptions", subs.map((row) => subscriptionRow(row, doc.history, hot)), "this hub serves no subscription", 15);
+  replaceBody("subscriptions", subs.map((row) => subscriptionRow(row, doc.history, hot)), "this hub serves no subscription", 11);
   renderPath(doc);
   const depts = [...doc.dead_letters].sort((a, b) => b.sent - a.sent || a.department.localeCompare(b.department));
   replaceBody("dead-letters", depts.map(deadLetterRow), "no department configured", 4);
