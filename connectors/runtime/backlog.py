@@ -11,6 +11,10 @@ belongs to the source's thread) and the commit time of the oldest. The figures g
   another machine (behind its department's firewall) is seen without opening its health port to the
   operators; and a report that stops coming says the sidecar is down, where a silent port would not.
 
+A report is written when a figure changed since the last one, and at least every ``heartbeat_s`` (30 s)
+while nothing changes, so an idle sidecar adds ~3,000 small records a day to its position topic (the
+position reader scans past them at start), and "no report for 2 heartbeats" still says it is down.
+
 The report is written with a plain idempotent producer, not in the source's transaction: it must get
 out precisely when publishing does not (a refused schema, a source that stopped), and it carries no
 position, so it cannot disturb the exactly-once path. Counting is a measurement, never a gate: a failure
@@ -89,7 +93,8 @@ class BacklogReporter:
         runners: the sidecar's source runners. A source without a change log (HTTP push) is reported
             with 0 rows: it publishes while its client waits, so nothing of it is ever left behind.
         metrics: the sidecar's metrics.
-        every_s: seconds between reports.
+        every_s: seconds between measurements (metrics, /healthz; a report when a figure changed).
+        heartbeat_s: the longest time between two reports while nothing changes.
     """
 
     def __init__(
@@ -100,10 +105,13 @@ class BacklogReporter:
         metrics: SidecarMetrics,
         *,
         every_s: float = 5.0,
+        heartbeat_s: float = 30.0,
     ) -> None:
         self.department = department
         self.kafka = kafka
         self.every_s = every_s
+        self.heartbeat_s = max(heartbeat_s, every_s)
+        self._last_sent: tuple[dict[str, SourceBacklog], float] | None = None  # figures, monotonic time
         self.metrics = metrics
         self.counters = [_Counter(r) for r in runners if r.source.kind in COMMIT_COLUMNS]
         self.direct = [r for r in runners if r.source.kind not in COMMIT_COLUMNS]
@@ -144,7 +152,7 @@ class BacklogReporter:
         for name, backlog in sources.items():
             self._observe(name, backlog, measured)
         self.latest = sources
-        return BacklogReport(self.department, measured, self.every_s, sources)
+        return BacklogReport(self.department, measured, self.heartbeat_s, sources)
 
     def _observe(self, name: str, backlog: SourceBacklog, measured_ms: int) -> None:
         rows = self.metrics.backlog_rows.labels(source=name)
@@ -181,7 +189,15 @@ class BacklogReporter:
         self._producer.flush(timeout=10)
 
     def _loop(self) -> None:
-        self._run_every(lambda: self.report(self.measure()))
+        self._run_every(self._step)
+
+    def _step(self) -> None:
+        report = self.measure()
+        last, clock = self._last_sent, time.monotonic()
+        if last is not None and last[0] == report.sources and clock - last[1] < self.heartbeat_s:
+            return  # unchanged: the reader takes the last report as still true until a heartbeat is missed
+        self.report(report)
+        self._last_sent = (report.sources, clock)
 
     def _run_every(self, step: Callable[[], None]) -> None:
         failing = False

@@ -44,7 +44,8 @@ class Sidecar:
         loaded: the checked config (``connectors.config.load_connector_config``).
         snapshot: sources to re-snapshot at start (True: every source that can).
         install_signals: handle SIGTERM/SIGINT (only possible in the main thread).
-        backlog_every_s: seconds between source backlog reports (``connectors.runtime.backlog``).
+        backlog_every_s: seconds between source backlog measurements (``connectors.runtime.backlog``).
+        backlog_heartbeat_s: the longest time between two backlog reports while nothing changes.
     """
 
     def __init__(
@@ -54,6 +55,7 @@ class Sidecar:
         snapshot: bool | Sequence[str] = False,
         install_signals: bool = True,
         backlog_every_s: float = 5.0,
+        backlog_heartbeat_s: float = 30.0,
     ) -> None:
         self.loaded = loaded
         self.dept = loaded.department
@@ -70,6 +72,7 @@ class Sidecar:
         self.health: HealthServer | None = None
         self.backlog: BacklogReporter | None = None
         self.backlog_every_s = backlog_every_s
+        self.backlog_heartbeat_s = backlog_heartbeat_s
         self.ready = threading.Event()
         self.log = get_logger("sidecar", dept=self.dept)
 
@@ -132,7 +135,12 @@ class Sidecar:
             self._start_sources(serde)
             self._start_sinks()
             self.backlog = BacklogReporter(
-                self.dept, self.loaded.kafka, self.runners, self.metrics, every_s=self.backlog_every_s
+                self.dept,
+                self.loaded.kafka,
+                self.runners,
+                self.metrics,
+                every_s=self.backlog_every_s,
+                heartbeat_s=self.backlog_heartbeat_s,
             )
             self.backlog.start()
             if config.health.enabled:

@@ -1,9 +1,10 @@
 """The sidecar's backlog report on ``xhub.pos.<dept>``: what its sources have not published yet.
 
-A sidecar writes one report every few seconds (``connectors.runtime.backlog``), key :data:`REPORT_KEY`
+A sidecar writes a report when its figures change, and every ``every_s`` seconds (its heartbeat) while
+they do not (``connectors.runtime.backlog``), key :data:`REPORT_KEY`
 (no source name can take it: names start with a letter), JSON value::
 
-    {"v": 1, "department": "court", "measured_ms": 1764748800000, "every_s": 5.0,
+    {"v": 1, "department": "court", "measured_ms": 1764748800000, "every_s": 30.0,
      "sources": {"court-db": {"kind": "sql_trigger", "state": "running", "rows": 12,
                               "oldest_commit_ms": 1764748790000, "snapshot": false, "error": null}}}
 
@@ -14,7 +15,8 @@ while a snapshot of the table is still being published.
 
 The report travels through Kafka, like everything else between a department and the hub, so ``xhub lag``
 and the hub's status page see the backlog of a sidecar on any machine without a network path to it; a
-report that stops coming (the sidecar is down) shows as stale. The format lives here because both sides,
+report that stops coming (the sidecar is down) shows as stale. Until then the last report holds: its
+rows still wait, and their age grows. The format lives here because both sides,
 the sidecar and the monitor, import only ``hub.core`` in common.
 """
 

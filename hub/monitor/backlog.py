@@ -6,8 +6,10 @@ topic from where it stopped, so a refresh reads only what arrived since the prev
 position records included, which are small); the first look reads the partition's tail backwards in growing
 windows until it finds a report.
 
-A report is *stale* when it is older than three report intervals plus ``grace_s`` (the sidecar is down, or
-cannot reach Kafka): its figures are then unknown, and the path is not known to be drained.
+A sidecar reports when its figures change and at least every heartbeat (``every_s`` of the report), so
+the latest report holds until a newer one comes: its rows still wait, and their age is counted up to now.
+A report is *stale* when it is older than two heartbeats plus ``grace_s`` (the sidecar is down, or cannot
+reach Kafka): its figures are then unknown, and the path is not known to be drained.
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ def judge(
             )
         ]
     age_s = max(0.0, (now_ms - report.measured_ms) / 1000)
-    stale = age_s > 3 * report.every_s + grace_s
+    stale = age_s > 2 * report.every_s + grace_s
     out = []
     for name, b in sorted(report.sources.items()):
         if stale:
@@ -135,7 +137,7 @@ def judge(
         elif b.rows == 0:
             status, reason = (Status.OK, "snapshot being published") if b.snapshot else (Status.OK, "drained")
         else:
-            waited = 0.0 if b.oldest_commit_ms is None else (report.measured_ms - b.oldest_commit_ms) / 1000
+            waited = 0.0 if b.oldest_commit_ms is None else max(0.0, (now_ms - b.oldest_commit_ms) / 1000)
             if waited > rules.window:
                 status = Status.STOP
             elif waited >= rules.stall_seconds:

@@ -138,7 +138,7 @@ def test_a_report_survives_the_wire_and_foreign_bytes_are_not_one() -> None:
         (report(4, oldest_ms=NOW_MS - 3000), NOW_MS, Status.OK, 4, 3.0),
         (report(4, oldest_ms=NOW_MS - 20_000), NOW_MS, Status.STALL, 4, 20.0),
         (report(4, oldest_ms=NOW_MS - 90_000), NOW_MS, Status.STOP, 4, 90.0),
-        (report(0), NOW_MS + 26_000, Status.STOP, None, None),  # 3 intervals + 10 s: stale
+        (report(0), NOW_MS + 26_000, Status.STOP, None, None),  # 2 heartbeats + 10 s: stale
         (report(None, error="SourceUnavailable: database down"), NOW_MS, Status.STOP, None, None),
     ],
 )
