@@ -134,8 +134,6 @@ class BacklogReporter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        for counter in self.counters:
-            counter.close()
         producer, self._producer = self._producer, None
         if producer is not None:
             with contextlib.suppress(Exception):  # closing after an outage must not raise
@@ -189,7 +187,11 @@ class BacklogReporter:
         self._producer.flush(timeout=10)
 
     def _loop(self) -> None:
-        self._run_every(self._step)
+        try:
+            self._run_every(self._step)
+        finally:
+            for counter in self.counters:  # in this thread: a SQLite connection belongs to its thread
+                counter.close()
 
     def _step(self) -> None:
         report = self.measure()
