@@ -1,6 +1,7 @@
 """The sidecar's local HTTP port: health, Prometheus metrics, and snapshots on request.
 
-GET  /healthz               200 {"status": "ok", ...} while every source and sink runs, else 503
+GET  /healthz               200 {"status": "ok", ...} while every source and sink runs, else 503; each
+                            SQL source carries its ``backlog`` (rows not yet published, oldest commit)
 GET  /metrics               Prometheus text format (the sidecar's own registry)
 POST /snapshot[?source=N]   start a fresh snapshot (op=r of every row) of one or every source: 202
 """

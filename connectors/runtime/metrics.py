@@ -5,6 +5,8 @@
     xhub_connector_applied_total{sink}                    deliveries applied by sinks
     xhub_connector_last_source_commit_seconds{source}     source commit time of the last published change
     xhub_connector_source_up{source}                      1 while a source runs, 0 while it retries
+    xhub_connector_source_backlog_rows{source}            change-log / outbox rows not yet published
+    xhub_connector_source_backlog_oldest_seconds{source}  age of the oldest of them since its commit (0: none)
 
 Labels carry catalog codes, reason codes and names from the config: never record values.
 """
@@ -48,6 +50,19 @@ class SidecarMetrics:
         self.source_up = Gauge(
             "xhub_connector_source_up",
             "1 while the source runs, 0 while it waits to retry",
+            ["source"],
+            registry=self.registry,
+        )
+        # NaN while the backlog cannot be counted (no position yet, database down): unknown, not 0.
+        self.backlog_rows = Gauge(
+            "xhub_connector_source_backlog_rows",
+            "Change-log or outbox rows committed in the department database, not yet published",
+            ["source"],
+            registry=self.registry,
+        )
+        self.backlog_oldest = Gauge(
+            "xhub_connector_source_backlog_oldest_seconds",
+            "Seconds since the commit of the oldest row not yet published (0 when none waits)",
             ["source"],
             registry=self.registry,
         )

@@ -17,6 +17,7 @@ from typing import Any
 from kafka.errors import KafkaError
 
 from connectors.config import LoadedConnector
+from connectors.runtime.backlog import BacklogReporter
 from connectors.runtime.events import EventBuilder
 from connectors.runtime.health import HealthServer
 from connectors.runtime.metrics import SidecarMetrics
@@ -43,10 +44,18 @@ class Sidecar:
         loaded: the checked config (``connectors.config.load_connector_config``).
         snapshot: sources to re-snapshot at start (True: every source that can).
         install_signals: handle SIGTERM/SIGINT (only possible in the main thread).
+        backlog_every_s: seconds between source backlog measurements (``connectors.runtime.backlog``).
+        backlog_heartbeat_s: the longest time between two backlog reports while nothing changes.
     """
 
     def __init__(
-        self, loaded: LoadedConnector, *, snapshot: bool | Sequence[str] = False, install_signals: bool = True
+        self,
+        loaded: LoadedConnector,
+        *,
+        snapshot: bool | Sequence[str] = False,
+        install_signals: bool = True,
+        backlog_every_s: float = 5.0,
+        backlog_heartbeat_s: float = 30.0,
     ) -> None:
         self.loaded = loaded
         self.dept = loaded.department
@@ -61,6 +70,9 @@ class Sidecar:
         self._stop = threading.Event()
         self._failed = threading.Event()
         self.health: HealthServer | None = None
+        self.backlog: BacklogReporter | None = None
+        self.backlog_every_s = backlog_every_s
+        self.backlog_heartbeat_s = backlog_heartbeat_s
         self.ready = threading.Event()
         self.log = get_logger("sidecar", dept=self.dept)
 
@@ -82,6 +94,10 @@ class Sidecar:
     def status(self) -> dict[str, Any]:
         """Health: every source running and no sink failed."""
         sources = {r.source.name: r.status() for r in self.runners}
+        latest = self.backlog.latest if self.backlog is not None else {}
+        for name, backlog in latest.items():
+            if name in sources:
+                sources[name]["backlog"] = backlog.to_json()
         sinks = {}
         for name, _loop, thread in self.sink_loops:
             failed = self._sink_failed.get(name)
@@ -118,6 +134,15 @@ class Sidecar:
             serde = AvroSerde(RegistryClient(self.loaded.registry_url))
             self._start_sources(serde)
             self._start_sinks()
+            self.backlog = BacklogReporter(
+                self.dept,
+                self.loaded.kafka,
+                self.runners,
+                self.metrics,
+                every_s=self.backlog_every_s,
+                heartbeat_s=self.backlog_heartbeat_s,
+            )
+            self.backlog.start()
             if config.health.enabled:
                 self.health = HealthServer(
                     config.health.host,
@@ -283,6 +308,8 @@ class Sidecar:
                 self.log.error("source_stop_timeout", source=runner.source.name, timeout_s=timeout)
         for _name, _loop, thread in self.sink_loops:
             thread.join(timeout)
+        if self.backlog is not None:
+            self.backlog.stop()
         if self.health is not None:
             self.health.stop()
         self.log.info("sidecar_stopped", failed=self._failed.is_set())

@@ -70,6 +70,11 @@ class SourceRunner:
         self._published = {code: metrics.published.labels(resource=code) for code in source.resources}
         source.bind(self)
 
+    @property
+    def committed(self) -> Position | None:
+        """The last position this runner knows committed (None before the first open or commit)."""
+        return self._position
+
     # --- SourceContext --------------------------------------------------------------------------
 
     def committed_position(self) -> Position | None:

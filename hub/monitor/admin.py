@@ -32,10 +32,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from hub.core.bounded_http import BoundedHTTPServer, BoundedRequestHandler, HttpLimits
 from hub.core.log import get_logger
 from hub.monitor.alerts import AlertCollector
+from hub.monitor.backlog import BacklogReader, source_views
 from hub.monitor.board import LagBoard, SubscriptionLag, status_counts
 from hub.monitor.dead_letters import DeadLetterTally, DepartmentDeadLetters
+from hub.monitor.history import LagHistory
 from hub.monitor.lag import Decoder, LagProbe, Target, refusals_change_at, targets_of_plans
-from hub.monitor.metrics import HubCollector, LagSeries
+from hub.monitor.metrics import HubCollector, LagSeries, PathCollector
+from hub.monitor.path import PathState, path_state
+from hub.monitor.progress import ProgressTracker, backfill_figures, restore_figures
 from hub.monitor.snapshot import (
     MonitorState,
     Rates,
@@ -155,6 +159,8 @@ class AdminServer:
         )
         self.registry.register(self.collector)
         self.registry.register(AlertCollector(hub, worker.stats))
+        self.registry.register(PathCollector(hub, lambda: self._state))
+        self.history = LagHistory()
         self.lag_series = LagSeries(hub)
         self._encoder = StatusEncoder()
 
@@ -285,6 +291,7 @@ class AdminServer:
             return self.interval
         self.collector.feed()
         monitor.rates.add(time.time(), copy_stats(self.worker.stats, rings=False))
+        path = self._path(monitor, rows, targets)
         spent = time.monotonic() - started
         wait = self.next_wait(spent)
         self._state = MonitorState(
@@ -301,8 +308,20 @@ class AdminServer:
             self.interval,
             self.max_share,
             status_counts(rows),
+            path=path,
+            history=self.history,
         )
         return wait
+
+    def _path(self, monitor: _Monitor, rows: list[SubscriptionLag], targets: tuple[Target, ...]) -> PathState:
+        """Backfills, restore and the owners' source backlogs of this refresh; samples the lag history."""
+        now = time.time()
+        backfills = monitor.progress.backfills(now, backfill_figures(self.worker.backfills))
+        restore = monitor.progress.restore(now, restore_figures(self.worker.stats))
+        sources, error = monitor.source_backlogs(sorted({t.owner for t in targets}))
+        state = path_state(rows, backfills, restore, sources, error)
+        self.history.add(now, {sid: p.seconds for sid, p in state.paths.items()})
+        return state
 
     def _monitor_loop(self) -> None:
         monitor = _Monitor(self)
@@ -332,6 +351,20 @@ class _Monitor:
         self.board: LagBoard | None = None
         self.probe: LagProbe | None = None
         self.tally: DeadLetterTally | None = None
+        self.progress = ProgressTracker(admin.rules.window)
+        self.backlogs: BacklogReader | None = None
+
+    def source_backlogs(self, owners: list[str]) -> tuple[tuple[Any, ...], str | None]:
+        """The backlog views of the owners' sidecars, or the error that kept them from being read."""
+        try:
+            if self.backlogs is None:
+                self.backlogs = BacklogReader(
+                    self.admin.cfg.hubs_file.kafka, client_id=f"monitor-{self.admin.hub}-backlog"
+                )
+            reports = self.backlogs.latest(owners)
+        except Exception as exc:  # noqa: BLE001 - the lags are still worth showing; the error is shown
+            return (), f"{type(exc).__name__}: {exc}"
+        return source_views(reports, self.admin.rules, time.time_ns() // 1_000_000), None
 
     def measure(
         self, targets: tuple[Target, ...]
@@ -350,7 +383,7 @@ class _Monitor:
         return rows, self.tally.refresh(timeout=1.0)
 
     def close(self) -> None:
-        for client in (self.probe, self.tally):
+        for client in (self.probe, self.tally, self.backlogs):
             if client is not None:
                 client.close()
 

@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from hub.monitor.board import LagBoard, SubscriptionLag, sample_board, status_counts
+from hub.monitor.board import LagBoard, SubscriptionLag, status_counts
+from hub.monitor.lag_path import HubFigures
+from hub.monitor.path import PathState
 from hub.monitor.status import Rules, Status
 
 EXIT_NOT_ALL_OK = 3
@@ -49,6 +51,14 @@ def add_parsers(subparsers: Any) -> None:
     )
     p.add_argument("--samples", type=int, default=3, help="samples of a single run (default 3)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between samples (default 1)")
+    p.add_argument(
+        "--admin",
+        default=None,
+        metavar="URL",
+        help="the hub's admin port, for backfill and restore progress "
+        "(default: http://127.0.0.1:<admin_port of hubs.yaml>; when it does not answer, backfills are "
+        "read from committed offsets and the restore is unknown)",
+    )
     p.set_defaults(func=_lag)
 
     p = subparsers.add_parser(
@@ -70,6 +80,7 @@ def _lag(args: argparse.Namespace) -> int:
         Rules(window=args.window, stall_after=args.stall_after),
         json_out=args.json,
         sampling=Sampling(watch=args.watch, samples=args.samples, interval=args.interval),
+        admin=args.admin,
     )
 
 
@@ -102,8 +113,12 @@ def lag_command(
     json_out: bool = False,
     sampling: Sampling = Sampling(),
     out: IO[str] | None = None,
+    admin: str | None = None,
 ) -> int:
     """``xhub lag``: print the lag and status of every subscription (of ``hub``, or of every hub).
+
+    Under the table: backfills, the state store's restore, the owners' sidecar source backlogs and whether
+    the whole path is drained (``hub.monitor.lag_path``).
 
     Args:
         config_dir: the config directory.
@@ -112,9 +127,11 @@ def lag_command(
         json_out: JSON instead of a table.
         sampling: a single run of a few samples, or watching.
         out: where to print (default stdout).
+        admin: the hub's admin URL (backfill and restore progress); default from hubs.yaml.
 
     Returns:
-        0 when every subscription is OK (always 0 with ``watch``), :data:`EXIT_NOT_ALL_OK` otherwise.
+        0 when every subscription is OK and no source backlog stalls (always 0 with ``watch``),
+        :data:`EXIT_NOT_ALL_OK` otherwise.
 
     Raises:
         ConfigError: the config directory is invalid or names no such hub.
@@ -123,6 +140,7 @@ def lag_command(
     from hub.config import load_config
     from hub.monitor.decoding import open_decoder
     from hub.monitor.lag import LagProbe, targets_of_config
+    from hub.monitor.lag_path import PathSampler, sources_ok
 
     stream = out or sys.stdout
     interval, refreshes = sampling.interval, sampling.refreshes
@@ -133,18 +151,22 @@ def lag_command(
         return 0
     with open_decoder(cfg) as decoder:
         probe = LagProbe(cfg.hubs_file.kafka, decoder, client_id="lag")
+        sampler = PathSampler(cfg, sorted({t.hub for t in targets}), rules, admin)
         try:
             board = LagBoard(probe, rules)
             if not sampling.watch:
-                rows = sample_board(board, targets, samples=sampling.samples, interval=interval)
-                _print(rows, rules, json_out, stream, clear=False)
-                return 0 if all(r.status is Status.OK for r in rows) else EXIT_NOT_ALL_OK
+                rows, path = sample_path(board, sampler, targets, sampling)
+                _print(rows, rules, json_out, stream, clear=False, path=(path, sampler.figures))
+                ok = all(r.status is Status.OK for r in rows) and sources_ok(path)
+                return 0 if ok else EXIT_NOT_ALL_OK
             done = 0
             clear = not json_out and stream.isatty()
             try:
                 while refreshes is None or done < refreshes:
                     started = time.monotonic()
-                    _print(board.refresh(targets), rules, json_out, stream, clear=clear)
+                    rows = board.refresh(targets)
+                    path = sampler.sample(rows)
+                    _print(rows, rules, json_out, stream, clear=clear, path=(path, sampler.figures))
                     done += 1
                     if refreshes is None or done < refreshes:
                         time.sleep(max(0.0, interval - (time.monotonic() - started)))
@@ -153,17 +175,48 @@ def lag_command(
             return 0
         finally:
             probe.close()
+            sampler.close()
 
 
-def lag_document(rows: Sequence[SubscriptionLag], rules: Rules) -> dict[str, Any]:
-    """The JSON of ``xhub lag --json``."""
-    return {
+def sample_path(
+    board: LagBoard, sampler: Any, targets: Sequence[Any], sampling: Sampling
+) -> tuple[list[SubscriptionLag], PathState]:
+    """Like :func:`sample_board`, sampling the path beyond the lags too (its rates need the samples)."""
+    rows: list[SubscriptionLag] = []
+    path = PathState()
+    for i in range(max(1, sampling.samples)):
+        if i:
+            time.sleep(sampling.interval)
+        rows = board.refresh(targets)
+        path = sampler.sample(rows)
+    return rows, path
+
+
+def lag_document(
+    rows: Sequence[SubscriptionLag],
+    rules: Rules,
+    path: tuple[PathState, Sequence[HubFigures]] | None = None,
+) -> dict[str, Any]:
+    """The JSON of ``xhub lag --json`` (with ``path``: backfills, restore, sources, drained)."""
+    doc = {
         "generated_ms": time.time_ns() // 1_000_000,
         "window_seconds": rules.window,
         "stall_after_seconds": rules.stall_seconds,
         "status_counts": dict(status_counts(rows)),
         "subscriptions": [r.to_json() for r in rows],
     }
+    if path is not None:
+        add_path(doc, *path)
+    return doc
+
+
+def add_path(doc: dict[str, Any], state: PathState, figures: Sequence[HubFigures]) -> None:
+    """Put the path into a ``xhub lag --json`` document: hub-wide under "path", the rest per subscription."""
+    from hub.monitor.lag_path import path_document, subscription_path
+
+    doc["path"] = path_document(state, figures)
+    for item in doc["subscriptions"]:
+        item.update(subscription_path(state, item["subscription"]))
 
 
 def format_seconds(value: float | None) -> str:
@@ -234,17 +287,25 @@ def _records(view: Any) -> str:
 
 
 def _print(
-    rows: Sequence[SubscriptionLag], rules: Rules, json_out: bool, stream: IO[str], *, clear: bool
+    rows: Sequence[SubscriptionLag],
+    rules: Rules,
+    json_out: bool,
+    stream: IO[str],
+    *,
+    clear: bool,
+    path: tuple[PathState, Sequence[HubFigures]] | None = None,
 ) -> None:
     if json_out:
-        print(json.dumps(lag_document(rows, rules), ensure_ascii=False), file=stream, flush=True)
+        print(json.dumps(lag_document(rows, rules, path), ensure_ascii=False), file=stream, flush=True)
         return
     if clear:
         stream.write("\x1b[H\x1b[2J")
     counts = ", ".join(f"{n} {s}" for s, n in status_counts(rows).items() if n)
     stamp = time.strftime("%H:%M:%S")
     print(f"{stamp}  {len(rows)} subscriptions: {counts}  (window {rules.window:g}s)", file=stream)
-    print(format_lag_table(rows), file=stream, flush=True)
+    print(format_lag_table(rows), file=stream, flush=path is None)
+    if path is not None:
+        print(format_path(*path), file=stream, flush=True)
 
 
 def report_command(config_dir: str, json_out: bool, *, sample: int = 1000, out: IO[str] | None = None) -> int:
@@ -267,3 +328,86 @@ def report_command(config_dir: str, json_out: bool, *, sample: int = 1000, out: 
     else:
         print(format_report(report), file=stream)
     return 0
+
+
+def _seconds(value: float | None) -> str:
+    return format_seconds(value)
+
+
+def _table(rows: Sequence[Sequence[str]], numeric: frozenset[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    out = []
+    for row in rows:
+        cells = [
+            c.rjust(w) if i in numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=False))
+        ]
+        out.append("  ".join([*cells, row[-1]]).rstrip())
+    return out
+
+
+def format_path(state: PathState, figures: Sequence[HubFigures]) -> str:
+    """The text sections ``xhub lag`` prints under its table: backfills, restore, sources, drained."""
+    lines: list[str] = []
+    if state.backfills:
+        rows: list[tuple[str, ...]] = [("BACKFILL", "STATE", "DONE", "TOTAL", "RATE/S", "ETA")]
+        for sid, p in sorted(state.backfills.items()):
+            rows.append(
+                (
+                    sid,
+                    p.state,
+                    f"{p.done:,}",
+                    "?" if p.total is None else f"{p.total:,}",
+                    "" if p.per_second is None else f"{p.per_second:,.0f}",
+                    "done" if p.finished else ("?" if p.eta_seconds is None else _seconds(p.eta_seconds)),
+                )
+            )
+        lines += ["", *_table(rows, frozenset({2, 3, 4, 5}))]
+    lines.append("")
+    for f in figures:
+        r = f.restore
+        if r is None:
+            lines.append(f"RESTORE  {f.hub}: unknown ({f.source})")
+        elif not r.partitions_total:
+            lines.append(f"RESTORE  {f.hub}: none since the hub started")
+        else:
+            total = "?" if r.records.total is None else f"{r.records.total:,}"
+            eta = (
+                ""
+                if not r.running or r.records.eta_seconds is None
+                else f", ETA {_seconds(r.records.eta_seconds)}"
+            )
+            what = "restoring" if r.running else "restored"
+            lines.append(
+                f"RESTORE  {f.hub}: {what} {r.partitions_done}/{r.partitions_total} partitions, "
+                f"{r.records.done:,} / {total} records{eta}"
+            )
+    lines.append("")
+    if state.sources_error:
+        lines.append(f"SOURCES  not read: {state.sources_error}")
+    elif state.sources:
+        rows = [("DEPARTMENT", "SOURCE", "STATUS", "UNPUBLISHED", "OLDEST", "REPORTED", "NOTE")]
+        now_ms = time.time_ns() // 1_000_000
+        for v in state.sources:
+            rows.append(
+                (
+                    v.department,
+                    v.source or "-",
+                    v.status.value,
+                    "?" if v.rows is None else f"{v.rows:,}",
+                    _seconds(v.oldest_seconds),
+                    "never"
+                    if v.reported_ms is None
+                    else f"{_seconds(max(0.0, (now_ms - v.reported_ms) / 1000))} ago",
+                    "" if v.status is Status.OK and v.rows == 0 and not v.stale else v.reason,
+                )
+            )
+        lines += _table(rows, frozenset({3, 4, 5}))
+    lines.append("")
+    if state.drained:
+        lines.append("PATH     drained: nothing waits from the source databases to the subscribers")
+    else:
+        lines.append(
+            "PATH     not drained: " + "; ".join(state.reasons or ("a part of the path is not known",))
+        )
+    return "\n".join(lines)

@@ -17,7 +17,9 @@ from hub.engine.stats import OUTCOMES
 from hub.monitor.alerts import alert_items
 from hub.monitor.board import SubscriptionLag, status_counts
 from hub.monitor.dead_letters import DepartmentDeadLetters
+from hub.monitor.history import LagHistory
 from hub.monitor.lag import Target
+from hub.monitor.path import PathState
 
 if TYPE_CHECKING:
     from hub.engine.stats import WorkerStats
@@ -147,6 +149,8 @@ class MonitorState:
     interval: float | None = None  # the configured interval
     max_share: float | None = None  # most of the time the monitor may spend refreshing
     status_counts: Mapping[str, int] | None = None  # of rows, when worked out already
+    path: PathState = field(default_factory=PathState)  # backfills, restore, sources (hub.monitor.path)
+    history: LagHistory | None = None  # path lag seconds per subscription over 15 minutes
 
     def period_note(self) -> str:
         """Why the lags are measured less often than configured ("" when they are not)."""
@@ -207,6 +211,29 @@ def subscription_item(
 _NO_COUNTS = SubscriptionCounts()
 
 
+def path_key(state: MonitorState, sid: str) -> tuple[object, ...]:
+    """What :func:`path_item` depends on (equal keys: the same item)."""
+    history = state.history.runs(sid) if state.history is not None else ()
+    return (state.path.backfills.get(sid), state.path.paths.get(sid), history)
+
+
+def path_item(state: MonitorState, sid: str) -> dict[str, Any]:
+    """A subscription's path beyond its two lags: backfill, source backlog, end-to-end lag and history.
+
+    ``lag_history`` is the path lag in seconds as runs ``[first bucket, last bucket, seconds]`` (see
+    ``hub.monitor.history``; ``history`` of the document says the bucket size and the newest bucket).
+    """
+    backfill = state.path.backfills.get(sid)
+    path = state.path.paths.get(sid)
+    return {
+        "backfill": backfill.to_json() if backfill is not None else None,
+        "source_backlog": path.to_json() if path is not None else None,
+        "path_lag_seconds": None if path is None or path.seconds is None else round(path.seconds, 1),
+        "drained": path.drained if path is not None else None,
+        "lag_history": [list(r) for r in state.history.runs(sid)] if state.history is not None else [],
+    }
+
+
 @dataclass(frozen=True)
 class StatusHeader:
     """What the status document says of the hub itself, beside its subscriptions and dead letters."""
@@ -225,13 +252,16 @@ def status_document(
     rows = {r.target.subscription: r for r in state.rows}
     doc = _head(header, stats, state)
     doc["subscriptions"] = [
-        subscription_item(
-            target,
-            rows.get(target.subscription),
-            stats.subscriptions.get(target.subscription, _NO_COUNTS),
-            round(state.delivered_rates.get(target.subscription, 0.0), 3),
-            department_names,
-        )
+        {
+            **subscription_item(
+                target,
+                rows.get(target.subscription),
+                stats.subscriptions.get(target.subscription, _NO_COUNTS),
+                round(state.delivered_rates.get(target.subscription, 0.0), 3),
+                department_names,
+            ),
+            **path_item(state, target.subscription),
+        }
         for target in state.targets
     ]
     doc["dead_letters"] = _dead_letters(state, department_names)
@@ -249,7 +279,7 @@ class StatusEncoder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: dict[str, tuple[object, SubscriptionCounts, float, str]] = {}
+        self._items: dict[str, tuple[object, SubscriptionCounts, float, tuple[object, ...], str]] = {}
         self._rows: tuple[MonitorState | None, dict[str, SubscriptionLag]] = (None, {})
 
     def encode(
@@ -272,7 +302,7 @@ class StatusEncoder:
             rows = {r.target.subscription: r for r in state.rows}
             self._rows = (state, rows)
         cache = self._items
-        fresh: dict[str, tuple[object, SubscriptionCounts, float, str]] = {}
+        fresh: dict[str, tuple[object, SubscriptionCounts, float, tuple[object, ...], str]] = {}
         out: list[str] = []
         for target in state.targets:
             sub = target.subscription
@@ -280,13 +310,23 @@ class StatusEncoder:
             basis: object = row if row is not None else target
             counts = stats.subscriptions.get(sub, _NO_COUNTS)
             rate = round(state.delivered_rates.get(sub, 0.0), 3)
+            extra = path_key(state, sub)
             cached = cache.get(sub)
-            if cached is not None and cached[0] is basis and cached[1] == counts and cached[2] == rate:
-                text = cached[3]
+            if (
+                cached is not None
+                and cached[0] is basis
+                and cached[1] == counts
+                and cached[2] == rate
+                and cached[3] == extra
+            ):
+                text = cached[4]
             else:
-                item = subscription_item(target, row, counts, rate, department_names)
+                item = {
+                    **subscription_item(target, row, counts, rate, department_names),
+                    **path_item(state, sub),
+                }
                 text = json.dumps(item, ensure_ascii=False)
-            fresh[sub] = (basis, counts, rate, text)
+            fresh[sub] = (basis, counts, rate, extra, text)
             out.append(text)
         self._items = fresh
         return out
@@ -324,6 +364,22 @@ def _head(header: StatusHeader, stats: StatsCopy, state: MonitorState) -> dict[s
             "p50_seconds": None if p50 is None else round(p50, 3),
             "p99_seconds": None if p99 is None else round(p99, 3),
             "samples": len(latencies),
+        },
+        **_path_head(state),
+    }
+
+
+def _path_head(state: MonitorState) -> dict[str, Any]:
+    """Restore, sidecar sources, drained, and the sparkline buckets (``hub.monitor.path``, ``history``)."""
+    history = state.history
+    return {
+        "path": state.path.head_json(),
+        "history": None
+        if history is None
+        else {
+            "bucket_seconds": history.bucket_s,
+            "buckets": history.buckets,
+            "last_bucket": history.last_bucket,
         },
     }
 

@@ -99,3 +99,37 @@ def test_http_batches_are_split_into_records_with_their_own_originals() -> None:
 
 def test_transactional_ids_are_stable_per_department_and_source() -> None:
     assert transactional_id("psb", "hukou") == "xhub-src-psb-hukou"
+
+
+def test_backlog_reports_go_out_when_a_figure_changes_or_a_heartbeat_is_due(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from connectors.runtime import backlog as backlog_module
+    from connectors.runtime.backlog import BacklogReporter
+    from connectors.runtime.metrics import SidecarMetrics
+    from hub.core.backlog_report import BacklogReport, SourceBacklog
+    from hub.core.kafka_settings import KafkaSettings
+
+    clock = [100.0]
+    monkeypatch.setattr(backlog_module.time, "monotonic", lambda: clock[0])
+    reporter = BacklogReporter(
+        "amr", KafkaSettings(bootstrap_servers="unused:9092"), [], SidecarMetrics(), heartbeat_s=30.0
+    )
+    figures = [SourceBacklog("sql_trigger", "running", 0)]
+    sent: list[BacklogReport] = []
+    monkeypatch.setattr(reporter, "measure", lambda: BacklogReport("amr", 1, 30.0, {"db": figures[0]}))
+    monkeypatch.setattr(reporter, "report", sent.append)
+
+    reporter._step()
+    clock[0] += 5
+    reporter._step()  # unchanged: nothing written
+    assert len(sent) == 1
+    figures[0] = SourceBacklog("sql_trigger", "running", 4, 1000)
+    reporter._step()  # changed: written at once
+    clock[0] += 29
+    reporter._step()
+    assert len(sent) == 2
+    clock[0] += 1
+    reporter._step()  # a heartbeat
+    assert [r.sources["db"].rows for r in sent] == [0, 4, 4]
+    assert all(r.every_s == 30.0 for r in sent)

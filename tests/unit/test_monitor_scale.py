@@ -180,7 +180,7 @@ def test_status_encoder_matches_the_document_and_reuses_unchanged_rows() -> None
     assert json.loads(body) == status_document(header, stats, state, names)
     cached = dict(encoder._items)
     encoder.encode(header, stats, state, names)
-    assert all(encoder._items[s][3] is cached[s][3] for s in cached)  # no row encoded again
+    assert all(encoder._items[s][-1] is cached[s][-1] for s in cached)  # no row encoded again
     more = StatsCopy(
         consumed=10, subscriptions={"s1": SubscriptionCounts(delivered=10, last_delivery_ms=NOW_MS)}
     )
@@ -191,7 +191,7 @@ def test_status_encoder_matches_the_document_and_reuses_unchanged_rows() -> None
         "s2": 0,
         "s3": 0,
     }
-    assert encoder._items["s0"][3] is cached["s0"][3]
+    assert encoder._items["s0"][-1] is cached["s0"][-1]
 
 
 def samples_of(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

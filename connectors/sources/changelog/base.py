@@ -159,6 +159,15 @@ class ChangeLogConnection(ABC):
         """SQL condition (and parameters) true for log rows certainly published at ``pos``."""
 
     @abstractmethod
+    def backlog(self, reader: Reader, spec: LogSpec, pos: LogPos, commit_ms: str) -> tuple[int, int | None]:
+        """(rows visible to ``reader`` not yet published at ``pos``, the smallest ``commit_ms`` among them).
+
+        ``commit_ms`` is an SQL expression of a row's commit time in epoch milliseconds (``ms_expr``). The
+        count runs on the log's index (SQLite: the id; PostgreSQL: the transaction id), so a long log of
+        published rows costs nothing. Used by the sidecar's backlog report (``xhub lag``).
+        """
+
+    @abstractmethod
     def table_columns(self, reader: Reader, table: str) -> list[str]:
         """Column names of ``table``, in order; empty if it does not exist."""
 

@@ -134,6 +134,19 @@ class PostgresChangeLogConnection(ChangeLogConnection):
     def published(self, spec: LogSpec, pos: LogPos) -> tuple[str, tuple[Any, ...]]:
         return "txid < pg_snapshot_xmin(%s::pg_snapshot)", (str(pos["snap"]),)
 
+    def backlog(self, reader: Reader, spec: LogSpec, pos: LogPos, commit_ms: str) -> tuple[int, int | None]:
+        # Not published = invisible in "snap", and not within the window up to "after" (see the module
+        # docstring); every such row has txid >= xmin(snap), which bounds the scan on the txid index.
+        where = f"{spec.where} AND " if spec.where else ""
+        found = reader.rows(
+            f"SELECT count(*), min({commit_ms}) FROM {self.quote(spec.table)} WHERE {where}"  # noqa: S608 - identifiers are checked and quoted
+            "txid >= pg_snapshot_xmin(%s::pg_snapshot) AND NOT pg_visible_in_snapshot(txid, %s::pg_snapshot) "
+            "AND NOT (pg_visible_in_snapshot(txid, %s::pg_snapshot) AND id <= %s)",
+            (*spec.params, str(pos["snap"]), str(pos["snap"]), str(pos["next"]), int(pos["after"])),
+        )
+        count, oldest = found[0]
+        return int(count or 0), None if oldest is None else int(oldest)
+
     def table_columns(self, reader: Reader, table: str) -> list[str]:
         schema, name = table.split(".", 1) if "." in table else (None, table)
         rows = reader.rows(

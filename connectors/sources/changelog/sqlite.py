@@ -115,6 +115,15 @@ class SqliteChangeLogConnection(ChangeLogConnection):
     def published(self, spec: LogSpec, pos: LogPos) -> tuple[str, tuple[Any, ...]]:
         return "id <= ?", (int(pos["id"]),)
 
+    def backlog(self, reader: Reader, spec: LogSpec, pos: LogPos, commit_ms: str) -> tuple[int, int | None]:
+        where = f"{spec.where} AND " if spec.where else ""
+        found = reader.rows(
+            f"SELECT count(*), min({commit_ms}) FROM {self.quote(spec.table)} WHERE {where}id > ?",  # noqa: S608 - identifiers are checked and quoted
+            (*spec.params, int(pos["id"])),
+        )
+        count, oldest = found[0]
+        return int(count or 0), None if oldest is None else int(oldest)
+
     def table_columns(self, reader: Reader, table: str) -> list[str]:
         return [str(r[1]) for r in reader.rows(self.dialect.table_info_sql(table))]
 

@@ -55,6 +55,155 @@ function lagCell(lag, field) {
   );
 }
 
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
+  return node;
+}
+
+// One value per bucket of the history, oldest first (null where the monitor took no sample).
+function series(runs, history) {
+  const n = history.buckets;
+  const first = history.last_bucket - n + 1;
+  const out = new Array(n).fill(null);
+  for (const [a, b, value] of runs || []) {
+    for (let bucket = Math.max(a, first); bucket <= b; bucket++) out[bucket - first] = value;
+  }
+  return out;
+}
+
+// The path lag of the last 15 minutes as an inline SVG: a stall is a ramp, a drained path a flat line.
+function sparkline(runs, history, hotSeconds) {
+  const width = 150, height = 32, pad = 2;
+  const values = series(runs, history);
+  const known = values.filter((v) => v !== null);
+  const peak = Math.max(1, ...known);
+  const last = known.length ? values[values.length - 1] : null;
+  const step = (width - 2 * pad) / Math.max(1, values.length - 1);
+  const y = (v) => height - pad - (v / peak) * (height - 2 * pad);
+  const hot = last !== null && last >= hotSeconds;
+  const root = svg("svg", {
+    class: `sparkline${hot ? " hot" : ""}`, width, height, viewBox: `0 0 ${width} ${height}`,
+    role: "img", "data-peak": known.length ? Math.max(...known) : "", "data-last": last ?? "",
+    "data-points": known.length,
+  });
+  const title = svg("title");
+  title.textContent = known.length
+    ? `path lag over the last ${Math.round((history.buckets * history.bucket_seconds) / 60)} min: now ${duration(last)}, peak ${duration(Math.max(...known))}`
+    : "no sample yet";
+  root.append(title);
+  // The time axis: solid where the monitor sampled, dotted before (the hub started, or the page is new).
+  const firstSeen = values.findIndex((v) => v !== null);
+  const from = firstSeen < 0 ? width - pad : pad + firstSeen * step;
+  root.append(svg("line", { class: "base unsampled", x1: pad, x2: from, y1: height - pad, y2: height - pad }));
+  root.append(svg("line", { class: "base", x1: from, x2: width - pad, y1: height - pad, y2: height - pad }));
+  // Gaps (no sample) split the line into segments.
+  let segment = [];
+  const segments = [];
+  values.forEach((v, i) => {
+    if (v === null) { if (segment.length) segments.push(segment); segment = []; return; }
+    segment.push([pad + i * step, y(v)]);
+  });
+  if (segment.length) segments.push(segment);
+  for (const points of segments) {
+    const line = points.map(([px, py]) => `${px.toFixed(1)},${py.toFixed(1)}`).join(" ");
+    const [x0] = points[0], [x1] = points[points.length - 1];
+    root.append(svg("polygon", { class: "area", points: `${x0.toFixed(1)},${height - pad} ${line} ${x1.toFixed(1)},${height - pad}` }));
+    root.append(svg("polyline", { class: "line", points: points.length > 1 ? line : `${line} ${(x1 + 1).toFixed(1)},${points[0][1].toFixed(1)}` }));
+  }
+  if (last !== null) root.append(svg("circle", { class: "now", cx: width - pad, cy: y(last), r: 2 }));
+  return root;
+}
+
+function sparkCell(row, history, hotSeconds) {
+  if (!history) return el("td", { class: "spark", "data-field": "sparkline" }, "–");
+  const peak = Math.max(0, ...(row.lag_history || []).map((r) => r[2]));
+  const now = row.path_lag_seconds === null || row.path_lag_seconds === undefined ? "?" : duration(row.path_lag_seconds);
+  const caption = peak > 0 ? `now ${now} · peak ${duration(peak)}` : `now ${now}`;
+  return el("td", { class: "spark", "data-field": "sparkline" },
+    sparkline(row.lag_history, history, hotSeconds), el("span", { class: "spark-caption" }, caption));
+}
+
+function bar(fraction, done) {
+  const outer = el("div", { class: `bar${done ? " done" : ""}` }, el("span"));
+  outer.firstChild.style.width = `${Math.round(Math.max(0, Math.min(1, fraction || 0)) * 100)}%`;
+  return outer;
+}
+
+function backfillCell(backfill) {
+  if (!backfill) return el("td", { class: "backfill muted", "data-field": "backfill" }, "–");
+  const done = backfill.state === "done";
+  const total = backfill.records_total;
+  const fraction = done ? 1 : total ? backfill.records_done / total : 0;
+  const eta = done ? "done" : backfill.eta_seconds === null ? `${backfill.state}` : `${backfill.state} · ETA ${duration(backfill.eta_seconds)}`;
+  return el("td", { class: "backfill", "data-field": "backfill", "data-state": backfill.state,
+    "data-done": backfill.records_done, "data-total": total ?? "" },
+    `${count(backfill.records_done)} / ${total === null ? "?" : count(total)}`,
+    bar(fraction, done), el("span", { class: "sub" }, eta));
+}
+
+function sourceBacklogCell(backlog) {
+  if (!backlog || backlog.rows === null || backlog.rows === undefined) {
+    return el("td", { class: "num", "data-field": "source-backlog", title: "no fresh report from the owner's sidecar" }, "?");
+  }
+  return el("td", { class: "num", "data-field": "source-backlog", "data-rows": backlog.rows },
+    `${count(backlog.rows)} · ${duration(backlog.oldest_seconds)}`);
+}
+
+function sinceText(ms) {
+  if (!ms) return "never";
+  return `${duration(Math.max(0, (Date.now() - ms) / 1000))} ago`;
+}
+
+function sourceRow(v) {
+  const rows = v.rows === null ? "?" : `${count(v.rows)} · ${duration(v.oldest_seconds)}`;
+  return el(
+    "tr",
+    { "data-source": `${v.department}/${v.source}`, "data-status": v.status, class: `status-${v.status}` },
+    el("td", {}, pill(v.status)),
+    el("td", { "data-field": "department" }, v.department),
+    el("td", { "data-field": "source" }, v.source || "–", v.kind ? el("span", { class: "sub" }, `${v.kind} · ${v.state}`) : null),
+    el("td", { "data-field": "resources" }, (v.resources || []).join(", ")),
+    el("td", { class: "num", "data-field": "backlog", "data-rows": v.rows ?? "" }, rows),
+    el("td", { class: "num", "data-field": "reported" }, sinceText(v.reported_ms)),
+    el("td", { class: "reason", "data-field": "reason" }, v.reason),
+  );
+}
+
+function renderPath(doc) {
+  const path = doc.path || { drained: false, not_drained: [], restore: null, sources: [] };
+  const drained = document.getElementById("tile-drained");
+  drained.textContent = doc.refreshed_ms ? (path.drained ? "drained 已排空" : "not drained") : "–";
+  drained.className = `value ${doc.refreshed_ms ? (path.drained ? "yes" : "no") : ""}`;
+  document.getElementById("tile-not-drained").textContent = path.drained || !doc.refreshed_ms
+    ? "source database → hub → subscriber database"
+    : path.not_drained.join("; ");
+  const r = path.restore;
+  const value = document.getElementById("restore-value");
+  const detail = document.getElementById("restore-detail");
+  const restoreBar = document.getElementById("restore-bar");
+  if (!r || r.partitions_total === 0) {
+    value.textContent = "none";
+    detail.textContent = "no restore since the hub started";
+    restoreBar.hidden = true;
+  } else {
+    const fraction = r.records_total ? r.records_done / r.records_total : r.partitions_done / r.partitions_total;
+    value.textContent = r.running ? `${Math.floor(fraction * 100)} %` : "restored";
+    restoreBar.hidden = false;
+    restoreBar.replaceWith(Object.assign(bar(fraction, !r.running), { id: "restore-bar" }));
+    const eta = r.running && r.eta_seconds !== null ? ` · ETA ${duration(r.eta_seconds)}` : "";
+    detail.textContent = `${r.partitions_done}/${r.partitions_total} partitions · ${count(r.records_done)} / ${count(r.records_total)} records${eta}`;
+  }
+  document.getElementById("tile-restore").dataset.running = r && r.running ? "true" : "false";
+  const sources = [...(path.sources || [])].sort(
+    (a, b) => (SEVERITY[b.status] ?? -1) - (SEVERITY[a.status] ?? -1) || `${a.department}/${a.source}`.localeCompare(`${b.department}/${b.source}`),
+  );
+  const empty = path.sources_error ? `backlog reports not read: ${path.sources_error}` : "no department owns a resource of this hub";
+  replaceBody("sources", sources.map(sourceRow), empty, 7);
+}
+
 function reasonOf(row) {
   const parts = [];
   if (row.refusal) parts.push(`not delivered: ${row.refusal}`);
@@ -64,23 +213,26 @@ function reasonOf(row) {
   return parts.join("; ");
 }
 
-function subscriptionRow(row) {
+function subscriptionRow(row, history, hotSeconds) {
   const status = row.status || "";
   return el(
     "tr",
     { "data-subscription": row.subscription, "data-status": status, class: `status-${status}` },
     // A refused subscription flows (nothing waits, so its lag status is OK) but delivers nothing: say so.
     el("td", {}, pill(row.status), row.refusal ? el("span", { class: "pill pill-refused", title: `not delivered: ${row.refusal}` }, "REFUSED") : null),
-    el("td", { "data-field": "subscription" }, row.subscription),
-    el("td", {}, `${row.owner_name} → ${row.subscriber_name}`, el("span", { class: "sub" }, `${row.owner} → ${row.subscriber}`)),
-    el("td", { "data-field": "resource" }, row.resource),
+    el("td", { class: "who" }, el("span", { class: "name", "data-field": "subscription" }, row.subscription),
+      el("span", { class: "sub", title: `${row.owner} → ${row.subscriber}` }, `${row.owner_name} → ${row.subscriber_name}`)),
+    el("td", { "data-field": "resource", class: "nowrap" }, row.resource),
+    sourceBacklogCell(row.source_backlog),
+    backfillCell(row.backfill),
     lagCell(row.hub_lag, "hub-lag"),
     lagCell(row.subscriber_lag, "subscriber-lag"),
+    sparkCell(row, history, hotSeconds),
     el("td", { class: "num", "data-field": "throughput" }, rate(row.delivered_per_second)),
-    el("td", { class: "num", "data-field": "delivered" }, count(row.delivered)),
-    el("td", { class: "num", "data-field": "filtered" }, count(row.filtered)),
-    el("td", { class: "num", "data-field": "refused" }, count(row.refused)),
-    el("td", { class: "num", "data-field": "dead-lettered" }, count(row.dead_lettered)),
+    el("td", { class: "num" }, el("span", { "data-field": "delivered" }, count(row.delivered)),
+      el("span", { class: "sub" }, "filtered ", el("span", { "data-field": "filtered" }, count(row.filtered)),
+        " · refused ", el("span", { "data-field": "refused" }, count(row.refused)),
+        " · dead ", el("span", { "data-field": "dead-lettered" }, count(row.dead_lettered)))),
     el("td", { class: "reason", "data-field": "reason" }, reasonOf(row)),
   );
 }
@@ -164,7 +316,9 @@ function render(doc) {
   const dead = doc.dead_letters.reduce((sum, d) => sum + d.sent, 0);
   document.getElementById("tile-dead").textContent = count(dead);
 
-  replaceBody("subscriptions", subs.map(subscriptionRow), "this hub serves no subscription", 12);
+  const hot = (doc.window_seconds || 60) / 4; // the default STALL threshold: a ramp above it turns red
+  replaceBody("subscriptions", subs.map((row) => subscriptionRow(row, doc.history, hot)), "this hub serves no subscription", 11);
+  renderPath(doc);
   const depts = [...doc.dead_letters].sort((a, b) => b.sent - a.sent || a.department.localeCompare(b.department));
   replaceBody("dead-letters", depts.map(deadLetterRow), "no department configured", 4);
 }
