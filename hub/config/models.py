@@ -151,7 +151,11 @@ class Grant(Strict):
     resource: str = Field(description="catalog code; owned by the department of the grant's folder")
     decision: Literal["approved", "refused"]
     reason: str | None = Field(default=None, description="required when refused: a refusal gives reasons")
-    legal_basis: str | None = Field(default=None, description="required when any field is in clear")
+    legal_basis: str | None = Field(
+        default=None,
+        description="required when refused (the law or rule that keeps the data back) and when any field is "
+        "in clear (the basis that allows it)",
+    )
     approver: str | None = Field(default=None, description="person or office of the owning department")
     reference: str | None = Field(default=None, description="document number of the answer")
     decided_at: ConfigTime | None = None

@@ -81,6 +81,7 @@ def _config(tmp_path: Path) -> Path:
                 "resource": "PD-POP-0001",
                 "decision": "refused",
                 "reason": "联系电话不属于共享范围 (phone numbers are not shared for this purpose)",
+                "legal_basis": "《中华人民共和国个人信息保护法》 第六条 (minimum necessary)",
                 "approver": "浦东公安分局人口管理办公室",
                 "reference": "浦公共享〔2025〕31号",
                 "decided_at": "2025-10-17T17:00:00",  # the due day itself: on time
