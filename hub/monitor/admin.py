@@ -31,11 +31,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from hub.core.log import get_logger
+from hub.governance.overdue import HubRequestWatch, OverdueRequests
 from hub.monitor.alerts import AlertCollector
 from hub.monitor.board import LagBoard, SubscriptionLag, status_counts
 from hub.monitor.dead_letters import DeadLetterTally, DepartmentDeadLetters
 from hub.monitor.lag import Decoder, LagProbe, Target, refusals_change_at, targets_of_plans
 from hub.monitor.metrics import HubCollector, LagSeries
+from hub.monitor.share_requests import ShareRequestCollector
 from hub.monitor.snapshot import (
     MonitorState,
     Rates,
@@ -151,6 +153,8 @@ class AdminServer:
         )
         self.registry.register(self.collector)
         self.registry.register(AlertCollector(hub, worker.stats))
+        self._requests = HubRequestWatch(cfg)  # overdue share requests (hub.governance)
+        self.registry.register(ShareRequestCollector(hub, self.share_requests))
         self.lag_series = LagSeries(hub)
         self._encoder = StatusEncoder()
 
@@ -228,7 +232,13 @@ class AdminServer:
 
     def _header(self) -> StatusHeader:
         now_ms = time.time_ns() // 1_000_000
-        return StatusHeader(self.hub, self.description, self.is_ready(), now_ms, self.rules.window)
+        requests = self.share_requests().to_json()
+        return StatusHeader(self.hub, self.description, self.is_ready(), now_ms, self.rules.window, requests)
+
+    def share_requests(self) -> OverdueRequests:
+        """The hub's share requests pending past their answer day (the subscriptions and grants in force)."""
+        policies = self.worker.policies
+        return self._requests.overdue(policies.subscriptions, policies.grants)
 
     def metrics(self) -> bytes:
         """The Prometheus text exposition of /metrics."""

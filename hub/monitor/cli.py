@@ -8,10 +8,14 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
+from hub.governance.overdue import OverdueRequests
 from hub.monitor.board import LagBoard, SubscriptionLag, sample_board, status_counts
 from hub.monitor.status import Rules, Status
+
+if TYPE_CHECKING:
+    from hub.config.loader import ConfigDir
 
 EXIT_NOT_ALL_OK = 3
 """Exit status of ``xhub lag`` (without --watch) when a subscription is not OK; 1 and 2 are errors."""
@@ -131,20 +135,21 @@ def lag_command(
     if not targets:
         print("no subscriptions" + (f" on hub {hub}" if hub else ""), file=stream)
         return 0
+    requests = overdue_share_requests(cfg)
     with open_decoder(cfg) as decoder:
         probe = LagProbe(cfg.hubs_file.kafka, decoder, client_id="lag")
         try:
             board = LagBoard(probe, rules)
             if not sampling.watch:
                 rows = sample_board(board, targets, samples=sampling.samples, interval=interval)
-                _print(rows, rules, json_out, stream, clear=False)
+                _print(rows, rules, json_out, stream, clear=False, requests=requests)
                 return 0 if all(r.status is Status.OK for r in rows) else EXIT_NOT_ALL_OK
             done = 0
             clear = not json_out and stream.isatty()
             try:
                 while refreshes is None or done < refreshes:
                     started = time.monotonic()
-                    _print(board.refresh(targets), rules, json_out, stream, clear=clear)
+                    _print(board.refresh(targets), rules, json_out, stream, clear=clear, requests=requests)
                     done += 1
                     if refreshes is None or done < refreshes:
                         time.sleep(max(0.0, interval - (time.monotonic() - started)))
@@ -233,11 +238,34 @@ def _records(view: Any) -> str:
     return "n/a" if view.lag.error else f"{view.lag.lag_records:,}"
 
 
+def overdue_share_requests(cfg: ConfigDir) -> OverdueRequests:
+    """The config's share requests pending past their answer day, dated by the applied snapshots."""
+    from kafka.errors import KafkaError
+
+    from hub.governance.applied import applied_request_dates
+    from hub.governance.overdue import overdue_of_config
+
+    try:
+        filed = applied_request_dates(cfg)
+    except KafkaError:
+        filed = {}  # the lag read fails on its own with a clear error; the config's own dates serve here
+    return overdue_of_config(cfg, filed=filed)
+
+
 def _print(
-    rows: Sequence[SubscriptionLag], rules: Rules, json_out: bool, stream: IO[str], *, clear: bool
+    rows: Sequence[SubscriptionLag],
+    rules: Rules,
+    json_out: bool,
+    stream: IO[str],
+    *,
+    clear: bool,
+    requests: OverdueRequests | None = None,
 ) -> None:
     if json_out:
-        print(json.dumps(lag_document(rows, rules), ensure_ascii=False), file=stream, flush=True)
+        doc = lag_document(rows, rules)
+        if requests is not None:
+            doc["share_requests"] = requests.to_json()
+        print(json.dumps(doc, ensure_ascii=False), file=stream, flush=True)
         return
     if clear:
         stream.write("\x1b[H\x1b[2J")
@@ -245,6 +273,9 @@ def _print(
     stamp = time.strftime("%H:%M:%S")
     print(f"{stamp}  {len(rows)} subscriptions: {counts}  (window {rules.window:g}s)", file=stream)
     print(format_lag_table(rows), file=stream, flush=True)
+    line = requests.summary_line() if requests is not None else None
+    if line:
+        print(line, file=stream, flush=True)
 
 
 def report_command(config_dir: str, json_out: bool, *, sample: int = 1000, out: IO[str] | None = None) -> int:
