@@ -15,8 +15,11 @@ Command = Callable[[argparse.Namespace], int]
 
 def _validate(args: argparse.Namespace) -> int:
     from hub.config import load_config
+    from hub.config.layout import layout_warnings
 
     cfg = load_config(args.config_dir)  # the one validation path: cross-checks and every plan compiled
+    for warning in layout_warnings(cfg):  # the folder layout CODEOWNERS relies on (errors are above)
+        print(f"warning: {warning}", file=sys.stderr)
     print(
         f"{args.config_dir}: ok ({len(cfg.hubs)} hubs, {len(cfg.departments)} departments, "
         f"{len(cfg.resources)} resources, {len(cfg.subscriptions)} subscriptions)"
