@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from hub.governance.overdue import OverdueRequests
@@ -62,6 +63,12 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("config_dir")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.add_argument(
+        "--html",
+        default=None,
+        metavar="OUT.html",
+        help="also write the report as one self-contained HTML page (charts as inline SVG) to this file",
+    )
+    p.add_argument(
         "--sample", type=int, default=1000, help="records per delivery topic for freshness (default 1000)"
     )
     p.set_defaults(func=_report)
@@ -78,7 +85,7 @@ def _lag(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    return report_command(args.config_dir, args.json, sample=args.sample)
+    return report_command(args.config_dir, args.json, sample=args.sample, html=args.html)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,23 +285,41 @@ def _print(
         print(line, file=stream, flush=True)
 
 
-def report_command(config_dir: str, json_out: bool, *, sample: int = 1000, out: IO[str] | None = None) -> int:
+def report_command(
+    config_dir: str,
+    json_out: bool,
+    *,
+    sample: int = 1000,
+    out: IO[str] | None = None,
+    html: str | None = None,
+) -> int:
     """``xhub report``: how well each department shares (see ``hub.monitor.report``).
+
+    ``html``: also write the page (``hub.monitor.report_html``) to this path; its path is printed last.
 
     Raises:
         ConfigError: the config directory is invalid.
         LagUnavailable, RegistryUnavailable: Kafka or the registry did not answer.
     """
     from hub.config import load_config
+    from hub.governance.applied import applied_request_dates
     from hub.monitor.decoding import open_decoder
     from hub.monitor.report import build_report, format_report
 
     stream = out or sys.stdout
     cfg = load_config(config_dir)
     with open_decoder(cfg) as decoder:
-        report = build_report(cfg, decoder, sample=sample)
+        report = build_report(cfg, decoder, sample=sample, filed=applied_request_dates(cfg))
+    if html is not None:
+        from hub.monitor.report_html import render_html
+
+        page = Path(html)
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(render_html(report, source=config_dir), encoding="utf-8")
     if json_out:
         print(json.dumps(report.to_json(), ensure_ascii=False, indent=2), file=stream)
     else:
         print(format_report(report), file=stream)
+    if html is not None:
+        print(f"report page: {Path(html).resolve()}", file=sys.stderr if json_out else stream)
     return 0
