@@ -14,9 +14,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import yaml
+from kafka.errors import KafkaError
 
 from hub.config import load_config
 from hub.config.loader import ConfigDir
+from hub.core.errors import FatalError
 from hub.demo.harness import Demo, say
 from hub.governance.applied import applied_request_dates
 from hub.governance.requests import ShareRequest, share_requests
@@ -65,21 +67,34 @@ def show_request(cfg: ConfigDir) -> None:
     )
 
 
-def answer_request(demo: Demo, seen: AnswerSeen) -> None:
-    """psb approves the request: its grant is written to grants/psb/ and applied; the hub follows live."""
+def answer_request(demo: Demo, seen: AnswerSeen, *, force: bool = False) -> bool:
+    """psb approves the request: its grant is written to grants/psb/ and applied; the hub follows live.
+
+    Only once the hub has refused some of psb's records to transport (the sidecars may still be starting
+    on a busy machine), unless ``force``; returns whether it answered.
+    """
     from hub.provision.session import provision_session
 
+    status = {s["subscription"]: s for s in demo.status().get("subscriptions", [])}
+    refused = int(status.get(REQUEST, {}).get("refused", 0))
+    if refused == 0 and not force:
+        return False
     config = demo.workdir / "config"
     zone = ZoneInfo(load_config(config).hubs_file.timezone)
     now = datetime.now(zone).replace(microsecond=0)
-    status = {s["subscription"]: s for s in demo.status().get("subscriptions", [])}
-    seen.refused_before = int(status.get(REQUEST, {}).get("refused", 0))
+    seen.refused_before = refused
     seen.rows_before = len(demo.inbox_rows(REQUEST))
     seen.answered_at = now
     _write_grant(config / "grants" / OWNER / GRANT_FILE, now)
     cfg = load_config(config)
-    with provision_session(cfg) as session:
-        session.apply()
+    try:
+        with provision_session(cfg) as session:
+            session.apply()
+    except KafkaError as exc:
+        raise FatalError(
+            f"applying {OWNER}'s answer to {REQUEST}: Kafka at {cfg.hubs_file.kafka.bootstrap_servers} "
+            f"answered {type(exc).__name__}: {exc}"
+        ) from exc
     say(
         f"\n>> {OWNER} answers {REQUEST}: approved (grants/{OWNER}/{GRANT_FILE}, applied); until now the hub "
         f"refused {seen.refused_before} person records to transport (no_grant); backfill now sends it the "
@@ -87,6 +102,7 @@ def answer_request(demo: Demo, seen: AnswerSeen) -> None:
     )
     show_request(cfg)
     say("")
+    return True
 
 
 def _write_grant(path: Path, now: datetime) -> None:

@@ -85,7 +85,9 @@ def run_demo(bootstrap: str, duration: float, *, repo: Path | None = None, rate:
         for dept, path in paths.items():
             demo.start(f"sidecar-{dept}", ["-m", "connectors", "run", "--config", str(path)])
         say(f"started {len(paths)} sidecars; making changes for {duration:.0f} s at ~{rate:.0f}/s\n")
-        summary = _stream(demo, stream, duration, rate, midway=lambda: answer_request(demo, seen))
+        summary = _stream(
+            demo, stream, duration, rate, midway=lambda force: answer_request(demo, seen, force=force)
+        )
     finally:
         demo.stop_all()
         stream.close()
@@ -97,8 +99,10 @@ def run_demo(bootstrap: str, duration: float, *, repo: Path | None = None, rate:
 
 
 def _stream(
-    demo: Demo, stream: ChangeStream, duration: float, rate: float, *, midway: Callable[[], None]
+    demo: Demo, stream: ChangeStream, duration: float, rate: float, *, midway: Callable[[bool], bool]
 ) -> dict[str, Any]:
+    """Make changes for ``duration`` seconds; from midway on, ``midway`` answers the share request (it
+    declines while there is nothing to show yet; forced once the changes stop)."""
     end = time.monotonic() + duration
     answer_at = time.monotonic() + duration / 2
     answered = False
@@ -113,12 +117,13 @@ def _stream(
             stream.bad_person()
             bad_done = True
         if not answered and time.monotonic() >= answer_at:
-            midway()  # the owner answers the pending share request
-            answered = True
+            answered = midway(False)  # the owner answers the pending share request
         if time.monotonic() >= next_show:
             _show(demo, stream, duration - (end - time.monotonic()))
             next_show = time.monotonic() + 3
         time.sleep(interval)
+    if not answered:
+        midway(True)
     say("\nchanges stopped; waiting for the last deliveries ...")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

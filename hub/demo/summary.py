@@ -136,12 +136,15 @@ def _request_check(demo: Demo, cfg: ConfigDir, summary: dict[str, Any]) -> tuple
 
     seen = summary.get("answer") or AnswerSeen()
     rows = demo.inbox_rows(REQUEST)
-    backfilled = sum(1 for r in rows if r.get("_xhub_op") == "r")
+    answered_ms = seen.answered_at.timestamp() * 1000 if seen.answered_at else 0
+    # records committed at psb before the answer, refused then: what reached transport of them came with
+    # the backfill of the current state
+    backfilled = sum(1 for r in rows if float(r.get("_xhub_source_commit_ms") or 0) < answered_ms)
     show_request(load_config(cfg.root))  # the request as answered: in N working days
     return (
         f"conditional: housing (granted by psb) received persons; transport was refused "
         f"{seen.refused_before} records (no_grant) until psb answered, then received {len(rows)} persons "
-        f"({backfilled} from the backfill of the current state)",
+        f"({backfilled} of them committed before the answer: the backfilled state)",
         bool(demo.inbox_rows("housing-persons"))
         and seen.answered_at is not None
         and seen.refused_before > 0
