@@ -18,9 +18,11 @@ def _validate(args: argparse.Namespace) -> int:
 
     from hub.config import load_config
     from hub.config.credentials import secret_warnings
+    from hub.config.layout import layout_warnings
 
     cfg = load_config(args.config_dir)  # the one validation path: cross-checks and every plan compiled
-    for warning in secret_warnings(Path(args.config_dir)):
+    # Secrets written into YAML, and the folder layout CODEOWNERS relies on (errors are above).
+    for warning in [*secret_warnings(Path(args.config_dir)), *layout_warnings(cfg)]:
         print(f"warning: {warning}", file=sys.stderr)
     print(
         f"{args.config_dir}: ok ({len(cfg.hubs)} hubs, {len(cfg.departments)} departments, "

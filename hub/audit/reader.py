@@ -115,6 +115,14 @@ def iter_entries(
             yield rec.entry
 
 
+def read_entries(
+    kafka: KafkaSettings, topic: str, decoder: Decoder, *, start: int = 0, end: int | None = None
+) -> Iterator[tuple[int, dict[str, Any] | None, bytes | None]]:
+    """(offset of its batch, entry or None when undecodable, raw value) of each committed audit entry."""
+    for rec in read_records(kafka, topic, decoder, ReadSpan(start=start, end=end)):
+        yield rec.offset, rec.entry, rec.raw
+
+
 def end_offset(kafka: KafkaSettings, topic: str) -> int:
     """The audit topic's end offset now (read_committed: its last stable offset)."""
     consumer = make_consumer(kafka, "audit-end", group_id=None)

@@ -107,7 +107,11 @@ def _check_subscription(cfg: ConfigDir, sid: str, now: datetime | None) -> list[
             f"department {sub.subscriber} owns {res.code}; it does not subscribe to its own data",
         )
     if res.share is ShareAttribute.NOT_SHARED:
-        problem(("resource",), f"resource {res.code} is not shared (不予共享): it cannot be subscribed")
+        basis = f" (legal basis: {res.legal_basis})" if res.legal_basis else ""
+        problem(
+            ("resource",),
+            f"resource {res.code} is not shared (不予共享){basis}: it cannot be subscribed",
+        )
     if sub.approval is not None:
         problem(
             ("approval",),

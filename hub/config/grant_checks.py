@@ -112,8 +112,15 @@ def _check_grant(cfg: ConfigDir, sid: str, grant: Grant, now: datetime | None, r
     if not grant.approver or not grant.decided_at:
         report(("decision",), "an answer names its approver and its date (approver, decided_at)")
     if grant.decision == "refused":
+        # 国发〔2016〕51号: not sharing is the exception, and a refusal names its reasons and its legal basis.
         if not (grant.reason or "").strip():
             report(("decision",), "a refusal must give its reasons (reason)")
+        if not (grant.legal_basis or "").strip():
+            report(
+                ("decision",),
+                "a refusal must give its legal basis (legal_basis): the law or rule that keeps the data from "
+                "this subscriber",
+            )
         if res.share is ShareAttribute.UNCONDITIONAL:
             report(
                 ("decision",),

@@ -142,7 +142,8 @@ def read_config(root: str | Path) -> tuple[ConfigDir, list[ConfigProblem]]:
         ("subscriptions", SubscriptionsFile, "subscriptions", "subscription", "id", cfg.subscriptions),
     ]
     for folder, model, attr, kind, id_attr, into in kinds:
-        for path in _yaml_files(root / folder):
+        # catalog/<owner>/ and subscriptions/<dept>/ folders (hub.config.layout checks whose they are)
+        for path in _yaml_files(root / folder, recursive=folder != "departments"):
             parsed, doc = parse(path, model)
             if parsed is None or doc is None:
                 cfg.incomplete.add(kind)

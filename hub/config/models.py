@@ -1,9 +1,10 @@
 """Pydantic models of the config directory (kept in git by integrators).
 
     hubs.yaml              kafka connection, registry, the exchange hubs
-    departments/*.yaml     one department per file (or a list)
-    catalog/*.yaml         resources: code, owner, schema, key, share attribute, field classes
-    subscriptions/*.yaml   what a subscriber asks: fields, purpose, filter, masks (only stronger), delivery
+    departments/*.yaml     one department per file (or a list); its team owns its files (CODEOWNERS)
+    catalog/[<owner>/]*.yaml  resources: code, owner, schema, key, share attribute, field classes
+    subscriptions/<dept>/*.yaml  what a subscriber asks: fields, purpose, filter, masks (only stronger),
+                           delivery (hub.config.layout: the folder is the subscriber's)
     grants/<owner>/*.yaml  what the owning department allows one subscription: its answer (approved /
                            refused), granted fields, personal fields in clear and on which legal basis,
                            minimum masks, filterable fields, sensitive fields released, validity
@@ -26,6 +27,18 @@ from hub.policy.masks import MaskKind
 
 _ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 MaskName = MaskKind  # the mask kinds the policy package implements, and no others
+
+
+# A CODEOWNERS owner, as GitHub and GitLab write it: @user, @org/team (GitLab: @group/subgroup), or e-mail.
+_TEAM = re.compile(r"^(@[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)*|[^@\s]+@[^@\s]+\.[^@\s]+)$")
+
+
+def _check_team(value: str | None) -> str | None:
+    if value is not None and not _TEAM.match(value):
+        raise ValueError(
+            f'team "{value}" is not a CODEOWNERS owner: write @org/team-name, @username or an e-mail address'
+        )
+    return value
 
 
 def _check_id(value: str, what: str) -> str:
@@ -103,11 +116,20 @@ class HubsFile(Strict):
         ge=1,
         description="working days an owner has to answer a share request (国发〔2016〕51号: 10)",
     )
+    platform_team: str | None = Field(
+        default=None,
+        description="CODEOWNERS owner of hubs.yaml and departments/ (the hub operators), e.g. @org/platform",
+    )
 
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, v: str) -> str:
         return check_timezone(v)
+
+    @field_validator("platform_team")
+    @classmethod
+    def _platform_team(cls, v: str | None) -> str | None:
+        return _check_team(v)
 
 
 class Department(Strict):
@@ -117,11 +139,23 @@ class Department(Strict):
     name: str
     principal: str | None = Field(default=None, description="Kafka principal, e.g. User:court")
     systems: list[str] = Field(default_factory=list, description="business systems it captures from")
+    # Who reviews its files in git (`xhub codeowners`); the hub never needs it, so snapshots leave it out.
+    team: str | None = Field(
+        default=None,
+        exclude=True,
+        description="CODEOWNERS owner of its subscriptions/<id>/, grants/<id>/ and catalog files, "
+        "e.g. @pudong-gov/psb-data",
+    )
 
     @field_validator("id")
     @classmethod
     def _id(cls, v: str) -> str:
         return _check_id(v, "department id")
+
+    @field_validator("team")
+    @classmethod
+    def _team(cls, v: str | None) -> str | None:
+        return _check_team(v)
 
 
 class Resource(Strict):
@@ -173,7 +207,11 @@ class Grant(Strict):
     resource: str = Field(description="catalog code; owned by the department of the grant's folder")
     decision: Literal["approved", "refused"]
     reason: str | None = Field(default=None, description="required when refused: a refusal gives reasons")
-    legal_basis: str | None = Field(default=None, description="required when any field is in clear")
+    legal_basis: str | None = Field(
+        default=None,
+        description="required when refused (the law or rule that keeps the data back) and when any field is "
+        "in clear (the basis that allows it)",
+    )
     approver: str | None = Field(default=None, description="person or office of the owning department")
     reference: str | None = Field(default=None, description="document number of the answer")
     decided_at: ConfigTime | None = None
@@ -263,7 +301,7 @@ def json_schema() -> dict[str, Any]:
             "hubs.yaml": HubsFile.model_json_schema(by_alias=True),
             "departments/*.yaml": DepartmentsFile.model_json_schema(by_alias=True),
             "catalog/*.yaml": CatalogFile.model_json_schema(by_alias=True),
-            "subscriptions/*.yaml": SubscriptionsFile.model_json_schema(by_alias=True),
+            "subscriptions/<dept>/*.yaml": SubscriptionsFile.model_json_schema(by_alias=True),
             "grants/<owner>/*.yaml": GrantsFile.model_json_schema(by_alias=True),
         },
     }

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.config.checks import cross_check
+from hub.config.layout import check_layout
 from hub.config.loader import ConfigDir, Origin, read_config
 from hub.config.models import Grant, Resource, Subscription
 from hub.core.errors import ConfigError, ConfigProblem
@@ -84,6 +85,7 @@ def load_config(root: str | Path, *, check: bool = True) -> ConfigDir:
     cfg, read_problems = read_config(root)
     problems: list[ConfigProblem | str] = list(read_problems)
     if check:
+        problems.extend(check_layout(cfg))  # a directory's own rule: snapshots have no folders
         try:
             compile_config(cfg, now=datetime.now(UTC))
         except ConfigError as exc:

@@ -6,8 +6,11 @@ sub-district office within a second, each seeing only what it is entitled to (�
 1. copy deploy/demo/config to a scratch folder (free ports, the given Kafka), clear the previous run's topics;
 2. create the departments' SQLite databases and seed them (Faker zh_CN: valid ID numbers, credit codes);
 3. `xhub apply`, start the hub, install and start one sidecar per department;
-4. make a stream of changes in the source databases while showing the rows arriving downstream;
-5. print a summary (changes, deliveries, latency, refusals, dead letters) and stop everything it started.
+4. make a stream of changes in the source databases while showing the rows arriving downstream; the
+   transport commission's share request to psb is pending (due day on the official calendar) until,
+   midway, psb answers it (its grant written and applied): backfill sends transport the current state;
+5. print a summary (changes, deliveries, latency, refusals, dead letters, the request answered in N working
+   days), stop everything it started, and write the 考核 report page (its path printed last).
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hub.core.errors import FatalError
 from hub.demo.harness import HUB, SINK_TABLES, SOURCE_DEPARTMENTS, Demo, say
+from hub.demo.requests import AnswerSeen, answer_request, show_request, write_report
 from hub.demo.scenario import ChangeStream, DepartmentDbs
 from hub.demo.summary import print_summary
 
@@ -54,6 +59,8 @@ def run_demo(bootstrap: str, duration: float, *, repo: Path | None = None, rate:
     with provision_session(cfg) as session:
         _plan, result = session.apply()
     say(f"xhub apply: {len(result.done)} changes (topics, schemas, config)")
+    show_request(cfg)
+    seen = AnswerSeen()
     paths = demo.write_connector_configs()
     try:
         demo.start("hub", ["-m", "hub.cli", "run", str(demo.workdir / "config"), "--hub", HUB])
@@ -78,16 +85,27 @@ def run_demo(bootstrap: str, duration: float, *, repo: Path | None = None, rate:
         for dept, path in paths.items():
             demo.start(f"sidecar-{dept}", ["-m", "connectors", "run", "--config", str(path)])
         say(f"started {len(paths)} sidecars; making changes for {duration:.0f} s at ~{rate:.0f}/s\n")
-        summary = _stream(demo, stream, duration, rate)
+        summary = _stream(
+            demo, stream, duration, rate, midway=lambda force: answer_request(demo, seen, force=force)
+        )
     finally:
         demo.stop_all()
         stream.close()
+    summary["answer"] = seen
     print_summary(demo, cfg, stream, summary, time.monotonic() - started)
+    page = write_report(demo)
+    say(f"考核 report (sharing assessment) written: {page}")
     return 0 if summary.get("ok") else 1
 
 
-def _stream(demo: Demo, stream: ChangeStream, duration: float, rate: float) -> dict[str, Any]:
+def _stream(
+    demo: Demo, stream: ChangeStream, duration: float, rate: float, *, midway: Callable[[bool], bool]
+) -> dict[str, Any]:
+    """Make changes for ``duration`` seconds; from midway on, ``midway`` answers the share request (it
+    declines while there is nothing to show yet; forced once the changes stop)."""
     end = time.monotonic() + duration
+    answer_at = time.monotonic() + duration / 2
+    answered = False
     next_show = time.monotonic() + 3
     bad_at = time.monotonic() + min(5.0, duration / 3)
     bad_done = False
@@ -98,10 +116,14 @@ def _stream(demo: Demo, stream: ChangeStream, duration: float, rate: float) -> d
         if not bad_done and time.monotonic() >= bad_at:
             stream.bad_person()
             bad_done = True
+        if not answered and time.monotonic() >= answer_at:
+            answered = midway(False)  # the owner answers the pending share request
         if time.monotonic() >= next_show:
             _show(demo, stream, duration - (end - time.monotonic()))
             next_show = time.monotonic() + 3
         time.sleep(interval)
+    if not answered:
+        midway(True)
     say("\nchanges stopped; waiting for the last deliveries ...")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -84,15 +84,7 @@ def print_summary(
             ),
         )
     )
-    checks.append(
-        (
-            "conditional: housing (granted by psb) received persons; "
-            "transport (no grant from psb yet) received none and was refused",
-            bool(demo.inbox_rows("housing-persons"))
-            and not demo.inbox_rows("transport-persons")
-            and status.get("transport-persons", {}).get("refused", 0) > 0,
-        )
-    )
+    checks.append(_request_check(demo, cfg, summary))
     checks.extend(_grant_checks(demo, tax_rows))
     casefiles = stream.made.get("PD-CRD-0002 c", 0)
     nobody = not any(s.get("resource") == "PD-CRD-0002" for s in status.values())
@@ -134,6 +126,30 @@ def print_summary(
     say(
         f"demo {'passed' if summary['ok'] else 'FAILED'} in {wall:.0f} s; "
         f"logs and databases in {demo.workdir}"
+    )
+
+
+def _request_check(demo: Demo, cfg: ConfigDir, summary: dict[str, Any]) -> tuple[str, bool]:
+    """Conditional sharing: refused until psb answered; then the current state reached transport."""
+    from hub.config import load_config
+    from hub.demo.requests import REQUEST, AnswerSeen, show_request
+
+    seen = summary.get("answer") or AnswerSeen()
+    rows = demo.inbox_rows(REQUEST)
+    answered_ms = seen.answered_at.timestamp() * 1000 if seen.answered_at else 0
+    # records committed at psb before the answer, refused then: what reached transport of them came with
+    # the backfill of the current state
+    backfilled = sum(1 for r in rows if float(r.get("_xhub_source_commit_ms") or 0) < answered_ms)
+    show_request(load_config(cfg.root))  # the request as answered: in N working days
+    return (
+        f"conditional: housing (granted by psb) received persons; transport was refused "
+        f"{seen.refused_before} records (no_grant) until psb answered, then received {len(rows)} persons "
+        f"({backfilled} of them committed before the answer: the backfilled state)",
+        bool(demo.inbox_rows("housing-persons"))
+        and seen.answered_at is not None
+        and seen.refused_before > 0
+        and seen.rows_before == 0
+        and backfilled > 0,
     )
 
 

@@ -60,12 +60,6 @@ class WorkerStats:
     subscriptions: dict[str, SubscriptionStats] = field(
         default_factory=lambda: defaultdict(SubscriptionStats)
     )
-    # Restore of the hub's state store on assignment (set by the state store under ``lock``; the monitor
-    # shows it on the status page, in ``xhub lag`` and as xhub_state_restore_*): all 0 when none runs.
-    restore_partitions_total: int = 0
-    restore_partitions_done: int = 0
-    restore_records_done: int = 0
-    restore_records_total: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record_tx(self, seconds: float) -> None:

@@ -1,4 +1,5 @@
-"""``xhub requests``: the share requests of a config and their answer deadlines (``hub.cli`` adds it)."""
+"""``xhub requests`` (share requests and their answer deadlines) and ``xhub codeowners`` (who reviews
+which file of a config); ``hub.cli`` adds them."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ EXIT_UNKNOWN_DEPARTMENT = 2
 
 
 def add_parsers(subparsers: Any) -> None:
-    """Add ``requests`` to the ``xhub`` sub-command parsers (``add_subparsers()``'s result)."""
+    """Add ``requests`` and ``codeowners`` to the ``xhub`` sub-command parsers (``add_subparsers()``)."""
     p = subparsers.add_parser(
         "requests",
         help="share requests (共享申请) to conditional resources: answered? within the working-day deadline?",
@@ -50,6 +51,26 @@ def add_parsers(subparsers: Any) -> None:
     )
     p.set_defaults(func=_requests)
 
+    p = subparsers.add_parser(
+        "codeowners",
+        help="print a CODEOWNERS file (GitHub/GitLab) giving each department's files to its team",
+        description=(
+            "subscriptions/<dept>/ to the subscriber's team, grants/<owner>/ and the owner's catalog files "
+            "to the owner's team (departments' `team`), hubs.yaml and departments/ to hubs.yaml's "
+            "platform_team. Paths are prefixed with where the config folder sits in its git repository "
+            "(--prefix to set it). Warnings (a file mixing departments, a department without a team) go "
+            "to stderr. "
+            "Exit status: 0; 1 config errors or no team named."
+        ),
+    )
+    p.add_argument("config_dir")
+    p.add_argument(
+        "--prefix",
+        default=None,
+        help="the config folder's path in the repository, e.g. deploy/demo/config (default: from .git)",
+    )
+    p.set_defaults(func=_codeowners)
+
 
 def _requests(args: argparse.Namespace) -> int:
     from hub.config import load_config
@@ -68,6 +89,25 @@ def _requests(args: argparse.Namespace) -> int:
         print(json.dumps(listing.to_json(), ensure_ascii=False, indent=2))
     else:
         write_table(listing, sys.stdout)
+    return 0
+
+
+def _codeowners(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hub.config import load_config
+    from hub.governance.codeowners import code_owners, repository_prefix
+
+    cfg = load_config(args.config_dir)
+    prefix = args.prefix if args.prefix is not None else repository_prefix(Path(args.config_dir))
+    try:
+        owners = code_owners(cfg, prefix)
+    except ValueError as exc:
+        print(f"error: {args.config_dir}: {exc}", file=sys.stderr)
+        return 1
+    for warning in owners.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    sys.stdout.write(owners.text(prefix))
     return 0
 
 

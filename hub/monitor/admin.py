@@ -31,6 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from hub.core.bounded_http import BoundedHTTPServer, BoundedRequestHandler, HttpLimits
 from hub.core.log import get_logger
+from hub.governance.overdue import HubRequestWatch, OverdueRequests
 from hub.monitor.alerts import AlertCollector
 from hub.monitor.backlog import BacklogReader, source_views
 from hub.monitor.board import LagBoard, SubscriptionLag, status_counts
@@ -40,6 +41,7 @@ from hub.monitor.lag import Decoder, LagProbe, Target, refusals_change_at, targe
 from hub.monitor.metrics import HubCollector, LagSeries, PathCollector
 from hub.monitor.path import PathState, path_state
 from hub.monitor.progress import ProgressTracker, backfill_figures, restore_figures
+from hub.monitor.share_requests import ShareRequestCollector
 from hub.monitor.snapshot import (
     MonitorState,
     Rates,
@@ -161,6 +163,8 @@ class AdminServer:
         self.registry.register(AlertCollector(hub, worker.stats))
         self.registry.register(PathCollector(hub, lambda: self._state))
         self.history = LagHistory()
+        self._requests = HubRequestWatch(cfg)  # overdue share requests (hub.governance)
+        self.registry.register(ShareRequestCollector(hub, self.share_requests))
         self.lag_series = LagSeries(hub)
         self._encoder = StatusEncoder()
 
@@ -236,7 +240,13 @@ class AdminServer:
 
     def _header(self) -> StatusHeader:
         now_ms = time.time_ns() // 1_000_000
-        return StatusHeader(self.hub, self.description, self.is_ready(), now_ms, self.rules.window)
+        requests = self.share_requests().to_json()
+        return StatusHeader(self.hub, self.description, self.is_ready(), now_ms, self.rules.window, requests)
+
+    def share_requests(self) -> OverdueRequests:
+        """The hub's share requests pending past their answer day (the subscriptions and grants in force)."""
+        policies = self.worker.policies
+        return self._requests.overdue(policies.subscriptions, policies.grants)
 
     def metrics(self) -> bytes:
         """The Prometheus text exposition of /metrics."""

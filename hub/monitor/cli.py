@@ -8,12 +8,17 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
+from hub.governance.overdue import OverdueRequests
 from hub.monitor.board import LagBoard, SubscriptionLag, status_counts
 from hub.monitor.lag_path import HubFigures
 from hub.monitor.path import PathState
 from hub.monitor.status import Rules, Status
+
+if TYPE_CHECKING:
+    from hub.config.loader import ConfigDir
 
 EXIT_NOT_ALL_OK = 3
 """Exit status of ``xhub lag`` (without --watch) when a subscription is not OK; 1 and 2 are errors."""
@@ -68,6 +73,12 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("config_dir")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.add_argument(
+        "--html",
+        default=None,
+        metavar="OUT.html",
+        help="also write the report as one self-contained HTML page (charts as inline SVG) to this file",
+    )
+    p.add_argument(
         "--sample", type=int, default=1000, help="records per delivery topic for freshness (default 1000)"
     )
     p.set_defaults(func=_report)
@@ -85,7 +96,7 @@ def _lag(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    return report_command(args.config_dir, args.json, sample=args.sample)
+    return report_command(args.config_dir, args.json, sample=args.sample, html=args.html)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +160,7 @@ def lag_command(
     if not targets:
         print("no subscriptions" + (f" on hub {hub}" if hub else ""), file=stream)
         return 0
+    requests = overdue_share_requests(cfg)
     with open_decoder(cfg) as decoder:
         probe = LagProbe(cfg.hubs_file.kafka, decoder, client_id="lag")
         sampler = PathSampler(cfg, sorted({t.hub for t in targets}), rules, admin)
@@ -156,7 +168,15 @@ def lag_command(
             board = LagBoard(probe, rules)
             if not sampling.watch:
                 rows, path = sample_path(board, sampler, targets, sampling)
-                _print(rows, rules, json_out, stream, clear=False, path=(path, sampler.figures))
+                _print(
+                    rows,
+                    rules,
+                    json_out,
+                    stream,
+                    clear=False,
+                    path=(path, sampler.figures),
+                    requests=requests,
+                )
                 ok = all(r.status is Status.OK for r in rows) and sources_ok(path)
                 return 0 if ok else EXIT_NOT_ALL_OK
             done = 0
@@ -166,7 +186,15 @@ def lag_command(
                     started = time.monotonic()
                     rows = board.refresh(targets)
                     path = sampler.sample(rows)
-                    _print(rows, rules, json_out, stream, clear=clear, path=(path, sampler.figures))
+                    _print(
+                        rows,
+                        rules,
+                        json_out,
+                        stream,
+                        clear=clear,
+                        path=(path, sampler.figures),
+                        requests=requests,
+                    )
                     done += 1
                     if refreshes is None or done < refreshes:
                         time.sleep(max(0.0, interval - (time.monotonic() - started)))
@@ -286,6 +314,20 @@ def _records(view: Any) -> str:
     return "n/a" if view.lag.error else f"{view.lag.lag_records:,}"
 
 
+def overdue_share_requests(cfg: ConfigDir) -> OverdueRequests:
+    """The config's share requests pending past their answer day, dated by the applied snapshots."""
+    from kafka.errors import KafkaError
+
+    from hub.governance.applied import applied_request_dates
+    from hub.governance.overdue import overdue_of_config
+
+    try:
+        filed = applied_request_dates(cfg)
+    except KafkaError:
+        filed = {}  # the lag read fails on its own with a clear error; the config's own dates serve here
+    return overdue_of_config(cfg, filed=filed)
+
+
 def _print(
     rows: Sequence[SubscriptionLag],
     rules: Rules,
@@ -294,39 +336,64 @@ def _print(
     *,
     clear: bool,
     path: tuple[PathState, Sequence[HubFigures]] | None = None,
+    requests: OverdueRequests | None = None,
 ) -> None:
     if json_out:
-        print(json.dumps(lag_document(rows, rules, path), ensure_ascii=False), file=stream, flush=True)
+        doc = lag_document(rows, rules, path)
+        if requests is not None:
+            doc["share_requests"] = requests.to_json()
+        print(json.dumps(doc, ensure_ascii=False), file=stream, flush=True)
         return
     if clear:
         stream.write("\x1b[H\x1b[2J")
     counts = ", ".join(f"{n} {s}" for s, n in status_counts(rows).items() if n)
     stamp = time.strftime("%H:%M:%S")
     print(f"{stamp}  {len(rows)} subscriptions: {counts}  (window {rules.window:g}s)", file=stream)
-    print(format_lag_table(rows), file=stream, flush=path is None)
+    print(format_lag_table(rows), file=stream, flush=True)
     if path is not None:
         print(format_path(*path), file=stream, flush=True)
+    line = requests.summary_line() if requests is not None else None
+    if line:
+        print(line, file=stream, flush=True)
 
 
-def report_command(config_dir: str, json_out: bool, *, sample: int = 1000, out: IO[str] | None = None) -> int:
+def report_command(
+    config_dir: str,
+    json_out: bool,
+    *,
+    sample: int = 1000,
+    out: IO[str] | None = None,
+    html: str | None = None,
+) -> int:
     """``xhub report``: how well each department shares (see ``hub.monitor.report``).
+
+    ``html``: also write the page (``hub.monitor.report_html``) to this path; its path is printed last.
 
     Raises:
         ConfigError: the config directory is invalid.
         LagUnavailable, RegistryUnavailable: Kafka or the registry did not answer.
     """
     from hub.config import load_config
+    from hub.governance.applied import applied_request_dates
     from hub.monitor.decoding import open_decoder
     from hub.monitor.report import build_report, format_report
 
     stream = out or sys.stdout
     cfg = load_config(config_dir)
     with open_decoder(cfg) as decoder:
-        report = build_report(cfg, decoder, sample=sample)
+        report = build_report(cfg, decoder, sample=sample, filed=applied_request_dates(cfg))
+    if html is not None:
+        from hub.monitor.report_html import render_html
+
+        page = Path(html)
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(render_html(report, source=config_dir), encoding="utf-8")
     if json_out:
         print(json.dumps(report.to_json(), ensure_ascii=False, indent=2), file=stream)
     else:
         print(format_report(report), file=stream)
+    if html is not None:
+        print(f"report page: {Path(html).resolve()}", file=sys.stderr if json_out else stream)
     return 0
 
 

@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kafka import TopicPartition
+
 from hub.core.log import get_logger
 from hub.monitor.backlog import BacklogReader, SourceBacklogView, source_views
 from hub.monitor.board import SubscriptionLag
@@ -109,28 +111,56 @@ def figures_of_status(hub: str, url: str, doc: Mapping[str, Any]) -> HubFigures:
 
 
 def figures_of_offsets(cfg: ConfigDir, hub: str, tracker: ProgressTracker, now: float) -> HubFigures:
-    """Backfills of one hub from its group's committed offsets (the restore stays unknown)."""
+    """Backfills of one hub read from its state changelog ``xhub.state.<hub>`` (the restore stays unknown).
+
+    Used when the hub's admin port cannot be reached: the changelog holds where every subscription
+    stands on every source partition, committed with the deliveries it accounts for.
+    """
     from hub.core import names
-    from hub.core.kafka import make_admin, make_consumer
-    from hub.engine.handover import progress_from_offsets
+    from hub.core.kafka import make_consumer
+    from hub.engine.handover import Backfilling, partition_progress
+    from hub.engine.state.changelog import HandoverEntry, decode
 
     kafka = cfg.hubs_file.kafka
-    admin = make_admin(kafka, f"lag-{hub}-backfills")
+    consumer = make_consumer(kafka, f"lag-{hub}-backfills", group_id=None)
+    standing: dict[tuple[Any, str], Backfilling] = {}
     try:
-        committed = admin.list_consumer_group_offsets(names.hub_group(hub))
+        topic = names.state_topic(hub)
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if tps:
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            ends = consumer.end_offsets(tps)
+            deadline = time.monotonic() + 10
+            while any(consumer.position(tp) < ends[tp] for tp in tps) and time.monotonic() < deadline:
+                for records in consumer.poll(timeout_ms=500, max_records=5000).values():
+                    for rec in records:
+                        entry = decode(rec.key, rec.value)
+                        if not isinstance(entry, HandoverEntry):
+                            continue
+                        if isinstance(entry.handover, Backfilling):
+                            standing[(entry.tp, entry.sid)] = entry.handover
+                        else:
+                            standing.pop((entry.tp, entry.sid), None)
+        starts: dict[Any, int] = {}
+        sources = sorted({tp for tp, _ in standing}, key=lambda tp: (tp.topic, tp.partition))
+        if sources:
+            starts = {tp: int(v) for tp, v in consumer.beginning_offsets(sources).items()}
     finally:
-        admin.close()
-    starts: dict[Any, int] = {}
-    if committed:
-        consumer = make_consumer(kafka, f"lag-{hub}-starts", group_id=None)
-        try:
-            starts = {tp: int(v) for tp, v in consumer.beginning_offsets(list(committed)).items()}
-        finally:
-            consumer.close()
-    figures = {sid: (p.done, p.total, p.state) for sid, p in progress_from_offsets(committed, starts).items()}
-    return HubFigures(
-        hub, tracker.backfills(now, figures), None, "committed offsets (admin port not reachable)"
-    )
+        consumer.close()
+    sums: dict[str, list[int]] = {}
+    catching: dict[str, bool] = {}
+    for (tp, sid), h in standing.items():
+        done, total = partition_progress(h, starts.get(tp, 0))
+        acc = sums.setdefault(sid, [0, 0])
+        acc[0] += done
+        acc[1] += total
+        catching[sid] = catching.get(sid, True) and h.catching_up
+    figures = {
+        sid: (done, total, "catching_up" if catching[sid] else "delivering")
+        for sid, (done, total) in sums.items()
+    }
+    return HubFigures(hub, tracker.backfills(now, figures), None, f"state changelog {names.state_topic(hub)}")
 
 
 class PathSampler:

@@ -13,7 +13,13 @@ Per department:
                        of each delivery topic of its resources (the record's Kafka timestamp, set when the
                        hub produced it, minus the envelope's ``source.commit_ts_ms``);
     bad records sent   dead letters attributed to it (see ``hub.monitor.dead_letters``), by reason, and
-                       the deliveries its own sinks could not apply.
+                       the deliveries its own sinks could not apply;
+    share requests     received as owner: answered on time / late, refused (reasons, legal basis), pending,
+                       overdue, median answer time in working days (``hub.governance.assessment``);
+    rank               by a score averaging what applies of: share ratio, requests answered on time,
+                       records without a dead letter (``score``).
+
+The HTML page (``hub.monitor.report_html``) draws the same report.
 """
 
 from __future__ import annotations
@@ -27,19 +33,23 @@ from typing import TYPE_CHECKING, Any
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 
-from hub.audit.reader import batch_entries
+from hub.audit.reader import read_entries
 from hub.catalog.model import ShareAttribute
 from hub.core import names
 from hub.core.errors import HubError
 from hub.core.kafka import make_consumer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
+from hub.governance.assessment import RequestFigures, request_figures, requests_by_month
+from hub.governance.requests import share_requests
 from hub.monitor.dead_letters import DeadLetterTally
 from hub.monitor.errors import LagUnavailable
 from hub.monitor.lag import Decoder, source_commit_ms
 from hub.monitor.snapshot import percentile
 
 if TYPE_CHECKING:
+    from datetime import date, datetime
+
     from hub.config.loader import ConfigDir
 
 log = get_logger("monitor.report")
@@ -62,6 +72,9 @@ class DepartmentReport:
     bad_records_sent: int = 0
     bad_records_by_reason: dict[str, int] = field(default_factory=dict)
     records_not_applied: int = 0
+    requests: RequestFigures = field(default_factory=RequestFigures)  # as the owner answering them
+    score: float | None = None  # 0..1, see score_of; None: nothing to assess
+    rank: int | None = None
 
     @property
     def resources_total(self) -> int:
@@ -101,7 +114,16 @@ class DepartmentReport:
             "bad_records_sent": self.bad_records_sent,
             "bad_records_by_reason": dict(sorted(self.bad_records_by_reason.items())),
             "records_not_applied": self.records_not_applied,
+            "requests": self.requests.to_json(),
+            "score": _round(self.score),
+            "rank": self.rank,
         }
+
+    @property
+    def clean_ratio(self) -> float | None:
+        """Records delivered / (delivered + its dead letters): the share of its records that were usable."""
+        total = self.records_delivered + self.bad_records_sent
+        return self.records_delivered / total if total else None
 
 
 def _round(value: float | None) -> float | None:
@@ -115,6 +137,10 @@ class SharingReport:
     departments: list[DepartmentReport]
     audit_entries: int = 0
     undecodable_audit_entries: int = 0
+    today: str = ""  # the day share requests were judged (hub timezone)
+    answer_within_working_days: int = 10
+    requests_by_month: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -122,8 +148,57 @@ class SharingReport:
             "hubs": self.hubs,
             "audit_entries_read": self.audit_entries,
             "undecodable_audit_entries": self.undecodable_audit_entries,
+            "requests_judged_on": self.today,
+            "answer_within_working_days": self.answer_within_working_days,
+            "requests_by_month": self.requests_by_month,
+            "warnings": self.warnings,
             "departments": [d.to_json() for d in self.departments],
         }
+
+
+def score_of(d: DepartmentReport) -> float | None:
+    """The mean of what applies to ``d``: share ratio (owns resources), requests answered on time (some
+    came due), records delivered without a dead letter (it sent any). None when none applies."""
+    parts = [x for x in (d.shareable_ratio, d.requests.on_time_ratio, d.clean_ratio) if x is not None]
+    return sum(parts) / len(parts) if parts else None
+
+
+def rank_departments(departments: list[DepartmentReport]) -> None:
+    """Set ``score`` and ``rank`` (1 = best; equal scores share a rank; no score: no rank)."""
+    for d in departments:
+        d.score = score_of(d)
+    scored = sorted(
+        (d for d in departments if d.score is not None), key=lambda d: (-(d.score or 0), d.department)
+    )
+    rank, previous = 0, None
+    for i, d in enumerate(scored, start=1):
+        if d.score != previous:
+            rank, previous = i, d.score
+        d.rank = rank
+
+
+def add_request_figures(
+    report: SharingReport,
+    cfg: ConfigDir,
+    *,
+    today: date | None = None,
+    filed: Mapping[str, datetime] | None = None,
+) -> None:
+    """The share-request figures of every owner (config + the dates apply stamped), and the ranking."""
+    listing = share_requests(cfg, today, filed=filed)
+    figures = request_figures(cfg, listing)
+    known = {d.department: d for d in report.departments}
+    for owner, f in figures.items():
+        if owner not in known:
+            known[owner] = DepartmentReport(owner, owner)
+            report.departments.append(known[owner])
+        known[owner].requests = f
+    report.departments.sort(key=lambda d: d.department)
+    report.today = listing.today.isoformat()
+    report.answer_within_working_days = listing.working_days
+    report.requests_by_month = requests_by_month(listing)
+    report.warnings = list(listing.warnings)
+    rank_departments(report.departments)
 
 
 def catalog_figures(cfg: ConfigDir) -> dict[str, DepartmentReport]:
@@ -146,7 +221,13 @@ def catalog_figures(cfg: ConfigDir) -> dict[str, DepartmentReport]:
 
 
 def build_report(
-    cfg: ConfigDir, decoder: Decoder, *, sample: int = 1000, timeout: float = 60.0
+    cfg: ConfigDir,
+    decoder: Decoder,
+    *,
+    sample: int = 1000,
+    timeout: float = 60.0,
+    filed: Mapping[str, datetime] | None = None,
+    today: date | None = None,
 ) -> SharingReport:
     """Read the audit, delivery and dead-letter topics and build the report.
 
@@ -155,6 +236,8 @@ def build_report(
         decoder: reads audit entries and delivery envelopes (``AvroSerde``).
         sample: records read from the end of each delivery topic for freshness.
         timeout: seconds allowed for reading each family of topics.
+        filed: the dates `xhub apply` stamped on share requests (``hub.governance.applied``).
+        today: judge pending share requests as of this day (default: today in the hub's timezone).
 
     Raises:
         LagUnavailable: Kafka did not answer.
@@ -191,6 +274,7 @@ def build_report(
         entry.bad_records_by_reason = dict(counts.by_reason)
         entry.records_not_applied = counts.not_applied
     report.departments = [depts[d] for d in sorted(depts)]
+    add_request_figures(report, cfg, today=today, filed=filed)
     return report
 
 
@@ -207,42 +291,35 @@ def _existing_partitions(consumer: Any, topic_names: list[str]) -> list[TopicPar
 def _count_deliveries(
     cfg: ConfigDir, kafka: KafkaSettings, decoder: Decoder, owner_of_sub: Mapping[str, str], timeout: float
 ) -> tuple[dict[str, int], int, int]:
-    """Delivered records per providing department from the audit topics: (counts, entries, undecodable)."""
+    """Delivered records per providing department from the audit topics: (counts, entries, undecodable).
+
+    Entries are read through ``hub.audit.reader`` (the audit package owns its record layout).
+    """
     counts: Counter[str] = Counter()
     read = bad = 0
-    consumer = make_consumer(kafka, "report-audit", group_id=None, max_poll_records=5000)
+    probe = make_consumer(kafka, "report-audit", group_id=None)
     try:
-        tps = _existing_partitions(consumer, [names.audit_topic(h) for h in sorted(cfg.hubs)])
-        if not tps:
-            return {}, 0, 0
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        deadline = time.monotonic() + timeout
-        behind = {tp for tp in tps if consumer.position(tp) < ends[tp]}
-        while behind and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
-                for rec in records:
-                    entries = batch_entries(decoder, rec.value)  # one audit record per batch and chain
-                    if entries is None:
-                        read += 1
-                        bad += 1
-                        continue
-                    read += len(entries)
-                    for entry in entries:
-                        if entry.get("kind") != "delivered":
-                            continue
-                        owner = owner_of_sub.get(str(entry.get("subscription"))) or _owner_of_resource(
-                            cfg, str(entry.get("resource"))
-                        )
-                        counts[owner] += 1
-            behind = {tp for tp in behind if consumer.position(tp) < ends[tp]}
-        if behind:
-            log.warning(
-                "report_audit_incomplete", topics=sorted({tp.topic for tp in behind}), seconds=timeout
-            )
+        known = probe.topics()
     finally:
-        consumer.close()
+        probe.close()
+    deadline = time.monotonic() + timeout
+    for hub in sorted(cfg.hubs):
+        topic = names.audit_topic(hub)
+        if topic not in known:
+            continue
+        for _, entry, _raw in read_entries(kafka, topic, decoder):
+            read += 1
+            if entry is None:
+                bad += 1
+                continue
+            if entry.get("kind") == "delivered":
+                owner = owner_of_sub.get(str(entry.get("subscription"))) or _owner_of_resource(
+                    cfg, str(entry.get("resource"))
+                )
+                counts[owner] += 1
+            if time.monotonic() > deadline:
+                log.warning("report_audit_incomplete", topic=topic, seconds=timeout)
+                break
     return dict(counts), read, bad
 
 
@@ -326,6 +403,7 @@ def format_report(report: SharingReport) -> str:
     ]
     if reasons:
         lines += ["", "bad records sent, by reason:", *reasons]
+    lines += _request_lines(report)
     lines += [
         "",
         "SHARE = unconditionally shared resources / all resources; SERVED = subscriptions to its resources; "
@@ -334,6 +412,40 @@ def format_report(report: SharingReport) -> str:
         "BAD SENT = its dead-lettered records; NOT APPLIED = deliveries its own sinks could not apply.",
     ]
     return "\n".join(lines)
+
+
+def _request_lines(report: SharingReport) -> list[str]:
+    """Share requests answered per owner, then the ranking."""
+    lines = []
+    for d in report.departments:
+        r = d.requests
+        if r.received:
+            median = "-" if r.median_answer_days is None else f"{r.median_answer_days:g}"
+            lines.append(
+                f"  {d.department}: received {r.received}, answered on time {r.on_time}, late {r.late}, "
+                f"refused {r.refused}, pending {r.pending} ({r.overdue} overdue); median answer {median} "
+                "working days"
+            )
+            lines += [
+                f"    refused {x.subscription}: {x.reason} (legal basis: {x.legal_basis})" for x in r.refusals
+            ]
+    if lines:
+        lines = [
+            "",
+            f"share requests, as owner (answer due within {report.answer_within_working_days} working days; "
+            f"judged {report.today}):",
+            *lines,
+        ]
+    ranked = sorted(
+        (d for d in report.departments if d.rank is not None), key=lambda d: (d.rank or 0, d.department)
+    )
+    if ranked:
+        lines += [
+            "",
+            "ranking (score: mean of share ratio, answered on time, records without a dead letter):",
+        ]
+        lines += [f"  {d.rank}. {d.department} {(d.score or 0) * 100:.1f}" for d in ranked]
+    return lines
 
 
 def _pct(ratio: float | None) -> str:

@@ -243,6 +243,7 @@ class StatusHeader:
     ready: bool
     now_ms: int
     window: float  # seconds of the status window
+    share_requests: Mapping[str, Any] | None = None  # overdue share requests (hub.governance.overdue)
 
 
 def status_document(
@@ -348,6 +349,7 @@ def _head(header: StatusHeader, stats: StatsCopy, state: MonitorState) -> dict[s
         "refresh_note": state.period_note(),
         "error": state.error,
         "alerts": list(stats.alerts),
+        "share_requests": header.share_requests,
         "status_counts": dict(
             state.status_counts if state.status_counts is not None else status_counts(state.rows)
         ),

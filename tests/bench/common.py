@@ -62,8 +62,10 @@ def bench_config(kafka: KafkaSettings) -> tuple[Path, dict[str, str]]:
     token = "b" + uuid.uuid4().hex[:6]
     root = OUT / "config" / token
     renames = isolate_config(DEMO_CONFIG, root, kafka, token)
-    for old in (root / "subscriptions").glob("*.yaml"):
-        old.unlink()  # only the bench subscriptions
+    shutil.rmtree(
+        root / "subscriptions"
+    )  # only the bench subscriptions (the demo's sit in subscriptions/<dept>/)
+    (root / "subscriptions").mkdir()
     shutil.rmtree(root / "grants", ignore_errors=True)  # the demo's grants answer subscriptions gone now
     subs = [dict(s, subscriber=renames[s["subscriber"]], hub=renames[s["hub"]]) for s in BENCH_SUBSCRIPTIONS]
     (root / "subscriptions" / "bench.yaml").write_text(

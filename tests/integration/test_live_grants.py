@@ -107,7 +107,11 @@ def test_a_grant_given_later_starts_with_the_state_and_a_refusal_stops_it(
 
     def refuse(grants: list[dict[str, Any]]) -> None:
         mine = next(g for g in grants if g["subscription"] == "transport-persons")
-        mine.update(decision="refused", reason="联系方式不在共享范围 (contact data is not shared)")
+        mine.update(
+            decision="refused",
+            reason="联系方式不在共享范围 (contact data is not shared)",
+            legal_basis="《中华人民共和国个人信息保护法》 第六条",
+        )
 
     _edit_grants(root, renames["psb"], "population.yaml", refuse)
     _apply(root)

@@ -57,10 +57,15 @@ def _apply(root: Path) -> ConfigDir:
 
 
 def _edit(root: Path, file: str, edit: Callable[[list[dict[str, Any]]], None]) -> None:
-    path = root / "subscriptions" / file
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    edit(doc["subscriptions"])
-    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    """Edit the subscriptions of every ``subscriptions/<dept>/<file>`` as one list; each stays in its file."""
+    paths = sorted((root / "subscriptions").rglob(file))
+    docs = {path: yaml.safe_load(path.read_text(encoding="utf-8")) for path in paths}
+    home = {id(sub): path for path, doc in docs.items() for sub in doc["subscriptions"]}
+    subs = [sub for doc in docs.values() for sub in doc["subscriptions"]]
+    edit(subs)
+    for path, doc in docs.items():
+        doc["subscriptions"] = [sub for sub in subs if home.get(id(sub)) == path]
+        path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
 def _sub(subs: list[dict[str, Any]], sid: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from hub.core.kafka import make_consumer, read_last_value
 from hub.core.kafka_settings import KafkaSettings
 from hub.governance.applied import applied_request_dates
 from hub.provision.session import provision_session
+from tests.unit.test_request_stamps import undated
 
 
 def _applied(kafka: KafkaSettings, hub: str) -> tuple[str, dict[str, object]]:
@@ -34,6 +35,7 @@ def test_apply_dates_a_request_once_and_xhub_requests_reads_it_back(
 ) -> None:
     root, renames = demo_config
     hub = renames["pudong"]
+    undated(root)  # housing-persons states no filing date: apply dates it
     cfg = load_config(root)
     before = datetime.now(UTC)
     with provision_session(cfg) as session:

@@ -35,7 +35,7 @@ def _line_of(path: Path, needle: str) -> int:
 def broken(tmp_path: Path) -> Path:
     root = tmp_path / "config"
     shutil.copytree(DEMO, root)
-    credit = root / "subscriptions" / "credit.yaml"
+    credit = root / "subscriptions" / "tax" / "credit.yaml"
     credit.write_text(
         credit.read_text(encoding="utf-8").replace(
             "fields: [case_no, debtor_type, debtor_id, debtor_name, court, performance_status, publish_date]",
@@ -64,8 +64,8 @@ def test_broken_copy_reports_every_error_with_file_and_line(broken: Path) -> Non
 
     unknown_field = [p for p in problems if 'field "phone" is not in resource PD-CRD-0001' in p.message]
     assert unknown_field, text
-    assert unknown_field[0].file == "subscriptions/credit.yaml"
-    assert unknown_field[0].line == _line_of(broken / "subscriptions/credit.yaml", "publish_date, phone]")
+    assert unknown_field[0].file == "subscriptions/tax/credit.yaml"
+    assert unknown_field[0].line == _line_of(broken / "subscriptions/tax/credit.yaml", "publish_date, phone]")
 
     bad_code = [p for p in problems if "PD-LICENCE-1" in p.message]
     assert bad_code, text
@@ -149,7 +149,7 @@ def test_json_schema_covers_every_file_kind() -> None:
         "hubs.yaml",
         "departments/*.yaml",
         "catalog/*.yaml",
-        "subscriptions/*.yaml",
+        "subscriptions/<dept>/*.yaml",
         "grants/<owner>/*.yaml",
     }
     assert "min_masks" in str(schema["files"]["grants/<owner>/*.yaml"])

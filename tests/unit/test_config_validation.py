@@ -223,7 +223,7 @@ def test_accepted_combinations_install_on_a_hub(matrix: tuple[Path, list[Combo]]
 def _demo_with_mask(tmp_path: Path, field: str, mask: str) -> tuple[Path, int]:
     root = tmp_path / "config"
     shutil.copytree(DEMO, root)
-    credit = root / "subscriptions" / "credit.yaml"
+    credit = root / "subscriptions" / "tax" / "credit.yaml"
     text = credit.read_text(encoding="utf-8")
     anchor = "  - id: tax-debtors\n"
     assert anchor in text
@@ -248,7 +248,10 @@ def test_validate_cli_refuses_a_date_year_mask_on_an_enum_field(tmp_path: Path) 
     assert proc.returncode == 1, proc.stdout + proc.stderr
     errors = [x for x in proc.stderr.splitlines() if x.startswith("error: ")]
     assert any(
-        f"subscriptions/credit.yaml:{line}" in x and '"debtor_type"' in x and "date_year" in x and "enum" in x
+        f"subscriptions/tax/credit.yaml:{line}" in x
+        and '"debtor_type"' in x
+        and "date_year" in x
+        and "enum" in x
         for x in errors
     ), proc.stderr
 

@@ -63,14 +63,21 @@ def _config(tmp_path: Path) -> Path:
     root = tmp_path / "config"
     shutil.copytree(DEMO_CONFIG, root)
 
-    def subscriptions(doc: dict[str, Any]) -> None:
-        subs = doc["subscriptions"]
-        # Across National Day 2025 (10-01..10-08 off, Sunday 09-28 and Saturday 10-11 worked):
-        _by_id(subs, "id", "housing-persons")["requested_at"] = "2025-09-30T10:00:00"  # due 2025-10-21
-        _by_id(subs, "id", "transport-persons")["requested_at"] = "2025-09-28T09:00:00"  # due 2025-10-17
-        # Answered 2026-09-09 at 16:00 (grants/housing/): the 10th working day, on time.
-        _by_id(subs, "id", "tax-estates")["requested_at"] = "2026-08-26T11:00:00"
-        subs.extend(_EXTRA_SUBSCRIPTIONS)
+    def dated(sid: str, requested_at: str) -> Any:
+        return lambda doc: _by_id(doc["subscriptions"], "id", sid).update(requested_at=requested_at)
+
+    subs = root / "subscriptions"
+    # Across National Day 2025 (10-01..10-08 off, Sunday 09-28 and Saturday 10-11 worked):
+    _edit(subs / "housing" / "population.yaml", dated("housing-persons", "2025-09-30T10:00:00"))  # due 10-21
+    _edit(subs / "transport" / "population.yaml", dated("transport-persons", "2025-09-28T09:00:00"))  # 10-17
+    # Answered 2026-09-09 at 16:00 (grants/housing/): the 10th working day, on time.
+    _edit(subs / "tax" / "estates.yaml", dated("tax-estates", "2026-08-26T11:00:00"))
+    for extra in _EXTRA_SUBSCRIPTIONS:  # each in its subscriber's folder
+        (subs / extra["subscriber"]).mkdir(exist_ok=True)
+        path = subs / extra["subscriber"] / "zz_requests.yaml"
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {"subscriptions": []}
+        doc["subscriptions"].append(extra)
+        path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
     def psb_grants(doc: dict[str, Any]) -> None:
         grants = doc["grants"]
@@ -81,13 +88,13 @@ def _config(tmp_path: Path) -> Path:
                 "resource": "PD-POP-0001",
                 "decision": "refused",
                 "reason": "联系电话不属于共享范围 (phone numbers are not shared for this purpose)",
+                "legal_basis": "《中华人民共和国个人信息保护法》 第六条 (minimum necessary)",
                 "approver": "浦东公安分局人口管理办公室",
                 "reference": "浦公共享〔2025〕31号",
                 "decided_at": "2025-10-17T17:00:00",  # the due day itself: on time
             }
         )
 
-    _edit(root / "subscriptions" / "population.yaml", subscriptions)
     _edit(root / "grants" / "psb" / "population.yaml", psb_grants)
     return root
 
@@ -183,7 +190,7 @@ def test_the_period_is_the_hubs_setting(config_dir: Path) -> None:
 def test_dates_are_days_in_the_hub_timezone(config_dir: Path) -> None:
     # 2026-11-17 20:00 UTC is 2026-11-18 04:00 in Shanghai.
     _edit(
-        config_dir / "subscriptions" / "population.yaml",
+        config_dir / "subscriptions" / "tax" / "zz_requests.yaml",
         lambda doc: _by_id(doc["subscriptions"], "id", "tax-persons").update(
             requested_at="2026-11-17T20:00:00+00:00"
         ),
@@ -195,7 +202,7 @@ def test_dates_are_days_in_the_hub_timezone(config_dir: Path) -> None:
 
 def test_a_deadline_in_an_uncovered_year_is_flagged(config_dir: Path) -> None:
     _edit(
-        config_dir / "subscriptions" / "population.yaml",
+        config_dir / "subscriptions" / "tax" / "zz_requests.yaml",
         lambda doc: _by_id(doc["subscriptions"], "id", "tax-persons").update(
             requested_at="2030-12-24T09:00:00"
         ),
@@ -286,7 +293,7 @@ def test_cli_config_error_is_one_line_per_problem(
     config_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _edit(
-        config_dir / "subscriptions" / "population.yaml",
+        config_dir / "subscriptions" / "tax" / "zz_requests.yaml",
         lambda doc: _by_id(doc["subscriptions"], "id", "tax-persons").update(requested_at="last tuesday"),
     )
     _edit(config_dir / "hubs.yaml", lambda doc: doc.update(answer_within_working_days=0))
@@ -295,7 +302,7 @@ def test_cli_config_error_is_one_line_per_problem(
     assert out == ""
     problems = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(problems) == 2
-    assert any("population.yaml:" in p and "requested_at" in p for p in problems)
+    assert any("subscriptions/tax/zz_requests.yaml:" in p and "requested_at" in p for p in problems)
     assert any("hubs.yaml:" in p and "answer_within_working_days" in p for p in problems)
 
 

@@ -273,6 +273,27 @@ function renderAlerts(alerts) {
   );
 }
 
+// Share requests pending past their answer day (xhub requests --overdue), shown only when there are some.
+function renderShareRequests(requests) {
+  const section = document.getElementById("share-requests");
+  const overdue = (requests && requests.requests) || [];
+  section.hidden = overdue.length === 0;
+  if (overdue.length === 0) return;
+  document.getElementById("share-requests-rule").textContent =
+    `answer due within ${requests.answer_within_working_days} working days · judged ${requests.today}`;
+  replaceBody("overdue-requests", overdue.map((r) => el(
+    "tr",
+    { "data-request": r.subscription, "data-owner": r.owner },
+    el("td", {}, r.owner_name, el("span", { class: "sub" }, r.owner)),
+    el("td", { "data-field": "subscription" }, r.subscription),
+    el("td", {}, r.subscriber_name, el("span", { class: "sub" }, r.subscriber)),
+    el("td", { "data-field": "resource" }, r.resource),
+    el("td", { "data-field": "requested" }, r.requested_on || "?"),
+    el("td", { "data-field": "due" }, r.due_on || "?"),
+    el("td", { class: "num", "data-field": "late" }, r.working_days_late ?? "?"),
+  )), "", 7);
+}
+
 function render(doc) {
   document.getElementById("hub-name").textContent = doc.hub;
   document.getElementById("hub-description").textContent = doc.description || "";
@@ -296,6 +317,7 @@ function render(doc) {
   error.textContent = doc.error ? `last lag refresh failed: ${doc.error}` : "";
 
   renderAlerts(doc.alerts || []);
+  renderShareRequests(doc.share_requests);
 
   const subs = [...doc.subscriptions].sort(
     (a, b) => (SEVERITY[b.status] ?? -1) - (SEVERITY[a.status] ?? -1) || a.subscription.localeCompare(b.subscription),
