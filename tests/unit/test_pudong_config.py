@@ -6,10 +6,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hub.catalog.model import ShareAttribute
 from hub.config import load_config
+from hub.core import names
 from hub.demo.pudong import PUDONG, SECRET_ENV, main, write_pudong_config
+from hub.provision.desired import desired_state
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +62,35 @@ def test_the_command_refuses_a_folder_that_is_not_empty(
     (tmp_path / "taken.txt").write_text("x", encoding="utf-8")
     assert main([str(tmp_path), "--scale", "0.01"]) == 1
     assert "is not empty" in capsys.readouterr().err
+
+
+def test_a_pudong_apply_asks_one_partition_per_topic_unless_configured(tmp_path: Path) -> None:
+    """The partitions `xhub apply` creates: one per delivery topic (a subscriber reads it in order, alone)
+    unless its subscription asks for more, and the hub's ``partitions`` per source topic (1 in Pudong's)."""
+    size = PUDONG.scaled(0.02)
+    counts = write_pudong_config(tmp_path / "p", size=size)
+    desired = desired_state(load_config(tmp_path / "p"))
+    assert sum(t.partitions for t in desired.topics.values()) == (
+        # sources + deliveries + a dead-letter and a position topic per department + the hub's audit,
+        # dead letters and config + the registry's topic
+        counts.resources + counts.subscriptions + 2 * counts.departments + 3 + 1
+    )
+    # a hub with more partitions per source topic, and one subscription asking for 4
+    hubs = yaml.safe_load((tmp_path / "p" / "hubs.yaml").read_text(encoding="utf-8"))
+    hubs["hubs"][0]["partitions"] = 3
+    (tmp_path / "p" / "hubs.yaml").write_text(yaml.safe_dump(hubs, allow_unicode=True), encoding="utf-8")
+    sub_file = sorted((tmp_path / "p" / "subscriptions").glob("*.yaml"))[0]
+    doc = yaml.safe_load(sub_file.read_text(encoding="utf-8"))
+    doc["subscriptions"][0]["delivery"] = {"partitions": 4}
+    sub_file.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    cfg = load_config(tmp_path / "p")
+    desired = desired_state(cfg)
+
+    wide = names.delivery_topic("pudong", doc["subscriptions"][0]["id"])
+    deliveries = {n: t.partitions for n, t in desired.topics.items() if n.startswith("xhub.dlv.")}
+    assert len(deliveries) == counts.subscriptions
+    assert deliveries.pop(wide) == 4
+    assert set(deliveries.values()) == {1}
+    sources = [t.partitions for n, t in desired.topics.items() if n.startswith("xhub.src.")]
+    assert len(sources) == counts.resources
+    assert set(sources) == {3}
