@@ -17,7 +17,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -25,14 +24,13 @@ from typing import Any
 
 import yaml
 
-from hub.app import start_hub
 from hub.config import load_config
-from hub.config.loader import ConfigDir
 from hub.core.kafka_settings import KafkaSettings
 from hub.demo.pudong import PUDONG, Naming, write_pudong_config
 from hub.provision.session import provision_session
 from tests.bench.common import OUT, bench_config, interleaved, median, summary_line, wait_until
-from tests.bench.throughput import Registry, entities, produce_source
+from tests.bench.hub_cost import cost_per_record
+from tests.bench.throughput import Registry, entities
 
 
 def _free_port() -> int:
@@ -157,38 +155,6 @@ def hub_start_figures(root: Path, hub: str, *, settle_s: float = 15.0) -> dict[s
         "pudong_hub_rss_ready_mb": rss_ready / 1024,
         "pudong_hub_rss_peak_mb": peak / 1024,
     }
-
-
-def cost_per_record(cfg: ConfigDir, hub: str, registry_url: str, records: list[dict[str, Any]]) -> float:
-    """Microseconds per record of one hub worker over ``records`` newly published to PD-ENT-0001.
-
-    The hub resumes where its previous run committed, so each call times only the records it adds;
-    the start (joining the group, reading every partition's state) is not timed.
-    """
-    produce_source(cfg, registry_url, records)
-    process = start_hub(cfg, hub, first_start="replay", start_thread=False, admin_port=0)
-    stats = process.worker.stats
-    timing: dict[str, float] = {}
-
-    def measure() -> None:
-        try:
-            wait_until(lambda: stats.consumed > 0, timeout=600)
-            timing["start"], timing["consumed"] = time.perf_counter(), stats.consumed
-            wait_until(lambda: stats.consumed >= len(records), timeout=600, poll=0.005)
-            timing["end"] = time.perf_counter()
-        finally:
-            process.worker.stop()
-
-    watcher = threading.Thread(target=measure)
-    watcher.start()
-    try:
-        process.worker.run()
-    finally:
-        watcher.join()
-        process.close()
-    if "end" not in timing:
-        raise TimeoutError(f"hub {hub} did not consume {len(records)} records (consumed {stats.consumed})")
-    return (timing["end"] - timing["start"]) / (len(records) - timing["consumed"]) * 1e6
 
 
 def pudong_benchmark(kafka: KafkaSettings, *, scale: float, records: int, rounds: int) -> dict[str, Any]:
