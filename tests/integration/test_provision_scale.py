@@ -6,6 +6,7 @@ Pudong-size apply take seconds instead of minutes (tests/bench/pudong.py); here 
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 from kafka.admin import NewTopic
 
+from hub.app import start_hub
 from hub.config import load_config
 from hub.core import names
 from hub.core.kafka import make_admin
@@ -35,6 +37,10 @@ def generated(tmp_path: Path, kafka: KafkaSettings, monkeypatch: pytest.MonkeyPa
         bootstrap=kafka.bootstrap_servers,
         naming=Naming(hub=hub, suffix=f"-{token}"),
     )
+    hubs_path = tmp_path / "config" / "hubs.yaml"
+    hubs = yaml.safe_load(hubs_path.read_text(encoding="utf-8"))
+    hubs["hubs"][0].update(admin_port=0, registry_port=0)  # several tests and workers on one machine
+    hubs_path.write_text(yaml.safe_dump(hubs, allow_unicode=True), encoding="utf-8")
     return tmp_path / "config", hub
 
 
@@ -96,3 +102,36 @@ def test_a_topic_created_meanwhile_by_another_apply_is_no_error(
         result = apply_changes(plan, session.admin, session.producer, session.registrar)
         assert f"created topic {first.name}" in result.done
         assert session.plan().empty
+
+
+def test_two_workers_share_single_partition_source_topics(
+    generated: tuple[Path, str], kafka: KafkaSettings
+) -> None:
+    """Pudong's source topics have one partition each: N workers of a hub spread them, topic by topic.
+
+    (Kafka's range assignor, kafka-python's default, hands partition 0 of every topic to the same member:
+    a second worker would sit idle.)
+    """
+    root, hub = generated
+    cfg = load_config(root)
+    with provision_session(cfg) as session:
+        session.apply()
+    read = {s.resource for s in cfg.subscriptions.values()}  # a hub reads only resources subscribed to
+    sources = {names.source_topic(r.owner, code) for code, r in cfg.resources.items() if code in read}
+    assert len(sources) >= 4
+    first = start_hub(cfg, hub, worker_id=0, admin_port=0)
+    second = start_hub(cfg, hub, worker_id=1, admin_port=0)
+    try:
+        deadline = time.monotonic() + 90
+        owned: list[set[str]] = [set(), set()]
+        while time.monotonic() < deadline:
+            owned = [{tp.topic for tp in w.worker.assignment if tp.topic in sources} for w in (first, second)]
+            if owned[0] | owned[1] == sources and not owned[0] & owned[1] and all(owned):
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError(f"the workers did not share the source topics: {[len(o) for o in owned]}")
+        assert abs(len(owned[0]) - len(owned[1])) <= 1, [len(o) for o in owned]
+    finally:
+        first.close()
+        second.close()
