@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from kafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 
 from hub.audit.chain import AuditChain
@@ -188,6 +190,10 @@ class HubWorker:
             # the dead member's session to expire (45 s by default) before the group rebalances.
             group_instance_id=self.transactional_id,
             session_timeout_ms=STATIC_MEMBER_SESSION_TIMEOUT_MS,
+            # Round robin over every partition of every topic: the range assignor (kafka-python's first
+            # default) gives partition 0 of each topic to one member, so with one-partition source topics
+            # (Pudong's 2,600) a second worker got none. Range stays listed for workers not yet upgraded.
+            partition_assignment_strategy=(RoundRobinPartitionAssignor, RangePartitionAssignor),
             # No automatic reset: a partition the group never committed starts at its end (what is
             # already there reaches each subscription through its backfill, as state, not as a replay of
             # every change), while an offset out of range restarts at the beginning (see reposition).

@@ -19,6 +19,10 @@ from hub.core.envelope import change_event_schema
 __all__ = ["Desired", "SchemaSpec", "TopicSpec", "desired_state"]
 
 DAY_MS = 24 * 3600 * 1000
+# A delivery topic is read by one subscriber's sidecar, in order: one partition carries it unless the
+# subscription asks for more (delivery.partitions). At Pudong's 10,000 subscriptions the hub's source
+# partition count here would triple a cluster's partitions for nothing (README: "How much one hub carries").
+DELIVERY_PARTITIONS = 1
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ def desired_state(cfg: ConfigDir) -> Desired:
         out.add_topic(
             TopicSpec(
                 dlv,
-                sub.delivery.partitions or partitions,
+                sub.delivery.partitions or DELIVERY_PARTITIONS,
                 {"retention.ms": str(retention)},
                 f"deliveries of {sid} to {sub.subscriber}",
             )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -16,9 +18,14 @@ from hub.core.kafka import read_last_value
 from hub.provision.acls import AclChanges
 from hub.provision.desired import Desired, SchemaSpec, TopicSpec
 
+# Registry look-ups in flight at once: one request per subject, 12,600 subjects in a Pudong config.
+REGISTRY_LOOKUPS = 8
+
 
 class SchemaRegistrar(Protocol):
     """The registry operations plan/apply need (the HTTP client or the in-process store both fit)."""
+
+    def subjects(self) -> list[str]: ...
 
     def latest(self, subject: str) -> dict[str, Any] | None: ...
 
@@ -103,13 +110,23 @@ class ClusterChanges:
         return "\n".join(lines)
 
 
-def read_cluster_state(admin: KafkaAdminClient, consumer: KafkaConsumer, hubs: list[str]) -> ClusterState:
-    """Topics named xhub.* (and the registry topic) with partitions and non-default configs."""
+def read_cluster_state(
+    admin: KafkaAdminClient,
+    consumer: KafkaConsumer,
+    hubs: list[str],
+    config_keys: Iterable[str] | None = None,
+) -> ClusterState:
+    """Topics named xhub.* (and the registry topic) with partitions and non-default configs.
+
+    ``config_keys``: read only these topic settings (those a config sets); None reads them all.
+    """
     state = ClusterState()
     ours = [t for t in admin.list_topics() if t.startswith(names.PREFIX + ".") or t == names.SCHEMAS_TOPIC]
     if ours:
         described = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(ours)}
-        resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in ours]
+        # Only the settings a config sets: every setting of Pudong's 13,000 topics is a long answer.
+        keys = dict.fromkeys(sorted(config_keys)) if config_keys is not None else None
+        resources = [ConfigResource(ConfigResourceType.TOPIC, n, keys) for n in ours]
         configs = admin.describe_configs(resources)
         for name in ours:
             raw = _topic_configs(configs, name)
@@ -191,8 +208,12 @@ def compute_changes(  # noqa: PLR0912 - topics, schemas and snapshots in one pas
             TopicChange("delete", name, "not in the config (apply removes it only with --allow-delete)")
         )
     if registry is not None:
+        known = set(registry.subjects())  # a subject not there yet needs no look-up
+        looked_up = [subject for subject in sorted(desired.schemas) if subject in known]
+        with ThreadPoolExecutor(REGISTRY_LOOKUPS, thread_name_prefix="plan-registry") as pool:
+            latests = dict(zip(looked_up, pool.map(registry.latest, looked_up), strict=True))
         for subject, sspec in sorted(desired.schemas.items()):
-            latest = registry.latest(subject)
+            latest = latests.get(subject)
             if latest is not None and _canonical(latest) == _canonical(sspec.schema):
                 plan.unchanged_schemas += 1
                 continue

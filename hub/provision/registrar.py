@@ -14,6 +14,9 @@ class HttpRegistrar:
     def __init__(self, client: RegistryClient) -> None:
         self.client = client
 
+    def subjects(self) -> list[str]:
+        return self.client.subjects()
+
     def latest(self, subject: str) -> dict[str, Any] | None:
         try:
             _, _, schema = self.client.get_latest(subject)

@@ -31,7 +31,8 @@ class ProvisionSession:
     def plan(self) -> ClusterChanges:
         """What apply would change (`xhub plan`). Raises ConfigError when the config does not validate."""
         desired = desired_state(self.cfg)
-        cluster = read_cluster_state(self.admin, self.consumer, list(self.cfg.hubs))
+        keys = {key for topic in desired.topics.values() for key in topic.configs}
+        cluster = read_cluster_state(self.admin, self.consumer, list(self.cfg.hubs), keys)
         owners = set(self.cfg.departments) | set(self.cfg.hubs)
         changes = compute_changes(desired, cluster, self.registrar, owners)
         if acls_managed(self.cfg.hubs_file.kafka):  # ACLs from ownership (hub.provision.acls)

@@ -4,7 +4,9 @@ Writes build/bench/summary.json and prints a table. Timings are never asserted a
 shared and noisy, so compare the ratios measured within one run. Sizes can be lowered for a quick look:
 XHUB_BENCH_RECORDS (default 20000), XHUB_BENCH_E2E_SECONDS (60), XHUB_BENCH_BACKFILL (100000; the issue's
 1,000,000 takes about 16 minutes at the backfill rate measured so far, past the 10-minute budget of
-`make bench`: run it with XHUB_BENCH_BACKFILL=1000000 when there is time).
+`make bench`: run it with XHUB_BENCH_BACKFILL=1000000 when there is time), XHUB_BENCH_PUDONG_SCALE (1 =
+Pudong's size: 2,600 resources, 10,000 subscriptions, ~13,200 partitions on the broker; 0.1 for a look).
+Each section runs alone too: python -m tests.bench.scaling, python -m tests.bench.pudong.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import Any
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import configure_logging
 from tests.bench.common import OUT, interleaved, median, summary_line
-from tests.bench.throughput import hub_throughput, passthrough_throughput, scaling
+from tests.bench.pudong import print_pudong, pudong_benchmark
+from tests.bench.scaling import subscription_scaling
+from tests.bench.throughput import hub_throughput, passthrough_throughput
 
 TARGETS = {
     "hub_vs_passthrough_ratio": (">=", 0.8),
@@ -26,6 +30,7 @@ TARGETS = {
     "e2e_latency_ms_p50": ("<=", 250),
     "subscription_scaling_ratio": ("<=", 1.1),
     "sidecar_restart_recovery_s": ("<=", 5.0),
+    "pudong_cost_ratio": ("<=", 1.2),
 }
 
 
@@ -79,7 +84,8 @@ def main() -> int:
     summary["hub_vs_passthrough_ratio"] = versus["ratio"]
     summary["hub_vs_passthrough_spread"] = [versus["ratio_min"], versus["ratio_max"]]
 
-    scale = scaling(kafka, max(2000, n // 4), 10, 10_000, rounds=rounds)
+    # 10,000 subscriptions on ONE resource against 10 (tests/bench/scaling.py)
+    scale = subscription_scaling(kafka, max(2000, n // 4), 10, 10_000, rounds=rounds)
     summary["scaling"] = scale
     summary["subscription_scaling_ratio"] = scale["ratio"]
     summary["subscription_scaling_spread"] = scale["ratio_spread"]
@@ -93,6 +99,16 @@ def main() -> int:
         summary.update(backfill_benchmark(kafka, int(os.environ.get("XHUB_BENCH_BACKFILL", "100000"))))
 
     summary.update(sidecar_restart(kafka))
+
+    # Pudong's size (tests/bench/pudong.py): ~13,200 partitions on the bench's broker at scale 1
+    summary.update(
+        pudong_benchmark(
+            kafka,
+            scale=float(os.environ.get("XHUB_BENCH_PUDONG_SCALE", "1")),
+            records=int(os.environ.get("XHUB_BENCH_PUDONG_RECORDS", "20000")),
+            rounds=rounds,
+        )
+    )
 
     summary["profile"] = str(OUT / "hub_profile.txt")
     summary["wall_seconds"] = time.time() - started
@@ -130,6 +146,7 @@ def main() -> int:
     ):
         if key in summary:
             print(summary_line(key, summary[key], ""))
+    print_pudong(summary)
     print(
         f"summary: {OUT / 'summary.json'}; profile: {OUT / 'hub_profile.txt'}; "
         f"{summary['wall_seconds']:.0f} s"
