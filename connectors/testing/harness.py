@@ -231,9 +231,7 @@ class PgLogicalHarness(PostgresTriggerHarness):
                 "WHERE slot_name = ? AND active_pid IS NOT NULL",
                 (self.slot,),
             )
-            wait_for(
-                lambda: _slot_inactive(self.db, self.slot), timeout_s=10
-            )
+            wait_for(lambda: _slot_inactive(self.db, self.slot), timeout_s=10)
             self.db.execute(
                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ?",
                 (self.slot,),

@@ -117,7 +117,7 @@ class _Reader:
             s = self._struct_cache[fmt] = struct.Struct("!" + fmt)
         values = s.unpack_from(self.data, self.pos)
         self.pos += s.size
-        return values  # type: ignore[no-any-return]
+        return values
 
     def byte(self) -> str:
         value = chr(self.data[self.pos])
@@ -137,7 +137,7 @@ class _Reader:
         for _ in range(count):
             kind = chr(data[self.pos])
             self.pos += 1
-            if kind == "t" or kind == "b":
+            if kind in {"t", "b"}:
                 (length,) = struct.unpack_from("!i", data, self.pos)
                 self.pos += 4
                 # surrogateescape: a value that is not UTF-8 still reaches the validator, which
@@ -157,6 +157,78 @@ def _ms(pg_us: int) -> int:
     return (pg_us + PG_EPOCH_US) // 1000
 
 
+def _begin(r: _Reader) -> Message:
+    final_lsn, ts, xid = r.unpack("qqI")
+    return Begin(final_lsn, _ms(ts), xid)
+
+
+def _commit(r: _Reader) -> Message:
+    r.unpack("b")
+    commit_lsn, end_lsn, ts = r.unpack("qqq")
+    return Commit(commit_lsn, end_lsn, _ms(ts))
+
+
+def _insert(r: _Reader) -> Message:
+    (oid,) = r.unpack("I")
+    if r.byte() != "N":
+        raise PgOutputError("insert without a new tuple")
+    return Change(oid, "insert", r.tuple_data())
+
+
+def _update(r: _Reader) -> Message:
+    (oid,) = r.unpack("I")
+    marker = r.byte()
+    old = None
+    full = False
+    if marker in ("K", "O"):
+        old = r.tuple_data()
+        full = marker == "O"
+        marker = r.byte()
+    if marker != "N":
+        raise PgOutputError(f"update without a new tuple (marker {marker!r})")
+    return Change(oid, "update", r.tuple_data(), old, full)
+
+
+def _delete(r: _Reader) -> Message:
+    (oid,) = r.unpack("I")
+    marker = r.byte()
+    if marker not in ("K", "O"):
+        raise PgOutputError(f"delete without an old tuple (marker {marker!r})")
+    return Change(oid, "delete", None, r.tuple_data(), marker == "O")
+
+
+def _relation(r: _Reader) -> Message:
+    (oid,) = r.unpack("I")
+    namespace = r.string()
+    name = r.string()
+    identity = r.byte()
+    (count,) = r.unpack("h")
+    columns = []
+    for _ in range(count):
+        (flags,) = r.unpack("b")
+        col_name = r.string()
+        type_oid, _typmod = r.unpack("Ii")
+        columns.append(Column(col_name, type_oid, bool(flags & 1)))
+    return Relation(oid, namespace, name, identity, tuple(columns))
+
+
+def _truncate(r: _Reader) -> Message:
+    count, options = r.unpack("ib")
+    oids = r.unpack("I" * count) if count else ()
+    return Truncate(tuple(oids), bool(options & 1), bool(options & 2))
+
+
+_DECODERS = {
+    "B": _begin,
+    "C": _commit,
+    "I": _insert,
+    "U": _update,
+    "D": _delete,
+    "R": _relation,
+    "T": _truncate,
+}
+
+
 def decode(payload: bytes) -> Message:
     """One pgoutput message.
 
@@ -165,63 +237,18 @@ def decode(payload: bytes) -> Message:
     """
     if not payload:
         raise PgOutputError("empty pgoutput message")
-    r = _Reader(payload, 1)
     kind = chr(payload[0])
+    if kind in ("O", "Y", "M"):
+        return Other(kind)
+    decoder = _DECODERS.get(kind)
+    if decoder is None:
+        raise PgOutputError(f"unknown pgoutput message {kind!r} (only protocol version 1 is read)")
     try:
-        if kind == "B":
-            final_lsn, ts, xid = r.unpack("qqI")
-            return Begin(final_lsn, _ms(ts), xid)
-        if kind == "C":
-            r.unpack("b")
-            commit_lsn, end_lsn, ts = r.unpack("qqq")
-            return Commit(commit_lsn, end_lsn, _ms(ts))
-        if kind == "I":
-            (oid,) = r.unpack("I")
-            if r.byte() != "N":
-                raise PgOutputError("insert without a new tuple")
-            return Change(oid, "insert", r.tuple_data())
-        if kind == "U":
-            (oid,) = r.unpack("I")
-            marker = r.byte()
-            old = None
-            full = False
-            if marker in ("K", "O"):
-                old = r.tuple_data()
-                full = marker == "O"
-                marker = r.byte()
-            if marker != "N":
-                raise PgOutputError(f"update without a new tuple (marker {marker!r})")
-            return Change(oid, "update", r.tuple_data(), old, full)
-        if kind == "D":
-            (oid,) = r.unpack("I")
-            marker = r.byte()
-            if marker not in ("K", "O"):
-                raise PgOutputError(f"delete without an old tuple (marker {marker!r})")
-            return Change(oid, "delete", None, r.tuple_data(), marker == "O")
-        if kind == "R":
-            (oid,) = r.unpack("I")
-            namespace = r.string()
-            name = r.string()
-            identity = r.byte()
-            (count,) = r.unpack("h")
-            columns = []
-            for _ in range(count):
-                (flags,) = r.unpack("b")
-                col_name = r.string()
-                type_oid, _typmod = r.unpack("Ii")
-                columns.append(Column(col_name, type_oid, bool(flags & 1)))
-            return Relation(oid, namespace, name, identity, tuple(columns))
-        if kind == "T":
-            count, options = r.unpack("ib")
-            oids = r.unpack("I" * count) if count else ()
-            return Truncate(tuple(oids), bool(options & 1), bool(options & 2))
-        if kind in ("O", "Y", "M"):
-            return Other(kind)
+        return decoder(_Reader(payload, 1))
     except (struct.error, IndexError, ValueError) as exc:
         if isinstance(exc, PgOutputError):
             raise
         raise PgOutputError(f"truncated or malformed pgoutput message {kind!r}: {exc}") from exc
-    raise PgOutputError(f"unknown pgoutput message {kind!r} (only protocol version 1 is read)")
 
 
 def format_lsn(lsn: int) -> str:

@@ -38,6 +38,7 @@ learn the table's state again from a snapshot: ``POST /snapshot`` or ``xhub conn
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -60,7 +61,6 @@ from connectors.sources.pg_logical.pgoutput import (
     Change,
     ColumnValue,
     Commit,
-    PgOutputError,
     Relation,
     Truncate,
     decode,
@@ -81,7 +81,7 @@ from connectors.sources.pg_logical.server import (
     slot_state,
     table_facts,
 )
-from hub.core.envelope import Op, now_ms
+from hub.core.envelope import now_ms
 from hub.core.errors import InvalidRecord
 from hub.core.log import get_logger
 
@@ -291,53 +291,59 @@ class PgLogicalSource(PollingSource):
 
     def install(self) -> list[str]:
         conn = self._connect()
-        lines: list[str] = []
         try:
             settings = server_settings(conn)
             check_server(settings, self.address.display)
-            oid, qualified, facts = self._table(conn)
-            pairs = self._mapping(facts)
-            why = self._needs_full_identity(facts, pairs)
-            if why is not None:
-                if self.config.replica_identity == "keep":
-                    lines.append(
-                        f"kept replica identity of {qualified} ({why}; such changes are dead-lettered)"
-                    )
-                else:
-                    conn.execute(f"ALTER TABLE {quote_name(qualified)} REPLICA IDENTITY FULL")
-                    lines.append(f"altered table {qualified}: REPLICA IDENTITY FULL ({why})")
-            pub = quote_identifier(self.publication)
-            tables = publication_tables(conn, self.publication)
-            if tables is None:
-                conn.execute(f"CREATE PUBLICATION {pub} FOR TABLE {quote_name(qualified)}")
-                lines.append(f"created publication {self.publication} for {qualified}")
-            elif qualified not in tables:
-                conn.execute(f"ALTER PUBLICATION {pub} ADD TABLE {quote_name(qualified)}")
-                lines.append(f"replaced publication {self.publication}: added {qualified}")
-            else:
-                lines.append(f"kept publication {self.publication}")
-            state = slot_state(conn, self.slot)
-            database = conn.execute("SELECT current_database()").fetchone()[0]
-            if state is None:
-                conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (self.slot,))
-                lines.append(f"created replication slot {self.slot} (pgoutput)")
-            elif state.plugin != "pgoutput" or state.database != database:
-                raise InstallError(
-                    f"replication slot {self.slot} exists for {state.plugin} in database {state.database}: "
-                    "name another one with slot: in the source config"
-                )
-            else:
-                lines.append(f"kept replication slot {self.slot}")
+            _oid, qualified, facts = self._table(conn)
+            lines = [
+                *self._install_identity(conn, qualified, facts),
+                self._install_publication(conn, qualified),
+                self._install_slot(conn),
+            ]
             if settings.max_slot_wal_keep_size in ("-1", "-1MB"):
                 lines.append(
                     "warning: max_slot_wal_keep_size is unlimited: a stopped sidecar's slot keeps all WAL; "
-                    "set it (e.g. ALTER SYSTEM SET max_slot_wal_keep_size = '10GB') so it cannot fill the disk"
+                    "set it (e.g. ALTER SYSTEM SET max_slot_wal_keep_size = '10GB') so it cannot fill "
+                    "the disk"
                 )
         except import_psycopg(self.what).Error as exc:
             raise InstallError(f"{self.what}: {self.address.display}: {exc}".strip()) from exc
         finally:
             conn.close()
         return [f"{line} in {self.address.display}" for line in lines]
+
+    def _install_identity(self, conn: Any, qualified: str, facts: TableFacts) -> list[str]:
+        why = self._needs_full_identity(facts, self._mapping(facts))
+        if why is None:
+            return []
+        if self.config.replica_identity == "keep":
+            return [f"kept replica identity of {qualified} ({why}; such changes are dead-lettered)"]
+        conn.execute(f"ALTER TABLE {quote_name(qualified)} REPLICA IDENTITY FULL")
+        return [f"altered table {qualified}: REPLICA IDENTITY FULL ({why})"]
+
+    def _install_publication(self, conn: Any, qualified: str) -> str:
+        pub = quote_identifier(self.publication)
+        tables = publication_tables(conn, self.publication)
+        if tables is None:
+            conn.execute(f"CREATE PUBLICATION {pub} FOR TABLE {quote_name(qualified)}")
+            return f"created publication {self.publication} for {qualified}"
+        if qualified not in tables:
+            conn.execute(f"ALTER PUBLICATION {pub} ADD TABLE {quote_name(qualified)}")
+            return f"replaced publication {self.publication}: added {qualified}"
+        return f"kept publication {self.publication}"
+
+    def _install_slot(self, conn: Any) -> str:
+        state = slot_state(conn, self.slot)
+        if state is None:
+            conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (self.slot,))
+            return f"created replication slot {self.slot} (pgoutput)"
+        database = conn.execute("SELECT current_database()").fetchone()[0]
+        if state.plugin != "pgoutput" or state.database != database:
+            raise InstallError(
+                f"replication slot {self.slot} exists for {state.plugin} in database {state.database}: "
+                "name another one with slot: in the source config"
+            )
+        return f"kept replication slot {self.slot}"
 
     def uninstall(self) -> list[str]:
         conn = self._connect()
@@ -357,11 +363,7 @@ class PgLogicalSource(PollingSource):
     def open(self) -> None:
         self._conn = self._connect()
         try:
-            if slot_state(self._conn, self.slot) is None:
-                raise InstallError(
-                    f"{self.what}: replication slot {self.slot} is missing in {self.address.display}; "
-                    "run: xhub connector install --config FILE"
-                )
+            self._require_slot()
             self._oid, self._qualified, self._facts = self._table(self._conn)
             self._pairs = self._mapping(self._facts)
             self._key_type = self._facts.columns[self.key_column]
@@ -372,14 +374,19 @@ class PgLogicalSource(PollingSource):
             self.close()
             raise
 
+    def _require_slot(self) -> None:
+        if slot_state(self._conn, self.slot) is None:
+            raise InstallError(
+                f"{self.what}: replication slot {self.slot} is missing in {self.address.display}; "
+                "run: xhub connector install --config FILE"
+            )
+
     def close(self) -> None:
         self._end_snapshot()
         for conn in (self._repl, self._conn):
             if conn is not None:
-                try:
+                with contextlib.suppress(Exception):  # closing a broken connection must not raise
                     conn.close()
-                except Exception:  # noqa: BLE001, S110 - closing a broken connection must not raise
-                    pass
         self._repl = self._cursor = self._conn = None
         self._relations.clear()
         self._plans.clear()
@@ -436,10 +443,8 @@ class PgLogicalSource(PollingSource):
     def _end_snapshot(self) -> None:
         snap, self._snap = self._snap, None
         if snap is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken connection must not raise
                 snap.conn.close()
-            except Exception:  # noqa: BLE001, S110 - closing a broken connection must not raise
-                pass
 
     def _snapshot_chunk(self, position: dict[str, Any], limit: int) -> Poll:
         snapshot = dict(position["snapshot"])
@@ -455,11 +460,12 @@ class PgLogicalSource(PollingSource):
         key = f"t.{quote_identifier(self.key_column)}"
         table = quote_name(self._qualified)
         after = snapshot["after"]
+        select_rows = f"SELECT {key}::text, {columns} FROM {table} t"  # noqa: S608 - identifiers checked and quoted
         if after is None:
-            sql = f"SELECT {key}::text, {columns} FROM {table} t WHERE {key} IS NOT NULL ORDER BY {key} LIMIT %s"  # noqa: S608 - identifiers checked and quoted
+            sql = f"{select_rows} WHERE {key} IS NOT NULL ORDER BY {key} LIMIT %s"
             params: tuple[Any, ...] = (limit,)
         else:
-            sql = f"SELECT {key}::text, {columns} FROM {table} t WHERE {key} > %s::{self._key_type} ORDER BY {key} LIMIT %s"  # noqa: S608 - identifiers checked and quoted
+            sql = f"{select_rows} WHERE {key} > %s::{self._key_type} ORDER BY {key} LIMIT %s"
             params = (after, limit)
         rows = self._snap.conn.execute(sql, params).fetchall()
         finished = len(rows) < limit
@@ -513,21 +519,35 @@ class PgLogicalSource(PollingSource):
     def _stop_stream(self) -> None:
         repl, self._repl, self._cursor = self._repl, None, None
         if repl is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken connection must not raise
                 repl.close()
-            except Exception:  # noqa: BLE001, S110 - closing a broken connection must not raise
-                pass
 
     def _stream(self, position: dict[str, Any], limit: int) -> Poll:
         stored = parse_lsn(position["lsn"])
         skip = [list(s) for s in position.get("skip") or []]
         if self._cursor is None:
             self._start_stream(stored)
-        cursor = self._cursor
         # Everything read before this poll is published (or dropped): the slot may let it go.
-        self._confirm(max(self._confirmed, int(cursor.wal_end or 0)) if self._confirmed >= stored else stored)
+        wal_end = int(self._cursor.wal_end or 0)
+        self._confirm(max(self._confirmed, wal_end) if self._confirmed >= stored else stored)
+        changes, lsn, whole = self._read(stored, limit, skip)
+        if not whole:
+            return Poll(None, position)  # stopping: the half-read transaction comes again after restart
+        if skip and lsn > max(parse_lsn(at) for _, at in skip):
+            skip = []  # past every snapshot: nothing left to drop
+        new_position = {"lsn": format_lsn(lsn), "snapshot": None, "skip": skip}
+        if changes:
+            return Poll(Batch(changes, new_position), new_position, more=True)
+        return Poll(None, new_position if lsn != stored else position)
+
+    def _read(self, lsn: int, limit: int, skip: list[list[Any]]) -> tuple[list[Captured], int, bool]:
+        """Whole transactions after ``lsn``, until ``limit`` changes or a quiet poll interval.
+
+        Returns:
+            the changes, the end of the last commit read, and False when stopped mid-transaction.
+        """
+        cursor = self._cursor
         changes: list[Captured] = []
-        lsn = stored
         txn: _Txn | None = None
         deadline = time.monotonic() + self.poll_interval_s
         while not self._stopping.is_set():
@@ -555,14 +575,7 @@ class PgLogicalSource(PollingSource):
                 txn = None
                 if len(changes) >= limit:
                     break
-        if self._stopping.is_set() and txn is not None:
-            return Poll(None, position)  # the half-read transaction comes again after the restart
-        if skip and lsn > max(parse_lsn(at) for _, at in skip):
-            skip = []  # past every snapshot: nothing left to drop
-        new_position = {"lsn": format_lsn(lsn), "snapshot": None, "skip": skip}
-        if changes:
-            return Poll(Batch(changes, new_position), new_position, more=True)
-        return Poll(None, new_position if lsn != stored else position)
+        return changes, lsn, txn is None
 
     def _confirm(self, lsn: int) -> None:
         if self._cursor is not None and lsn > self._confirmed:
