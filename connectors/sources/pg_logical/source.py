@@ -13,7 +13,7 @@ one Kafka transaction. Only then is the slot told (``flush_lsn``) that the WAL u
 crash the slot streams again from its confirmed position, which is at or before the stored one, and every
 transaction whose commit lies before the stored ``lsn`` is dropped: published once, never twice.
 
-**seq** = commit LSN x 65536 + the change's index in its transaction (saturating at 65535), so a key's
+**seq** = commit LSN x 65536 + the event's number in its transaction (saturating at 65535), so a key's
 changes ascend across and within transactions; snapshot rows take the snapshot's consistent LSN x 65536,
 which lies between the transactions the snapshot shows and those it does not.
 
@@ -600,6 +600,9 @@ class PgLogicalSource(PollingSource):
             if relation is None or change.relation_oid != self._oid:
                 continue
             out.extend(self._row_events(change, relation, seq, begin.commit_ts_ms, origin))
+        # Number the events (a key change makes two), so that d then c of one update keep their order.
+        for number, event in enumerate(out):
+            event.seq = base + min(number, _SEQ_INDEX_MAX)
         if skip:
             out = self._drop_snapshotted(out, begin.final_lsn, skip)
         return out
