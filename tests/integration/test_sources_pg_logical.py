@@ -222,7 +222,7 @@ def test_sigkill_during_the_snapshot_loses_and_repeats_nothing(
     reader = TopicReader(kafka, [source_topic(dept, RESOURCE)], serde_for(registry.url))
     try:
         for kill_at in (600, 1500):
-            assert reader.read_until(lambda rs, n=kill_at: len(rs) >= n, timeout_s=60)
+            _read_at_least(reader, kill_at, 60)
             sidecar.kill()  # mid-snapshot: rows after the last chunk in Kafka are read again later
             sidecar.start()
         reader.read_until(lambda rs: sum(1 for r in rs if r.value["op"] == "r") >= rows, timeout_s=90)
@@ -230,7 +230,7 @@ def test_sigkill_during_the_snapshot_loses_and_repeats_nothing(
         stop.set()
         updater.join(10)
         with psycopg.connect(dsn) as conn:
-            final = dict(conn.execute("SELECT id_number, score FROM enrolee").fetchall())
+            final: dict[str, int] = dict(conn.execute("SELECT id_number, score FROM enrolee").fetchall())
         total_updates = sum(updates.values())
         reader.read_until(lambda rs: len(rs) >= rows + 1, timeout_s=10)
         wait_for(lambda: _last_scores(reader) == final, timeout_s=60, interval_s=0.5)
@@ -260,6 +260,11 @@ def test_sigkill_during_the_snapshot_loses_and_repeats_nothing(
     published_updates = sum(len(v) - 1 for v in by_key.values())
     assert published_updates <= total_updates
     assert sidecar.starts == 3
+
+
+def _read_at_least(reader: TopicReader, count: int, timeout_s: float) -> None:
+    reader.read_until(lambda rs: len(rs) >= count, timeout_s=timeout_s)
+    assert len(reader.records) >= count, f"only {len(reader.records)} of {count} records in {timeout_s} s"
 
 
 def _last_scores(reader: TopicReader) -> dict[str, int]:
@@ -342,11 +347,15 @@ def test_install_creates_publication_slot_and_identity_and_uninstall_drops_them(
     assert "kept replication slot" in capsys.readouterr().out
     assert uninstall(config) == 0
     out = capsys.readouterr().out
-    assert f"dropped replication slot {harness.slot}" in out and "dropped publication xhub_src" in out
+    assert f"dropped replication slot {harness.slot}" in out
+    assert "dropped publication xhub_src" in out
     with psycopg.connect(dsn) as conn:
-        assert conn.execute(
-            "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (harness.slot,)
-        ).fetchone() is None
+        assert (
+            conn.execute(
+                "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (harness.slot,)
+            ).fetchone()
+            is None
+        )
         assert conn.execute("SELECT 1 FROM pg_publication WHERE pubname = 'xhub_src'").fetchone() is None
 
 
@@ -382,7 +391,7 @@ def test_healthz_and_metrics_report_the_wal_held_back(
     import json
     import urllib.request
 
-    source = _source(harness, snapshot=False, wal_check_interval_s=0.2, wal_warn_bytes=0)
+    source = _source(harness, snapshot=False, wal_check_interval_s=2.0, wal_warn_bytes=4_000_000)
     _dept, config = installed_sidecar(
         tmp_path, bootstrap=kafka.bootstrap_servers, registry_url=shared_registry().url, source=source
     )
@@ -395,21 +404,24 @@ def test_healthz_and_metrics_report_the_wal_held_back(
         url = sidecar.health.url
 
         def status() -> dict[str, Any]:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=5) as r:  # noqa: S310 - local test URL
+            with urllib.request.urlopen(f"{url}/healthz", timeout=5) as r:
                 return dict(json.loads(r.read())["sources"]["src"])
 
         def metrics() -> str:
-            with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:  # noqa: S310 - local test URL
+            with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
                 return str(r.read().decode())
 
         assert wait_for(lambda: status().get("wal_status") is not None, timeout_s=20)
         first = status()
         assert first["slot"] == harness.slot
-        assert "wal_held_bytes" in first and "wal_held_age_s" in first
+        assert "wal_held_bytes" in first
+        assert "wal_held_age_s" in first
+        assert first["wal_held_bytes"] > 8_000_000, first  # the 10 MB written while it was down
+        assert any("holds back" in w for w in first["warnings"]), first
         assert 'xhub_connector_slot_wal_held_bytes{source="src"}' in metrics()
         # Running, the sidecar lets the slot move past WAL it has read (nothing of ours in it).
         assert wait_for(lambda: status()["wal_held_bytes"] < 1_000_000, timeout_s=30), status()
-        assert any("holds back" in w for w in status()["warnings"]) or status()["wal_held_bytes"] == 0
+        assert not status()["warnings"]
 
 
 # --- PostgreSQL restart, on a server of the test's own ------------------------------------------------
@@ -434,7 +446,7 @@ def own_postgres(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     try:
         yield dsn, env
     finally:
-        subprocess.run(["bash", script, "down"], env=env, capture_output=True, timeout=120)
+        subprocess.run(["bash", script, "down"], env=env, capture_output=True, timeout=120, check=False)
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -477,11 +489,11 @@ def test_postgres_restart_during_a_stream_loses_and_repeats_nothing(
     try:
         writer.start()
         for _ in range(2):
-            reader.read_until(lambda rs, n=len(reader.records) + 100: len(rs) >= n, timeout_s=60)
+            _read_at_least(reader, len(reader.records) + 100, 60)
             subprocess.run(["bash", script, "down"], env=env, check=True, capture_output=True, timeout=60)
             time.sleep(1.0)
             subprocess.run(["bash", script, "up"], env=env, check=True, capture_output=True, timeout=60)
-        reader.read_until(lambda rs, n=len(reader.records) + 100: len(rs) >= n, timeout_s=90)
+        _read_at_least(reader, len(reader.records) + 100, 90)
         stop.set()
         writer.join(10)
         with psycopg.connect(dsn) as conn:
