@@ -273,6 +273,17 @@ def copy_rows(dsn: str, count: int, first: int) -> float:
         return count / (time.perf_counter() - started)
 
 
+PG_CAPTURE_KEYS = (
+    "source_write_ratio_triggers_copy",
+    "source_write_ratio_logical_copy",
+    "source_write_ratio_logical_commits",
+    "debezium_events_per_s",
+    "capture_events_per_s",
+    "capture_vs_debezium_throughput_ratio",
+    "capture_vs_debezium_p99_ratio",
+)
+"""The keys ``make bench`` prints."""
+
 MODES = ("none", "sql_trigger", "pg_logical", "sql_trigger+sidecar", "pg_logical+sidecar")
 """No capture; capture objects installed (the sidecar not running: what the writes themselves pay);
 the same with the sidecar capturing meanwhile (on this 2-core machine it also takes CPU from the writer)."""

@@ -11,6 +11,7 @@ exactly (nothing lost, nothing twice).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -433,11 +434,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def own_postgres(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """A PostgreSQL server of this test only (it restarts it), from deploy/local/postgres.sh."""
+@contextlib.contextmanager
+def _own_postgres(tmp_path: Path, options: str = "") -> Iterator[tuple[str, dict[str, str]]]:
     home = Path(f"/tmp/xhub-pg-{os.getpid()}-{tmp_path.name[-12:]}")  # short: socket paths are limited
-    env = dict(os.environ, XHUB_PG_PORT=str(_free_port()), XHUB_PG_HOME=str(home))
+    env = dict(os.environ, XHUB_PG_PORT=str(_free_port()), XHUB_PG_HOME=str(home), XHUB_PG_OPTIONS=options)
     script = str(ROOT / "deploy" / "local" / "postgres.sh")
     subprocess.run(["bash", script, "up"], env=env, check=True, capture_output=True, timeout=120)
     dsn = subprocess.run(
@@ -448,6 +448,33 @@ def own_postgres(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     finally:
         subprocess.run(["bash", script, "down"], env=env, capture_output=True, timeout=120, check=False)
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def own_postgres(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A PostgreSQL server of this test only (it restarts it), from deploy/local/postgres.sh."""
+    with _own_postgres(tmp_path) as server:
+        yield server
+
+
+def test_install_on_a_server_without_logical_wal_says_what_to_set(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    with _own_postgres(tmp_path, "-c wal_level=replica") as (dsn, _env):
+        h = PgLogicalHarness(tmp_path, pg_dsn=dsn)
+        h.prepare()
+        h.db.close()
+        with pytest.raises(InstallError) as caught:
+            installed_sidecar(
+                tmp_path,
+                bootstrap=kafka.bootstrap_servers,
+                registry_url=shared_registry().url,
+                source=_source(h),
+            )
+    message = str(caught.value)
+    assert "wal_level is replica" in message
+    assert "ALTER SYSTEM SET wal_level = logical" in message
+    assert "restart" in message
 
 
 @pytest.mark.slow
