@@ -8,9 +8,11 @@ and the shared broker, in one run:
    single-row transactions (insert; commit each) and a COPY of 50,000 rows in one transaction. Modes
    alternate round by round; the median of the rounds is taken. ``source_write_ratio_*`` = with capture /
    without, the capture objects installed and the sidecar not running: what the department's writes
-   themselves pay (triggers: inside each transaction; logical: the extra WAL). ``*_sidecar_running``: the
-   same while the sidecar captures, which on this 2-core machine also takes CPU from the writer (a
-   department's database server has its own cores; the WAL sender decoding for us takes one of them).
+   themselves pay (triggers: inside each transaction; logical: the extra WAL). The three databases live
+   side by side on the server and are written in turns (A B C, C B A, ...); the ratio is the median of
+   the per-round ratios, with its spread. ``*_sidecars_running``: the same while both sidecars capture,
+   which on this 2-core machine also take CPU from the writer (a department's database server has cores
+   of its own; the WAL sender decoding for us takes one of them).
 2. **Capture against Debezium** (PostgreSQL connector 3.6.1 in Kafka Connect standalone, default
    settings, JSON without schemas): both slots see the same WAL. Throughput: a backlog of N changes
    written while neither runs, then each alone drains it (events/s from its first event to its N-th,
@@ -18,8 +20,8 @@ and the shared broker, in one run:
    time (the source's commit timestamp in the event) to the event read back by a read_committed
    consumer, p50/p99.
 
-Sizes: XHUB_BENCH_PG_COMMITS (single-row commits per run, default 5000), XHUB_BENCH_PG_COPY (50000),
-XHUB_BENCH_PG_ROUNDS (3), XHUB_BENCH_PG_BACKLOG (20000), XHUB_BENCH_PG_RATE (200 commits/s for
+Sizes: XHUB_BENCH_PG_COMMITS (single-row commits per run, default 3000), XHUB_BENCH_PG_COPY (50000),
+XHUB_BENCH_PG_ROUNDS (5), XHUB_BENCH_PG_BACKLOG (20000), XHUB_BENCH_PG_RATE (200 commits/s for
 XHUB_BENCH_PG_LATENCY_S, 20 s), XHUB_BENCH_DEBEZIUM (1; 0 skips the Debezium part).
 
     .venv/bin/python -m tests.bench.pg_capture   # this section alone: build/bench/pg_capture.json
@@ -284,59 +286,72 @@ PG_CAPTURE_KEYS = (
 )
 """The keys ``make bench`` prints."""
 
-MODES = ("none", "sql_trigger", "pg_logical", "sql_trigger+sidecar", "pg_logical+sidecar")
-"""No capture; capture objects installed (the sidecar not running: what the writes themselves pay);
-the same with the sidecar capturing meanwhile (on this 2-core machine it also takes CPU from the writer)."""
+MODES = ("none", "sql_trigger", "pg_logical")
+
+
+def _rotation(
+    dsns: dict[str, str], *, commits: int, copy: int, rounds: int, first: int
+) -> dict[str, dict[str, list[float]]]:
+    """Every mode measured once per round, in alternating order: adjacent runs share the machine's load."""
+    rates: dict[str, dict[str, list[float]]] = {m: {"commits": [], "copy": []} for m in dsns}
+    for round_no in range(rounds):
+        order = list(dsns) if round_no % 2 == 0 else list(reversed(dsns))
+        base = first + round_no * (commits + copy)
+        for mode in order:
+            rates[mode]["commits"].append(single_row_commits(dsns[mode], commits, base))
+        for mode in reversed(order):
+            rates[mode]["copy"].append(copy_rows(dsns[mode], copy, base + commits))
+    return rates
+
+
+def _ratios(rates: dict[str, dict[str, list[float]]], mode: str, kind: str) -> tuple[float, list[float]]:
+    """Median and spread of the per-round ratios mode / none (each round's runs were adjacent in time)."""
+    per_round = [a / b for a, b in zip(rates[mode][kind], rates["none"][kind], strict=True)]
+    return statistics.median(per_round), [min(per_round), max(per_round)]
 
 
 def write_cost(
     kafka: KafkaSettings, admin_dsn: str, *, commits: int, copy: int, rounds: int
 ) -> dict[str, Any]:
-    """Department write rates with no capture, triggers and logical decoding."""
-    rates: dict[str, dict[str, list[float]]] = {m: {"commits": [], "copy": []} for m in MODES}
-    for round_no in range(rounds):
-        order = list(MODES)
-        if round_no % 2:
-            order.reverse()
-        for mode in order:
-            name = f"bench_{mode.replace('+', '_')}_{round_no}"
-            dsn = _fresh_database(admin_dsn, name)
-            dept = None
-            workdir = OUT / "pg_capture" / name
+    """Department write rates with no capture, triggers and logical decoding.
+
+    First with the capture objects installed and no sidecar running (what the writes themselves pay),
+    then again while the sidecars capture (on this 2-core machine they also take CPU from the writer;
+    a department's server has cores of its own, and the WAL sender decoding for us takes one).
+    """
+    dsns = {mode: _fresh_database(admin_dsn, f"bench_{mode}") for mode in MODES}
+    departments: list[Department] = []
+    out: dict[str, Any] = {}
+    try:
+        for mode in MODES[1:]:
+            workdir = OUT / "pg_capture" / f"bench_{mode}"
             shutil.rmtree(workdir, ignore_errors=True)
-            try:
-                if mode != "none":
-                    dept = Department(kafka, dsn, mode.split("+")[0], workdir)
-                    dept.install()
-                    if mode.endswith("+sidecar"):
-                        dept.start()
-                        time.sleep(5)  # past its start-up (registry, producer, position): capturing
-                with psycopg.connect(dsn, autocommit=True) as conn:
-                    conn.execute("CHECKPOINT")
-                rates[mode]["commits"].append(single_row_commits(dsn, commits, 0))
-                rates[mode]["copy"].append(copy_rows(dsn, copy, 10_000_000))
-            finally:
-                if dept is not None:
-                    dept.stop()
-                _drop_database(admin_dsn, name)
-    med = {m: {k: statistics.median(v) for k, v in r.items()} for m, r in rates.items()}
-    return {
-        "pg_write_rates": rates,
-        "pg_write_commits_tx_per_s": {m: round(v["commits"]) for m, v in med.items()},
-        "pg_write_copy_rows_per_s": {m: round(v["copy"]) for m, v in med.items()},
-        "source_write_ratio_triggers_commits": med["sql_trigger"]["commits"] / med["none"]["commits"],
-        "source_write_ratio_triggers_copy": med["sql_trigger"]["copy"] / med["none"]["copy"],
-        "source_write_ratio_logical_commits": med["pg_logical"]["commits"] / med["none"]["commits"],
-        "source_write_ratio_logical_copy": med["pg_logical"]["copy"] / med["none"]["copy"],
-        "source_write_ratio_triggers_copy_sidecar_running": med["sql_trigger+sidecar"]["copy"]
-        / med["none"]["copy"],
-        "source_write_ratio_logical_copy_sidecar_running": med["pg_logical+sidecar"]["copy"]
-        / med["none"]["copy"],
-        "source_write_ratio_triggers_commits_sidecar_running": med["sql_trigger+sidecar"]["commits"]
-        / med["none"]["commits"],
-        "source_write_ratio_logical_commits_sidecar_running": med["pg_logical+sidecar"]["commits"]
-        / med["none"]["commits"],
-    }
+            dept = Department(kafka, dsns[mode], mode, workdir)
+            dept.install()
+            departments.append(dept)
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+        rates = _rotation(dsns, commits=commits, copy=copy, rounds=rounds, first=0)
+        for dept in departments:
+            dept.start()
+        time.sleep(5)  # past their start-up (registry, producer, position): capturing
+        running = _rotation(dsns, commits=commits, copy=copy, rounds=max(1, rounds // 2), first=10_000_000)
+    finally:
+        for dept in departments:
+            dept.stop()
+        for mode in MODES:
+            _drop_database(admin_dsn, f"bench_{mode}")
+    out["pg_write_rates"] = rates
+    out["pg_write_rates_sidecars_running"] = running
+    out["pg_write_commits_tx_per_s"] = {m: round(statistics.median(r["commits"])) for m, r in rates.items()}
+    out["pg_write_copy_rows_per_s"] = {m: round(statistics.median(r["copy"])) for m, r in rates.items()}
+    for mode, name in (("sql_trigger", "triggers"), ("pg_logical", "logical")):
+        for kind in ("commits", "copy"):
+            ratio, spread = _ratios(rates, mode, kind)
+            out[f"source_write_ratio_{name}_{kind}"] = ratio
+            out[f"source_write_ratio_{name}_{kind}_spread"] = spread
+            out[f"source_write_ratio_{name}_{kind}_sidecars_running"] = _ratios(running, mode, kind)[0]
+    return out
 
 
 # --- 2. capture against Debezium -------------------------------------------------------------------
@@ -596,9 +611,9 @@ def pg_capture_benchmark(kafka: KafkaSettings) -> dict[str, Any]:
         summary = write_cost(
             kafka,
             admin_dsn,
-            commits=int(env.get("XHUB_BENCH_PG_COMMITS", "5000")),
+            commits=int(env.get("XHUB_BENCH_PG_COMMITS", "3000")),
             copy=int(env.get("XHUB_BENCH_PG_COPY", "50000")),
-            rounds=int(env.get("XHUB_BENCH_PG_ROUNDS", "3")),
+            rounds=int(env.get("XHUB_BENCH_PG_ROUNDS", "5")),
         )
         try:
             summary.update(

@@ -554,7 +554,9 @@ class PgLogicalSource(PollingSource):
             message = cursor.read_message()
             if message is None:
                 now = time.monotonic()
-                if txn is None and (now >= deadline or len(changes) >= limit):
+                # Publish what is complete as soon as the server has nothing more ready: a batch grows
+                # by itself while the previous one is in Kafka, and a quiet table adds no wait.
+                if txn is None and (changes or now >= deadline):
                     break
                 # Inside a transaction we wait for its end: transactions are published whole.
                 select.select([cursor], [], [], max(0.01, deadline - now) if txn is None else 1.0)
