@@ -2,6 +2,7 @@
 
 xhub connector run --config FILE [--snapshot [SOURCE ...]]
 xhub connector install --config FILE
+xhub connector uninstall --config FILE
 """
 
 from __future__ import annotations
@@ -81,6 +82,32 @@ def install(config_path: str | Path) -> int:
     return 0
 
 
+def uninstall(config_path: str | Path) -> int:
+    """Drop what holds resources on the department side (replication slots, publications); print it.
+
+    Change-log tables and triggers stay (they hold the department's history; drop them by hand).
+
+    Raises:
+        ConfigError: the config has problems.
+        InstallError: a slot is still in use (a sidecar runs).
+    """
+    from connectors.config import load_connector_config
+    from connectors.sources import build_source
+
+    loaded = load_connector_config(config_path)
+    done = 0
+    for source_config in loaded.config.sources:
+        source = build_source(source_config, resources=loaded.resources, base_dir=loaded.base_dir)
+        lines = source.uninstall()
+        if not lines:
+            print(f'source "{source.name}" ({source.kind}): nothing to uninstall')
+        for line in lines:
+            print(f'source "{source.name}": {line}')
+            done += line.startswith("dropped")
+    print(f"{done} object(s) dropped")
+    return 0
+
+
 def _run_command(args: argparse.Namespace) -> int:
     snapshot: bool | list[str] = False
     if args.snapshot is not None:
@@ -90,6 +117,10 @@ def _run_command(args: argparse.Namespace) -> int:
 
 def _install_command(args: argparse.Namespace) -> int:
     return install(args.config)
+
+
+def _uninstall_command(args: argparse.Namespace) -> int:
+    return uninstall(args.config)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -107,10 +138,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.set_defaults(func=_run_command)
     p = sub.add_parser(
-        "install", help="create the change-log table, triggers and outbox in the department database"
+        "install",
+        help="create the change-log table, triggers and outbox, or the publication and replication slot",
     )
     p.add_argument("--config", required=True, help="connector config file (YAML)")
     p.set_defaults(func=_install_command)
+    p = sub.add_parser("uninstall", help="drop the replication slot and publication of pg_logical sources")
+    p.add_argument("--config", required=True, help="connector config file (YAML)")
+    p.set_defaults(func=_uninstall_command)
     return parser
 
 
@@ -124,9 +159,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_parser(subparsers)
     # Also accept "python -m connectors run ..." without the "connector" word.
     raw = list(sys.argv[1:] if argv is None else argv)
-    if raw and raw[0] in ("run", "install"):
+    if raw and raw[0] in ("run", "install", "uninstall"):
         raw.insert(0, "connector")
-    elif raw and raw[0].startswith("--log-level") and len(raw) > 2 and raw[2] in ("run", "install"):
+    elif (
+        raw
+        and raw[0].startswith("--log-level")
+        and len(raw) > 2
+        and raw[2] in ("run", "install", "uninstall")
+    ):
         raw.insert(2, "connector")
     args = parser.parse_args(raw)
     from hub.core.log import configure_logging

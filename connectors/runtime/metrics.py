@@ -7,6 +7,8 @@
     xhub_connector_source_up{source}                      1 while a source runs, 0 while it retries
     xhub_connector_source_backlog_rows{source}            change-log / outbox rows not yet published
     xhub_connector_source_backlog_oldest_seconds{source}  age of the oldest of them since its commit (0: none)
+    xhub_connector_slot_wal_held_bytes{source}            WAL a replication slot holds back (pg_logical)
+    xhub_connector_slot_wal_held_age_seconds{source}      age of the oldest WAL it holds back
 
 Labels carry catalog codes, reason codes and names from the config: never record values.
 """
@@ -75,3 +77,32 @@ class SidecarMetrics:
         for hook in self.before_render:
             hook()
         return generate_latest(self.registry)
+
+
+def export_wal_held(metrics: SidecarMetrics, source: str, health: Callable[[], dict[str, object]]) -> None:
+    """Show a replication-slot source's WAL held back (from its ``health()``) on /metrics at each scrape."""
+    gauges = getattr(metrics, "_wal_held_gauges", None)
+    if gauges is None:
+        gauges = (
+            Gauge(
+                "xhub_connector_slot_wal_held_bytes",
+                "Bytes of WAL the source's replication slot holds back on the department database",
+                ["source"],
+                registry=metrics.registry,
+            ),
+            Gauge(
+                "xhub_connector_slot_wal_held_age_seconds",
+                "Age of the oldest WAL the source's replication slot holds back",
+                ["source"],
+                registry=metrics.registry,
+            ),
+        )
+        metrics._wal_held_gauges = gauges  # type: ignore[attr-defined]
+    held_bytes, held_age = (g.labels(source=source) for g in gauges)
+
+    def update() -> None:
+        facts = health()
+        held_bytes.set(float(facts.get("wal_held_bytes") or 0))  # type: ignore[arg-type]
+        held_age.set(float(facts.get("wal_held_age_s") or 0))  # type: ignore[arg-type]
+
+    metrics.before_render.append(update)

@@ -18,7 +18,7 @@ from kafka.errors import KafkaError
 
 from connectors.errors import Fenced
 from connectors.runtime.events import EventBuilder
-from connectors.runtime.metrics import SidecarMetrics
+from connectors.runtime.metrics import SidecarMetrics, export_wal_held
 from connectors.runtime.publisher import OutRecord, TransactionalPublisher
 from connectors.runtime.retry import Backoff
 from connectors.sources.base import Batch, Position, PublishResult, Rejection, Source
@@ -69,6 +69,8 @@ class SourceRunner:
         self._last_commit_gauge = metrics.last_source_commit.labels(source=source.name)
         self._published = {code: metrics.published.labels(resource=code) for code in source.resources}
         source.bind(self)
+        if "wal_held_bytes" in source.health():
+            export_wal_held(metrics, source.name, source.health)
 
     @property
     def committed(self) -> Position | None:
@@ -219,4 +221,5 @@ class SourceRunner:
             "state": state,
             "last_error": self.last_error,
             "last_commit_ms": self.last_commit_ms,
+            **self.source.health(),
         }

@@ -1,6 +1,7 @@
 """Sources: capture department changes and hand them to the runtime to publish.
 
-``SqlTriggerSource`` (default: triggers + change-log table, SQLite and PostgreSQL), ``OutboxSource`` (an
+``SqlTriggerSource`` (default: triggers + change-log table, SQLite and PostgreSQL), ``PgLogicalSource``
+(PostgreSQL's WAL through a replication slot, no triggers), ``OutboxSource`` (an
 outbox table the application writes) and ``HttpPushSource`` (a local JSON endpoint), each with its
 pydantic config beside it. ``build_source`` makes one from its config; the mapping is explicit, no plugin
 discovery by import side effects.
@@ -29,10 +30,12 @@ from connectors.sources.base import (
 )
 from connectors.sources.http_push import HttpPushSource, HttpPushSourceConfig
 from connectors.sources.outbox import OutboxSource, OutboxSourceConfig
+from connectors.sources.pg_logical import PgLogicalSource, PgLogicalSourceConfig
 from connectors.sources.sql_trigger import SqlTriggerSource, SqlTriggerSourceConfig
 
 SourceConfig = Annotated[
-    SqlTriggerSourceConfig | OutboxSourceConfig | HttpPushSourceConfig, Field(discriminator="type")
+    SqlTriggerSourceConfig | PgLogicalSourceConfig | OutboxSourceConfig | HttpPushSourceConfig,
+    Field(discriminator="type"),
 ]
 """Any source config, told apart by its ``type`` key."""
 
@@ -43,6 +46,8 @@ def build_source(
     """Make the source a config describes."""
     if isinstance(config, SqlTriggerSourceConfig):
         return SqlTriggerSource(config, resources=resources, base_dir=base_dir)
+    if isinstance(config, PgLogicalSourceConfig):
+        return PgLogicalSource(config, resources=resources, base_dir=base_dir)
     if isinstance(config, OutboxSourceConfig):
         return OutboxSource(config, resources=resources, base_dir=base_dir)
     if isinstance(config, HttpPushSourceConfig):
@@ -57,6 +62,8 @@ __all__ = [
     "HttpPushSourceConfig",
     "OutboxSource",
     "OutboxSourceConfig",
+    "PgLogicalSource",
+    "PgLogicalSourceConfig",
     "Poll",
     "PollingSource",
     "Position",

@@ -232,6 +232,16 @@ class Source(ABC):
         """Prepare the department system (tables, triggers); return one line per object, what was done."""
         return []
 
+    def uninstall(self) -> list[str]:
+        """Remove what ``install`` made that holds resources on the department system (replication slots);
+        return one line per object removed."""
+        return []
+
+    def health(self) -> dict[str, Any]:
+        """Source-specific facts for /healthz (e.g. the WAL a replication slot holds back); may hold
+        ``warnings``, a list of texts."""
+        return {}
+
     def request_snapshot(self) -> bool:
         """Ask for a fresh snapshot (op=r of every row); False if this source cannot take one."""
         if not self.supports_snapshot:
@@ -309,4 +319,4 @@ class PollingSource(Source):
             self.close()
 
 
-SourceType = Literal["sql_trigger", "outbox", "http_push"]
+SourceType = Literal["sql_trigger", "pg_logical", "outbox", "http_push"]

@@ -16,6 +16,7 @@ import secrets
 import sqlite3
 import urllib.error
 import urllib.request
+import uuid
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -197,6 +198,56 @@ class PostgresTriggerHarness(SqlTriggerHarness):
 
     needs_postgres = True
     corpus = frozenset(CORPUS) - {"wrong_type", "invalid_utf8"}
+
+
+class PgLogicalHarness(PostgresTriggerHarness):
+    """The same PostgreSQL table captured by logical decoding (needs a server with wal_level=logical).
+
+    Its slot name is unique per test (slots are per server, not per database); ``close`` drops slot and
+    publication, as ``xhub connector uninstall`` does, so the test database can be dropped.
+    """
+
+    kind = "pg_logical"
+
+    def __init__(self, workdir: Path, *, pg_dsn: str | None = None) -> None:
+        super().__init__(workdir, pg_dsn=pg_dsn)
+        self.slot = f"xhub_t{uuid.uuid4().hex[:12]}"
+
+    def source_config(self, name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "type": "pg_logical",
+            "resource": RESOURCE,
+            "database": self.db.url,
+            "table": "enrolee",
+            "slot": self.slot,
+            "poll_interval_ms": 50,
+            "max_record_bytes": MAX_RECORD_BYTES,
+            "batch_size": 200,
+        }
+
+    def close(self) -> None:
+        try:
+            self.db.execute(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                "WHERE slot_name = ? AND active_pid IS NOT NULL",
+                (self.slot,),
+            )
+            wait_for(lambda: _slot_inactive(self.db, self.slot), timeout_s=10)
+            self.db.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ?",
+                (self.slot,),
+            )
+        finally:
+            super().close()
+
+
+def _slot_inactive(db: _DeptDb, slot: str) -> bool:
+    assert db._pg is not None
+    row = db._pg.execute(
+        "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+    ).fetchone()
+    return row is None or row[0] is None
 
 
 class OutboxHarness(SourceHarness):

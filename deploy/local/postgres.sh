@@ -5,6 +5,12 @@
 #
 # Installs the Debian package `postgresql` when no server binaries are found (needs root, as on CI).
 # Environment: XHUB_PG_PORT (default 55432), XHUB_PG_HOME (default deploy/local/.postgres, git-ignored).
+# A second server for fault tests (restarted by the test itself): XHUB_PG_PORT=55433 XHUB_PG_HOME=/tmp/pg2.
+# XHUB_PG_OPTIONS: more server options, after ours (e.g. "-c wal_level=replica" to test install's checks).
+#
+# wal_level=logical with replication slots and WAL senders: the pg_logical source reads the WAL through
+# a replication slot (connectors/sources/pg_logical.py). max_slot_wal_keep_size bounds the WAL a
+# forgotten slot may hold back (the slot is invalidated instead of filling the disk).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -56,7 +62,9 @@ up() {
     return 0
   fi
   as_owner "$bin/pg_ctl" -D "$data" -l "$logfile" -w -t 60 \
-    -o "-h 127.0.0.1 -p $port -k /tmp -c fsync=off -c max_connections=200" start >/dev/null \
+    -o "-h 127.0.0.1 -p $port -k /tmp -c fsync=off -c max_connections=200 \
+       -c wal_level=logical -c max_replication_slots=40 -c max_wal_senders=40 \
+       -c max_slot_wal_keep_size=4GB ${XHUB_PG_OPTIONS:-}" start >/dev/null \
     || { tail -20 "$logfile" >&2; die "PostgreSQL did not start (log: $logfile)"; }
   echo "postgres.sh: up on 127.0.0.1:$port ($("$bin/postgres" --version))"
 }

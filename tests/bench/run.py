@@ -31,6 +31,10 @@ TARGETS = {
     "subscription_scaling_ratio": ("<=", 1.1),
     "sidecar_restart_recovery_s": ("<=", 5.0),
     "pudong_cost_ratio": ("<=", 1.2),
+    "source_write_ratio_logical_copy": (">=", 0.9),
+    "source_write_ratio_logical_commits": (">=", 0.95),
+    "capture_vs_debezium_throughput_ratio": (">=", 1.0),
+    "capture_vs_debezium_p99_ratio": ("<=", 1.0),
 }
 
 
@@ -110,6 +114,10 @@ def main() -> int:
         )
     )
 
+    from tests.bench.pg_capture import PG_CAPTURE_KEYS, pg_capture_benchmark
+
+    summary.update(pg_capture_benchmark(kafka))  # PostgreSQL write cost; logical capture vs Debezium
+
     summary["profile"] = str(OUT / "hub_profile.txt")
     summary["wall_seconds"] = time.time() - started
     summary["targets"] = {
@@ -143,6 +151,7 @@ def main() -> int:
         "backfill_records_per_s",
         "backfill_live_p99_ms",
         "sidecar_restart_recovery_s",
+        *PG_CAPTURE_KEYS,
     ):
         if key in summary:
             print(summary_line(key, summary[key], ""))

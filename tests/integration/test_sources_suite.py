@@ -5,6 +5,7 @@ from __future__ import annotations
 from connectors.testing import (
     HttpPushHarness,
     OutboxHarness,
+    PgLogicalHarness,
     PostgresOutboxHarness,
     PostgresTriggerHarness,
     SqlTriggerHarness,
@@ -16,3 +17,4 @@ TestPostgresTrigger = source_test_class(PostgresTriggerHarness, "TestPostgresTri
 TestSqliteOutbox = source_test_class(OutboxHarness, "TestSqliteOutbox")
 TestPostgresOutbox = source_test_class(PostgresOutboxHarness, "TestPostgresOutbox")
 TestHttpPush = source_test_class(HttpPushHarness, "TestHttpPush")
+TestPgLogical = source_test_class(PgLogicalHarness, "TestPgLogical")
