@@ -340,6 +340,7 @@ class StubWorker:
     def __init__(self) -> None:
         self.stats = WorkerStats()
         self.ready = threading.Event()
+        self.backfills: dict[str, object] = {}  # read by the admin server's path section
         self.policies = PolicySet(hub="pudong", digest="")
 
         class Options:

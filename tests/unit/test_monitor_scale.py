@@ -241,6 +241,7 @@ class StubWorker:
         self.stats = WorkerStats()
         self.policies = PolicySet(hub="pudong", digest="")
         self.ready = threading.Event()
+        self.backfills: dict[str, object] = {}  # read by the admin server's path section
 
 
 def test_targets_are_rebuilt_only_when_the_plans_change() -> None:
