@@ -285,7 +285,7 @@ def _committed_backfills(kafka: KafkaSettings, hub: str) -> list[Backfilling]:
 
 
 def test_sigkill_during_backfill_neither_duplicates_nor_skips(
-    kafka: KafkaSettings, demo_config: tuple[Path, dict[str, str]], kafka_registry: str
+    kafka: KafkaSettings, demo_config: tuple[Path, dict[str, str]], kafka_registry: str, tmp_path: Path
 ) -> None:
     root, renames = demo_config
     hubs = yaml.safe_load((root / "hubs.yaml").read_text(encoding="utf-8"))
@@ -296,11 +296,12 @@ def test_sigkill_during_backfill_neither_duplicates_nor_skips(
     hub_name = renames["pudong"]
     stream = Stream(cfg, kafka_registry, seed=42, pause=0.1)
     stream.burst(3000)  # there before the hub's first start: every subscription is backfilled
-    env = {**os.environ, "XHUB_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "XHUB_LOG_LEVEL": "INFO", "XHUB_STATE_DIR": str(tmp_path / "state")}
     cmd = [sys.executable, "-m", "hub.cli", "run", str(root), "--hub", hub_name]
 
     def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with (tmp_path / "hub.log").open("ab") as log:  # kept for a failure's story
+            return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
 
     proc = start()
     stream.start()
