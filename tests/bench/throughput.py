@@ -74,8 +74,8 @@ class Registry:
         self.store.stop()
 
 
-def applied_config(kafka: KafkaSettings, attempts: int = 3) -> tuple[ConfigDir, dict[str, str]]:
-    """A fresh bench config, applied; a shared broker that times out is given two more tries."""
+def applied_config(kafka: KafkaSettings, attempts: int = 6) -> tuple[ConfigDir, dict[str, str]]:
+    """A fresh bench config, applied; a shared broker that times out is given five more tries."""
     for attempt in range(1, attempts + 1):
         root, renames = bench_config(kafka)
         cfg = load_config(root)
@@ -85,7 +85,7 @@ def applied_config(kafka: KafkaSettings, attempts: int = 3) -> tuple[ConfigDir, 
         except KafkaError:
             if attempt == attempts:
                 raise
-            time.sleep(5)
+            time.sleep(10)
             continue
         return cfg, renames
     raise AssertionError("unreachable")
