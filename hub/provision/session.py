@@ -12,7 +12,7 @@ from hub.config.loader import ConfigDir
 from hub.core.kafka import make_admin, make_consumer, make_producer
 from hub.provision.apply import ApplyResult, apply_changes
 from hub.provision.desired import desired_state
-from hub.provision.diff import ClusterChanges, compute_changes, read_cluster_state
+from hub.provision.diff import ClusterChanges, compute_changes, read_cluster_state, relevant_topics
 from hub.provision.registrar import HttpRegistrar
 
 
@@ -28,8 +28,9 @@ class ProvisionSession:
         """What apply would change (`xhub plan`). Raises ConfigError when the config does not validate."""
         desired = desired_state(self.cfg)
         keys = {key for topic in desired.topics.values() for key in topic.configs}
-        cluster = read_cluster_state(self.admin, self.consumer, list(self.cfg.hubs), keys)
         owners = set(self.cfg.departments) | set(self.cfg.hubs)
+        relevant = relevant_topics(desired, owners)
+        cluster = read_cluster_state(self.admin, self.consumer, list(self.cfg.hubs), keys, relevant)
         return compute_changes(desired, cluster, self.registrar, owners)
 
     def apply(self, *, allow_delete: bool = False) -> tuple[ClusterChanges, ApplyResult]:
