@@ -16,7 +16,7 @@ from hub.provision.acl_cluster import acls_managed, apply_acl_changes, cluster_a
 from hub.provision.acls import compute_acl_changes, desired_acls
 from hub.provision.apply import ApplyResult, apply_changes
 from hub.provision.desired import desired_state
-from hub.provision.diff import ClusterChanges, compute_changes, read_cluster_state
+from hub.provision.diff import ClusterChanges, compute_changes, read_cluster_state, relevant_topics
 from hub.provision.registrar import HttpRegistrar
 
 
@@ -32,8 +32,9 @@ class ProvisionSession:
         """What apply would change (`xhub plan`). Raises ConfigError when the config does not validate."""
         desired = desired_state(self.cfg)
         keys = {key for topic in desired.topics.values() for key in topic.configs}
-        cluster = read_cluster_state(self.admin, self.consumer, list(self.cfg.hubs), keys)
         owners = set(self.cfg.departments) | set(self.cfg.hubs)
+        relevant = relevant_topics(desired, owners)
+        cluster = read_cluster_state(self.admin, self.consumer, list(self.cfg.hubs), keys, relevant)
         changes = compute_changes(desired, cluster, self.registrar, owners)
         if acls_managed(self.cfg.hubs_file.kafka):  # ACLs from ownership (hub.provision.acls)
             wanted = desired_acls(self.cfg, datetime.now(UTC))

@@ -160,8 +160,15 @@ def hub_start_figures(root: Path, hub: str, *, settle_s: float = 15.0) -> dict[s
 def pudong_benchmark(kafka: KafkaSettings, *, scale: float, records: int, rounds: int) -> dict[str, Any]:
     small_root, big_root, small_hub, big_hub = small_and_pudong_configs(kafka, scale)
     out: dict[str, Any] = {"pudong_scale": scale, "pudong_config": str(big_root)}
+    progress = OUT / "pudong-progress.json"  # what is measured so far, should a later step fail
+
+    def save() -> None:
+        progress.write_text(json.dumps(out, indent=2, ensure_ascii=False), encoding="utf-8")
+
     out.update(provision_figures(big_root))
+    save()
     out.update(hub_start_figures(big_root, big_hub))
+    save()
     small_cfg = load_config(small_root)
     with provision_session(small_cfg) as session:
         session.apply()
@@ -212,15 +219,17 @@ def main() -> int:
     configure_logging("WARNING")
     kafka = KafkaSettings(bootstrap_servers=os.environ.get("XHUB_TEST_BOOTSTRAP", "127.0.0.1:9092"))
     OUT.mkdir(parents=True, exist_ok=True)
+    scale = float(os.environ.get("XHUB_BENCH_PUDONG_SCALE", "1"))
     summary = pudong_benchmark(
         kafka,
-        scale=float(os.environ.get("XHUB_BENCH_PUDONG_SCALE", "1")),
+        scale=scale,
         records=int(os.environ.get("XHUB_BENCH_PUDONG_RECORDS", "20000")),
         rounds=int(os.environ.get("XHUB_BENCH_ROUNDS", "3")),
     )
-    (OUT / "pudong.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    figures = OUT / f"pudong-scale-{scale:g}.json"
+    figures.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
     print_pudong(summary)
-    print(f"figures: {OUT / 'pudong.json'}")
+    print(f"figures: {figures}")
     return 0
 
 

@@ -20,6 +20,7 @@ def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SECRET_ENV, "test-secret-pudong-0123456789")
 
 
+@pytest.mark.slow  # ~25 s on an idle machine: reading 10,000 subscriptions with the located YAML loader
 def test_pudong_size_config_validates_with_the_stated_counts(tmp_path: Path) -> None:
     counts = write_pudong_config(tmp_path / "pudong")
     cfg = load_config(tmp_path / "pudong")  # what `xhub validate` runs: cross-checks and every plan compiled
