@@ -30,6 +30,7 @@ from hub.core.kafka import make_consumer, make_producer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
+from hub.monitor.admin import AdminServer
 from hub.monitor.lag import sink_group
 from hub.provision.session import provision_session
 from hub.registry.server import RegistryServer
@@ -335,3 +336,31 @@ def running_exchange(kafka: KafkaSettings, tmp_path: Path, monkeypatch: Any) -> 
         source_producer.close(timeout=5)
         server.stop()
         store.stop()
+
+
+def add_late_subscription(ex: Exchange) -> str:
+    """Subscribe tax to the debtors again, as ``<hub>-late`` (a backfill follows), and apply."""
+    path = ex.config_dir / "subscriptions" / "all.yaml"
+    body = yaml.safe_load(path.read_text(encoding="utf-8"))
+    late = f"{ex.names.hub}-late"
+    body["subscriptions"].append(
+        {
+            "id": late,
+            "subscriber": ex.names.tax,
+            "resource": "PD-CRD-0001",
+            "hub": ex.names.hub,
+            "fields": ["case_no", "court", "performance_status"],
+            "purpose": "联合惩戒 (late test)",
+        }
+    )
+    path.write_text(yaml.safe_dump(body, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    with provision_session(load_config(ex.config_dir)) as session:
+        session.apply()
+    return late
+
+
+def admin_server(ex: Exchange) -> AdminServer:
+    """The hub's admin server (start_hub keeps it among the closers)."""
+    found = [c.__self__ for c in ex.process.closers if isinstance(getattr(c, "__self__", None), AdminServer)]
+    assert found, "start_hub started no admin server"
+    return found[0]

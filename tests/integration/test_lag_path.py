@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from connectors.cli import install
 from connectors.config import LoadedConnector, load_connector_config
@@ -28,13 +27,16 @@ from connectors.testing import SqlTriggerHarness
 from connectors.testing.catalog import write_catalog, write_connector_config
 from connectors.testing.records import record
 from connectors.testing.runtime import shared_registry, wait_capturing
-from hub.config import load_config
 from hub.core.kafka_settings import KafkaSettings
-from hub.monitor.admin import AdminServer
 from hub.monitor.cli import Sampling, lag_command
 from hub.monitor.status import Rules
-from hub.provision.session import provision_session
-from tests.integration.monitor_support import Exchange, running_exchange, wait_for
+from tests.integration.monitor_support import (
+    Exchange,
+    add_late_subscription,
+    admin_server,
+    running_exchange,
+    wait_for,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -197,34 +199,6 @@ def _rows_is(root: Path, dept: str, rows: int) -> dict[str, Any] | None:
 def exchange(kafka: KafkaSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Exchange]:
     with running_exchange(kafka, tmp_path, monkeypatch) as ex:
         yield ex
-
-
-def add_late_subscription(ex: Exchange) -> str:
-    """Subscribe tax to the debtors again, as ``<hub>-late`` (a backfill follows), and apply."""
-    path = ex.config_dir / "subscriptions" / "all.yaml"
-    body = yaml.safe_load(path.read_text(encoding="utf-8"))
-    late = f"{ex.names.hub}-late"
-    body["subscriptions"].append(
-        {
-            "id": late,
-            "subscriber": ex.names.tax,
-            "resource": "PD-CRD-0001",
-            "hub": ex.names.hub,
-            "fields": ["case_no", "court", "performance_status"],
-            "purpose": "联合惩戒 (late test)",
-        }
-    )
-    path.write_text(yaml.safe_dump(body, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    with provision_session(load_config(ex.config_dir)) as session:
-        session.apply()
-    return late
-
-
-def admin_server(ex: Exchange) -> AdminServer:
-    """The hub's admin server (start_hub keeps it among the closers)."""
-    found = [c.__self__ for c in ex.process.closers if isinstance(getattr(c, "__self__", None), AdminServer)]
-    assert found, "start_hub started no admin server"
-    return found[0]
 
 
 def status(ex: Exchange) -> dict[str, Any]:

@@ -20,8 +20,13 @@ from hub.core import names
 from hub.core.backlog_report import REPORT_KEY, BacklogReport, SourceBacklog
 from hub.core.envelope import now_ms
 from hub.core.kafka_settings import KafkaSettings
-from tests.integration.monitor_support import Exchange, running_exchange, wait_for
-from tests.integration.test_lag_path import add_late_subscription, admin_server
+from tests.integration.monitor_support import (
+    Exchange,
+    add_late_subscription,
+    admin_server,
+    running_exchange,
+    wait_for,
+)
 
 pytestmark = pytest.mark.kafka
 
