@@ -314,7 +314,7 @@ def _freshness_chart(depts: Sequence[DepartmentReport]) -> str:
     labels = [f"≤{b:g}" for b in FRESHNESS_BUCKETS] + [f">{FRESHNESS_BUCKETS[-1]:g}"]
     totals = [sum(h[i] for _, h in series) for i in range(len(labels))]
     top = max(totals) or 1
-    col_w, plot_h, left, base = 40, 150, 36, 170
+    col_w, plot_h, left, base = 40, 150, 36, 186  # room above the tallest column for its count
     shapes = [
         f"<line x1='{left}' y1='{base}' x2='{left + col_w * len(labels)}' y2='{base}' stroke='#9ca3af'/>"
     ]
@@ -335,17 +335,17 @@ def _freshness_chart(depts: Sequence[DepartmentReport]) -> str:
             shapes.append(
                 f"<text x='{x + col_w / 2}' y='{y - 3:.1f}' text-anchor='middle'>{totals[i]}</text>"
             )
-    legend_y = base + 32
+    legend_y = base + 32  # one line per department: Chinese names are too long to share a line
     for k, (d, _) in enumerate(series):
-        x = left + k * 120
+        y = legend_y + k * 16
         shapes.append(
-            f"<rect x='{x}' y='{legend_y - 9}' width='10' height='10' fill='{PALETTE[k % len(PALETTE)]}'/>"
-            f"<text x='{x + 14}' y='{legend_y}'>{_e(_name(d))}</text>"
+            f"<rect x='{left}' y='{y - 9}' width='10' height='10' fill='{PALETTE[k % len(PALETTE)]}'/>"
+            f"<text x='{left + 14}' y='{y}'>{_e(_name(d))}</text>"
         )
     p50 = percentile([s for d, _ in series for s in d.freshness_seconds], 0.5)
     shapes.append(f"<text x='{left}' y='12' class='muted'>all: p50 {_secs(p50)} s</text>")
-    width = max(left + col_w * len(labels) + 10, left + 120 * len(series))
-    height = legend_y + 8
+    width = left + col_w * len(labels) + 10
+    height = legend_y + 16 * len(series)
     return (
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
         f"viewBox='0 0 {width} {height}' role='img'>{''.join(shapes)}</svg>"
