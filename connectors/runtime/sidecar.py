@@ -78,6 +78,9 @@ class Sidecar:
 
     # --- control --------------------------------------------------------------------------------
 
+    _stop_signal: str | None = None
+    """The signal that asked the sidecar to stop (logged by ``run``)."""
+
     def stop(self) -> None:
         """Stop after the batches in hand (thread- and signal-safe)."""
         self._stop.set()
@@ -159,6 +162,8 @@ class Sidecar:
                 "sidecar_started", sources=[s.name for s in self.sources], sinks=len(self.sink_loops)
             )
             self._stop.wait()
+            if self._stop_signal is not None:
+                self.log.info("stop_requested", signal=self._stop_signal)
         finally:
             self._shutdown()
         return 1 if self._failed.is_set() else 0
@@ -166,7 +171,10 @@ class Sidecar:
     def _install_signal_handlers(self) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:
             del frame
-            self.log.info("stop_requested", signal=signal.Signals(signum).name)
+            # No logging here: a signal arriving while the main thread writes a log line would wait
+            # forever for the logger's lock that the same thread holds (seen: SIGTERM right after
+            # "sidecar_started" hung the sidecar). run() logs it once the wait returns.
+            self._stop_signal = signal.Signals(signum).name
             self.stop()
 
         if threading.current_thread() is threading.main_thread():

@@ -5,14 +5,15 @@ and the shared broker, in one run:
 
 1. **Write cost.** A ``debtors`` table shaped like PD-CRD-0001; the department's own writes with no capture,
    with the capture triggers of ``sql_trigger``, and with the publication + slot of ``pg_logical``:
-   single-row transactions (insert; commit each) and a COPY of 50,000 rows in one transaction. Modes
-   alternate round by round; the median of the rounds is taken. ``source_write_ratio_*`` = with capture /
-   without, the capture objects installed and the sidecar not running: what the department's writes
-   themselves pay (triggers: inside each transaction; logical: the extra WAL). The three databases live
-   side by side on the server and are written in turns (A B C, C B A, ...); the ratio is the median of
-   the per-round ratios, with its spread. ``*_sidecars_running``: the same while both sidecars capture,
-   which on this 2-core machine also take CPU from the writer (a department's database server has cores
-   of its own; the WAL sender decoding for us takes one of them).
+   single-row transactions (insert; commit each) and a COPY of 50,000 rows in one transaction, with the
+   capture objects installed and the sidecar not running: what the writes themselves pay (triggers:
+   inside each transaction; logical: the extra WAL). ``source_write_ratio_*`` = with capture / without;
+   for logical, "without" is a second server with ``wal_level = replica`` (the department's server as it
+   was: wal_level = logical is part of the cost); ``*_same_server`` compares with the same server. The
+   databases live side by side and are written in turns (A B C D, D C B A, ...); the ratio is the median
+   of the per-round ratios, with its spread. ``*_sidecars_running``: the same while both sidecars
+   capture, which on this 2-core machine also take CPU from the writer (a department's database server
+   has cores of its own; the WAL sender decoding for us takes one of them).
 2. **Capture against Debezium** (PostgreSQL connector 3.6.1 in Kafka Connect standalone, default
    settings, JSON without schemas): both slots see the same WAL. Throughput: a backlog of N changes
    written while neither runs, then each alone drains it (events/s from its first event to its N-th,
@@ -109,10 +110,11 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def bench_postgres() -> Iterator[str]:
-    """A PostgreSQL server of the bench's own (wal_level=logical), stopped and removed at the end."""
-    home = Path(f"/tmp/xhub-bench-pg-{os.getpid()}")
-    env = dict(os.environ, XHUB_PG_PORT=str(_free_port()), XHUB_PG_HOME=str(home))
+def bench_postgres(options: str = "") -> Iterator[str]:
+    """A PostgreSQL server of the bench's own (wal_level=logical unless ``options`` say otherwise),
+    stopped and removed at the end."""
+    home = Path(f"/tmp/xhub-bench-pg-{os.getpid()}-{abs(hash(options)) % 1000}")
+    env = dict(os.environ, XHUB_PG_PORT=str(_free_port()), XHUB_PG_HOME=str(home), XHUB_PG_OPTIONS=options)
     subprocess.run(["bash", str(POSTGRES_SH), "up"], env=env, check=True, capture_output=True, timeout=180)
     dsn = subprocess.run(
         ["bash", str(POSTGRES_SH), "dsn"], env=env, check=True, capture_output=True, text=True
@@ -304,14 +306,22 @@ def _rotation(
     return rates
 
 
-def _ratios(rates: dict[str, dict[str, list[float]]], mode: str, kind: str) -> tuple[float, list[float]]:
-    """Median and spread of the per-round ratios mode / none (each round's runs were adjacent in time)."""
-    per_round = [a / b for a, b in zip(rates[mode][kind], rates["none"][kind], strict=True)]
+def _ratios(
+    rates: dict[str, dict[str, list[float]]], mode: str, kind: str, base: str = "none"
+) -> tuple[float, list[float]]:
+    """Median and spread of the per-round ratios mode / base (each round's runs were adjacent in time)."""
+    per_round = [a / b for a, b in zip(rates[mode][kind], rates[base][kind], strict=True)]
     return statistics.median(per_round), [min(per_round), max(per_round)]
 
 
 def write_cost(
-    kafka: KafkaSettings, admin_dsn: str, *, commits: int, copy: int, rounds: int
+    kafka: KafkaSettings,
+    admin_dsn: str,
+    replica_dsn: str,
+    *,
+    commits: int,
+    copy: int,
+    rounds: int,
 ) -> dict[str, Any]:
     """Department write rates with no capture, triggers and logical decoding.
 
@@ -320,6 +330,8 @@ def write_cost(
     a department's server has cores of its own, and the WAL sender decoding for us takes one).
     """
     dsns = {mode: _fresh_database(admin_dsn, f"bench_{mode}") for mode in MODES}
+    # The department's server as it was before logical decoding: the same, with wal_level = replica.
+    dsns["replica"] = _fresh_database(replica_dsn, "bench_none")
     departments: list[Department] = []
     out: dict[str, Any] = {}
     try:
@@ -341,16 +353,22 @@ def write_cost(
             dept.stop()
         for mode in MODES:
             _drop_database(admin_dsn, f"bench_{mode}")
+        _drop_database(replica_dsn, "bench_none")
     out["pg_write_rates"] = rates
     out["pg_write_rates_sidecars_running"] = running
     out["pg_write_commits_tx_per_s"] = {m: round(statistics.median(r["commits"])) for m, r in rates.items()}
     out["pg_write_copy_rows_per_s"] = {m: round(statistics.median(r["copy"])) for m, r in rates.items()}
-    for mode, name in (("sql_trigger", "triggers"), ("pg_logical", "logical")):
+    # Triggers: against no capture on the same server. Logical: against the server with wal_level =
+    # replica, as the department had it (wal_level = logical is part of its cost); also the same server.
+    for mode, name, base in (("sql_trigger", "triggers", "none"), ("pg_logical", "logical", "replica")):
         for kind in ("commits", "copy"):
-            ratio, spread = _ratios(rates, mode, kind)
+            ratio, spread = _ratios(rates, mode, kind, base)
             out[f"source_write_ratio_{name}_{kind}"] = ratio
             out[f"source_write_ratio_{name}_{kind}_spread"] = spread
-            out[f"source_write_ratio_{name}_{kind}_sidecars_running"] = _ratios(running, mode, kind)[0]
+            out[f"source_write_ratio_{name}_{kind}_sidecars_running"] = _ratios(running, mode, kind, base)[0]
+    for kind in ("commits", "copy"):
+        out[f"source_write_ratio_logical_{kind}_same_server"] = _ratios(rates, "pg_logical", kind)[0]
+        out[f"wal_level_logical_vs_replica_{kind}"] = _ratios(rates, "none", kind, "replica")[0]
     return out
 
 
@@ -607,10 +625,11 @@ def capture_vs_debezium(
 def pg_capture_benchmark(kafka: KafkaSettings) -> dict[str, Any]:
     """Both parts on one PostgreSQL server of the bench's own."""
     env = os.environ
-    with bench_postgres() as admin_dsn:
+    with bench_postgres() as admin_dsn, bench_postgres("-c wal_level=replica") as replica_dsn:
         summary = write_cost(
             kafka,
             admin_dsn,
+            replica_dsn,
             commits=int(env.get("XHUB_BENCH_PG_COMMITS", "3000")),
             copy=int(env.get("XHUB_BENCH_PG_COPY", "50000")),
             rounds=int(env.get("XHUB_BENCH_PG_ROUNDS", "5")),
