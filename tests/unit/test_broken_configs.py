@@ -138,7 +138,6 @@ def parse_demo_files_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("parse_demo_files_once")
 def test_every_broken_config_is_refused_with_file_and_line(tmp_path: Path) -> None:
-    started = time.monotonic()
     failures: list[str] = []
     cases = sorted(d for d in CORPUS.iterdir() if d.is_dir())
     for case in cases:
@@ -160,7 +159,6 @@ def test_every_broken_config_is_refused_with_file_and_line(tmp_path: Path) -> No
     failures.extend(_judge(name, code, output, huge_expected, [], no_line=True))  # too large to read: no line
 
     assert not failures, f"{len(failures)} problems:\n" + "\n".join(failures)
-    assert time.monotonic() - started < 60, "the corpus should stay fast"
 
 
 @pytest.mark.parametrize(
