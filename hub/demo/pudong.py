@@ -347,7 +347,9 @@ def _grant(rng: random.Random, sub: dict[str, Any], owner_name: str) -> dict[str
     if rng.random() < 0.05:
         grant["decision"] = "refused"
         grant["reason"] = "申请用途与所需数据项不相符 (purpose does not match the data items)"
-        grant["legal_basis"] = "《政务信息资源共享管理暂行办法》(国发〔2016〕51号) 第十条"  # a refusal names its law
+        grant["legal_basis"] = (
+            "《政务信息资源共享管理暂行办法》(国发〔2016〕51号) 第十条"  # a refusal names its law
+        )
     else:
         grant["decision"] = "approved"
         grant["fields"] = list(sub["fields"])

@@ -73,6 +73,10 @@ class DeliveryFailures:
         if self._failed:
             self._failed.pop((origin, subscription), None)
 
+    def has_failed(self, origin: str, subscription: str) -> bool:
+        """Whether this delivery failed before (it is retried alone, see Emitter._deliver)."""
+        return bool(self._failed) and (origin, subscription) in self._failed
+
     def given_up(self, origin: str, subscription: str) -> str | None:
         """The dead-letter detail when this delivery has failed too often, else None."""
         entry = self._failed.get((origin, subscription)) if self._failed else None

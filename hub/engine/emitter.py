@@ -215,7 +215,12 @@ class Emitter:
             KafkaError: a delivery failed (the transaction aborts; a delivery Kafka refuses for good is
                 dead-lettered once it has failed ``PRODUCE_ATTEMPTS`` times, see delivery_failures.py).
         """
-        producer.flush()
+        try:
+            producer.flush()
+        except KafkaError as exc:
+            # kafka-python's flush can report a failed batch as "Future not done" (UnknownError) before
+            # the batch's futures are marked: the outcome of each delivery is read from its future below.
+            log.debug("flush_reported", hub=self.hub, error=type(exc).__name__)
         entries: list[dict[str, Any]] = []
         failed: KafkaError | None = None
         for p in batch.pending:
@@ -316,10 +321,17 @@ class Emitter:
         ]
         if outcome.reason is not None:
             headers.append(("xhub.reason", outcome.reason.encode()))
+        # A delivery that failed before goes in a produce batch of its own: the broker refuses a whole
+        # batch (e.g. over the topic's max.message.bytes), so its neighbours would fail with it again.
+        alone = self.failures.has_failed(origin, sid)
         try:
+            if alone:
+                producer.flush()
             future = producer.send(
                 plan.delivery_topic, key=outcome.key.encode("utf-8"), value=value, headers=headers
             )
+            if alone:
+                future.get(timeout=30)  # its outcome now: a failure here must count against it alone
         except KafkaError as exc:  # refused before sending, e.g. over the producer's max_request_size
             self.failures.failed(origin, sid, exc)
             raise

@@ -98,6 +98,11 @@ class TransactionStep:
         self.worker_id = worker_id
         self.transactional_id = names.hub_transactional_id(hub, worker_id)
         self.backoff = Backoff()
+        # Makes a fresh transactional producer (init_transactions done) when the current one cannot
+        # abort: kafka-python can wedge its transaction state after failed idempotent batches (e.g.
+        # "Invalid transition ... BUMPING_PRODUCER_EPOCH"); a new producer with the same transactional
+        # id fences the old one and the broker aborts its open transaction.
+        self.reopen: Callable[[], KafkaProducer] | None = None
         # How to pause after an abort; the worker sets its stop event's wait, so stopping is not delayed.
         self.wait: Callable[[float], object] = time.sleep
         self._log = log.bind(hub=hub)
@@ -157,6 +162,14 @@ class TransactionStep:
         try:
             self.producer.abort_transaction()
         except KafkaError as abort_exc:
+            if self.reopen is not None:
+                self._log.warning("producer_reopened", error=f"{type(abort_exc).__name__}: {abort_exc}")
+                try:
+                    self.producer.close(timeout=1)
+                except Exception as close_exc:  # noqa: BLE001 - the broken producer is dropped whatever it says
+                    self._log.debug("producer_close_failed", error=type(close_exc).__name__)
+                self.producer = self.reopen()
+                return
             raise FatalError(
                 f"hub {self.hub}: could not abort a failed transaction: {abort_exc}"
             ) from abort_exc

@@ -199,6 +199,7 @@ class HubWorker:
             # every change), while an offset out of range restarts at the beginning (see reposition).
             auto_offset_reset="none",
         )
+        producers = [producer]  # the last is in use (TransactionStep.reopen may replace it)
         try:
             producer.init_transactions()
             self._open_changelog(consumer)
@@ -227,6 +228,19 @@ class HubWorker:
                 worker_id=self.options.worker_id,
             )
             tx.wait = self._stop.wait  # a backoff pause ends when the worker is stopped
+
+            def reopen() -> KafkaProducer:
+                fresh = make_producer(
+                    self.kafka,
+                    client_id,
+                    transactional_id=self.transactional_id,
+                    transaction_timeout_ms=self.options.transaction_timeout_ms,
+                )
+                fresh.init_transactions()
+                producers.append(fresh)
+                return fresh
+
+            tx.reopen = reopen
             self._loop(tx, consumer)
         finally:
             self._log.info("worker_stopping", worker=self.options.worker_id)
@@ -235,7 +249,7 @@ class HubWorker:
             self.backfill.reader.close()
             self.restorer.close()
             self.state.close_all()
-            producer.close(timeout=5)
+            producers[-1].close(timeout=5)
 
     def _open_changelog(self, consumer: KafkaConsumer) -> None:
         admin = make_admin(self.kafka, f"hub-{self.hub}-{self.options.worker_id}-admin")
