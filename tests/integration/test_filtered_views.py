@@ -20,6 +20,7 @@ from connectors.sinks import SqlSink, SqlSinkConfig
 from connectors.validation import RecordValidator
 from hub.app import HubProcess, start_hub
 from hub.audit.cli import verify_command
+from hub.audit.reader import batch_entries
 from hub.config.loader import ConfigDir
 from hub.core import names
 from hub.core.kafka_settings import KafkaSettings
@@ -124,12 +125,16 @@ def consumed(process: HubProcess, n: int) -> Callable[[], bool]:
 
 
 def _set_active(root: Path, sid: str, active: bool) -> None:
-    path = root / "subscriptions" / "credit.yaml"
-    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    for sub in doc["subscriptions"]:
-        if sub["id"] == sid:
+    """Set ``active`` on subscription ``sid`` in whichever file of subscriptions/ declares it."""
+    for path in sorted((root / "subscriptions").rglob("*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        subs = [sub for sub in doc.get("subscriptions", []) if sub["id"] == sid]
+        for sub in subs:
             sub["active"] = active
-    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        if subs:
+            path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+            return
+    raise AssertionError(f"subscription {sid} is in no file of {root / 'subscriptions'}")
 
 
 @pytest.fixture
@@ -208,10 +213,10 @@ def test_updates_moving_rows_across_a_filter_keep_the_views_true(kafka: KafkaSet
     assert len(scoped) == 1
     assert serde.decode(scoped[0].value)[1]["op"] == "d"
     assert serde.decode(scoped[0].value)[1]["data"] is None
-    audit = [
-        serde.decode(r.value)[1]
+    audit = [  # one audit record per batch and chain: the entries are inside
+        entry
         for r in read_all(kafka, names.audit_topic(hub), idle=1.0)
-        if r.value is not None
+        for entry in (batch_entries(serde, r.value) or [])
     ]
     entries = [e for e in audit if e.get("reason") == OUT_OF_SCOPE]
     assert sorted(e["subscription"] for e in entries) == ["lujiazui-debtors", "unpaid-debtors"]
