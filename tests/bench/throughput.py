@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -27,7 +26,7 @@ from hub.demo.generator import legal_entity, make_faker
 from hub.provision.session import provision_session
 from hub.registry.server import RegistryServer
 from hub.registry.store import SchemaStore
-from tests.bench.common import Interleaved, bench_config, interleaved, median, wait_until
+from tests.bench.common import Interleaved, bench_config, interleaved, wait_until
 
 RESOURCE = "PD-ENT-0001"
 
@@ -251,36 +250,6 @@ def passthrough_throughput(kafka: KafkaSettings, n: int, outputs_per_input: floa
         "seconds": elapsed,
         "outputs_per_input": outputs_per_input,
         "output_records_per_s": math.floor(n * outputs_per_input) / elapsed,
-    }
-
-
-def scaling(kafka: KafkaSettings, n: int, small: int, large: int, *, rounds: int = 3) -> dict[str, Any]:
-    """Hub cost per record with ``small`` and ``large`` extra subscriptions on other (idle) resources.
-
-    Measured in turns (small, large, small, large ...): the engine alone, then with the admin port's
-    monitor thread (which samples the lag of every subscription in the background, so its cost grows
-    with the catalog). The ratio is the median of the per-round ratios; the spread is their min and max.
-    """
-
-    def cost(count: int, *, serve_admin: bool) -> Callable[[], float]:
-        def run() -> float:
-            result = hub_throughput(kafka, n, other_subscriptions=count, serve_admin=serve_admin)
-            return float(result["cost_us_per_record"])
-
-        return run
-
-    engine = interleaved(cost(large, serve_admin=False), cost(small, serve_admin=False), rounds).summary()
-    with_monitor = interleaved(cost(large, serve_admin=True), cost(small, serve_admin=True), rounds).summary()
-    return {
-        "cost_us_per_record": {small: median(engine["b"]), large: median(engine["a"])},
-        "ratio": engine["ratio"],
-        "ratio_spread": [engine["ratio_min"], engine["ratio_max"]],
-        "with_monitor_cost_us_per_record": {
-            small: median(with_monitor["b"]),
-            large: median(with_monitor["a"]),
-        },
-        "with_monitor_ratio": with_monitor["ratio"],
-        "with_monitor_ratio_spread": [with_monitor["ratio_min"], with_monitor["ratio_max"]],
     }
 
 
