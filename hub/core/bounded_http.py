@@ -97,7 +97,15 @@ class BoundedHTTPServer(ThreadingHTTPServer):
         self._reading: set[socket.socket] = set()  # connections waiting for the client: closed on stop
         self._workers: set[threading.Thread] = set()
         self.stopping = threading.Event()
+        self._serving = threading.Event()
         super().__init__(address, handler)
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        self._serving.set()
+        try:
+            super().serve_forever(poll_interval)
+        finally:
+            self._serving.clear()
 
     # -- accepting ---------------------------------------------------------------------------------
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -157,7 +165,10 @@ class BoundedHTTPServer(ThreadingHTTPServer):
     def stop(self) -> None:
         """Stop accepting, drop connections waiting on their clients, let requests in hand finish."""
         self.stopping.set()
-        self.shutdown()
+        # shutdown() waits for the serving loop to say it has ended: with no loop running it waits forever
+        # (a test was once seen stuck here). A loop that starts later ends on the closed socket.
+        if self._serving.is_set():
+            self.shutdown()
         self.server_close()
         with self._lock:
             reading, workers = list(self._reading), list(self._workers)

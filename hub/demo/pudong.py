@@ -42,6 +42,7 @@ from hub.catalog.codes import CLASSIFICATION_CODES
 
 HUB = "pudong"
 SECRET_ENV = "XHUB_PUDONG_SECRET"  # noqa: S105 - the name of the variable, not a secret
+AUDIT_KEY_ENV = "XHUB_PUDONG_AUDIT_KEY"
 
 
 @dataclass(frozen=True)
@@ -502,6 +503,7 @@ def _hubs(bootstrap: str, hub: str) -> dict[str, Any]:
                 "name": hub,
                 "description": "浦东新区公共数据共享交换枢纽 (generated at Pudong's size)",
                 "pseudonym_secret_env": SECRET_ENV,
+                "audit_key_env": AUDIT_KEY_ENV,
                 # 2,600 source topics already spread a hub's work over its workers; one partition each
                 # keeps a Pudong apply at ~13,200 partitions (README: "How much one hub carries").
                 "partitions": 1,
@@ -530,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.out_dir}: {counts.departments} departments, {counts.resources} resources "
         f"({counts.conditional_resources} conditional), {counts.data_items} data items, "
         f"{counts.subscriptions} subscriptions (at most {counts.max_subscriptions_per_resource} on one "
-        f"resource), {counts.grants} grants; check it with: {SECRET_ENV}=... xhub validate {args.out_dir}"
+        f"resource), {counts.grants} grants; check it with: {SECRET_ENV}=... {AUDIT_KEY_ENV}=... xhub validate {args.out_dir}"
     )
     return 0
 

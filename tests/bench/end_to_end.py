@@ -41,7 +41,7 @@ def e2e_latency(kafka: KafkaSettings, *, seconds: int = 60, rate: int = 1000) ->
     # Subscriptions and the owners' grants answering them: keep only tax-debtors.
     config = demo.workdir / "config"
     for kind, key, files in (
-        ("subscriptions", "id", (config / "subscriptions").glob("*.yaml")),
+        ("subscriptions", "id", (config / "subscriptions").rglob("*.yaml")),
         ("grants", "subscription", (config / "grants").rglob("*.yaml")),
     ):
         for path in files:

@@ -19,7 +19,8 @@ from hub.config import load_config
 from hub.core import names
 from hub.core.kafka import make_admin
 from hub.core.kafka_settings import KafkaSettings
-from hub.demo.pudong import SECRET_ENV, Naming, Size, write_pudong_config
+from hub.config.signing import apply_signing_key
+from hub.demo.pudong import AUDIT_KEY_ENV, SECRET_ENV, Naming, Size, write_pudong_config
 from hub.provision.apply import apply_changes
 from hub.provision.session import provision_session
 
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.kafka
 @pytest.fixture
 def generated(tmp_path: Path, kafka: KafkaSettings, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
     monkeypatch.setenv(SECRET_ENV, "test-secret-pudong-0123456789")
+    monkeypatch.setenv(AUDIT_KEY_ENV, "test-audit-key-pudong-0123456789")
     token = uuid.uuid4().hex[:6]
     hub = f"pudong-{token}"
     write_pudong_config(
@@ -53,7 +55,8 @@ def test_apply_creates_every_topic_with_its_partitions_and_a_second_apply_finds_
         plan, result = session.apply()
         again = session.plan()
     created = {c.topic: c.spec for c in plan.topics if c.action == "create"}
-    assert len(created) == len(cfg.resources) + len(cfg.subscriptions) + 2 * len(cfg.departments) + 3
+    # per department: dead letters and positions; per hub: audit, config, dead letters and state changelog
+    assert len(created) == len(cfg.resources) + len(cfg.subscriptions) + 2 * len(cfg.departments) + 4
     assert again.empty, again.to_text()
     admin = make_admin(kafka)
     try:
@@ -99,7 +102,9 @@ def test_a_topic_created_meanwhile_by_another_apply_is_no_error(
             admin.create_topics([NewTopic(first.name, first.partitions, 1, topic_configs=first.configs)])
         finally:
             admin.close()
-        result = apply_changes(plan, session.admin, session.producer, session.registrar)
+        result = apply_changes(
+            plan, session.admin, session.producer, session.registrar, signer=apply_signing_key()
+        )
         assert f"created topic {first.name}" in result.done
         assert session.plan().empty
 

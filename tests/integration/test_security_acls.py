@@ -253,7 +253,7 @@ def test_revoking_a_subscription_removes_its_read_acl_and_foreign_acls_stay(
     admin.create_acls([foreign])
     try:
         path = next(
-            p for p in (root / "subscriptions").glob("*.yaml") if "tax-debtors" in p.read_text("utf-8")
+            p for p in (root / "subscriptions").rglob("*.yaml") if "tax-debtors" in p.read_text("utf-8")
         )
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         for sub in doc["subscriptions"]:
