@@ -33,7 +33,7 @@ from hub.demo.generator import dishonest_debtor, make_faker, person
 from hub.engine.handover import Backfilling, Live, decode_metadata, encode_metadata, establish
 from hub.engine.state.changelog import HandoverEntry, HeldEntry, decode, encode
 from hub.provision.session import provision_session
-from tests.fixtures.hubkit import Publisher, read_all
+from tests.fixtures.hubkit import Publisher, read_all, read_to_end
 
 CODE = "PD-CRD-0001"
 
@@ -276,7 +276,7 @@ def test_a_subscription_added_mid_stream_gets_the_state_then_every_change_once(
 def _committed_backfills(kafka: KafkaSettings, hub: str) -> list[Backfilling]:
     """The backfills under way, as the hub's state store changelog has them (committed entries only)."""
     latest: dict[bytes, Backfilling | None] = {}
-    for rec in read_all(kafka, names.state_topic(hub), idle=0.5):
+    for rec in read_to_end(kafka, names.state_topic(hub)):
         entry = decode(rec.key, rec.value)
         if isinstance(entry, HandoverEntry):
             h = entry.handover

@@ -16,10 +16,10 @@ from kafka.admin import NewTopic
 
 from hub.app import start_hub
 from hub.config import load_config
+from hub.config.signing import apply_signing_key
 from hub.core import names
 from hub.core.kafka import make_admin
 from hub.core.kafka_settings import KafkaSettings
-from hub.config.signing import apply_signing_key
 from hub.demo.pudong import AUDIT_KEY_ENV, SECRET_ENV, Naming, Size, write_pudong_config
 from hub.provision.apply import apply_changes
 from hub.provision.session import provision_session

@@ -23,7 +23,7 @@ from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 from hub.engine.handover import Live
 from hub.engine.state.changelog import HandoverEntry, HeldEntry, decode, encode
-from tests.fixtures.hubkit import read_all
+from tests.fixtures.hubkit import read_to_end
 from tests.integration.test_backfill import (
     CODE,
     Delivered,
@@ -85,7 +85,7 @@ def changelog_ends(kafka: KafkaSettings, hub: str) -> int:
 def live_everywhere(kafka: KafkaSettings, hub: str) -> bool:
     """Every subscription of the demo's debtor list is live on every source partition (changelog)."""
     latest: dict[bytes, bool] = {}
-    for rec in read_all(kafka, names.state_topic(hub), idle=0.5):
+    for rec in read_to_end(kafka, names.state_topic(hub)):
         entry = decode(rec.key, rec.value)
         if isinstance(entry, HandoverEntry) and entry.tp.topic != OTHER_TOPIC:
             latest[rec.key] = isinstance(entry.handover, Live)
