@@ -532,7 +532,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.out_dir}: {counts.departments} departments, {counts.resources} resources "
         f"({counts.conditional_resources} conditional), {counts.data_items} data items, "
         f"{counts.subscriptions} subscriptions (at most {counts.max_subscriptions_per_resource} on one "
-        f"resource), {counts.grants} grants; check it with: {SECRET_ENV}=... {AUDIT_KEY_ENV}=... xhub validate {args.out_dir}"
+        f"resource), {counts.grants} grants; check it with: "
+        f"{SECRET_ENV}=... {AUDIT_KEY_ENV}=... xhub validate {args.out_dir}"
     )
     return 0
 
