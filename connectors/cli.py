@@ -66,11 +66,16 @@ def install(config_path: str | Path) -> int:
         InstallError: a table or column the config names is missing.
     """
     from connectors.config import load_connector_config
-    from connectors.sources import build_source
+    from connectors.sources import PostgresSourceConfig, build_source, choose_capture
 
     loaded = load_connector_config(config_path)
     done = 0
-    for source_config in loaded.config.sources:
+    for configured in loaded.config.sources:
+        source_config = configured
+        if isinstance(configured, PostgresSourceConfig):
+            choice = choose_capture(configured, base_dir=loaded.base_dir)
+            print(f'source "{configured.name}": capture {choice.config.type} ({choice.reason})')
+            source_config = choice.config
         source = build_source(source_config, resources=loaded.resources, base_dir=loaded.base_dir)
         lines = source.install()
         if not lines:

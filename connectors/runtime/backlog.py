@@ -143,8 +143,16 @@ class BacklogReporter:
         """Count every source's backlog now; update the metrics and :attr:`latest`."""
         sources = {c.runner.source.name: c.measure() for c in self.counters}
         for r in self.direct:
+            status = r.status()  # the source's health() is in it: a replication slot's WAL held back
+            held, age = status.get("wal_held_bytes"), status.get("wal_held_age_s")
             sources[r.source.name] = SourceBacklog(
-                r.source.kind, r.status()["state"], 0, resources=tuple(r.source.resources)
+                r.source.kind,
+                status["state"],
+                0,
+                resources=tuple(r.source.resources),
+                wal_held_bytes=held if isinstance(held, int) else None,
+                wal_held_age_s=float(age) if isinstance(age, int | float) else None,
+                warnings=tuple(str(w) for w in status.get("warnings") or ()),
             )
         measured = now_ms()
         for name, backlog in sources.items():

@@ -1,7 +1,8 @@
 """Sources: capture department changes and hand them to the runtime to publish.
 
-``SqlTriggerSource`` (default: triggers + change-log table, SQLite and PostgreSQL), ``PgLogicalSource``
-(PostgreSQL's WAL through a replication slot, no triggers), ``OutboxSource`` (an
+``SqlTriggerSource`` (triggers + change-log table, SQLite and PostgreSQL), ``PgLogicalSource``
+(PostgreSQL's WAL through a replication slot, no triggers; ``type: postgres`` takes it whenever the
+server allows it, triggers otherwise: ``postgres_capture``), ``OutboxSource`` (an
 outbox table the application writes) and ``HttpPushSource`` (a local JSON endpoint), each with its
 pydantic config beside it. ``build_source`` makes one from its config; the mapping is explicit, no plugin
 discovery by import side effects.
@@ -31,10 +32,16 @@ from connectors.sources.base import (
 from connectors.sources.http_push import HttpPushSource, HttpPushSourceConfig
 from connectors.sources.outbox import OutboxSource, OutboxSourceConfig
 from connectors.sources.pg_logical import PgLogicalSource, PgLogicalSourceConfig
+from connectors.sources.postgres_capture import PostgresSourceConfig, choose_capture
 from connectors.sources.sql_trigger import SqlTriggerSource, SqlTriggerSourceConfig
+from hub.core.log import get_logger
 
 SourceConfig = Annotated[
-    SqlTriggerSourceConfig | PgLogicalSourceConfig | OutboxSourceConfig | HttpPushSourceConfig,
+    SqlTriggerSourceConfig
+    | PgLogicalSourceConfig
+    | PostgresSourceConfig
+    | OutboxSourceConfig
+    | HttpPushSourceConfig,
     Field(discriminator="type"),
 ]
 """Any source config, told apart by its ``type`` key."""
@@ -43,7 +50,13 @@ SourceConfig = Annotated[
 def build_source(
     config: SourceConfigBase, *, resources: Mapping[str, ResourceSpec], base_dir: Path | None = None
 ) -> Source:
-    """Make the source a config describes."""
+    """Make the source a config describes (``type: postgres`` asks the server which capture it gets)."""
+    if isinstance(config, PostgresSourceConfig):  # before PgLogicalSourceConfig: it is one of those
+        choice = choose_capture(config, base_dir=base_dir)
+        get_logger("source", source=config.name).info(
+            "capture_chosen", kind=choice.config.type, reason=choice.reason
+        )
+        config = choice.config
     if isinstance(config, SqlTriggerSourceConfig):
         return SqlTriggerSource(config, resources=resources, base_dir=base_dir)
     if isinstance(config, PgLogicalSourceConfig):
@@ -67,6 +80,7 @@ __all__ = [
     "Poll",
     "PollingSource",
     "Position",
+    "PostgresSourceConfig",
     "PublishResult",
     "Rejection",
     "ResourceSpec",
@@ -77,4 +91,5 @@ __all__ = [
     "SqlTriggerSource",
     "SqlTriggerSourceConfig",
     "build_source",
+    "choose_capture",
 ]

@@ -9,7 +9,10 @@ they do not (``connectors.runtime.backlog``), key :data:`REPORT_KEY`
                               "oldest_commit_ms": 1764748790000, "snapshot": false, "error": null}}}
 
 ``rows`` counts the change-log (or outbox) rows committed in the department database but not yet
-published to Kafka; ``oldest_commit_ms`` is the commit time of the oldest of them. ``rows`` is null when
+published to Kafka; ``oldest_commit_ms`` is the commit time of the oldest of them. A logical-decoding
+source (``pg_logical``) has no change-log rows: its backlog is the WAL its replication slot holds back in
+the department's server, ``wal_held_bytes`` and ``wal_held_age_s`` (absent for other kinds); ``warnings``
+are the source's own (a slot over its configured thresholds, WAL lost). ``rows`` is null when
 the sidecar could not count (no position yet, database down: ``error`` says which). ``snapshot`` is true
 while a snapshot of the table is still being published.
 
@@ -41,9 +44,12 @@ class SourceBacklog:
     snapshot: bool = False
     error: str | None = None
     resources: tuple[str, ...] = ()  # catalog codes the source publishes
+    wal_held_bytes: int | None = None  # logical decoding: WAL the slot keeps on the department's server
+    wal_held_age_s: float | None = None
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "kind": self.kind,
             "resources": list(self.resources),
             "state": self.state,
@@ -52,6 +58,12 @@ class SourceBacklog:
             "snapshot": self.snapshot,
             "error": self.error,
         }
+        if self.wal_held_bytes is not None:
+            body["wal_held_bytes"] = self.wal_held_bytes
+            body["wal_held_age_s"] = self.wal_held_age_s
+        if self.warnings:
+            body["warnings"] = list(self.warnings)
+        return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +102,7 @@ def decode_report(value: bytes | None) -> BacklogReport | None:
         if not isinstance(raw, dict):
             continue
         rows, oldest = raw.get("rows"), raw.get("oldest_commit_ms")
+        wal_bytes, wal_age = raw.get("wal_held_bytes"), raw.get("wal_held_age_s")
         sources[str(name)] = SourceBacklog(
             str(raw.get("kind", "")),
             str(raw.get("state", "")),
@@ -98,6 +111,9 @@ def decode_report(value: bytes | None) -> BacklogReport | None:
             raw.get("snapshot") is True,
             None if raw.get("error") is None else str(raw.get("error"))[:300],
             tuple(str(r) for r in raw.get("resources") or () if isinstance(r, str)),
+            wal_bytes if isinstance(wal_bytes, int) and not isinstance(wal_bytes, bool) else None,
+            float(wal_age) if isinstance(wal_age, int | float) and not isinstance(wal_age, bool) else None,
+            tuple(str(w)[:300] for w in raw.get("warnings") or () if isinstance(w, str)),
         )
     measured, every = body.get("measured_ms"), body.get("every_s")
     if not isinstance(measured, int):

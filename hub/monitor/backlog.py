@@ -93,6 +93,8 @@ class SourceBacklogView:
             "rows": self.rows,
             "oldest_seconds": None if age is None else round(age, 1),
             "snapshot": bool(b and b.snapshot),
+            "wal_held_bytes": b.wal_held_bytes if b else None,
+            "wal_held_age_s": b.wal_held_age_s if b else None,
             "error": b.error if b else None,
             "reported_ms": self.reported_ms,
             "stale": self.stale,
@@ -136,6 +138,8 @@ def judge(
             status, reason = Status.STOP, f"backlog not counted: {b.error or 'unknown'}"
         elif b.rows == 0:
             status, reason = (Status.OK, "snapshot being published") if b.snapshot else (Status.OK, "drained")
+            if b.wal_held_bytes is not None:
+                reason += f"; slot holds {_size(b.wal_held_bytes)} of WAL, oldest {b.wal_held_age_s or 0:.0f} s"
         else:
             waited = 0.0 if b.oldest_commit_ms is None else max(0.0, (now_ms - b.oldest_commit_ms) / 1000)
             if waited > rules.window:
@@ -145,11 +149,23 @@ def judge(
             else:
                 status = Status.OK
             reason = f"{b.rows} rows not published, oldest {waited:.0f} s (source {b.state})"
+        if b.warnings and not stale and status is Status.OK:
+            status, reason = Status.WARN, f"{reason}; " + "; ".join(b.warnings)
         view_now = report.measured_ms if not stale else now_ms
         out.append(
             SourceBacklogView(department, name, b, report.measured_ms, stale, status, reason, view_now)
         )
     return out
+
+
+def _size(n: int) -> str:
+    """Bytes for a reader: 512 B, 3.4 MB, 1.2 GB."""
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"  # not reached
 
 
 class BacklogReader:

@@ -34,6 +34,7 @@ The path beyond the lags (:class:`PathCollector`, ``hub.monitor.path``):
     xhub_source_backlog_rows{hub,department,source}                rows the sidecar has not published yet
     xhub_source_backlog_oldest_seconds{hub,department,source}      age of the oldest of them
     xhub_source_backlog_report_age_seconds{hub,department}         since the sidecar's last report
+    xhub_source_wal_held_bytes{hub,department,source}              WAL a logical-decoding slot holds back
 """
 
 from __future__ import annotations
@@ -545,6 +546,11 @@ class PathCollector:
             "Seconds since a department's sidecar last reported its backlog.",
             labels=["hub", "department"],
         )
+        wal = GaugeMetricFamily(
+            "xhub_source_wal_held_bytes",
+            "WAL a department's logical-decoding replication slot holds back on its server (its report).",
+            labels=labels,
+        )
         now = self.clock()
         reported: dict[str, int] = {}
         for v in state.path.sources:
@@ -554,8 +560,11 @@ class PathCollector:
                 continue
             rows.add_metric([self.hub, v.department, v.source], float(v.rows))
             oldest.add_metric([self.hub, v.department, v.source], v.oldest_seconds or 0.0)
+            if v.backlog is not None and v.backlog.wal_held_bytes is not None:
+                wal.add_metric([self.hub, v.department, v.source], float(v.backlog.wal_held_bytes))
         for dept, ms in sorted(reported.items()):
             age.add_metric([self.hub, dept], max(0.0, now - ms / 1000))
         yield rows
         yield oldest
+        yield wal
         yield age

@@ -151,6 +151,30 @@ def test_a_report_is_judged_by_its_rows_their_age_and_its_own_age(
     assert view.oldest_seconds == age
 
 
+def test_a_logical_decoding_source_reports_the_wal_its_slot_holds_and_its_warnings() -> None:
+    held = SourceBacklog("pg_logical", "running", 0, wal_held_bytes=12_345_678, wal_held_age_s=42.0)
+    rep = BacklogReport("amr", NOW_MS, 5.0, {"db": held})
+    assert decode_report(rep.encode()) == rep
+    (view,) = judge("amr", rep, RULES, NOW_MS)
+    assert view.status is Status.OK
+    assert view.drained
+    assert "slot holds 12.3 MB of WAL, oldest 42 s" in view.reason
+    assert view.to_json()["wal_held_bytes"] == 12_345_678
+    state, _, _ = path_monitor_state()
+    state = replace(state, path=replace(state.path, sources=(view,)))  # type: ignore[attr-defined]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(PathCollector("pudong", lambda: state, clock=lambda: NOW_MS / 1000))  # type: ignore[arg-type,return-value]
+    metric = 'xhub_source_wal_held_bytes{department="amr",hub="pudong",source="db"} 1.2345678e+07'
+    assert metric in generate_latest(registry).decode()
+
+    warned = replace(held, warnings=("slot xhub_amr holds back WAL for 900 s",))
+    (view,) = judge("amr", BacklogReport("amr", NOW_MS, 5.0, {"db": warned}), RULES, NOW_MS)
+    assert view.status is Status.WARN
+    assert view.reason.endswith("slot xhub_amr holds back WAL for 900 s")
+    # a trigger source's report has no WAL fields on the wire
+    assert "wal_held_bytes" not in json.loads(report(0).encode())["sources"]["db"]
+
+
 def test_no_report_is_a_warning_and_unknown() -> None:
     (view,) = judge("amr", None, RULES, NOW_MS)
     assert view.status is Status.WARN
