@@ -2,7 +2,9 @@
 
 Stopping the shared broker would disturb every other test, so this test runs a second, private broker
 (deploy/local/kafka.sh with XHUB_KAFKA_PORT=19092, the same jars) and stops and starts that one while a
-writer changes a SQLite department table and an in-process sidecar publishes it.
+writer changes a department table and an in-process sidecar publishes it: a SQLite table captured by
+triggers, and a PostgreSQL table captured by logical decoding (the slot must not move past what the
+broker did not take).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from connectors.testing import SqlTriggerHarness
+from connectors.testing import PgLogicalHarness, SqlTriggerHarness
 from connectors.testing.catalog import installed_sidecar
 from connectors.testing.kafka import TopicReader, events_of
 from connectors.testing.records import RESOURCE, record
@@ -57,15 +60,41 @@ def private_broker() -> Iterator[KafkaSettings]:
         _kafka_sh("down")
 
 
-def test_broker_stopped_and_restarted_mid_stream_loses_nothing(
-    private_broker: KafkaSettings, tmp_path: Path
-) -> None:
+def _sqlite_department(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> tuple[dict[str, Any], Callable[[], Any]]:
     harness = SqlTriggerHarness(tmp_path)
     harness.prepare()
     harness.close()
+    return harness.source_config("src"), lambda: sqlite3.connect(
+        tmp_path / "dept.db", timeout=30, isolation_level=None
+    )
+
+
+def _postgres_department(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> tuple[dict[str, Any], Callable[[], Any]]:
+    import psycopg
+
+    harness = PgLogicalHarness(tmp_path, pg_dsn=request.getfixturevalue("pg_database"))
+    harness.prepare()
+    request.addfinalizer(harness.close)  # drops the slot, so that the database can be dropped
+    dsn = str(harness.pg_dsn)
+    return harness.source_config("src"), lambda: psycopg.connect(dsn, autocommit=True)
+
+
+@pytest.mark.parametrize(
+    "department", [_sqlite_department, _postgres_department], ids=["sqlite", "pg_logical"]
+)
+def test_broker_stopped_and_restarted_mid_stream_loses_nothing(
+    private_broker: KafkaSettings,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    department: Callable[[Path, pytest.FixtureRequest], tuple[dict[str, Any], Callable[[], Any]]],
+) -> None:
+    source, connect = department(tmp_path, request)
     bootstrap = private_broker.bootstrap_servers
     registry = shared_registry()
-    source = harness.source_config("src")
     source.update(snapshot=False, batch_size=100)
     dept, config = installed_sidecar(tmp_path, bootstrap=bootstrap, registry_url=registry.url, source=source)
     topic = source_topic(dept, RESOURCE)
@@ -76,15 +105,21 @@ def test_broker_stopped_and_restarted_mid_stream_loses_nothing(
     def write() -> None:
         nonlocal written
         try:
-            conn = sqlite3.connect(tmp_path / "dept.db", timeout=30, isolation_level=None)
+            conn = connect()
+            mark = "?" if isinstance(conn, sqlite3.Connection) else "%s"
+            insert = (
+                "INSERT INTO enrolee (id_number, name, gender, birth_date, score) "
+                f"VALUES ({', '.join([mark] * 5)})"
+            )
             for n in range(CHANGES):
                 rec = record(n)
                 conn.execute(
-                    "INSERT INTO enrolee (id_number, name, gender, birth_date, score) VALUES (?, ?, ?, ?, ?)",
-                    (rec["id_number"], rec["name"], rec["gender"], rec["birth_date"], rec["score"]),
+                    insert, (rec["id_number"], rec["name"], rec["gender"], rec["birth_date"], rec["score"])
                 )
                 if n % 3 == 0:
-                    conn.execute("UPDATE enrolee SET score = -1 WHERE id_number = ?", (rec["id_number"],))
+                    conn.execute(
+                        f"UPDATE enrolee SET score = -1 WHERE id_number = {mark}", (rec["id_number"],)
+                    )
                 written = n + 1
                 time.sleep(0.008)
             conn.close()

@@ -36,6 +36,15 @@ def _auto_source(harness: PgLogicalHarness, **overrides: Any) -> dict[str, Any]:
     return {**harness.source_config("src"), "type": "postgres", "snapshot": False, **overrides}
 
 
+def _insert_rows(conn: psycopg.Connection[Any], n: int) -> None:
+    for i in range(n):
+        rec = record(i)
+        conn.execute(
+            "INSERT INTO enrolee (id_number, name, gender, birth_date, score) VALUES (%s, %s, %s, %s, %s)",
+            (rec["id_number"], rec["name"], rec["gender"], rec["birth_date"], rec["score"]),
+        )
+
+
 def _published_keys(kafka: KafkaSettings, dept: str, registry_url: str, n: int) -> list[str]:
     reader = TopicReader(kafka, [source_topic(dept, RESOURCE)], serde_for(registry_url))
     try:
@@ -63,12 +72,7 @@ def test_auto_takes_logical_decoding_when_the_server_allows_it_and_keeps_it(
 
     dsn = str(harness.pg_dsn)
     with running_sidecar(config) as sidecar, psycopg.connect(dsn, autocommit=True) as conn:
-        for n in range(3):
-            rec = record(n)
-            conn.execute(
-                "INSERT INTO enrolee (id_number, name, gender, birth_date, score) VALUES (%s, %s, %s, %s, %s)",
-                (rec["id_number"], rec["name"], rec["gender"], rec["birth_date"], rec["score"]),
-            )
+        _insert_rows(conn, 3)
         assert _published_keys(kafka, dept, registry.url, 3) == sorted(citizen_id(n) for n in range(3))
         assert sidecar.status()["sources"]["src"]["kind"] == "pg_logical"
         no_trigger = conn.execute(
@@ -102,13 +106,7 @@ def test_auto_takes_triggers_for_a_role_without_replication_and_keeps_them(
         assert choice.reason == "capture trigger xhub_capture is installed"
 
         with running_sidecar(config) as sidecar, psycopg.connect(dsn, autocommit=True) as conn:
-            for n in range(3):
-                rec = record(n)
-                conn.execute(
-                    "INSERT INTO enrolee (id_number, name, gender, birth_date, score) "
-                    "VALUES (%s, %s, %s, %s, %s)",
-                    (rec["id_number"], rec["name"], rec["gender"], rec["birth_date"], rec["score"]),
-                )
+            _insert_rows(conn, 3)
             assert _published_keys(kafka, dept, registry.url, 3) == sorted(citizen_id(n) for n in range(3))
             assert sidecar.status()["sources"]["src"]["kind"] == "sql_trigger"
         with psycopg.connect(dsn, autocommit=True) as conn:
