@@ -538,7 +538,9 @@ class PgLogicalSource(PollingSource):
         new_position = {"lsn": format_lsn(lsn), "snapshot": None, "skip": skip}
         if changes:
             return Poll(Batch(changes, new_position), new_position, more=True)
-        return Poll(None, new_position if lsn != stored else position)
+        # _read waited the poll interval on the replication socket already, and wakes when a change
+        # comes: a second, blind wait in the run loop would hold such a change back up to 200 ms more.
+        return Poll(None, new_position if lsn != stored else position, more=True)
 
     def _read(self, lsn: int, limit: int, skip: list[list[Any]]) -> tuple[list[Captured], int, bool]:
         """Whole transactions after ``lsn``, until ``limit`` changes or a quiet poll interval.
