@@ -3,9 +3,6 @@ triggers when it does not, and the choice kept once installed (the two keep diff
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +20,8 @@ from hub.core.names import source_topic
 
 
 @pytest.fixture
-def harness(tmp_path: Path, pg_database: str) -> Iterator[PgLogicalHarness]:
-    h = PgLogicalHarness(tmp_path, pg_dsn=pg_database)
-    h.prepare()
-    try:
-        yield h
-    finally:
-        h.close()  # drops the slot, so that the database can be dropped
+def harness(pg_logical_harness: PgLogicalHarness) -> PgLogicalHarness:
+    return pg_logical_harness
 
 
 def _auto_source(harness: PgLogicalHarness, **overrides: Any) -> dict[str, Any]:
@@ -82,39 +74,33 @@ def test_auto_takes_logical_decoding_when_the_server_allows_it_and_keeps_it(
 
 
 def test_auto_takes_triggers_for_a_role_without_replication_and_keeps_them(
-    harness: PgLogicalHarness, kafka: KafkaSettings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    harness: PgLogicalHarness,
+    role_without_replication: str,
+    kafka: KafkaSettings,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     dsn = str(harness.pg_dsn)
-    role = f"r{os.getpid()}_{int(time.time() * 1000) % 1_000_000}"
+    role = role_without_replication
+    registry = shared_registry()
+    source = _auto_source(harness, database=dsn.replace("xhub@", f"{role}@"))
+    dept, config = installed_sidecar(
+        tmp_path, bootstrap=kafka.bootstrap_servers, registry_url=registry.url, source=source
+    )
+    out = capsys.readouterr().out
+    assert 'source "src": capture sql_trigger (logical decoding not allowed:' in out
+    assert f'ALTER ROLE "{role}" REPLICATION' in out, out
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE ROLE "{role}" LOGIN NOREPLICATION')
-        conn.execute(f'GRANT ALL ON enrolee TO "{role}"')
-        conn.execute(f'GRANT CREATE ON SCHEMA public TO "{role}"')  # the change-log table and function
-    try:
-        registry = shared_registry()
-        source = _auto_source(harness, database=dsn.replace("xhub@", f"{role}@"))
-        dept, config = installed_sidecar(
-            tmp_path, bootstrap=kafka.bootstrap_servers, registry_url=registry.url, source=source
-        )
-        out = capsys.readouterr().out
-        assert 'source "src": capture sql_trigger (logical decoding not allowed:' in out
-        assert f'ALTER ROLE "{role}" REPLICATION' in out, out
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'ALTER ROLE "{role}" REPLICATION')  # allowed now: the installed triggers stay
-        choice = choose_capture(PostgresSourceConfig(**source))
-        assert choice.config.type == "sql_trigger"
-        assert choice.reason == "capture trigger xhub_capture is installed"
+        conn.execute(f'ALTER ROLE "{role}" REPLICATION')  # allowed now: the installed triggers stay
+    choice = choose_capture(PostgresSourceConfig(**source))
+    assert choice.config.type == "sql_trigger"
+    assert choice.reason == "capture trigger xhub_capture is installed"
 
-        with running_sidecar(config) as sidecar, psycopg.connect(dsn, autocommit=True) as conn:
-            _insert_rows(conn, 3)
-            assert _published_keys(kafka, dept, registry.url, 3) == sorted(citizen_id(n) for n in range(3))
-            assert sidecar.status()["sources"]["src"]["kind"] == "sql_trigger"
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            slots = conn.execute(
-                "SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s", (harness.slot,)
-            ).fetchone()
-            assert slots == (0,)
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP OWNED BY "{role}"')
-            conn.execute(f'DROP ROLE "{role}"')
+    with running_sidecar(config) as sidecar, psycopg.connect(dsn, autocommit=True) as conn:
+        _insert_rows(conn, 3)
+        assert _published_keys(kafka, dept, registry.url, 3) == sorted(citizen_id(n) for n in range(3))
+        assert sidecar.status()["sources"]["src"]["kind"] == "sql_trigger"
+        slots = conn.execute(
+            "SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s", (harness.slot,)
+        ).fetchone()
+        assert slots == (0,)

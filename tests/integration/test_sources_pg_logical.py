@@ -128,13 +128,8 @@ def _source(harness: PgLogicalHarness, **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def harness(tmp_path: Path, pg_database: str) -> Iterator[PgLogicalHarness]:
-    h = PgLogicalHarness(tmp_path, pg_dsn=pg_database)
-    h.prepare()
-    try:
-        yield h
-    finally:
-        h.close()  # drops the slot, so that the database can be dropped
+def harness(pg_logical_harness: PgLogicalHarness) -> PgLogicalHarness:
+    return pg_logical_harness
 
 
 @pytest.mark.slow
@@ -365,29 +360,20 @@ def test_install_creates_publication_slot_and_identity_and_uninstall_drops_them(
 
 
 def test_install_names_the_missing_replication_privilege(
-    harness: PgLogicalHarness, kafka: KafkaSettings, tmp_path: Path
+    harness: PgLogicalHarness, role_without_replication: str, kafka: KafkaSettings, tmp_path: Path
 ) -> None:
-    dsn = str(harness.pg_dsn)
-    role = f"r{os.getpid()}_{int(time.time() * 1000) % 1_000_000}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE ROLE "{role}" LOGIN NOREPLICATION')
-        conn.execute(f'GRANT ALL ON enrolee TO "{role}"')
-    try:
-        source = _source(harness)
-        source["database"] = dsn.replace("xhub@", f"{role}@")
-        with pytest.raises(InstallError) as caught:
-            installed_sidecar(
-                tmp_path,
-                bootstrap=kafka.bootstrap_servers,
-                registry_url=shared_registry().url,
-                source=source,
-            )
-        message = str(caught.value)
-        assert f'ALTER ROLE "{role}" REPLICATION' in message
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'REVOKE ALL ON enrolee FROM "{role}"')
-            conn.execute(f'DROP ROLE "{role}"')
+    role = role_without_replication
+    source = _source(harness)
+    source["database"] = str(harness.pg_dsn).replace("xhub@", f"{role}@")
+    with pytest.raises(InstallError) as caught:
+        installed_sidecar(
+            tmp_path,
+            bootstrap=kafka.bootstrap_servers,
+            registry_url=shared_registry().url,
+            source=source,
+        )
+    message = str(caught.value)
+    assert f'ALTER ROLE "{role}" REPLICATION' in message
 
 
 def test_healthz_and_metrics_report_the_wal_held_back(
