@@ -53,6 +53,7 @@ class StartOptions(TypedDict, total=False):
     worker_id: int  # default 0
     registry_port: int | None  # the built-in registry's port (default: the hub's registry_port)
     admin_port: int | None  # default: the hub's admin_port + worker_id, or any free port
+    admin_host: str  # interface of the admin port (default 127.0.0.1; a pod's probes need 0.0.0.0)
     serve_registry: bool | None  # default: when hubs.yaml names no registry url
     follow_config: bool  # follow xhub.cfg.<hub> (default True)
     start_thread: bool  # False: the caller runs worker.run() itself, e.g. under a profiler (default True)
@@ -97,7 +98,8 @@ def start_hub(cfg: ConfigDir, hub: str, **options: Unpack[StartOptions]) -> HubP
         port = options.get("admin_port")
         if port is None:
             port = spec.admin_port + worker_id if spec.admin_port else 0
-        admin = AdminServer(cfg, hub, worker, registry_url=url, options=AdminOptions(port=port))
+        host = options.get("admin_host", "127.0.0.1")
+        admin = AdminServer(cfg, hub, worker, registry_url=url, options=AdminOptions(port=port, host=host))
         admin.start()
         closers.append(admin.stop)
         admin_url = admin.url
@@ -136,9 +138,34 @@ def _run_logged(worker: HubWorker) -> None:
         raise
 
 
-def run_hub(cfg: ConfigDir, hub: str, *, worker_id: int = 0) -> int:
+def run_hub(cfg: ConfigDir, hub: str, **options: Unpack[StartOptions]) -> int:
     """Run until SIGTERM/SIGINT; the batch in hand is committed or aborted, never half-written."""
-    process = start_hub(cfg, hub, worker_id=worker_id)
+    process = start_hub(cfg, hub, **options)
+    worker_id = options.get("worker_id", 0)
+    stop = _stop_on_signals()
+    log.info("hub_running", hub=hub, worker=worker_id, registry=process.registry_url, admin=process.admin_url)
+    while not stop.is_set() and process.thread.is_alive():
+        stop.wait(0.5)
+    process.close()
+    return 0 if stop.is_set() else 1
+
+
+def run_registry(cfg: ConfigDir, *, host: str, port: int) -> int:
+    """Serve the built-in registry alone until SIGTERM/SIGINT (a cluster's sidecars and hubs share it).
+
+    Several copies may run: the registry's writers share one transactional id, so Kafka serialises them.
+    """
+    from hub.registry.local import serve_registry
+
+    stop = _stop_on_signals()
+    with serve_registry(cfg.hubs_file.kafka, cfg.hubs_file.registry.topic, host=host, port=port) as url:
+        log.info("registry_running", url=url, topic=cfg.hubs_file.registry.topic)
+        stop.wait()
+    return 0
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT (how Kubernetes and compose stop a container)."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -147,8 +174,4 @@ def run_hub(cfg: ConfigDir, hub: str, *, worker_id: int = 0) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.info("hub_running", hub=hub, worker=worker_id, registry=process.registry_url, admin=process.admin_url)
-    while not stop.is_set() and process.thread.is_alive():
-        stop.wait(0.5)
-    process.close()
-    return 0 if stop.is_set() else 1
+    return stop

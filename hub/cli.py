@@ -95,7 +95,35 @@ def _run(args: argparse.Namespace) -> int:
     from hub.config import load_config
 
     cfg = load_config(args.config_dir)
-    return run_hub(cfg, args.hub, worker_id=args.worker_id)
+    return run_hub(
+        cfg, args.hub, worker_id=args.worker_id, admin_host=args.admin_host, admin_port=args.admin_port
+    )
+
+
+def _registry(args: argparse.Namespace) -> int:
+    from hub.app import run_registry
+    from hub.config import load_config
+
+    return run_registry(load_config(args.config_dir), host=args.host, port=args.port)
+
+
+def _k8s(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hub.config import load_config
+    from hub.deploy.render import ClusterSettings, write_manifests
+
+    config_dir = Path(args.config_dir)
+    settings = ClusterSettings(
+        hub=args.hub,
+        namespace=args.namespace,
+        image=args.image,
+        workers=args.workers,
+        bootstrap_servers=args.bootstrap,
+    )
+    for path in write_manifests(load_config(config_dir), config_dir, settings, Path(args.out)):
+        print(path)
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -146,7 +174,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config_dir")
     p.add_argument("--hub", required=True, help="hub name from hubs.yaml")
     p.add_argument("--worker-id", type=int, default=0, help="distinct per worker of the same hub (0, 1, ...)")
+    p.add_argument(
+        "--admin-host", default="127.0.0.1", help="interface of the admin port (0.0.0.0 in a pod, for probes)"
+    )
+    p.add_argument(
+        "--admin-port", type=int, default=None, help="admin port (default: the hub's admin_port + worker id)"
+    )
     p.set_defaults(func=_run)
+
+    p = sub.add_parser(
+        "registry", help="serve the built-in schema registry alone until SIGTERM (a cluster's)"
+    )
+    p.add_argument("config_dir")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 in a container)")
+    p.add_argument("--port", type=int, default=8081)
+    p.set_defaults(func=_registry)
+
+    p = sub.add_parser("k8s", help="write Kubernetes manifests of a hub (and a department example)")
+    p.add_argument("config_dir")
+    p.add_argument("--hub", required=True, help="hub name from hubs.yaml")
+    p.add_argument("--out", required=True, help="folder the manifests are written to")
+    p.add_argument("--namespace", default="xhub")
+    p.add_argument("--image", default="localhost/exchange-hub:0.1.0", help="the image of deploy/container")
+    p.add_argument("--workers", type=int, default=3, help="hub workers (pods)")
+    p.add_argument(
+        "--bootstrap", required=True, help="Kafka bootstrap servers as seen from the pods (host:port,...)"
+    )
+    p.set_defaults(func=_k8s)
 
     p = sub.add_parser("demo", help="the main job: a credit joint-punishment exchange, live, with a summary")
     p.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")

@@ -24,6 +24,19 @@ def registry_url(
     if url is not None:
         yield url
         return
+    with serve_registry(kafka, topic, client_id=client_id, port=port) as served:
+        yield served
+
+
+@contextmanager
+def serve_registry(
+    kafka: KafkaSettings, topic: str, *, client_id: str = "registry", host: str = "127.0.0.1", port: int = 0
+) -> Iterator[str]:
+    """Serve the built-in registry from ``topic`` on ``host:port`` while the context lasts; yields its URL.
+
+    ``host`` beyond loopback is for a registry of its own in a cluster (``xhub registry``), where the
+    departments' sidecars reach it; it serves plain HTTP to whoever reaches the port.
+    """
     from hub.core.kafka import ensure_topics, make_admin
     from hub.registry.server import RegistryServer
     from hub.registry.store import SchemaStore
@@ -37,7 +50,7 @@ def registry_url(
     store = SchemaStore(kafka, topic=topic, client_id=client_id)
     store.start()
     try:
-        server = RegistryServer(store, port=port)
+        server = RegistryServer(store, host=host, port=port)
         server.start()
         try:
             yield server.url
