@@ -31,6 +31,7 @@ test: $(STAMP)
 	  $(PG) up || exit 1; export XHUB_TEST_POSTGRES_DSN=$$($(PG) dsn); \
 	fi; \
 	deploy/local/browser.sh >/dev/null || exit 1; \
+	deploy/local/promtool.sh >/dev/null || exit 1; \
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	[ $$started_kafka = 1 ] && $(KAFKA) down; \
 	[ $$started_pg = 1 ] && $(PG) down; \

@@ -7,8 +7,12 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from hub.core.errors import ConfigError, HubError
+
+if TYPE_CHECKING:
+    from hub.config.loader import ConfigDir
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -45,6 +49,8 @@ def _plan(args: argparse.Namespace) -> int:
     from hub.provision.explain import explain, explain_text
 
     cfg = load_config(args.config_dir)
+    if args.output is not None:
+        return _plan_output(args, cfg)
     policies = explain(compile_config(cfg, now=datetime.now(UTC)))
     if args.policies_only:
         print(json.dumps(policies, ensure_ascii=False, indent=2) if args.json else explain_text(policies))
@@ -59,6 +65,36 @@ def _plan(args: argparse.Namespace) -> int:
         print(changes.to_text())
         print("\n== policies ==")
         print(explain_text(policies))
+    return 0
+
+
+def _plan_output(args: argparse.Namespace, cfg: ConfigDir) -> int:
+    """`xhub plan --output strimzi DIR`: the cluster side as Strimzi resources; no cluster is contacted."""
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from hub.provision.strimzi import StrimziTarget, strimzi_resources, write_resources
+
+    kind, folder = args.output
+    if kind != "strimzi":
+        raise ConfigError(f"--output {kind}: the only output format is strimzi")
+    if not args.strimzi_cluster:
+        raise ConfigError(
+            "--output strimzi needs --strimzi-cluster NAME (the Kafka resource of the operator)"
+        )
+    target = StrimziTarget(
+        cluster=args.strimzi_cluster,
+        namespace=args.namespace,
+        api_version=args.strimzi_api_version,
+        authentication="tls-external" if args.external_certificates else "tls",
+        replicas=args.replicas,
+    )
+    resources = strimzi_resources(cfg, datetime.now(UTC), target)
+    for path in write_resources(resources, Path(folder)):
+        print(f"wrote {path}")
+    print(
+        f"{len(resources.topics)} KafkaTopics, {len(resources.users)} KafkaUsers for cluster {target.cluster}"
+    )
     return 0
 
 
@@ -154,6 +190,28 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only explain each subscription's policy (fields, masks, filter fields, withheld); no cluster",
     )
+    p.add_argument(
+        "--output",
+        nargs=2,
+        metavar=("FORMAT", "DIR"),
+        default=None,
+        help="write the cluster side as resources instead (FORMAT: strimzi); no cluster is contacted",
+    )
+    strimzi = p.add_argument_group("--output strimzi")
+    strimzi.add_argument("--strimzi-cluster", default=None, help="the Kafka resource's name (required)")
+    strimzi.add_argument("--namespace", default=None, help="namespace written into every resource")
+    strimzi.add_argument(
+        "--strimzi-api-version",
+        choices=("v1beta2", "v1"),
+        default="v1beta2",
+        help="kafka.strimzi.io version (default v1beta2; v1 for Strimzi 1.0 and later)",
+    )
+    strimzi.add_argument(
+        "--external-certificates",
+        action="store_true",
+        help="users authenticate with `xhub credentials` certificates (tls-external), not operator-issued",
+    )
+    strimzi.add_argument("--replicas", type=int, default=None, help="replication factor of every topic")
     p.set_defaults(func=_plan)
 
     p = sub.add_parser("apply", help="create/update topics, register schemas, publish config (idempotent)")

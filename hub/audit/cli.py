@@ -16,6 +16,7 @@ from hub.audit.checkpoint import ChainHead, Heads, read_checkpoints, write_check
 from hub.audit.reader import Decoder, ReadSpan, end_offset, read_anchors, read_records
 from hub.audit.show import Criteria, build_query, format_row, summarize, to_json
 from hub.audit.verify import Expectations, VerifyReport, verify_entries
+from hub.audit.verify_metrics import write_verify_metrics
 
 if TYPE_CHECKING:
     from hub.config.loader import ConfigDir
@@ -53,6 +54,12 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument(
         "--checkpoints", default=None, metavar="DIR", help="check against the checkpoints kept in DIR"
     )
+    p.add_argument(
+        "--metrics-file",
+        default=None,
+        metavar="PATH",
+        help="also write the result as Prometheus metrics (node exporter textfile collector: *.prom)",
+    )
     p.set_defaults(func=_verify)
 
     p = commands.add_parser(
@@ -70,6 +77,12 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("config_dir")
     p.add_argument("--hub", required=True, help="hub name from hubs.yaml")
     p.add_argument("--dir", required=True, metavar="DIR", help="the auditor's checkpoint directory")
+    p.add_argument(
+        "--metrics-file",
+        default=None,
+        metavar="PATH",
+        help="also write the result as Prometheus metrics (node exporter textfile collector: *.prom)",
+    )
     p.set_defaults(func=_checkpoint)
 
     p = commands.add_parser(
@@ -100,11 +113,17 @@ def add_parsers(subparsers: Any) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    return verify_command(args.config_dir, args.hub, topic=args.topic, checkpoints=args.checkpoints)
+    return verify_command(
+        args.config_dir,
+        args.hub,
+        topic=args.topic,
+        checkpoints=args.checkpoints,
+        metrics_file=args.metrics_file,
+    )
 
 
 def _checkpoint(args: argparse.Namespace) -> int:
-    return checkpoint_command(args.config_dir, args.hub, args.dir)
+    return checkpoint_command(args.config_dir, args.hub, args.dir, metrics_file=args.metrics_file)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -143,17 +162,25 @@ def verify_command(
     *,
     topic: str | None = None,
     checkpoints: str | Path | None = None,
+    metrics_file: str | Path | None = None,
     out: IO[str] | None = None,
 ) -> int:
     """`xhub audit verify`: 0 when every chain is intact, EXIT_BROKEN when not (and where, why)."""
     out = out or sys.stdout
     report, name = _verified(config_dir, hub, topic=topic, checkpoints=checkpoints)
+    if metrics_file is not None:
+        write_verify_metrics(metrics_file, report, hub, time.time())
     _print_report(report, hub, name, out)
     return 0 if report.ok else EXIT_BROKEN
 
 
 def checkpoint_command(
-    config_dir: str, hub: str, directory: str | Path, *, out: IO[str] | None = None
+    config_dir: str,
+    hub: str,
+    directory: str | Path,
+    *,
+    metrics_file: str | Path | None = None,
+    out: IO[str] | None = None,
 ) -> int:
     """`xhub audit checkpoint`: verify, then write the chain heads to a new signed file in ``directory``."""
     from hub.config import load_config
@@ -162,6 +189,8 @@ def checkpoint_command(
     out = out or sys.stdout
     Path(directory).mkdir(parents=True, exist_ok=True)  # the first checkpoint starts the directory
     report, name = _verified(config_dir, hub, topic=None, checkpoints=directory)
+    if metrics_file is not None:
+        write_verify_metrics(metrics_file, report, hub, time.time())
     if not report.ok:
         _print_report(report, hub, name, out)
         print("no checkpoint written: the audit does not verify", file=out)

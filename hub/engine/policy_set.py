@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hub.config.loader import ConfigDir
-from hub.config.models import Grant, Subscription
+from hub.config.models import Grant, Resource, Subscription
 from hub.config.snapshot import config_from_snapshot, config_snapshot, read_snapshot_record, snapshot_digest
 from hub.config.validation import compile_config, compile_subscriptions
 from hub.policy.plan import DeliveryPlan
@@ -27,6 +27,8 @@ class PolicySet:
     grants: dict[str, Grant] = field(default_factory=dict)  # the owners' grants they were compiled under
     # The catalog's resource schemas the plans were compiled from: records are read as these (readers.py).
     schemas: dict[str, dict[str, Any]] = field(default_factory=dict)  # resource code -> Avro record schema
+    # The catalog's update cycle of each resource read (realtime, hourly, ...): how stale a lag may grow.
+    update_cycles: dict[str, str] = field(default_factory=dict)  # resource code -> update_cycle
 
     @property
     def source_topics(self) -> list[str]:
@@ -46,6 +48,7 @@ def _policy_set(
     *,
     grants: Mapping[str, Grant],
     schemas: Mapping[str, dict[str, Any]],
+    resources: Mapping[str, Resource],
 ) -> PolicySet:
     out = PolicySet(hub=hub, digest=digest)
     for sid in sorted(plans):
@@ -57,6 +60,8 @@ def _policy_set(
         out.by_topic.setdefault(plan.source_topic, []).append(plan)
         if plan.resource in schemas:
             out.schemas[plan.resource] = dict(schemas[plan.resource])
+        if plan.resource in resources:
+            out.update_cycles[plan.resource] = resources[plan.resource].update_cycle
     return out
 
 
@@ -68,7 +73,15 @@ def policy_set_of_config(cfg: ConfigDir, hub: str, *, secret: bytes) -> PolicySe
     """
     compiled = compile_config(cfg, secret=secret, hub=hub)
     digest = snapshot_digest(config_snapshot(cfg, hub))
-    return _policy_set(hub, digest, compiled.plans, cfg.subscriptions, grants=cfg.grants, schemas=cfg.schemas)
+    return _policy_set(
+        hub,
+        digest,
+        compiled.plans,
+        cfg.subscriptions,
+        grants=cfg.grants,
+        schemas=cfg.schemas,
+        resources=cfg.resources,
+    )
 
 
 def build_policy_set(
@@ -88,7 +101,9 @@ def build_policy_set(
     chosen = cfg.subscriptions.values() if subscriptions is None else subscriptions
     subs = {s.id: s for s in chosen if s.hub == hub}
     plans = compile_subscriptions(subs.values(), cfg.resources, cfg.schemas, grants=cfg.grants, secret=secret)
-    return _policy_set(hub, digest, plans, subs, grants=cfg.grants, schemas=cfg.schemas)
+    return _policy_set(
+        hub, digest, plans, subs, grants=cfg.grants, schemas=cfg.schemas, resources=cfg.resources
+    )
 
 
 def policy_set_from_snapshot(snapshot: Mapping[str, Any], *, secret: bytes, digest: str) -> PolicySet:
@@ -100,7 +115,15 @@ def policy_set_from_snapshot(snapshot: Mapping[str, Any], *, secret: bytes, dige
     cfg = config_from_snapshot(snapshot, digest=digest)
     hub = str(snapshot["hub"])
     compiled = compile_config(cfg, secret=secret, hub=hub)
-    return _policy_set(hub, digest, compiled.plans, cfg.subscriptions, grants=cfg.grants, schemas=cfg.schemas)
+    return _policy_set(
+        hub,
+        digest,
+        compiled.plans,
+        cfg.subscriptions,
+        grants=cfg.grants,
+        schemas=cfg.schemas,
+        resources=cfg.resources,
+    )
 
 
 def snapshot_of(raw: bytes) -> tuple[str, dict[str, Any]]:

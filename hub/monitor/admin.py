@@ -51,6 +51,7 @@ from hub.monitor.snapshot import (
     status_document,
 )
 from hub.monitor.status import Rules
+from hub.monitor.update_cycle import UpdateCycleCollector
 
 if TYPE_CHECKING:
     from hub.config.loader import ConfigDir
@@ -165,6 +166,7 @@ class AdminServer:
         self.history = LagHistory()
         self._requests = HubRequestWatch(cfg)  # overdue share requests (hub.governance)
         self.registry.register(ShareRequestCollector(hub, self.share_requests))
+        self.registry.register(UpdateCycleCollector(hub, lambda: self.worker.policies))
         self.lag_series = LagSeries(hub)
         self._encoder = StatusEncoder()
 
