@@ -182,37 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the JSON Schema of the config files (for editors)")
     p.set_defaults(func=_schema)
 
-    p = sub.add_parser("plan", help="show what apply would change on the cluster (topics, schemas, configs)")
-    p.add_argument("config_dir")
-    p.add_argument("--json", action="store_true", help="machine-readable plan")
-    p.add_argument(
-        "--policies-only",
-        action="store_true",
-        help="only explain each subscription's policy (fields, masks, filter fields, withheld); no cluster",
-    )
-    p.add_argument(
-        "--output",
-        nargs=2,
-        metavar=("FORMAT", "DIR"),
-        default=None,
-        help="write the cluster side as resources instead (FORMAT: strimzi); no cluster is contacted",
-    )
-    strimzi = p.add_argument_group("--output strimzi")
-    strimzi.add_argument("--strimzi-cluster", default=None, help="the Kafka resource's name (required)")
-    strimzi.add_argument("--namespace", default=None, help="namespace written into every resource")
-    strimzi.add_argument(
-        "--strimzi-api-version",
-        choices=("v1beta2", "v1"),
-        default="v1beta2",
-        help="kafka.strimzi.io version (default v1beta2; v1 for Strimzi 1.0 and later)",
-    )
-    strimzi.add_argument(
-        "--external-certificates",
-        action="store_true",
-        help="users authenticate with `xhub credentials` certificates (tls-external), not operator-issued",
-    )
-    strimzi.add_argument("--replicas", type=int, default=None, help="replication factor of every topic")
-    p.set_defaults(func=_plan)
+    _add_plan_parser(sub)
 
     p = sub.add_parser("apply", help="create/update topics, register schemas, publish config (idempotent)")
     p.add_argument("config_dir")
@@ -270,6 +240,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_package_parsers(sub)
     return parser
+
+
+def _add_plan_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`xhub plan`, with the options of its Strimzi output."""
+    p = sub.add_parser("plan", help="show what apply would change on the cluster (topics, schemas, configs)")
+    p.add_argument("config_dir")
+    p.add_argument("--json", action="store_true", help="machine-readable plan")
+    p.add_argument(
+        "--policies-only",
+        action="store_true",
+        help="only explain each subscription's policy (fields, masks, filter fields, withheld); no cluster",
+    )
+    p.add_argument(
+        "--output",
+        nargs=2,
+        metavar=("FORMAT", "DIR"),
+        default=None,
+        help="write the cluster side as resources instead (FORMAT: strimzi); no cluster is contacted",
+    )
+    strimzi = p.add_argument_group("--output strimzi")
+    strimzi.add_argument("--strimzi-cluster", default=None, help="the Kafka resource's name (required)")
+    strimzi.add_argument("--namespace", default=None, help="namespace written into every resource")
+    strimzi.add_argument(
+        "--strimzi-api-version",
+        choices=("v1beta2", "v1"),
+        default="v1beta2",
+        help="kafka.strimzi.io version (default v1beta2; v1 for Strimzi 1.0 and later)",
+    )
+    strimzi.add_argument(
+        "--external-certificates",
+        action="store_true",
+        help="users authenticate with `xhub credentials` certificates (tls-external), not operator-issued",
+    )
+    strimzi.add_argument("--replicas", type=int, default=None, help="replication factor of every topic")
+    p.set_defaults(func=_plan)
 
 
 def _add_package_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

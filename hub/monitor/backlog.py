@@ -139,7 +139,8 @@ def judge(
         elif b.rows == 0:
             status, reason = (Status.OK, "snapshot being published") if b.snapshot else (Status.OK, "drained")
             if b.wal_held_bytes is not None:
-                reason += f"; slot holds {_size(b.wal_held_bytes)} of WAL, oldest {b.wal_held_age_s or 0:.0f} s"
+                held, age = _size(b.wal_held_bytes), b.wal_held_age_s or 0
+                reason += f"; slot holds {held} of WAL, oldest {age:.0f} s"
         else:
             waited = 0.0 if b.oldest_commit_ms is None else max(0.0, (now_ms - b.oldest_commit_ms) / 1000)
             if waited > rules.window:
