@@ -45,8 +45,6 @@ class WorkerStats:
     transactions: int = 0
     aborted_transactions: int = 0
     config_refused: int = 0  # applied configs refused since start
-    # Always 0 since the state store has no cap (kept until the monitor stops reading it).
-    handover_held: int = 0
     # Restore of the state store for the partitions last assigned (read by the monitor; see
     # hub/engine/state/restore.py): partitions and changelog records, done out of total.
     restore_partitions_total: int = 0

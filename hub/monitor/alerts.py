@@ -1,11 +1,9 @@
 """Alerts of one hub worker: what an operator must act on while the hub keeps serving.
 
 The worker raises them (``WorkerStats.alerts``): an applied config it refused (it keeps the policy it
-has), a subscription held back on a partition whose handover state is full. The status page shows them
-as a banner (``alerts`` in /api/status) and /metrics exports them:
+has). The status page shows them as a banner (``alerts`` in /api/status) and /metrics exports them:
 
     xhub_config_refused_total{hub}      applied configs the hub refused since it started
-    xhub_handover_held{hub}             (subscription, partition) pairs held back now
     xhub_alerts{hub,kind}               alerts open now, per kind
 """
 
@@ -19,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from hub.engine.stats import Alert, WorkerStats
 
-KINDS = ("config_refused", "handover_state_full")
+KINDS = ("config_refused",)
 
 
 def alert_items(alerts: Iterable[Alert]) -> tuple[dict[str, Any], ...]:
@@ -43,7 +41,6 @@ class AlertCollector:
     def collect(self) -> Iterator[Metric]:
         with self.stats.lock:
             refused = self.stats.config_refused
-            held = self.stats.handover_held
             kinds = Counter(kind for kind, _ in self.stats.alerts)
         total = CounterMetricFamily(
             "xhub_config_refused_total",
@@ -52,13 +49,6 @@ class AlertCollector:
         )
         total.add_metric([self.hub], float(refused))
         yield total
-        gauge = GaugeMetricFamily(
-            "xhub_handover_held",
-            "Subscriptions held back on a partition whose handover state is full.",
-            labels=["hub"],
-        )
-        gauge.add_metric([self.hub], float(held))
-        yield gauge
         open_alerts = GaugeMetricFamily("xhub_alerts", "Alerts open now, per kind.", labels=["hub", "kind"])
         for kind in sorted(set(KINDS) | set(kinds)):
             open_alerts.add_metric([self.hub, kind], float(kinds.get(kind, 0)))

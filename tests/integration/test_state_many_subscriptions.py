@@ -98,8 +98,7 @@ def test_more_than_150_subscriptions_of_one_resource_all_get_state_and_live_reco
 
         _wait_for(consumed, timeout=60, what="the live records consumed")
         with worker.stats.lock:
-            assert worker.stats.handover_held == 0
-            assert not [a for a in worker.stats.alerts if a[0] == "handover_state_full"]
+            assert not worker.stats.alerts, "nothing held back, nothing to alert on"
     finally:
         process.close()
     serde = AvroSerde(RegistryClient(kafka_registry))

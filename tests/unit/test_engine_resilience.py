@@ -242,9 +242,8 @@ def test_alerts_reach_the_status_document_and_the_metrics() -> None:
     stats = WorkerStats()
     stats.alert(Alert("config_refused", "abc", "applied config abc refused", 1000))
     stats.alert(Alert("config_refused", "abc", "applied config abc refused", 2000))
-    stats.alert(Alert("handover_state_full", "tax-debtors", "held back", 3000))
-    stats.config_refused = 1
-    stats.handover_held = 2
+    stats.alert(Alert("config_refused", "def", "applied config def refused", 3000))
+    stats.config_refused = 2
     assert [a["since_ms"] for a in alert_items(stats.alerts.values())] == [1000, 3000]  # first seen kept
 
     doc = status_document(
@@ -255,21 +254,20 @@ def test_alerts_reach_the_status_document_and_the_metrics() -> None:
     )
     assert [(a["kind"], a["subject"]) for a in doc["alerts"]] == [
         ("config_refused", "abc"),
-        ("handover_state_full", "tax-debtors"),
+        ("config_refused", "def"),
     ]
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in AlertCollector("pudong", stats).collect()
         for s in family.samples
     }
-    assert samples[("xhub_config_refused_total", (("hub", "pudong"),))] == 1.0
-    assert samples[("xhub_handover_held", (("hub", "pudong"),))] == 2.0
-    assert samples[("xhub_alerts", (("hub", "pudong"), ("kind", "handover_state_full")))] == 1.0
+    assert samples[("xhub_config_refused_total", (("hub", "pudong"),))] == 2.0
+    assert samples[("xhub_alerts", (("hub", "pudong"), ("kind", "config_refused")))] == 2.0
 
-    stats.clear_alerts("handover_state_full", keep=frozenset({"tax-debtors"}))
-    assert len(stats.alerts) == 2
-    stats.clear_alerts("handover_state_full")
-    assert [k for k, _ in stats.alerts] == ["config_refused"]
+    stats.clear_alerts("config_refused", keep=frozenset({"def"}))
+    assert [s for _, s in stats.alerts] == ["def"]
+    stats.clear_alerts("config_refused")
+    assert not stats.alerts
 
 
 def test_the_main_loop_starts_all_of_200_subscriptions(policies: PolicySet, tmp_path: Path) -> None:
