@@ -3,9 +3,9 @@
 The sidecar is a native sidecar (an init container with ``restartPolicy: Always``, Kubernetes 1.29+): it
 starts before the application and stops after it, so the application can push from its first request.
 Its sources follow the config: the department's first resource arrives by HTTP push from the application
-on ``127.0.0.1`` (loopback: no TLS needed, the token still required), the others are captured by
-triggers in the department's PostgreSQL (the DSN names host, database and role; libpq takes the password
-from ``PGPASSWORD``, from a Secret). Its subscriptions in this hub land in the same database. The health
+on ``127.0.0.1`` (loopback: no TLS needed, the token still required), the others are captured from the
+department's PostgreSQL (``type: postgres``: logical decoding when the server allows it, else triggers;
+the DSN names host, database and role; libpq takes the password from ``PGPASSWORD``, from a Secret). Its subscriptions in this hub land in the same database. The health
 port listens on the pod's address for the kubelet's probes and Prometheus; it also takes ``POST
 /snapshot``, so a NetworkPolicy should admit only the monitoring namespace to it.
 
@@ -64,7 +64,7 @@ def connector_config(cfg: ConfigDir, dept: str, hub: str) -> dict[str, Any]:
     sources += [
         {
             "name": code.lower().replace("-", "_"),
-            "type": "sql_trigger",
+            "type": "postgres",  # logical decoding when the server allows it, else triggers
             "resource": code,
             "database": database,
             "table": code.lower().replace("-", "_"),  # the department's own table holding the resource

@@ -156,7 +156,7 @@ def test_the_mounted_config_and_connector_load(
     loaded = load_connector_config(tmp_path / "etc/xhub/connector/connector.yaml")
     assert loaded.registry_url == "http://xhub-registry.xhub.svc:8081"
     kinds = {s.type for s in loaded.config.sources}
-    assert kinds == {"http_push", "sql_trigger"}
+    assert kinds == {"http_push", "postgres"}
     push = next(s for s in loaded.config.sources if s.type == "http_push")
     assert push.host == "127.0.0.1"  # loopback: only the application in the pod reaches it
 
