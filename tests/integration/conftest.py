@@ -48,5 +48,5 @@ def role_without_replication(pg_logical_harness: PgLogicalHarness) -> Iterator[s
         yield role
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP OWNED BY "{role}" CASCADE')  # its trigger function, and the trigger
             conn.execute(f'DROP ROLE "{role}"')

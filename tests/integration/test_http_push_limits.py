@@ -203,7 +203,10 @@ def test_nothing_is_lost_around_the_abuse(push: Push) -> None:
     for n in range(5):
         assert _post(push.port, json.dumps(record(n)).encode())[0] == 202
     slow = [_slow_client(push.port) for _ in range(CAP + 2)]
-    _post(push.port, b"x" * 100_000)
+    # Refused (413) from its Content-Length before the body is read: the client may still be sending it
+    # when the server closes, and then sees a broken pipe instead of the answer.
+    with contextlib.suppress(urllib.error.URLError):
+        _post(push.port, b"x" * 100_000)
     _post(push.port, json.dumps(record(99)).encode(), token="bad")
     for sock in slow:
         sock.close()
