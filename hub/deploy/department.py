@@ -5,9 +5,10 @@ starts before the application and stops after it, so the application can push fr
 Its sources follow the config: the department's first resource arrives by HTTP push from the application
 on ``127.0.0.1`` (loopback: no TLS needed, the token still required), the others are captured from the
 department's PostgreSQL (``type: postgres``: logical decoding when the server allows it, else triggers;
-the DSN names host, database and role; libpq takes the password from ``PGPASSWORD``, from a Secret). Its subscriptions in this hub land in the same database. The health
-port listens on the pod's address for the kubelet's probes and Prometheus; it also takes ``POST
-/snapshot``, so a NetworkPolicy should admit only the monitoring namespace to it.
+the DSN names host, database and role; libpq takes the password from ``PGPASSWORD``, from a Secret).
+Its subscriptions in this hub land in the same database. The health port listens on the pod's address
+for the kubelet's probes and Prometheus; it also takes ``POST /snapshot``, so a NetworkPolicy should
+admit only the monitoring namespace to it.
 
 The pod lives in the department's namespace, which cannot read the hub's ConfigMap: it gets its own copy
 of the config directory (the sidecar reads the catalog and hubs.yaml from it).
