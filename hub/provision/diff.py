@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +33,8 @@ class SchemaRegistrar(Protocol):
     def incompatibilities(self, subject: str, schema: dict[str, Any]) -> list[str]: ...
 
     def register(self, subject: str, schema: dict[str, Any]) -> int: ...
+
+    def register_many(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[int]: ...
 
 
 @dataclass

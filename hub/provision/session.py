@@ -16,8 +16,14 @@ from hub.provision.acl_cluster import acls_managed, apply_acl_changes, cluster_a
 from hub.provision.acls import compute_acl_changes, desired_acls
 from hub.provision.apply import ApplyResult, apply_changes
 from hub.provision.desired import desired_state
-from hub.provision.diff import ClusterChanges, compute_changes, read_cluster_state, relevant_topics
-from hub.provision.registrar import HttpRegistrar
+from hub.provision.diff import (
+    ClusterChanges,
+    SchemaRegistrar,
+    compute_changes,
+    read_cluster_state,
+    relevant_topics,
+)
+from hub.provision.registrar import HttpRegistrar, StoreRegistrar
 
 
 @dataclass
@@ -26,7 +32,7 @@ class ProvisionSession:
     admin: KafkaAdminClient
     producer: KafkaProducer
     consumer: KafkaConsumer
-    registrar: HttpRegistrar
+    registrar: SchemaRegistrar
 
     def plan(self) -> ClusterChanges:
         """What apply would change (`xhub plan`). Raises ConfigError when the config does not validate."""
@@ -65,11 +71,16 @@ def provision_session(cfg: ConfigDir) -> Iterator[ProvisionSession]:
     consumer = make_consumer(kafka, "provision", group_id=None)
     closers = [admin.close, producer.close, consumer.close]
     try:
-        from hub.registry.local import registry_url
+        from hub.registry.local import built_in_store
 
         registry = cfg.hubs_file.registry
-        with registry_url(kafka, registry.url, registry.topic, client_id="provision-registry") as url:
-            yield ProvisionSession(cfg, admin, producer, consumer, HttpRegistrar(RegistryClient(url)))
+        if registry.url is not None:
+            yield ProvisionSession(
+                cfg, admin, producer, consumer, HttpRegistrar(RegistryClient(registry.url))
+            )
+        else:  # the built-in registry: its store directly, so that registrations go in batches
+            with built_in_store(kafka, registry.topic, client_id="provision-registry") as store:
+                yield ProvisionSession(cfg, admin, producer, consumer, StoreRegistrar(store))
     finally:
         for close in reversed(closers):
             close()

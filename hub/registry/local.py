@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
+
+if TYPE_CHECKING:
+    from hub.registry.store import SchemaStore
 
 
 @contextmanager
@@ -37,8 +41,21 @@ def serve_registry(
     ``host`` beyond loopback is for a registry of its own in a cluster (``xhub registry``), where the
     departments' sidecars reach it; it serves plain HTTP to whoever reaches the port.
     """
-    from hub.core.kafka import ensure_topics, make_admin
     from hub.registry.server import RegistryServer
+
+    with built_in_store(kafka, topic, client_id=client_id) as store:
+        server = RegistryServer(store, host=host, port=port)
+        server.start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
+@contextmanager
+def built_in_store(kafka: KafkaSettings, topic: str, *, client_id: str) -> Iterator[SchemaStore]:
+    """The built-in registry's store on ``topic`` (created when missing), started, while the context lasts."""
+    from hub.core.kafka import ensure_topics, make_admin
     from hub.registry.store import SchemaStore
 
     admin = make_admin(kafka, client_id)
@@ -50,12 +67,7 @@ def serve_registry(
     store = SchemaStore(kafka, topic=topic, client_id=client_id)
     store.start()
     try:
-        server = RegistryServer(store, host=host, port=port)
-        server.start()
-        try:
-            yield server.url
-        finally:
-            server.stop()
+        yield store
     finally:
         store.stop()
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from types import TracebackType
 
 from hub.core.log import get_logger
@@ -106,6 +107,47 @@ class BaseSchemaStore(ABC):
         if wrote:
             log.info("schema_registered", subject=subject, version=found.version, id=found.id)
         return found
+
+    def register_many(self, items: Sequence[tuple[str, AvroSchema]]) -> list[SchemaVersion]:
+        """Register each (subject, schema) of ``items`` in ONE append: one Kafka transaction for a whole
+        apply instead of one per subject (12,600 subjects in a Pudong-size config). All or nothing.
+
+        Raises:
+            InvalidSchema: a schema is not valid Avro, or a subject is named twice.
+            IncompatibleSchema: one is refused under its subject's level (nothing is written).
+            RegistryUnavailable: the log could not be read or written in time.
+        """
+        texts = [(subject, normalize(schema)) for subject, schema in items]
+        for subject, _ in texts:
+            _check_subject(subject)
+        if len({subject for subject, _ in texts}) != len(texts):
+            raise InvalidSchema("register_many: a subject is named twice")
+        self._refresh()
+        with self._lock:
+            for subject, text in texts:
+                self._state.plan_registration(subject, text)  # refuse early, before any write
+
+        def registrations(state: RegistryState) -> list[Record]:
+            records: list[Record] = []
+            new_ids: dict[str, int] = {}  # texts new to the registry get ids in order, once each
+            for subject, text in texts:
+                planned = state.plan_registration(subject, text)
+                if planned is None:
+                    continue
+                if state.id_of(text) is None:
+                    planned = replace(planned, id=new_ids.setdefault(text, state.max_id + 1 + len(new_ids)))
+                records.append(schema_record(planned))
+            return records
+
+        wrote = self._commit(registrations)
+        with self._lock:
+            found = [self._state.find(subject, text) for subject, text in texts]
+        missing = [subject for (subject, _), version in zip(texts, found, strict=True) if version is None]
+        if missing:
+            raise RegistryUnavailable(f"registrations under {missing[:3]} ... were not accepted")
+        if wrote:
+            log.info("schemas_registered", subjects=len(texts))
+        return [version for version in found if version is not None]
 
     def set_level(self, level: str, subject: str | None = None) -> str:
         """Set the compatibility level globally (``subject=None``) or for one subject; return it."""

@@ -192,3 +192,44 @@ def test_memory_store_log_replays_to_the_same_state() -> None:
     assert again.get("b", 1) == b1
     assert again.get_level("b") == "FULL"
     assert again.register("c", PERSON_BAD).id == 3
+
+
+def test_register_many_is_one_append_with_ids_as_one_by_one_would_give() -> None:
+    store = MemorySchemaStore()
+    store.register("a", PERSON)
+    other = {**PERSON, "name": "Other"}
+    versions = store.register_many(
+        [("a", PERSON_PHONE), ("b", PERSON), ("c", other), ("d", other), ("e", PERSON)]
+    )
+    assert [(v.subject, v.version, v.id) for v in versions] == [
+        ("a", 2, 2),  # a new text: the next id
+        ("b", 1, 1),  # a known text keeps its id
+        ("c", 1, 3),
+        ("d", 1, 3),  # the same new text twice in one batch: one id
+        ("e", 1, 1),
+    ]
+    assert len(store.log) == 6
+    assert store.register_many([("a", PERSON_PHONE), ("b", PERSON)]) == versions[:2]  # idempotent
+    assert len(store.log) == 6
+    assert MemorySchemaStore(store.log).get("d") == versions[3]  # the log replays to the same state
+
+
+def test_register_many_writes_nothing_when_one_is_incompatible() -> None:
+    store = MemorySchemaStore()
+    store.register("a", PERSON)
+    with pytest.raises(IncompatibleSchema):
+        store.register_many([("b", PERSON), ("a", PERSON_BAD)])
+    assert len(store.log) == 1
+
+
+def test_the_store_registrar_answers_as_the_http_one() -> None:
+    from hub.provision.registrar import StoreRegistrar
+
+    registrar = StoreRegistrar(MemorySchemaStore())
+    assert registrar.latest("a") is None
+    assert registrar.incompatibilities("a", PERSON_BAD) == []  # a new subject takes anything
+    assert registrar.register_many([("a", PERSON), ("b", PERSON)]) == [1, 1]
+    assert registrar.latest("a") == json.loads(P1)
+    assert registrar.subjects() == ["a", "b"]
+    assert registrar.incompatibilities("a", PERSON_BAD) != []
+    assert registrar.register("a", PERSON_PHONE) == 2
