@@ -456,6 +456,9 @@ def format_path(state: PathState, figures: Sequence[HubFigures]) -> str:
         rows = [("DEPARTMENT", "SOURCE", "STATUS", "UNPUBLISHED", "OLDEST", "REPORTED", "NOTE")]
         now_ms = time.time_ns() // 1_000_000
         for v in state.sources:
+            quiet = v.status is Status.OK and v.rows == 0 and not v.stale
+            if v.backlog is not None and v.backlog.wal_held_bytes is not None:
+                quiet = False  # a logical-decoding slot: the WAL it holds is its backlog
             rows.append(
                 (
                     v.department,
@@ -466,7 +469,7 @@ def format_path(state: PathState, figures: Sequence[HubFigures]) -> str:
                     "never"
                     if v.reported_ms is None
                     else f"{_seconds(max(0.0, (now_ms - v.reported_ms) / 1000))} ago",
-                    "" if v.status is Status.OK and v.rows == 0 and not v.stale else v.reason,
+                    "" if quiet else v.reason,
                 )
             )
         lines += _table(rows, frozenset({3, 4, 5}))

@@ -166,6 +166,8 @@ def test_a_logical_decoding_source_reports_the_wal_its_slot_holds_and_its_warnin
     registry.register(PathCollector("pudong", lambda: state, clock=lambda: NOW_MS / 1000))  # type: ignore[arg-type,return-value]
     metric = 'xhub_source_wal_held_bytes{department="amr",hub="pudong",source="db"} 1.2345678e+07'
     assert metric in generate_latest(registry).decode()
+    text = format_path(state.path, [])  # type: ignore[attr-defined]
+    assert "slot holds 12.3 MB of WAL, oldest 42 s" in text  # shown even though it is drained
 
     warned = replace(held, warnings=("slot xhub_amr holds back WAL for 900 s",))
     (view,) = judge("amr", BacklogReport("amr", NOW_MS, 5.0, {"db": warned}), RULES, NOW_MS)
