@@ -24,7 +24,7 @@ from kafka.errors import KafkaError, ProducerFencedError
 from connectors.errors import Fenced, PublishFailed
 from connectors.runtime.positions import encode_position, partition_for, read_position
 from hub.core.envelope import now_ms
-from hub.core.kafka import make_producer
+from hub.core.kafka import commit_transaction_within, make_producer
 from hub.core.kafka_settings import KafkaSettings
 
 
@@ -132,7 +132,7 @@ class TransactionalPublisher:
             )
             # Bounded: a broker that went away fails the batch here instead of blocking the commit.
             producer.flush(timeout=self.delivery_timeout_s + 5)
-            producer.commit_transaction()
+            commit_transaction_within(producer, self.delivery_timeout_s + 5)
         except KafkaError as exc:
             fenced = _fenced(producer, exc)
             self.close()

@@ -11,7 +11,7 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from hub.core.errors import RetriableError
 from hub.core.kafka_settings import KafkaSettings
@@ -74,6 +74,28 @@ def make_consumer(
         return KafkaConsumer(**conf)
     except KafkaError as exc:
         raise RetriableError(f"consumer for {settings.bootstrap_servers} failed: {exc}") from exc
+
+
+def commit_transaction_within(producer: KafkaProducer, timeout_s: float) -> None:
+    """``producer.commit_transaction()`` with a deadline.
+
+    kafka-python's own waits without one for the broker's answer to EndTxn; after a broker restart that
+    answer can be lost, and a sidecar then hung in its commit for good (seen in the broker restart test).
+    The caller closes the producer on the error: the next ``init_transactions`` of its transactional id
+    completes or aborts the transaction, and reading back the committed position tells which.
+
+    Raises:
+        KafkaTimeoutError: no answer in ``timeout_s``.
+        KafkaError: the commit failed.
+    """
+    manager = producer._transaction_manager  # private: the public method has no timeout
+    if manager is None:
+        producer.commit_transaction()  # raises: not a transactional producer
+        return
+    result = manager.begin_commit()
+    producer._sender.wakeup()
+    if not result.wait(timeout_ms=int(timeout_s * 1000)):
+        raise KafkaTimeoutError(f"the commit of the transaction was not answered in {timeout_s:.0f} s")
 
 
 def ensure_topics(
