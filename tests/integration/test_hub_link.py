@@ -45,22 +45,17 @@ from hub.provision.session import provision_session
 from tests.fixtures.hubkit import read_all
 from tests.fixtures.plugin import DEMO_CONFIG, isolate_config
 
+pytestmark = pytest.mark.kafka
+
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"
 DISTRICT_PORT = 19192
 CITY_PORT = 19292
 RESOURCE = "PD-CRD-0001"
 SUBSCRIPTION = "city-debtors"
-LINKED_FIELDS = [
-    "case_no",
-    "debtor_type",
-    "debtor_id",
-    "debtor_name",
-    "court",
-    "performance_status",
-    "publish_date",
-    "district",
-]
+DEBTOR_SCHEMA = schemas.load("resources/dishonest_debtor.avsc")
+LINKED_FIELDS = [f["name"] for f in DEBTOR_SCHEMA["fields"] if f["name"] != "obligation"]
+"""What climbs to the city: every field of the court's list but the obligation."""
 COMMIT_BASE_MS = 1_760_000_000_000
 
 
@@ -207,7 +202,7 @@ class City:
 
 def _city_schema() -> dict[str, Any]:
     """The district's record as delivered to the link, persons only."""
-    schema = schemas.load("resources/dishonest_debtor.avsc")
+    schema = DEBTOR_SCHEMA
     persons_only = {"type": "enum", "name": "PersonOnly", "symbols": ["person"]}
     fields = [
         {**field, "type": persons_only} if field["name"] == "debtor_type" else field
@@ -386,6 +381,7 @@ def test_district_deliveries_reach_the_city_source_topic_exactly_once_in_order(
     assert not read_all(city.kafka, city.dead_letter_topic, idle=0.5), "nothing dead-lettered"
 
 
+@pytest.mark.slow
 def test_sigkill_of_the_link_during_the_stream_loses_and_repeats_nothing(
     district: District, city: City, tmp_path: Path
 ) -> None:
