@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,13 @@ from connectors.sources.hub_link.position import LinkPosition
 from connectors.sources.hub_link.records import KEY_MISMATCH, captured_of
 from connectors.testing.catalog import write_catalog
 from connectors.testing.records import RESOURCE
+from hub.config import load_config
 from hub.core.dead_letters import NOT_A_CHANGE_EVENT
 from hub.core.envelope import ChangeEvent, change_event_schema
 from hub.core.errors import ConfigError, FatalError, InvalidRecord
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
+from hub.provision.acls import desired_acls
 from hub.registry.server import RegistryServer
 from hub.registry.store import MemorySchemaStore
 
@@ -243,3 +246,29 @@ def test_a_bad_district_side_is_reported_with_file_line_and_path(tmp_path: Path)
     assert "link.yaml:8 at sources[0].district.hub" in text, text
     assert "sources[0].district.registry_url" in text
     assert 'required key "kafka" is missing' in text
+
+
+def test_the_link_has_an_identity_per_cluster_and_each_cluster_lets_it_do_its_part(tmp_path: Path) -> None:
+    """District: the link's subscriber may read its delivery topic (nothing to write, no group). City:
+    the district hub, as a department, may write its source topics, dead letters and positions."""
+    registry = "http://127.0.0.1:8081"
+    district = load_config(
+        write_catalog(
+            tmp_path / "d", "court", bootstrap="d:9093", registry_url=registry, subscriber="citylink"
+        )
+    )
+    city = load_config(write_catalog(tmp_path / "c", "pudong", bootstrap="c:9093", registry_url=registry))
+    now = datetime.now(UTC)
+
+    def granted(cfg: Any, principal: str) -> set[tuple[str, str, str]]:
+        return {(a.resource, a.name, a.operation) for a in desired_acls(cfg, now) if a.principal == principal}
+
+    assert ("TOPIC", "xhub.dlv.testhub.citylink-enrolees", "READ") in granted(district, "User:citylink")
+    on_city = granted(city, "User:pudong")
+    assert {
+        ("TOPIC", "xhub.src.pudong.", "WRITE"),
+        ("TOPIC", "xhub.dlq.pudong", "WRITE"),
+        ("TOPIC", "xhub.pos.pudong", "WRITE"),
+        ("TOPIC", "xhub.pos.pudong", "READ"),
+        ("TRANSACTIONAL_ID", "xhub-src-pudong-", "WRITE"),
+    } <= on_city
