@@ -15,9 +15,7 @@ the district's bytes.
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
 import threading
 import time
 import uuid
@@ -44,13 +42,12 @@ from hub.core.envelope import ChangeEvent, Op, change_event_schema, key_bytes
 from hub.core.kafka import make_consumer, make_producer
 from hub.core.kafka_settings import KafkaSettings
 from hub.provision.session import provision_session
+from tests.fixtures.brokers import private_broker
 from tests.fixtures.hubkit import read_all
 from tests.fixtures.plugin import DEMO_CONFIG, isolate_config
 
 pytestmark = pytest.mark.kafka
 
-ROOT = Path(__file__).resolve().parents[2]
-KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"
 DISTRICT_PORT = 19192
 CITY_PORT = 19292
 RESOURCE = "PD-CRD-0001"
@@ -64,45 +61,14 @@ COMMIT_BASE_MS = 1_760_000_000_000
 # --- the two clusters -----------------------------------------------------------------------------
 
 
-def _kafka_sh(port: int, command: str) -> None:
-    env = {
-        **os.environ,
-        "XHUB_KAFKA_PORT": str(port),
-        "XHUB_KAFKA_HOME": f"/tmp/xhub-kafka-{port}",
-        "XHUB_KAFKA_HEAP": os.environ.get("XHUB_KAFKA_HEAP", "512m"),
-    }
-    proc = subprocess.run(
-        [str(KAFKA_SH), command], env=env, capture_output=True, text=True, timeout=180, check=False
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"kafka.sh {command} on port {port} failed: {proc.stderr or proc.stdout}", pytrace=False)
-
-
-def _broker_up(port: int) -> None:
-    home = Path(f"/tmp/xhub-kafka-{port}")
-    home.mkdir(parents=True, exist_ok=True)
-    shared_lib = ROOT / "deploy" / "local" / ".kafka" / "lib"
-    lib = home / "lib"
-    if "XHUB_KAFKA_LIB" not in os.environ and shared_lib.is_dir() and not lib.exists():
-        lib.symlink_to(shared_lib)  # the same jars: no Maven round trip
-    _kafka_sh(port, "up")
-
-
 @pytest.fixture(scope="module")
 def clusters() -> Iterator[tuple[KafkaSettings, KafkaSettings]]:
     """(district, city): two single-node brokers of their own, stopped at the end."""
-    started: list[int] = []
-    try:
-        for port in (DISTRICT_PORT, CITY_PORT):
-            _broker_up(port)
-            started.append(port)
-        yield (
-            KafkaSettings(bootstrap_servers=f"127.0.0.1:{DISTRICT_PORT}"),
-            KafkaSettings(bootstrap_servers=f"127.0.0.1:{CITY_PORT}"),
-        )
-    finally:
-        for port in started:
-            _kafka_sh(port, "down")
+    with (
+        private_broker(DISTRICT_PORT, heap="512m") as district,
+        private_broker(CITY_PORT, heap="512m") as city,
+    ):
+        yield district, city
 
 
 @pytest.fixture(scope="module")
