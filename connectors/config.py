@@ -7,7 +7,7 @@
     health: {host: 127.0.0.1, port: 8790}
     sources:
       - name: hukou
-        type: sql_trigger                          # sql_trigger | outbox | http_push
+        type: sql_trigger                          # sql_trigger | pg_logical | outbox | http_push | hub_link
         resource: PD-POP-0001
         database: sqlite:////var/lib/hukou.db      # or postgresql://user@host/db (a secret)
         table: person
@@ -32,7 +32,7 @@ from hub.config.yaml_lines import LocatedYaml, Path_, YamlSyntaxError, load_loca
 from hub.core.errors import ConfigError, ConfigProblem
 from hub.core.kafka_settings import KafkaSettings
 
-_SOURCE_TYPES = frozenset({"sql_trigger", "outbox", "http_push"})
+_SOURCE_TYPES = frozenset({"sql_trigger", "pg_logical", "postgres", "outbox", "http_push", "hub_link"})
 
 
 class HealthSettings(BaseModel):

@@ -137,7 +137,9 @@ class EventBuilder:
 
     def dead_letter(self, change: Captured, problem: InvalidRecord) -> OutRecord:
         """The dead-letter record of a bad change: reason, detail, field, origin and the original bytes."""
-        original = problem.original if problem.original is not None else _original_of(change)
+        original = change.original
+        if original is None:
+            original = problem.original if problem.original is not None else _original_of(change)
         resource = change.resource if change.resource in self._outputs else (change.resource[:64] or None)
         letter = DeadLetter(
             owner=self.dept,

@@ -43,7 +43,7 @@ from kafka.structs import OffsetAndMetadata
 
 from connectors.sinks.base import Delivery, PartitionProgress, Sink
 from connectors.sinks.errors import OffsetConflict
-from hub.core.dead_letters import DeadLetter, DeadLetterEncoder
+from hub.core.dead_letters import NOT_A_CHANGE_EVENT, DeadLetter, DeadLetterEncoder
 from hub.core.errors import InvalidRecord, RetriableError
 from hub.core.kafka import ensure_topics, make_admin, make_consumer, make_producer
 from hub.core.kafka_settings import KafkaSettings
@@ -52,9 +52,6 @@ from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 
 T = TypeVar("T")
-
-NOT_A_CHANGE_EVENT = "not_a_change_event"
-"""Dead-letter reason: the value decodes, but its schema is not a change-event envelope."""
 
 _DLQ_FLUSH_TIMEOUT_S = 30.0
 

@@ -2,10 +2,10 @@
 
 ``SqlTriggerSource`` (triggers + change-log table, SQLite and PostgreSQL), ``PgLogicalSource``
 (PostgreSQL's WAL through a replication slot, no triggers; ``type: postgres`` takes it whenever the
-server allows it, triggers otherwise: ``postgres_capture``), ``OutboxSource`` (an
-outbox table the application writes) and ``HttpPushSource`` (a local JSON endpoint), each with its
-pydantic config beside it. ``build_source`` makes one from its config; the mapping is explicit, no plugin
-discovery by import side effects.
+server allows it, triggers otherwise: ``postgres_capture``), ``OutboxSource`` (an outbox table the
+application writes), ``HttpPushSource`` (a local JSON endpoint) and ``HubLinkSource`` (a district hub's
+deliveries, carried into the city cluster), each with its pydantic config beside it. ``build_source``
+makes one from its config; the mapping is explicit, no plugin discovery by import side effects.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from connectors.sources.base import (
     SourceContext,
 )
 from connectors.sources.http_push import HttpPushSource, HttpPushSourceConfig
+from connectors.sources.hub_link import HubLinkSource, HubLinkSourceConfig
 from connectors.sources.outbox import OutboxSource, OutboxSourceConfig
 from connectors.sources.pg_logical import PgLogicalSource, PgLogicalSourceConfig
 from connectors.sources.postgres_capture import PostgresSourceConfig, choose_capture
@@ -41,7 +42,8 @@ SourceConfig = Annotated[
     | PgLogicalSourceConfig
     | PostgresSourceConfig
     | OutboxSourceConfig
-    | HttpPushSourceConfig,
+    | HttpPushSourceConfig
+    | HubLinkSourceConfig,
     Field(discriminator="type"),
 ]
 """Any source config, told apart by its ``type`` key."""
@@ -65,6 +67,8 @@ def build_source(
         return OutboxSource(config, resources=resources, base_dir=base_dir)
     if isinstance(config, HttpPushSourceConfig):
         return HttpPushSource(config, resources=resources, base_dir=base_dir)
+    if isinstance(config, HubLinkSourceConfig):
+        return HubLinkSource(config, resources=resources, base_dir=base_dir)
     raise TypeError(f"no source for config type {type(config).__name__}")
 
 
@@ -73,6 +77,8 @@ __all__ = [
     "Captured",
     "HttpPushSource",
     "HttpPushSourceConfig",
+    "HubLinkSource",
+    "HubLinkSourceConfig",
     "OutboxSource",
     "OutboxSourceConfig",
     "PgLogicalSource",

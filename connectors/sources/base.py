@@ -111,6 +111,8 @@ class Captured:
         data: the record as raw JSON bytes (validated as received) or as a decoded dict; None on delete.
         key: the business key when the source knows it apart from ``data`` (always, for deletes).
         rejected: set when the source already knows the change is bad (it is dead-lettered as is).
+        original: the bytes the change arrived as, when the source has them (a hub link's Kafka value):
+            a dead letter keeps these rather than the decoded record.
     """
 
     resource: str
@@ -121,6 +123,7 @@ class Captured:
     data: bytes | dict[str, Any] | None = None
     key: str | None = None
     rejected: InvalidRecord | None = None
+    original: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -319,4 +322,4 @@ class PollingSource(Source):
             self.close()
 
 
-SourceType = Literal["sql_trigger", "pg_logical", "outbox", "http_push"]
+SourceType = Literal["sql_trigger", "pg_logical", "outbox", "http_push", "hub_link"]

@@ -26,6 +26,7 @@ UNENCODABLE = "unencodable"  # does not fit a subscription's delivery schema
 MASK_FAILED = "mask_failed"  # a mask of a subscription cannot apply to the value
 UNDELIVERABLE = "undeliverable"  # Kafka refused the delivery every time (e.g. too large for its topic)
 UNPROCESSABLE = "unprocessable"  # the hub failed on this record in a way it did not foresee
+NOT_A_CHANGE_EVENT = "not_a_change_event"  # decodes, but its schema is not a change-event envelope
 
 REASON_HEADER = "xhub.reason"
 ORIGIN_HEADER = "xhub.origin"

@@ -9,9 +9,7 @@ broker did not take).
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -28,36 +26,22 @@ from connectors.testing.records import RESOURCE, record
 from connectors.testing.runtime import running_sidecar, serde_for, shared_registry, wait_for
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.names import source_topic
+from tests.fixtures.brokers import kafka_sh
+from tests.fixtures.brokers import private_broker as broker_on
 
-ROOT = Path(__file__).resolve().parents[2]
-KAFKA_SH = ROOT / "deploy" / "local" / "kafka.sh"
 PORT = 19092
-HOME = Path("/tmp/xhub-kafka-19092")
 CHANGES = 1200
 
 
 def _kafka_sh(command: str) -> None:
-    env = {**os.environ, "XHUB_KAFKA_PORT": str(PORT), "XHUB_KAFKA_HOME": str(HOME)}
-    proc = subprocess.run(
-        [str(KAFKA_SH), command], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    if proc.returncode != 0:
-        pytest.fail(f"kafka.sh {command} on port {PORT} failed: {proc.stderr or proc.stdout}", pytrace=False)
+    kafka_sh(PORT, command)
 
 
 @pytest.fixture
 def private_broker() -> Iterator[KafkaSettings]:
     """A second single-node broker on port 19092, stopped at the end (the shared one is never touched)."""
-    HOME.mkdir(parents=True, exist_ok=True)
-    shared_lib = ROOT / "deploy" / "local" / ".kafka" / "lib"
-    lib = HOME / "lib"
-    if shared_lib.is_dir() and not lib.exists():
-        lib.symlink_to(shared_lib)  # the same jars: no Maven round trip
-    _kafka_sh("up")
-    try:
-        yield KafkaSettings(bootstrap_servers=f"127.0.0.1:{PORT}")
-    finally:
-        _kafka_sh("down")
+    with broker_on(PORT) as settings:
+        yield settings
 
 
 def _sqlite_department(
