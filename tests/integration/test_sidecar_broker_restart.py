@@ -71,13 +71,14 @@ def _postgres_department(
     "department",
     [
         _sqlite_department,
-        # Known defect (issue 19 stays open for it): in some runs on a loaded machine the logical-decoding
-        # source lost 16-18 of 1,600 changes across the outage; alone it passed every time. Kept running
-        # and reported (XFAIL/XPASS in every summary) until it is found.
+        # Known defect (issue 19 stays open for it): in some runs (CI, a loaded machine) 16-18 of 1,600
+        # changes were not in the topic 60 s after the broker's return; read later, they were there.
+        # Kept running and reported (XFAIL/XPASS in every summary) until the slow recovery is found.
         pytest.param(
             _postgres_department,
             marks=pytest.mark.xfail(
-                reason="pg_logical across a broker restart: intermittent loss", strict=False
+                reason="pg_logical across a broker restart: some changes come over a minute late",
+                strict=False,
             ),
         ),
     ],
@@ -154,7 +155,15 @@ def test_broker_stopped_and_restarted_mid_stream_loses_nothing(
         expected = written + (written + 2) // 3
         assert wait_for(lambda: runner.state == "running", timeout_s=60), runner.status()
         reader = TopicReader(private_broker, [topic], serde_for(registry.url))
+        back_up = time.monotonic()
         records = reader.read_until(lambda rs: len(rs) >= expected, timeout_s=60)
+        if len(records) < expected:  # late or lost? wait longer, so that a failure says which
+            late = reader.read_until(lambda rs: len(rs) >= expected, timeout_s=120)
+            reader.close()
+            raise AssertionError(
+                f"{len(records)} of {expected} changes within 60 s of the broker's return; "
+                f"{len(late)} after {time.monotonic() - back_up:.0f} s ({runner.status()['state']})"
+            )
         records = reader.read_quiet(quiet_s=1.0)
         reader.close()
         assert sidecar.status()["healthy"] is True, "recovered by itself"
