@@ -38,8 +38,9 @@ from hub.monitor.board import LagBoard, SubscriptionLag, status_counts
 from hub.monitor.dead_letters import DeadLetterTally, DepartmentDeadLetters
 from hub.monitor.history import LagHistory
 from hub.monitor.lag import Decoder, LagProbe, Target, refusals_change_at, targets_of_plans
-from hub.monitor.metrics import HubCollector, LagSeries, PathCollector
+from hub.monitor.metrics import HubCollector, LagSeries
 from hub.monitor.path import PathState, path_state
+from hub.monitor.path_metrics import PathCollector
 from hub.monitor.progress import ProgressTracker, backfill_figures, restore_figures
 from hub.monitor.share_requests import ShareRequestCollector
 from hub.monitor.snapshot import (

@@ -17,8 +17,8 @@ from hub.monitor.cli import format_path
 from hub.monitor.history import LagHistory
 from hub.monitor.lag import HUB, SUBSCRIBER, GroupLag, PartitionLag
 from hub.monitor.lag_path import HubFigures, combined_restore, figures_of_status, sources_ok
-from hub.monitor.metrics import PathCollector
 from hub.monitor.path import path_state
+from hub.monitor.path_metrics import PathCollector
 from hub.monitor.progress import Progress, ProgressTracker, RestoreProgress, backfill_figures
 from hub.monitor.snapshot import StatsCopy, StatusEncoder, StatusHeader, status_document
 from hub.monitor.status import Rules, Status, Verdict

@@ -25,7 +25,8 @@ from hub.engine.policy_set import PolicySet
 from hub.engine.stats import WorkerStats
 from hub.governance.overdue import OverdueRequests
 from hub.monitor.alerts import AlertCollector
-from hub.monitor.metrics import _LAG_FAMILIES, HubCollector, PathCollector
+from hub.monitor.metrics import _LAG_FAMILIES, HubCollector
+from hub.monitor.path_metrics import PathCollector
 from hub.monitor.share_requests import ShareRequestCollector
 from hub.monitor.snapshot import MonitorState
 from hub.monitor.update_cycle import UpdateCycleCollector
