@@ -30,7 +30,7 @@ from hub.engine.readers import SourceReaders
 from hub.engine.records import Serde, SourceEvent, SourceRecord
 from hub.engine.router import DeadLettered, Deliver, Filtered, Holds, Outcome, Refused, route
 from hub.engine.state.keys import held_key
-from hub.engine.state.store import HeldChanges, StateStore
+from hub.engine.state.store import HeldChanges, KnownHeld, StateStore
 from hub.engine.stats import WorkerStats
 from hub.policy.plan import DeliveryPlan
 
@@ -64,6 +64,7 @@ class Batch:
     states: dict[TopicPartition, PartitionState] = field(default_factory=dict)  # partitions whose state moves
     started: list[tuple[str, TopicPartition, Backfilling]] = field(default_factory=list)
     held: HeldChanges = field(default_factory=dict)  # keys filtered subscriptions take or release
+    known_held: KnownHeld = field(default_factory=dict)  # read ahead for the records being routed
 
     def count(self, plans: Sequence[DeliveryPlan], outcome: str) -> None:
         for plan in plans:
@@ -147,6 +148,22 @@ class Emitter:
         except InvalidRecord as exc:
             return exc
 
+    def read_held_ahead(
+        self, tp: TopicPartition, events: Sequence[Decoded], plans: Sequence[DeliveryPlan], batch: Batch
+    ) -> None:
+        """Read in one go which of these events' keys the filtered ``plans`` hold on ``tp``, so routing
+        them asks the store nothing more (one lookup per record and filtered subscription otherwise)."""
+        state = self.state
+        sids = sorted({p.subscription for p in plans if p.row_filter is not None})
+        if state is None or not sids:
+            return
+        keys = {
+            held_key(self._secret, str(e.get("resource")), str(e.get("key")))
+            for e in events
+            if not isinstance(e, InvalidRecord)
+        }
+        batch.known_held[tp] = state.held_among(tp, sids, sorted(keys))
+
     def emit(  # noqa: PLR0917 - the record, what it decoded to, who it is for, when, and where it goes
         self,
         producer: KafkaProducer,
@@ -199,8 +216,10 @@ class Emitter:
         tp = TopicPartition(record.topic, record.partition)
         key = held_key(self._secret, str(event["resource"]), str(event["key"]))
 
+        known = batch.known_held.get(tp)
+
         def holds(plan: DeliveryPlan) -> bool:
-            return state.holds(tp, plan.subscription, key, batch.held)
+            return state.holds(tp, plan.subscription, key, batch.held, known)
 
         def delivered(plan: DeliveryPlan, row: bool) -> None:
             if plan.row_filter is not None and holds(plan) != row:

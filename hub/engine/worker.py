@@ -404,10 +404,12 @@ class HubWorker:
         now = now_ms()
         serve, late = self._served(tp, records[0].offset, now, batch)
         batch.consumed += len(records)
-        for rec in records:
-            record = SourceRecord.of(rec)
-            plans = [p for p in serve if late.get(p.subscription, -1) <= rec.offset] if late else serve
-            self.emitter.emit(producer, record, self.emitter.decode(record), plans, now, batch)
+        emitter = self.emitter
+        decoded = [(record, emitter.decode(record)) for record in map(SourceRecord.of, records)]
+        emitter.read_held_ahead(tp, [event for _, event in decoded], serve, batch)
+        for record, event in decoded:
+            plans = [p for p in serve if late.get(p.subscription, -1) <= record.offset] if late else serve
+            emitter.emit(producer, record, event, plans, now, batch)
 
     def _served(
         self, tp: TopicPartition, first: int, now: int, batch: Batch

@@ -312,7 +312,9 @@ def test_a_registry_restart_mid_stream_loses_nothing(
 
         wait_for(backing_off, what="the hub backing off")
         assert hub.thread.is_alive()
-        assert _consumed(hub) == 5  # nothing past the records it cannot read yet
+        # The 3 records it cannot read yet stay unconsumed (and so does whatever follows them in their
+        # partitions); records of the next 5 on other partitions may go ahead (CI saw one do so).
+        assert 5 <= _consumed(hub) <= 10
         own_registry.start()
 
         subs = _check_alive_and_reconciled(hub, debtors.sent)

@@ -96,3 +96,22 @@ def test_the_checkpoint_remembers_the_key_below_it(tmp_path: Path) -> None:
     part.apply([], 12)  # a restore past records of other partitions: the key below is unknown
     assert (part.next_offset, part.last_key) == (12, None)
     part.close()
+
+
+def test_the_keys_of_a_batch_are_looked_up_at_once_with_the_same_answers(tmp_path: Path) -> None:
+    """``held_among`` (one query per 400 subscriptions x 400 keys) answers as the one-by-one lookups."""
+    keys = [held_key(SECRET, "PD-CRD-0001", f"case-{i}") for i in range(1000)]
+    sids = [f"sub-{i}" for i in range(450)]  # more than one IN chunk of each
+    store = StateStore(tmp_path)
+    part = store.open(TP)
+    held = [(sid, key) for n, sid in enumerate(sids) for key in keys[n % 7 :: 97]]
+    part.apply([HeldEntry(TP, sid, key, held=True) for sid, key in held], 1)
+    known = store.held_among(TP, sids, keys)
+    assert known == set(held)
+    probe = [("sub-3", keys[3]), ("sub-3", keys[4]), ("sub-449", keys[449 % 7]), ("nobody", keys[0])]
+    for sid, key in probe:
+        assert store.holds(TP, sid, key, {}, known) == store.holds(TP, sid, key, {})
+    # the open transaction's changes still win over what was read ahead
+    assert not store.holds(TP, "sub-3", keys[3], {(TP, "sub-3", keys[3]): False}, known)
+    assert store.held_among(TopicPartition("not-owned", 0), sids, keys) == set()
+    store.close_all()

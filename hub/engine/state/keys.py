@@ -9,7 +9,6 @@ hashes apart from the audit's key hashes (hub.audit.chain.key_hash), so the two 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 KEY_HASH_BYTES = 16
@@ -19,4 +18,4 @@ _PURPOSE = b"xhub-state-held-key\x00"
 def held_key(secret: bytes, resource: str, key: str) -> bytes:
     """The store's name for business key ``key`` of ``resource``."""
     message = _PURPOSE + resource.encode() + b"\x00" + key.encode()
-    return hmac.new(secret, message, hashlib.sha256).digest()[:KEY_HASH_BYTES]
+    return hmac.digest(secret, message, "sha256")[:KEY_HASH_BYTES]  # one-shot: no HMAC object per key

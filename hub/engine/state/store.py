@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,9 @@ from hub.engine.state.changelog import Entry, HandoverEntry, HeldEntry, encode, 
 
 # (source partition, subscription, key hash) -> held after the open transaction (True) or released
 HeldChanges = dict[tuple[TopicPartition, str, bytes], bool]
+# per source partition: the (subscription, key hash) pairs held among the keys of the batch being routed
+KnownHeld = dict[TopicPartition, set[tuple[str, bytes]]]
+_IN_CHUNK = 400  # parameters per IN list, well under SQLite's limit on bound parameters
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS handover (sid TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -82,6 +85,20 @@ class PartitionStore:
             self._db.execute("SELECT 1 FROM held WHERE sid = ? AND key = ?", (sid, key)).fetchone()
             is not None
         )
+
+    def held_among(self, sids: Sequence[str], keys: Sequence[bytes]) -> set[tuple[str, bytes]]:
+        """Which of ``keys`` each of ``sids`` holds, read at once: one query per chunk, not per lookup."""
+        found: set[tuple[str, bytes]] = set()
+        for i in range(0, len(sids), _IN_CHUNK):
+            some_sids = sids[i : i + _IN_CHUNK]
+            for j in range(0, len(keys), _IN_CHUNK):
+                some_keys = keys[j : j + _IN_CHUNK]
+                marks = f"{','.join('?' * len(some_sids))}) AND key IN ({','.join('?' * len(some_keys))}"
+                # only "?" placeholders are formatted in: the values are bound parameters
+                query = f"SELECT sid, key FROM held WHERE sid IN ({marks})"  # noqa: S608
+                rows = self._db.execute(query, (*some_sids, *some_keys))
+                found.update((str(sid), bytes(key)) for sid, key in rows)
+        return found
 
     def held_count(self, sid: str) -> int:
         return int(self._db.execute("SELECT count(*) FROM held WHERE sid = ?", (sid,)).fetchone()[0])
@@ -165,13 +182,32 @@ class StateStore:
     def handover(self, tp: TopicPartition) -> PartitionState:
         return dict(self._handover.get(tp, {}))
 
-    def holds(self, tp: TopicPartition, sid: str, key: bytes, pending: Mapping[Any, bool]) -> bool:
-        """Whether ``sid`` holds ``key`` on ``tp``, counting the changes of the open transaction."""
+    def holds(
+        self,
+        tp: TopicPartition,
+        sid: str,
+        key: bytes,
+        pending: Mapping[Any, bool],
+        known: set[tuple[str, bytes]] | None = None,
+    ) -> bool:
+        """Whether ``sid`` holds ``key`` on ``tp``, counting the changes of the open transaction.
+
+        ``known``: what :meth:`held_among` read for the batch's keys on ``tp`` (saves the lookup).
+        """
         changed = pending.get((tp, sid, key))
         if changed is not None:
             return changed
+        if known is not None:
+            return (sid, key) in known
         store = self.stores.get(tp)
         return store is not None and store.holds(sid, key)
+
+    def held_among(
+        self, tp: TopicPartition, sids: Sequence[str], keys: Sequence[bytes]
+    ) -> set[tuple[str, bytes]]:
+        """Which of ``keys`` each of ``sids`` holds on ``tp`` in the committed state (see ``holds``)."""
+        store = self.stores.get(tp)
+        return store.held_among(sids, keys) if store is not None else set()
 
     # -- changing --------------------------------------------------------------------------------
     def changes(
