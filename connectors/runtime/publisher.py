@@ -19,13 +19,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kafka import TopicPartition
 from kafka.errors import KafkaError, ProducerFencedError
 
 from connectors.errors import Fenced, PublishFailed
 from connectors.runtime.positions import encode_position, partition_for, read_position
 from hub.core.envelope import now_ms
-from hub.core.kafka import commit_transaction_within, make_producer
+from hub.core.errors import RetriableError
+from hub.core.hanging_transactions import abort_own_hanging
+from hub.core.kafka import commit_transaction_within, make_admin, make_producer
 from hub.core.kafka_settings import KafkaSettings
+from hub.core.log import get_logger
+
+log = get_logger("publisher")
 
 
 @dataclass(slots=True)
@@ -46,6 +52,8 @@ class TransactionalPublisher:
         transactional_id: stable per department and source.
         position_topic: xhub.pos.<dept>.
         position_key: the source name.
+        written_topics: the other topics its transactions write (source and dead-letter topics): where
+            a transaction an older instance left hanging is looked for after ``init_transactions``.
         transaction_timeout_ms: the broker aborts a transaction left open longer (a hung sidecar).
         max_block_ms: how long a send may wait for metadata or buffer space before failing.
     """
@@ -57,6 +65,7 @@ class TransactionalPublisher:
         transactional_id: str,
         position_topic: str,
         position_key: str,
+        written_topics: Sequence[str] = (),
         transaction_timeout_ms: int = 30_000,
         max_block_ms: int = 10_000,
         delivery_timeout_ms: int = 10_000,
@@ -66,6 +75,7 @@ class TransactionalPublisher:
         self.position_topic = position_topic
         self.position_key = position_key
         self._key = position_key.encode("utf-8")
+        self.written_topics = (position_topic, *written_topics)
         self.transaction_timeout_ms = transaction_timeout_ms
         self.max_block_ms = max_block_ms
         self.delivery_timeout_s = delivery_timeout_ms / 1000
@@ -97,6 +107,7 @@ class TransactionalPublisher:
             producer.init_transactions()
             partitions = producer.partitions_for(self.position_topic)
             self._position_partition = partition_for(self._key, len(partitions))
+            self._abort_hanging(producer)
         except ProducerFencedError as exc:
             self.close()
             raise Fenced(f"transactional id {self.transactional_id} is in use by a newer sidecar") from exc
@@ -108,6 +119,30 @@ class TransactionalPublisher:
         return read_position(
             self.settings, self.position_topic, self.position_key, client_id=f"{self.transactional_id}-pos"
         )
+
+    def _abort_hanging(self, producer: Any) -> None:
+        """Abort what an older instance of our transactional id left open, which ``init_transactions``
+        cannot when the coordinator lost it (see hub.core.hanging_transactions); else reading the
+        position back would stall on it, and the hub would stop reading our topics there.
+        A failure (no answer, no permission) is logged: the position read then says what stalls."""
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in self.written_topics
+            for p in producer.partitions_for(topic) or ()
+        ]
+        admin = None
+        try:
+            admin = make_admin(self.settings, f"{self.transactional_id}-hanging")
+            abort_own_hanging(admin, self.transactional_id, partitions)
+        except (RetriableError, KafkaError) as exc:
+            log.warning(
+                "hanging_transaction_check_failed",
+                transactional_id=self.transactional_id,
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )
+        finally:
+            if admin is not None:
+                admin.close()
 
     def commit(self, records: Sequence[OutRecord], position: Any) -> None:
         """Produce ``records`` and the position record in one transaction and commit it.

@@ -231,6 +231,10 @@ class Sidecar:
                 transactional_id=names.source_transactional_id(self.dept, source.name),
                 position_topic=position_topic(self.dept),
                 position_key=source.name,
+                written_topics=[
+                    *(names.source_topic(self.dept, code) for code in source.resources),
+                    dead_letter_topic(self.dept),
+                ],
             )
             runner = SourceRunner(
                 source, builder=builder, publisher=publisher, metrics=self.metrics, on_fatal=self._on_fatal

@@ -1,0 +1,82 @@
+"""Hanging transactions of our own transactional id: found and aborted after ``init_transactions``.
+
+A broker stopped while a producer's transaction is open can come back with the coordinator holding no
+transaction for that id (state Empty) while a partition still holds the producer's records as an open
+transaction (seen in the broker restart test: `kafka-transactions.sh find-hanging` listed them; the
+coordinator said Empty). ``init_transactions`` then aborts nothing, and the partition's last stable
+offset stays at that transaction for good: read_committed readers (the sidecar reading back its
+position, the hub reading the source topic) stop there. Kafka's answer is an administrative abort
+(KIP-664). The owner of the transactional id can do it safely itself: once ``init_transactions`` gave it
+epoch E, any transaction of an older epoch of the same producer id is dead — it can never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from kafka import KafkaAdminClient, TopicPartition
+from kafka.admin import AbortTransactionSpec, PartitionProducerState, TransactionState
+
+from hub.core.log import get_logger
+
+log = get_logger("kafka.transactions")
+
+# After init_transactions the coordinator holds no open transaction of ours in these states.
+_SETTLED = {TransactionState.EMPTY, TransactionState.COMPLETE_COMMIT, TransactionState.COMPLETE_ABORT}
+
+
+@dataclass(frozen=True, slots=True)
+class Hanging:
+    """An open transaction of an older epoch of our producer id, found on ``partition``."""
+
+    partition: TopicPartition
+    producer_id: int
+    producer_epoch: int
+    coordinator_epoch: int
+    start_offset: int
+
+
+def hanging_of(
+    producer_id: int, epoch: int, states: Mapping[TopicPartition, PartitionProducerState]
+) -> list[Hanging]:
+    """The open transactions in ``states`` (DescribeProducers answers) left by an older ``epoch`` of
+    ``producer_id``: none of them can still commit."""
+    return [
+        Hanging(tp, p.producer_id, p.producer_epoch, p.coordinator_epoch, p.current_transaction_start_offset)
+        for tp, state in sorted(states.items())
+        for p in state.active_producers
+        if p.producer_id == producer_id
+        and p.producer_epoch < epoch
+        and p.current_transaction_start_offset >= 0
+    ]
+
+
+def abort_own_hanging(
+    admin: KafkaAdminClient, transactional_id: str, partitions: Iterable[TopicPartition]
+) -> list[Hanging]:
+    """Abort, on ``partitions``, what older epochs of ``transactional_id`` left open (call it right after
+    ``init_transactions``). Returns what was aborted.
+
+    Raises:
+        KafkaError: the cluster did not answer, or refused (e.g. no permission to describe or abort).
+    """
+    described = admin.describe_transactions([transactional_id]).get(transactional_id)
+    if described is None or described.state not in _SETTLED:
+        return []  # a transaction of ours is open at the coordinator: init_transactions was not called
+    found = hanging_of(
+        described.producer_id, described.producer_epoch, admin.describe_producers(list(partitions))
+    )
+    for h in found:
+        admin.abort_transaction(
+            AbortTransactionSpec(h.partition, h.producer_id, h.producer_epoch, h.coordinator_epoch)
+        )
+        log.warning(
+            "hanging_transaction_aborted",
+            transactional_id=transactional_id,
+            topic=h.partition.topic,
+            partition=h.partition.partition,
+            producer_epoch=h.producer_epoch,
+            from_offset=h.start_offset,
+        )
+    return found

@@ -1,0 +1,40 @@
+"""Which open transactions a producer may abort as its own, hanging: older epochs of its producer id only
+(hub.core.hanging_transactions; the abort itself runs against a real broker in the broker restart test)."""
+
+from __future__ import annotations
+
+from kafka import TopicPartition
+from kafka.admin import PartitionProducerState, ProducerState
+
+from hub.core.hanging_transactions import Hanging, hanging_of
+
+POS = TopicPartition("xhub.pos.court", 1)
+SRC = TopicPartition("xhub.src.court.pd-crd-0001", 0)
+
+
+def _producer(pid: int, epoch: int, open_at: int = -1, coordinator_epoch: int = 7) -> ProducerState:
+    return ProducerState(pid, epoch, 12, 1_796_310_221_031, coordinator_epoch, open_at)
+
+
+def test_an_open_transaction_of_an_older_epoch_of_our_id_is_hanging() -> None:
+    states = {
+        POS: PartitionProducerState([_producer(55001, 0, open_at=25), _producer(56000, 0)]),
+        SRC: PartitionProducerState([_producer(55001, 0, open_at=61)]),
+    }
+    assert hanging_of(55001, 1, states) == [
+        Hanging(POS, 55001, 0, 7, 25),
+        Hanging(SRC, 55001, 0, 7, 61),
+    ]
+
+
+def test_others_our_current_epoch_and_closed_transactions_are_left_alone() -> None:
+    states = {
+        POS: PartitionProducerState(
+            [
+                _producer(56000, 0, open_at=3),  # another producer's transaction: not ours to judge
+                _producer(55001, 1, open_at=30),  # our current epoch: the transaction we may be running
+                _producer(55001, 0),  # an older epoch, but nothing open
+            ]
+        )
+    }
+    assert hanging_of(55001, 1, states) == []
