@@ -19,19 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import TopicPartition
 from kafka.errors import KafkaError, ProducerFencedError
 
 from connectors.errors import Fenced, PublishFailed
 from connectors.runtime.positions import encode_position, partition_for, read_position
 from hub.core.envelope import now_ms
-from hub.core.errors import RetriableError
-from hub.core.hanging_transactions import abort_own_hanging
-from hub.core.kafka import commit_transaction_within, make_admin, make_producer
+from hub.core.hanging_transactions import abort_own_hanging_on
+from hub.core.kafka import commit_transaction_within, make_producer
 from hub.core.kafka_settings import KafkaSettings
-from hub.core.log import get_logger
-
-log = get_logger("publisher")
 
 
 @dataclass(slots=True)
@@ -107,7 +102,9 @@ class TransactionalPublisher:
             producer.init_transactions()
             partitions = producer.partitions_for(self.position_topic)
             self._position_partition = partition_for(self._key, len(partitions))
-            self._abort_hanging(producer)
+            # What an older instance left open and the coordinator lost: init_transactions cannot abort
+            # it, and reading the position back (and the hub reading our topics) would stall there.
+            abort_own_hanging_on(self.settings, self.transactional_id, self.written_topics)
         except ProducerFencedError as exc:
             self.close()
             raise Fenced(f"transactional id {self.transactional_id} is in use by a newer sidecar") from exc
@@ -119,30 +116,6 @@ class TransactionalPublisher:
         return read_position(
             self.settings, self.position_topic, self.position_key, client_id=f"{self.transactional_id}-pos"
         )
-
-    def _abort_hanging(self, producer: Any) -> None:
-        """Abort what an older instance of our transactional id left open, which ``init_transactions``
-        cannot when the coordinator lost it (see hub.core.hanging_transactions); else reading the
-        position back would stall on it, and the hub would stop reading our topics there.
-        A failure (no answer, no permission) is logged: the position read then says what stalls."""
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in self.written_topics
-            for p in producer.partitions_for(topic) or ()
-        ]
-        admin = None
-        try:
-            admin = make_admin(self.settings, f"{self.transactional_id}-hanging")
-            abort_own_hanging(admin, self.transactional_id, partitions)
-        except (RetriableError, KafkaError) as exc:
-            log.warning(
-                "hanging_transaction_check_failed",
-                transactional_id=self.transactional_id,
-                error=f"{type(exc).__name__}: {exc}"[:300],
-            )
-        finally:
-            if admin is not None:
-                admin.close()
 
     def commit(self, records: Sequence[OutRecord], position: Any) -> None:
         """Produce ``records`` and the position record in one transaction and commit it.

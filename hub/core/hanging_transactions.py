@@ -17,13 +17,18 @@ from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import AbortTransactionSpec, PartitionProducerState, TransactionState
+from kafka.errors import KafkaError
 
+from hub.core.errors import RetriableError
+from hub.core.kafka import make_admin
+from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
 
 log = get_logger("kafka.transactions")
 
 # After init_transactions the coordinator holds no open transaction of ours in these states.
 _SETTLED = {TransactionState.EMPTY, TransactionState.COMPLETE_COMMIT, TransactionState.COMPLETE_ABORT}
+_DESCRIBE_CHUNK = 1000  # topics per metadata request (a hub may write 10,000 delivery topics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +85,37 @@ def abort_own_hanging(
             from_offset=h.start_offset,
         )
     return found
+
+
+def abort_own_hanging_on(
+    settings: KafkaSettings, transactional_id: str, topics: Iterable[str]
+) -> list[Hanging]:
+    """:func:`abort_own_hanging` on every partition of ``topics``, right after the producer of
+    ``transactional_id`` called ``init_transactions``. A failure (no answer, no permission to describe or
+    abort) is logged, not raised: the caller goes on, and a read that then stalls on what hangs says so.
+    """
+    admin = None
+    try:
+        admin = make_admin(settings, f"{transactional_id}-hanging")
+        return abort_own_hanging(admin, transactional_id, _partitions_of(admin, sorted(set(topics))))
+    except (RetriableError, KafkaError) as exc:
+        log.warning(
+            "hanging_transaction_check_failed",
+            transactional_id=transactional_id,
+            error=f"{type(exc).__name__}: {exc}"[:300],
+        )
+        return []
+    finally:
+        if admin is not None:
+            admin.close()
+
+
+def _partitions_of(admin: KafkaAdminClient, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of the existing ``topics``, from a metadata request per chunk of them."""
+    out: list[TopicPartition] = []
+    for start in range(0, len(topics), _DESCRIBE_CHUNK):
+        for desc in admin.describe_topics(topics[start : start + _DESCRIBE_CHUNK]):
+            if desc.get("error_code", 0) == 0:
+                name = desc["name"]
+                out.extend(TopicPartition(name, int(p["partition_index"])) for p in desc["partitions"])
+    return out

@@ -40,6 +40,7 @@ from hub.config.signing import SnapshotVerifier
 from hub.core import names
 from hub.core.envelope import now_ms
 from hub.core.errors import RetriableError
+from hub.core.hanging_transactions import abort_own_hanging_on
 from hub.core.kafka import STATIC_MEMBER_SESSION_TIMEOUT_MS, make_admin, make_consumer, make_producer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
@@ -51,6 +52,7 @@ from hub.engine.handover import Backfilling, BackfillProgress, Live, PartitionSt
 from hub.engine.live_policy import LivePolicy
 from hub.engine.partitions import Partitions
 from hub.engine.policy_set import PolicySet
+from hub.engine.provenance import topic_owner
 from hub.engine.readers import SourceReaders
 from hub.engine.records import Serde, SourceRecord
 from hub.engine.state.changelog import Changelog
@@ -209,6 +211,7 @@ class HubWorker:
                 self.live.follow(wait=True)
                 self.readers.update(self.policies)
             self.live.in_force()
+            abort_own_hanging_on(self.kafka, self.transactional_id, self._written_topics())
             self._dirty = True
             self.partitions.subscribe(consumer)
             self._log.info(
@@ -237,6 +240,7 @@ class HubWorker:
                     transaction_timeout_ms=self.options.transaction_timeout_ms,
                 )
                 fresh.init_transactions()
+                abort_own_hanging_on(self.kafka, self.transactional_id, self._written_topics())
                 producers.append(fresh)
                 return fresh
 
@@ -250,6 +254,17 @@ class HubWorker:
             self.restorer.close()
             self.state.close_all()
             producers[-1].close(timeout=5)
+
+    def _written_topics(self) -> set[str]:
+        """What this worker's transactions write: where one an older instance left may hang."""
+        plans = self.policies.plans.values()
+        owners = {topic_owner(p.source_topic) for p in plans}
+        return {
+            self.audit.topic,
+            names.state_topic(self.hub),
+            *(p.delivery_topic for p in plans),
+            *(names.dead_letter_topic(o) for o in owners if o is not None),
+        }
 
     def _open_changelog(self, consumer: KafkaConsumer) -> None:
         admin = make_admin(self.kafka, f"hub-{self.hub}-{self.options.worker_id}-admin")
