@@ -113,6 +113,7 @@ class Captured:
         rejected: set when the source already knows the change is bad (it is dead-lettered as is).
         original: the bytes the change arrived as, when the source has them (a hub link's Kafka value):
             a dead letter keeps these rather than the decoded record.
+        headers: Kafka headers the published event carries on (a hub link's provenance).
     """
 
     resource: str
@@ -124,6 +125,7 @@ class Captured:
     key: str | None = None
     rejected: InvalidRecord | None = None
     original: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(slots=True)

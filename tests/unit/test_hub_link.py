@@ -21,6 +21,7 @@ from hub.config import load_config
 from hub.core.dead_letters import NOT_A_CHANGE_EVENT
 from hub.core.envelope import ChangeEvent, change_event_schema
 from hub.core.errors import ConfigError, FatalError, InvalidRecord
+from hub.core.provenance import Hop, Provenance, from_headers
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 from hub.provision.acls import desired_acls
@@ -48,6 +49,7 @@ class _Record:
     topic: str = TOPIC
     partition: int = 1
     offset: int = 41
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @pytest.fixture
@@ -120,6 +122,25 @@ def test_a_delivery_keeps_op_key_seq_and_the_source_commit_time(serde: AvroSerde
     }  # days, as written
     assert change.origin == f"{TOPIC}-1@41"
     assert change.original == raw
+
+
+def test_the_district_provenance_is_carried_on_with_the_delivery_record_it_came_in(
+    serde: AvroSerde,
+) -> None:
+    hop = Hop("pudong", "v1", "xhub-hub-pudong-0", 42, "city-debtors")
+    district = Provenance("court", "enforcement", 1_700_000_000_123, "e-1", (hop,))
+    raw = _delivered(serde, "d", "K1", None)
+    change = captured_of(
+        _Record(raw, headers=(district.header(),)), serde, resource="PD-CRD-0001", key_field="case_no"
+    )
+    assert change is not None
+    carried = from_headers(change.headers)
+    assert carried == district.carried_at(f"{TOPIC}-1@41")
+    assert carried is not None
+    assert carried.hops[-1].carried == f"{TOPIC}-1@41"
+    without = captured_of(_Record(raw), serde, resource="PD-CRD-0001", key_field="case_no")
+    assert without is not None
+    assert without.headers == ()
 
 
 def test_a_delete_carries_its_key(serde: AvroSerde) -> None:
