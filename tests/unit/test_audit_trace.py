@@ -62,9 +62,11 @@ class FakeHubs:
 
 
 def _setup(**district_extra: Any) -> tuple[FakeHubs, dict[str, Any]]:
-    district = _entry("pudong", "xhub-hub-pudong-0", 42, "city-debtors", CARRIED, SOURCE, **district_extra)
+    district = _entry(
+        "pudong", "xhub-hub-pudong-0", 42, "city-debtors", at=CARRIED, source=SOURCE, **district_extra
+    )
     city = _entry(
-        "city", "xhub-hub-city-0", 7, "centre-debtors", CITY_DELIVERY, "xhub.src.pd.pd-crd-0001-0@3"
+        "city", "xhub-hub-city-0", 7, "centre-debtors", at=CITY_DELIVERY, source="xhub.src.pd.pd-crd-0001-0@3"
     )
     provenance = Provenance(
         "court",
