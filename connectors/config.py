@@ -187,6 +187,8 @@ def _source_resources(
                 )
                 problems.append(doc.problem(where, message))
             else:
+                if (problem := _link_mismatch(source, res)) is not None:
+                    problems.append(doc.problem((*where[:2], "district"), problem))
                 resources[code] = ResourceSpec(
                     code=code,
                     schema=catalog.schemas[code],
@@ -195,6 +197,26 @@ def _source_resources(
                     checks=dict(res.checks),
                 )
     return resources
+
+
+def _link_mismatch(source: Any, res: Any) -> str | None:
+    """Why a hub link source cannot publish ``res``: only a linked resource of its district hub and
+    subscription (``linked_from`` in the catalog), so what the city checked is what the link carries."""
+    district = getattr(source, "district", None)
+    if district is None:
+        return None
+    linked = res.linked_from
+    if linked is None:
+        return (
+            f"resource {res.code} is not a linked resource: give it linked_from (hub, subscription, "
+            "terms) in the catalog to carry it from a district hub"
+        )
+    if (linked.hub, linked.subscription) != (district.hub, district.subscription):
+        return (
+            f"resource {res.code} is linked from hub {linked.hub}, subscription {linked.subscription}; "
+            f"this source reads hub {district.hub}, subscription {district.subscription}"
+        )
+    return None
 
 
 @dataclass

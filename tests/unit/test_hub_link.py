@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from connectors.config import load_connector_config
 from connectors.runtime.events import EventBuilder
@@ -18,6 +20,7 @@ from connectors.sources.hub_link.records import KEY_MISMATCH, captured_of
 from connectors.testing.catalog import write_catalog
 from connectors.testing.records import RESOURCE
 from hub.config import load_config
+from hub.config.linked import TERMS_FORMAT
 from hub.core.dead_letters import NOT_A_CHANGE_EVENT
 from hub.core.envelope import ChangeEvent, change_event_schema
 from hub.core.errors import ConfigError, FatalError, InvalidRecord
@@ -220,10 +223,29 @@ def test_a_change_the_city_schema_refuses_is_dead_lettered_with_the_delivered_by
 # --- config ---------------------------------------------------------------------------------------
 
 
-def _link_config(tmp_path: Path, district: str) -> Path:
-    write_catalog(
+def _link_config(tmp_path: Path, district: str, *, linked_from: str = "city-enrolees") -> Path:
+    root = write_catalog(
         tmp_path / "city", "pudong", bootstrap="127.0.0.1:19292", registry_url="http://127.0.0.1:8083"
     )
+    # The city knows the resource as linked from the district's subscription, whose terms it keeps.
+    catalog = yaml.safe_load((root / "catalog" / "test.yaml").read_text(encoding="utf-8"))
+    catalog["resources"][0]["linked_from"] = {
+        "hub": "pudong",
+        "subscription": linked_from,
+        "terms": "linked/terms.json",
+    }
+    (root / "catalog" / "test.yaml").write_text(yaml.safe_dump(catalog, allow_unicode=True), "utf-8")
+    terms = {
+        "format": TERMS_FORMAT,
+        "hub": "pudong",
+        "subscription": linked_from,
+        "resource": RESOURCE,
+        "policy_version": "v1",
+        "fields": {name: {"mask": None} for name in catalog["resources"][0]["fields"]},
+        "withheld": {},
+    }
+    (root / "linked").mkdir()
+    (root / "linked" / "terms.json").write_text(json.dumps(terms), "utf-8")
     path = tmp_path / "link.yaml"
     path.write_text(
         f"""\
@@ -253,6 +275,20 @@ def test_a_link_config_names_the_district_side_with_its_own_identity(tmp_path: P
     assert source.district.topic == "xhub.dlv.pudong.city-enrolees"
     assert source.district.kafka.ssl_certfile == "link.pem"
     assert loaded.kafka.bootstrap_servers == "127.0.0.1:19292", "events, dead letters, position: the city"
+
+
+def test_a_link_carries_only_the_linked_resource_of_its_district_subscription(tmp_path: Path) -> None:
+    district = """\
+      hub: pudong
+      subscription: city-enrolees
+      registry_url: http://127.0.0.1:8081
+      kafka: {bootstrap_servers: "127.0.0.1:19192"}
+"""
+    with pytest.raises(ConfigError) as info:
+        load_connector_config(_link_config(tmp_path, district, linked_from="city-other"))
+    text = "\n".join(str(p) for p in info.value.problems)
+    assert "link.yaml:7 at sources[0].district" in text, text
+    assert "linked from hub pudong, subscription city-other" in text
 
 
 def test_a_bad_district_side_is_reported_with_file_line_and_path(tmp_path: Path) -> None:
