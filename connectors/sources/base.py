@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from connectors.errors import InstallError
 from hub.core.envelope import Op
 from hub.core.errors import ConfigError, InvalidRecord
 
@@ -96,6 +97,30 @@ class ResourceSpec:
             if "default" not in f and not nullable:
                 out.append(str(f["name"]))
         return out
+
+    def column_pairs(
+        self, present: set[str], columns: Mapping[str, str], key_column: str, where: str
+    ) -> list[tuple[str, str]]:
+        """(field, column) of every schema field a table has, given its ``present`` columns.
+
+        ``columns`` maps fields to columns where the names differ. A required field, a field mapped on
+        purpose, and the business-key column must be there: the error, starting with ``where``, names
+        each one that is not.
+        """
+        pairs: list[tuple[str, str]] = []
+        missing: list[str] = []
+        required = set(self.required_fields())
+        for name in self.field_names:
+            column = columns.get(name, name)
+            if column in present:
+                pairs.append((name, column))
+            elif name in required or name in columns:
+                missing.append(f'"{column}" (field {name})')
+        if key_column not in present:
+            missing.append(f'"{key_column}" (business key)')
+        if missing:
+            raise InstallError(f"{where} has no column {', '.join(missing)}")
+        return pairs
 
 
 @dataclass(slots=True)

@@ -109,21 +109,7 @@ class SqlTriggerSource(PollingSource):
         where = f'source "{self.name}": table {self.config.table} in {self.db.display}'
         if not columns:
             raise InstallError(f"{where} does not exist")
-        present = set(columns)
-        pairs: list[tuple[str, str]] = []
-        missing: list[str] = []
-        required = set(self.spec.required_fields())
-        for field in self.spec.field_names:
-            column = self.config.columns.get(field, field)
-            if column in present:
-                pairs.append((field, column))
-            elif field in required or field in self.config.columns:
-                missing.append(f'"{column}" (field {field})')
-        if self.key_column not in present:
-            missing.append(f'"{self.key_column}" (business key)')
-        if missing:
-            raise InstallError(f"{where} has no column {', '.join(missing)}")
-        return pairs
+        return self.spec.column_pairs(set(columns), self.config.columns, self.key_column, where)
 
     def install(self) -> list[str]:
         self.db.connect()

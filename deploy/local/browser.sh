@@ -7,6 +7,9 @@
 #   deploy/local/browser.sh status   exit 0 when both are installed, 1 otherwise (installs nothing)
 set -euo pipefail
 
+# shellcheck source=apt.sh
+source "$(dirname "$0")/apt.sh"
+
 CHROMIUM=/usr/bin/chromium
 CHROMEDRIVER=/usr/bin/chromedriver
 CJK_FONT=/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
@@ -39,18 +42,10 @@ if ! installed; then
     echo "error: apt-get not found: install chromium and chromium-driver with your package manager" >&2
     exit 1
   fi
-  SUDO=()
-  if [[ $(id -u) -ne 0 ]]; then
-    if command -v sudo >/dev/null 2>&1; then
-      SUDO=(sudo)
-    else
-      echo "error: installing chromium needs root (or sudo): apt-get install chromium chromium-driver fonts-noto-cjk" >&2
-      exit 1
-    fi
-  fi
+  apt_root "installing chromium (apt-get install chromium chromium-driver fonts-noto-cjk)"
   echo "installing chromium, chromium-driver and fonts-noto-cjk (Debian packages)" >&2
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  apt_update
+  "${APT_ROOT[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     chromium chromium-driver fonts-noto-cjk >/dev/null
   if ! installed; then
     echo "error: apt-get finished but $CHROMIUM, $CHROMEDRIVER or $CJK_FONT is still missing" >&2

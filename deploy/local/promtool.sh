@@ -11,6 +11,8 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 LOCAL="$HERE/.promtool/promtool"
+# shellcheck source=apt.sh
+source "$HERE/apt.sh"
 
 find_promtool() {
   if command -v promtool >/dev/null 2>&1; then
@@ -50,20 +52,12 @@ if ! find_promtool >/dev/null; then
     echo "error: promtool not found and no apt-get/dpkg-deb: install Prometheus' promtool and put it on PATH" >&2
     exit 1
   fi
-  SUDO=()
-  if [[ $(id -u) -ne 0 ]]; then
-    if command -v sudo >/dev/null 2>&1; then
-      SUDO=(sudo)
-    else
-      echo "error: fetching Debian's prometheus package needs root (or sudo) for apt-get update" >&2
-      exit 1
-    fi
-  fi
+  apt_root "fetching Debian's prometheus package (apt-get update)"
   echo "fetching promtool from Debian's prometheus package" >&2
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' EXIT
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  (cd "$work" && "${SUDO[@]}" apt-get download -qq prometheus >/dev/null)
+  apt_update
+  (cd "$work" && "${APT_ROOT[@]}" apt-get download -qq prometheus >/dev/null)
   dpkg-deb -x "$work"/prometheus_*.deb "$work/root"
   mkdir -p "$(dirname "$LOCAL")"
   install -m 0755 "$work/root/usr/bin/promtool" "$LOCAL"

@@ -71,17 +71,7 @@ def policy_set_of_config(cfg: ConfigDir, hub: str, *, secret: bytes) -> PolicySe
     Raises:
         ConfigError: the config does not validate (every problem with file and line).
     """
-    compiled = compile_config(cfg, secret=secret, hub=hub)
-    digest = snapshot_digest(config_snapshot(cfg, hub))
-    return _policy_set(
-        hub,
-        digest,
-        compiled.plans,
-        cfg.subscriptions,
-        grants=cfg.grants,
-        schemas=cfg.schemas,
-        resources=cfg.resources,
-    )
+    return _validated_policy_set(cfg, hub, secret=secret, digest=snapshot_digest(config_snapshot(cfg, hub)))
 
 
 def build_policy_set(
@@ -113,7 +103,11 @@ def policy_set_from_snapshot(snapshot: Mapping[str, Any], *, secret: bytes, dige
         ConfigError: the snapshot does not validate (problems name xhub.cfg.<hub> and the entry's path).
     """
     cfg = config_from_snapshot(snapshot, digest=digest)
-    hub = str(snapshot["hub"])
+    return _validated_policy_set(cfg, str(snapshot["hub"]), secret=secret, digest=digest)
+
+
+def _validated_policy_set(cfg: ConfigDir, hub: str, *, secret: bytes, digest: str) -> PolicySet:
+    """The policy set of ``hub`` after ``compile_config``'s whole validation of ``cfg``."""
     compiled = compile_config(cfg, secret=secret, hub=hub)
     return _policy_set(
         hub,

@@ -28,7 +28,7 @@ from hub.core.kafka import ensure_topics, make_admin, make_producer
 from hub.core.kafka_settings import KafkaSettings
 from hub.demo.generator import dishonest_debtor, make_faker, person
 from hub.provision.session import provision_session
-from tests.fixtures.hubkit import Publisher
+from tests.fixtures.hubkit import Publisher, wait_for
 
 DEBTOR_SUBS = ("tax-debtors", "housing-debtors", "transport-debtors", "lujiazui-debtors")
 
@@ -47,15 +47,6 @@ def running(
         yield cfg, renames, root, process
     finally:
         process.close()
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
 
 
 def _consumed(process: HubProcess, n: int) -> Callable[[], bool]:
@@ -104,7 +95,7 @@ def test_verify_detects_altered_dropped_reordered_and_cut_entries(
     for record in _debtors(cfg, 30, seed=21):
         publisher.publish(record)
     publisher.flush()
-    _wait_for(_consumed(process, 30))
+    wait_for(_consumed(process, 30))
     process.close()  # a quiet log: nothing is appended while the copies are made
 
     out = io.StringIO()
@@ -201,7 +192,7 @@ def test_rebuilt_cut_and_invented_chains_are_detected_against_the_key_and_the_ch
     for record in _debtors(cfg, 30, seed=41):
         publisher.publish(record)
     publisher.flush()
-    _wait_for(_consumed(process, 30))
+    wait_for(_consumed(process, 30))
     process.close()
     audit = names.audit_topic(hub)
     checkpoints = tmp_path / "auditor" / "checkpoints"
@@ -293,15 +284,15 @@ def test_show_answers_who_received_a_record_and_what_a_subscriber_received(
     publisher.publish(outside)
     publisher.publish(dict(inside, performance_status="全部未履行"), op="u")
     publisher.flush()
-    _wait_for(_consumed(process, 13))
+    wait_for(_consumed(process, 13))
     since = int(time.time() * 1000)
     second = [publisher.publish(r).event_id for r in _debtors(cfg, 10, seed=34)]
     publisher.flush()
-    _wait_for(_consumed(process, 23))
+    wait_for(_consumed(process, 23))
     until = int(time.time() * 1000)
     third = [publisher.publish(r) for r in _debtors(cfg, 10, seed=35)]
     publisher.flush()
-    _wait_for(_consumed(process, 33))
+    wait_for(_consumed(process, 33))
     plans = process.worker.policies.plans
 
     # Who received record K of resource R, and which fields?

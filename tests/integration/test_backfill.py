@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from kafka import TopicPartition
 from connectors.validation import RecordValidator
 from hub.app import start_hub
 from hub.audit.cli import verify_command
-from hub.config import load_config
 from hub.config.loader import ConfigDir
 from hub.core import names
 from hub.core.kafka_settings import KafkaSettings
@@ -32,8 +30,7 @@ from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import dishonest_debtor, make_faker, person
 from hub.engine.handover import Backfilling, Live, decode_metadata, encode_metadata, establish
 from hub.engine.state.changelog import HandoverEntry, HeldEntry, decode, encode
-from hub.provision.session import provision_session
-from tests.fixtures.hubkit import Publisher, read_all, read_to_end
+from tests.fixtures.hubkit import Publisher, apply_config, read_all, read_to_end, wait_for
 
 CODE = "PD-CRD-0001"
 
@@ -178,22 +175,6 @@ class Stream:
         return self.sent
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float = 45.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} not reached in {timeout} s")
-
-
-def _apply(root: Path) -> ConfigDir:
-    cfg = load_config(root)
-    with provision_session(cfg) as session:
-        session.apply()
-    return cfg
-
-
 def _add_subscriptions(root: Path, renames: dict[str, str], subs: list[dict[str, Any]]) -> None:
     for sub in subs:
         sub.setdefault("subscriber", renames["tax"])
@@ -209,7 +190,7 @@ def test_a_subscription_added_mid_stream_gets_the_state_then_every_change_once(
     kafka: KafkaSettings, demo_config: tuple[Path, dict[str, str]], kafka_registry: str
 ) -> None:
     root, renames = demo_config
-    cfg = _apply(root)
+    cfg = apply_config(root)
     hub_name = renames["pudong"]
     process = start_hub(cfg, hub_name)
     stream = Stream(cfg, kafka_registry, seed=41)
@@ -230,8 +211,8 @@ def test_a_subscription_added_mid_stream_gets_the_state_then_every_change_once(
                 },
             ],
         )
-        _apply(root)
-        _wait_for(lambda: "late-debtors" in process.worker.policies.plans, what="the new policy installed")
+        apply_config(root)
+        wait_for(lambda: "late-debtors" in process.worker.policies.plans, what="the new policy installed")
         time.sleep(2.0)  # changes keep coming while the backfill runs
         sent = stream.finish()
         worker = process.worker
@@ -242,7 +223,7 @@ def test_a_subscription_added_mid_stream_gets_the_state_then_every_change_once(
             progress = worker.backfills.get("late-debtors")
             return consumed >= sent and progress is not None and progress.state == "done"
 
-        _wait_for(settled, what="all consumed and the backfill done")
+        wait_for(settled, what="all consumed and the backfill done")
         progress = worker.backfills["late-debtors"]
         assert progress.total > 0
         assert progress.done == progress.total
@@ -292,7 +273,7 @@ def test_sigkill_during_backfill_neither_duplicates_nor_skips(
     for hub in hubs["hubs"]:
         hub["batch_max_records"] = 25  # small backfill chunks: many transactions to kill in between
     (root / "hubs.yaml").write_text(yaml.safe_dump(hubs, allow_unicode=True), encoding="utf-8")
-    cfg = _apply(root)
+    cfg = apply_config(root)
     hub_name = renames["pudong"]
     stream = Stream(cfg, kafka_registry, seed=42, pause=0.1)
     stream.burst(3000)  # there before the hub's first start: every subscription is backfilled
@@ -308,9 +289,7 @@ def test_sigkill_during_backfill_neither_duplicates_nor_skips(
     mid_backfill_kills = 0
     try:
         # the hub's first start (slow on a busy machine): its backfills show in the state changelog
-        _wait_for(
-            lambda: bool(_committed_backfills(kafka, hub_name)), timeout=120, what="the backfills begun"
-        )
+        wait_for(lambda: bool(_committed_backfills(kafka, hub_name)), timeout=120, what="the backfills begun")
         for _ in range(2):
             before = {h.position for h in _committed_backfills(kafka, hub_name)}
 
@@ -319,7 +298,7 @@ def test_sigkill_during_backfill_neither_duplicates_nor_skips(
                 return any(h.position not in before and 0 < h.position < h.snapshot_end for h in now)
 
             try:
-                _wait_for(moved, timeout=30, what="backfill progress")
+                wait_for(moved, timeout=30, what="backfill progress")
             except AssertionError:
                 break  # the backfill finished before this kill
             proc.send_signal(signal.SIGKILL)
@@ -328,7 +307,7 @@ def test_sigkill_during_backfill_neither_duplicates_nor_skips(
                 mid_backfill_kills += 1
             proc = start()
         sent = stream.finish()
-        _wait_for(lambda: not _committed_backfills(kafka, hub_name), timeout=60, what="backfills done")
+        wait_for(lambda: not _committed_backfills(kafka, hub_name), timeout=60, what="backfills done")
         serde = AvroSerde(RegistryClient(kafka_registry))
         source = source_events(kafka, serde, names.source_topic(renames["court"], CODE))
         assert sum(len(v) for v in source.values()) == sent

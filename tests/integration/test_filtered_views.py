@@ -28,9 +28,9 @@ from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import dishonest_debtor, make_faker, person
 from hub.engine.router import OUT_OF_SCOPE
-from tests.fixtures.hubkit import Publisher, read_all
+from tests.fixtures.hubkit import Publisher, apply_config, read_all, wait_for
 from tests.integration.sinks_support import fetch
-from tests.integration.test_backfill import CODE, _add_subscriptions, _apply, _wait_for
+from tests.integration.test_backfill import CODE, _add_subscriptions
 
 PUDONG, HUANGPU = "浦东新区", "黄浦区"
 UNPAID, PARTLY = "全部未履行", "部分未履行"
@@ -108,7 +108,7 @@ def wait_true(dsn: str, court: Court, what: str) -> None:
         return all(cases(dsn, table) == truth(court, sid) for sid, table in VIEWS.items())
 
     try:
-        _wait_for(check, timeout=45, what=what)
+        wait_for(check, timeout=45, what=what)
     except AssertionError:
         for sid, table in VIEWS.items():
             got, want = cases(dsn, table), truth(court, sid)
@@ -154,7 +154,7 @@ def views(
             }
         ],
     )
-    cfg = _apply(root)
+    cfg = apply_config(root)
     hub = renames["pudong"]
     process = start_hub(cfg, hub)
     assert process.worker.ready.wait(30)
@@ -198,7 +198,7 @@ def test_updates_moving_rows_across_a_filter_keep_the_views_true(kafka: KafkaSet
     court.delete(a)  # out of both scopes by now: nothing either
     court.delete(c)  # held by both
     court.flush()
-    _wait_for(consumed(process, court.sent), what="the deletes consumed")
+    wait_for(consumed(process, court.sent), what="the deletes consumed")
     wait_true(dsn, court, "the deletes")
     for sid in VIEWS:
         records = read_all(kafka, names.delivery_topic(hub, sid), idle=1.0)
@@ -234,8 +234,8 @@ def test_revocation_and_regrant_end_with_exactly_the_rows_in_scope(kafka: KafkaS
     wait_true(dsn, court, "the first rows")
 
     _set_active(root, "lujiazui-debtors", active=False)
-    _apply(root)
-    _wait_for(
+    apply_config(root)
+    wait_for(
         lambda: worker.policies.plans["lujiazui-debtors"].refusal == "revoked",
         what="the revocation installed",
     )
@@ -243,14 +243,14 @@ def test_revocation_and_regrant_end_with_exactly_the_rows_in_scope(kafka: KafkaS
     court.delete(b)  # deleted while revoked
     e = court.create(PUDONG, PARTLY)  # enters while revoked
     court.flush()
-    _wait_for(consumed(process, court.sent), what="the changes during the revocation consumed")
+    wait_for(consumed(process, court.sent), what="the changes during the revocation consumed")
     time.sleep(1.0)
     assert cases(dsn, "lujiazui") >= {a, b}  # revoked: told nothing
     assert e not in cases(dsn, "lujiazui")
 
     _set_active(root, "lujiazui-debtors", active=True)
-    _apply(root)
-    _wait_for(
+    apply_config(root)
+    wait_for(
         lambda: getattr(worker.backfills.get("lujiazui-debtors"), "state", None) == "done",
         what="the re-granted subscription's backfill",
     )

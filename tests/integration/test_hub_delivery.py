@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import dishonest_debtor, make_faker, person
 from hub.provision.session import provision_session
-from tests.fixtures.hubkit import Publisher, decode_all, read_all
+from tests.fixtures.hubkit import Publisher, decode_all, read_all, wait_for
 
 
 @pytest.fixture
@@ -39,15 +38,6 @@ def hub(applied: tuple[ConfigDir, dict[str, str]]) -> Iterator[HubProcess]:
     assert process.worker.ready.wait(30), "hub worker did not start"
     yield process
     process.close()
-
-
-def _wait_for(predicate: object, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not reached in time")
 
 
 def test_policy_is_enforced_per_subscription(
@@ -83,7 +73,7 @@ def test_policy_is_enforced_per_subscription(
         with stats.lock:
             return stats.consumed >= debtor_events + person_events
 
-    _wait_for(settled)
+    wait_for(settled)
     serde = AvroSerde(RegistryClient(hub.registry_url))
 
     # tax: every debtor event but the undecodable ones, debtor_id pseudonymised, exactly the plan's fields

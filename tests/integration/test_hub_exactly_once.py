@@ -15,22 +15,13 @@ import yaml
 
 from connectors.validation import RecordValidator
 from hub.app import start_hub
-from hub.config import load_config
 from hub.config.loader import ConfigDir
 from hub.core import names
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import dishonest_debtor, make_faker, person
-from hub.provision.session import provision_session
-from tests.fixtures.hubkit import Publisher, decode_all, read_all
-
-
-def _apply(root: Path) -> ConfigDir:
-    cfg = load_config(root)
-    with provision_session(cfg) as session:
-        session.apply()
-    return cfg
+from tests.fixtures.hubkit import Publisher, apply_config, decode_all, read_all
 
 
 def _debtors(cfg: ConfigDir, n: int, seed: int) -> list[dict[str, object]]:
@@ -47,7 +38,7 @@ def test_sigkill_during_a_stream_delivers_each_event_exactly_once(
     kafka: KafkaSettings, demo_config: tuple[Path, dict[str, str]], kafka_registry: str
 ) -> None:
     root, renames = demo_config
-    cfg = _apply(root)
+    cfg = apply_config(root)
     hub_name = renames["pudong"]
     records = _debtors(cfg, 1500, seed=11)
     publisher = Publisher(cfg, kafka_registry, "PD-CRD-0001")
@@ -95,7 +86,7 @@ def test_two_workers_split_the_partitions_and_deliver_everything_once(
     kafka: KafkaSettings, demo_config: tuple[Path, dict[str, str]], kafka_registry: str
 ) -> None:
     root, renames = demo_config
-    cfg = _apply(root)
+    cfg = apply_config(root)
     hub_name = renames["pudong"]
     first = start_hub(cfg, hub_name, worker_id=0)
     second = start_hub(cfg, hub_name, worker_id=1)
@@ -152,7 +143,7 @@ def test_hubs_run_side_by_side_with_their_own_topics_and_groups(
         ),
         encoding="utf-8",
     )
-    cfg = _apply(root)
+    cfg = apply_config(root)
     pudong = start_hub(cfg, renames["pudong"])
     city_hub = start_hub(cfg, city)
     try:

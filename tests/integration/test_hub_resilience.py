@@ -21,7 +21,6 @@ import yaml
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from hub.app import HubProcess, start_hub
-from hub.config import load_config
 from hub.config.loader import ConfigDir
 from hub.config.snapshot import config_snapshot, snapshot_record
 from hub.core import names
@@ -31,26 +30,17 @@ from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import dishonest_debtor, make_faker, person
-from hub.provision.session import provision_session
-from tests.fixtures.hubkit import Publisher, decode_all, read_all
-from tests.integration.test_backfill import _wait_for
+from tests.fixtures.hubkit import Publisher, apply_config, decode_all, read_all, wait_for
 
 CODE = "PD-CRD-0001"
 DEBTOR_SUBS = ("tax-debtors", "housing-debtors", "transport-debtors", "lujiazui-debtors")
 
 
 # -- fixtures and helpers ------------------------------------------------------------------------------
-def _apply(root: Path) -> ConfigDir:
-    cfg = load_config(root)
-    with provision_session(cfg) as session:
-        session.apply()
-    return cfg
-
-
 @pytest.fixture
 def applied(demo_config: tuple[Path, dict[str, str]]) -> tuple[ConfigDir, dict[str, str]]:
     root, renames = demo_config
-    return _apply(root), renames
+    return apply_config(root), renames
 
 
 @pytest.fixture
@@ -95,7 +85,7 @@ class Debtors:
 
 def _check_alive_and_reconciled(hub: HubProcess, events: int) -> dict[str, Any]:
     """The worker runs, consumed every event, and each debtor subscription accounts for each of them."""
-    _wait_for(lambda: _consumed(hub) >= events, what=f"{events} events consumed")
+    wait_for(lambda: _consumed(hub) >= events, what=f"{events} events consumed")
     time.sleep(0.3)
     assert hub.thread.is_alive(), "the hub worker died"
     stats = hub.worker.stats
@@ -297,13 +287,13 @@ def test_a_registry_restart_mid_stream_loses_nothing(
     (root / "hubs.yaml").write_text(
         yaml.safe_dump(hubs, allow_unicode=True, sort_keys=False), encoding="utf-8"
     )
-    cfg = _apply(root)
+    cfg = apply_config(root)
     hub = start_hub(cfg, renames["pudong"])
     try:
         assert hub.worker.ready.wait(30), "hub worker did not start"
         debtors = Debtors(cfg, hub.registry_url, seed=405)
         debtors.normal(5)
-        _wait_for(lambda: _consumed(hub) >= 5, what="the first events consumed")
+        wait_for(lambda: _consumed(hub) >= 5, what="the first events consumed")
         evolved = Publisher(cfg, hub.registry_url, CODE)
         evolved.schema = _evolved(evolved.schema, _add_optional_field)
         evolved.seq = 1000
@@ -320,7 +310,7 @@ def test_a_registry_restart_mid_stream_loses_nothing(
             with hub.worker.stats.lock:
                 return hub.worker.stats.aborted_transactions >= 2
 
-        _wait_for(backing_off, what="the hub backing off")
+        wait_for(backing_off, what="the hub backing off")
         assert hub.thread.is_alive()
         assert _consumed(hub) == 5  # nothing past the records it cannot read yet
         own_registry.start()
@@ -352,7 +342,7 @@ def test_a_bad_snapshot_on_the_config_topic_is_refused_and_the_policy_kept(
     name = hub.worker.hub
     debtors = Debtors(cfg, hub.registry_url, seed=406)
     debtors.normal(5)
-    _wait_for(lambda: _consumed(hub) >= 5, what="the first events consumed")
+    wait_for(lambda: _consumed(hub) >= 5, what="the first events consumed")
     before = hub.worker.policies
 
     body = json.loads(config_snapshot(cfg, name))
@@ -369,9 +359,9 @@ def test_a_bad_snapshot_on_the_config_topic_is_refused_and_the_policy_kept(
 
             return check
 
-        _wait_for(refused(1), what="the invalid snapshot refused")
+        wait_for(refused(1), what="the invalid snapshot refused")
         producer.send(names.config_topic(name), key=key_bytes(name), value=b"{not json").get(timeout=30)
-        _wait_for(refused(2), what="the garbage refused")
+        wait_for(refused(2), what="the garbage refused")
     finally:
         producer.close()
     debtors.normal(5)

@@ -19,9 +19,9 @@ from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import make_faker, person
-from tests.fixtures.hubkit import Publisher, read_all
+from tests.fixtures.hubkit import Publisher, apply_config, read_all, wait_for
 from tests.integration.test_backfill import Stream, check_handover, deliveries, source_events
-from tests.integration.test_live_policy import _apply, _audit, _consumed, _wait_for, running
+from tests.integration.test_live_policy import _audit, _consumed, running
 
 __all__ = ["running"]  # the fixture, imported for pytest
 
@@ -52,7 +52,7 @@ def test_a_grant_given_later_starts_with_the_state_and_a_refusal_stops_it(
     for record in people[5:8]:
         persons.publish(None, op="d", key=record["id_number"])
     persons.flush()
-    _wait_for(_consumed(process, 38), what="the persons consumed")
+    wait_for(_consumed(process, 38), what="the persons consumed")
 
     topic = names.delivery_topic(hub, "transport-persons")
     assert read_all(kafka, topic, idle=1.0) == []  # psb has not answered: nothing
@@ -73,9 +73,9 @@ def test_a_grant_given_later_starts_with_the_state_and_a_refusal_stops_it(
         "fields": ["id_number", "name"],
     }
     _edit_grants(root, renames["psb"], "population.yaml", lambda grants: grants.append(grant))
-    _apply(root)
+    apply_config(root)
     worker = process.worker
-    _wait_for(
+    wait_for(
         lambda: getattr(worker.backfills.get("transport-persons"), "state", None) == "done",
         what="the granted subscription's backfill",
     )
@@ -83,7 +83,7 @@ def test_a_grant_given_later_starts_with_the_state_and_a_refusal_stops_it(
     for record in later:
         persons.publish(record)
     persons.flush()
-    _wait_for(_consumed(process, 43), what="the later persons consumed")
+    wait_for(_consumed(process, 43), what="the later persons consumed")
 
     source = source_events(kafka, serde, names.source_topic(renames["psb"], "PD-POP-0001"))
     got = deliveries(kafka, serde, topic, expect=27 + 5)
@@ -114,8 +114,8 @@ def test_a_grant_given_later_starts_with_the_state_and_a_refusal_stops_it(
         )
 
     _edit_grants(root, renames["psb"], "population.yaml", refuse)
-    _apply(root)
-    _wait_for(
+    apply_config(root)
+    wait_for(
         lambda: worker.policies.plans["transport-persons"].refusal == "grant_refused",
         timeout=10,
         what="the refusal installed",
@@ -123,7 +123,7 @@ def test_a_grant_given_later_starts_with_the_state_and_a_refusal_stops_it(
     for record in [check.validate(person(fake)) for _ in range(4)]:
         persons.publish(record)
     persons.flush()
-    _wait_for(_consumed(process, 47), what="the persons after the refusal consumed")
+    wait_for(_consumed(process, 47), what="the persons after the refusal consumed")
     assert len(read_all(kafka, topic, idle=1.0)) == 32  # nothing more
     audit = [a for a in _audit(kafka, serde, hub) if a["subscription"] == "transport-persons"]
     assert [a["reason"] for a in audit if a["kind"] == "refused"][-4:] == ["grant_refused"] * 4
@@ -139,7 +139,7 @@ def test_withdrawing_clear_masks_the_field_live(kafka: KafkaSettings, running: R
     stream.burst(200)
     stream.start()
     try:
-        _wait_for(_consumed(process, 300), what="a stream under way")
+        wait_for(_consumed(process, 300), what="a stream under way")
 
         def withdraw(grants: list[dict[str, Any]]) -> None:
             mine = next(g for g in grants if g["subscription"] == "tax-debtors")
@@ -147,8 +147,8 @@ def test_withdrawing_clear_masks_the_field_live(kafka: KafkaSettings, running: R
             mine.pop("legal_basis")
 
         _edit_grants(root, renames["court"], "credit.yaml", withdraw)
-        _apply(root)
-        _wait_for(
+        apply_config(root)
+        wait_for(
             lambda: process.worker.policies.plans["tax-debtors"].version != old.version,
             timeout=10,
             what="the withdrawal installed",
@@ -156,7 +156,7 @@ def test_withdrawing_clear_masks_the_field_live(kafka: KafkaSettings, running: R
         time.sleep(1.5)
     finally:
         sent = stream.finish()
-    _wait_for(_consumed(process, sent), what="all consumed")
+    wait_for(_consumed(process, sent), what="all consumed")
     new = process.worker.policies.plans["tax-debtors"]
     assert {r.name: r.mask.kind if r.mask else None for r in new.rules}["debtor_name"] == "name"
 

@@ -17,20 +17,13 @@ import yaml
 from hub.app import HubProcess, start_hub
 from hub.audit.cli import verify_command
 from hub.audit.reader import read_records
-from hub.config import load_config
 from hub.config.loader import ConfigDir
 from hub.core import names
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
-from hub.provision.session import provision_session
-from tests.fixtures.hubkit import read_all
-from tests.integration.test_backfill import (
-    Stream,
-    check_each_once,
-    deliveries,
-    source_events,
-)
+from tests.fixtures.hubkit import apply_config, read_all, wait_for
+from tests.integration.test_backfill import Stream, check_each_once, deliveries, source_events
 
 CODE = "PD-CRD-0001"
 
@@ -40,20 +33,13 @@ def running(
     demo_config: tuple[Path, dict[str, str]],
 ) -> Iterator[tuple[ConfigDir, dict[str, str], Path, HubProcess]]:
     root, renames = demo_config
-    cfg = _apply(root)
+    cfg = apply_config(root)
     process = start_hub(cfg, renames["pudong"])
     assert process.worker.ready.wait(30), "hub worker did not start"
     try:
         yield cfg, renames, root, process
     finally:
         process.close()
-
-
-def _apply(root: Path) -> ConfigDir:
-    cfg = load_config(root)
-    with provision_session(cfg) as session:
-        session.apply()
-    return cfg
 
 
 def _edit(root: Path, file: str, edit: Callable[[list[dict[str, Any]]], None]) -> None:
@@ -70,15 +56,6 @@ def _edit(root: Path, file: str, edit: Callable[[list[dict[str, Any]]], None]) -
 
 def _sub(subs: list[dict[str, Any]], sid: str) -> dict[str, Any]:
     return next(s for s in subs if s["id"] == sid)
-
-
-def _wait_for(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} not reached in {timeout} s")
 
 
 def _consumed(process: HubProcess, n: int) -> Callable[[], bool]:
@@ -111,17 +88,17 @@ def test_revoked_and_removed_subscriptions_stop_receiving_within_seconds(
     stream.burst(200)
     stream.start()
     try:
-        _wait_for(_consumed(process, 300), what="a stream under way")
+        wait_for(_consumed(process, 300), what="a stream under way")
 
         def revoke(subs: list[dict[str, Any]]) -> None:
             _sub(subs, "transport-debtors")["active"] = False
             subs.remove(_sub(subs, "lujiazui-debtors"))
 
         _edit(root, "credit.yaml", revoke)
-        _apply(root)
+        apply_config(root)
         applied_ms = int(time.time() * 1000)
         plans = process.worker.policies.plans
-        _wait_for(
+        wait_for(
             lambda: (
                 process.worker.policies.plans.get("transport-debtors", plans["transport-debtors"]).refusal
                 == "revoked"
@@ -132,7 +109,7 @@ def test_revoked_and_removed_subscriptions_stop_receiving_within_seconds(
         time.sleep(2.0)  # the stream goes on after the revocation
     finally:
         sent = stream.finish()
-    _wait_for(_consumed(process, sent), what="all consumed")
+    wait_for(_consumed(process, sent), what="all consumed")
     serde = AvroSerde(RegistryClient(process.registry_url))
     audit = _audit(kafka, serde, hub)
     new_version = process.worker.policies.plans["transport-debtors"].version
@@ -184,7 +161,7 @@ def test_fields_and_masks_change_in_flight(
     stream.burst(200)
     stream.start()
     try:
-        _wait_for(_consumed(process, 300), what="a stream under way")
+        wait_for(_consumed(process, 300), what="a stream under way")
 
         def change(subs: list[dict[str, Any]]) -> None:
             sub = _sub(subs, "tax-debtors")
@@ -192,8 +169,8 @@ def test_fields_and_masks_change_in_flight(
             sub["masks"] = {"debtor_id": "id_number"}
 
         _edit(root, "credit.yaml", change)
-        _apply(root)
-        _wait_for(
+        apply_config(root)
+        wait_for(
             lambda: process.worker.policies.plans["tax-debtors"].version != old.version,
             timeout=10,
             what="the change installed",
@@ -201,7 +178,7 @@ def test_fields_and_masks_change_in_flight(
         time.sleep(1.5)
     finally:
         sent = stream.finish()
-    _wait_for(_consumed(process, sent), what="all consumed")
+    wait_for(_consumed(process, sent), what="all consumed")
     new = process.worker.policies.plans["tax-debtors"]
     assert "debtor_name" not in new.fields
 
@@ -252,24 +229,24 @@ def test_a_validity_window_ends_on_its_own(
             _sub(subs, "transport-debtors")["valid_until"] = until.isoformat()
 
         _edit(root, "credit.yaml", expire)
-        _apply(root)
+        apply_config(root)
 
         def installed(until_ms: int = until_ms) -> bool:
             return process.worker.policies.plans["transport-debtors"].valid_until_ms == until_ms
 
-        _wait_for(installed, timeout=window_s + 10, what="the window installed")
+        wait_for(installed, timeout=window_s + 10, what="the window installed")
         if time.time() * 1000 < until_ms - 4000 or window_s >= 64:
             break
         window_s *= 2
     stream = Stream(cfg, process.registry_url, seed=53)
     stream.start()
     try:
-        _wait_for(
+        wait_for(
             lambda: time.time() * 1000 > until_ms + 2000, timeout=window_s + 20, what="the end of the window"
         )
     finally:
         sent = stream.finish()
-    _wait_for(_consumed(process, sent), what="all consumed")
+    wait_for(_consumed(process, sent), what="all consumed")
 
     serde = AvroSerde(RegistryClient(process.registry_url))
     audit = _audit(kafka, serde, hub)

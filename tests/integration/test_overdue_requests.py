@@ -16,7 +16,7 @@ from hub.app import HubProcess, start_hub
 from hub.config.loader import ConfigDir
 from hub.monitor.cli import Sampling, lag_command
 from hub.monitor.status import Rules
-from tests.integration.test_live_policy import _apply, _wait_for
+from tests.fixtures.hubkit import apply_config, wait_for
 from tests.integration.test_monitor_admin import scrape, value
 from tests.integration.test_status_page import browser, wait_until
 
@@ -44,7 +44,7 @@ def overdue_hub(
 ) -> Iterator[tuple[ConfigDir, dict[str, str], Path, HubProcess]]:
     root, renames = demo_config
     _edit_subscription(root, "transport-persons", requested_at=FILED)
-    cfg = _apply(root)
+    cfg = apply_config(root)
     process = start_hub(cfg, renames["pudong"])
     assert process.worker.ready.wait(30), "hub worker did not start"
     try:
@@ -115,8 +115,8 @@ def test_an_overdue_request_shows_as_a_gauge_per_owner_on_the_page_and_in_lag(
         }
     )
     grants.write_text(yaml.safe_dump(body, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    _apply(root)
-    _wait_for(
+    apply_config(root)
+    wait_for(
         lambda: value(scrape(url), "xhub_share_requests_overdue", hub=hub, owner=psb) == 0,
         what="the overdue gauge of psb at 0 once it answered",
     )

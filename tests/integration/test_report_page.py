@@ -23,8 +23,8 @@ from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import dishonest_debtor, make_faker, person
 from hub.monitor.cli import report_command
 from hub.monitor.decoding import open_decoder
-from tests.fixtures.hubkit import Publisher
-from tests.integration.test_live_policy import _apply, _consumed, _wait_for
+from tests.fixtures.hubkit import Publisher, apply_config, wait_for
+from tests.integration.test_live_policy import _consumed
 from tests.integration.test_status_page import browser
 
 __all__ = ["browser"]  # the fixture, imported for pytest
@@ -125,7 +125,7 @@ def test_the_report_page_shows_what_the_audit_and_the_config_say(
 ) -> None:
     root, renames = demo_config
     _requests_as_stated(root, renames)
-    cfg = _apply(root)
+    cfg = apply_config(root)
     hub = renames["pudong"]
     court, psb, housing, amr = renames["court"], renames["psb"], renames["housing"], renames["amr"]
     process = start_hub(cfg, hub)
@@ -145,7 +145,7 @@ def test_the_report_page_shows_what_the_audit_and_the_config_say(
             debtors.publish(dishonest_debtor(fake, person(fake)))
         debtors.raw(b"not avro")  # dead-lettered, and counted against the court that sent it
         debtors.flush()
-        _wait_for(_consumed(process, 15), what="the 15 records consumed")
+        wait_for(_consumed(process, 15), what="the 15 records consumed")
     finally:
         process.close()
 

@@ -26,12 +26,11 @@ from hub.core import names
 from hub.core.envelope import ChangeEvent, key_bytes
 from hub.core.kafka import make_producer
 from hub.core.kafka_settings import KafkaSettings
-from tests.integration.test_backfill import _wait_for
+from tests.fixtures.hubkit import apply_config, wait_for
 from tests.integration.test_hub_resilience import (
     CODE,
     DEBTOR_SUBS,
     Debtors,
-    _apply,
     _check_alive_and_reconciled,
     _dead_letters,
     _delivered,
@@ -42,7 +41,7 @@ from tests.integration.test_hub_resilience import (
 @pytest.fixture
 def applied(demo_config: tuple[Path, dict[str, str]]) -> tuple[ConfigDir, dict[str, str]]:
     root, renames = demo_config
-    return _apply(root), renames
+    return apply_config(root), renames
 
 
 @pytest.fixture
@@ -120,7 +119,7 @@ def test_a_config_snapshot_not_signed_by_the_apply_role_is_refused(
     try:
         for n, record in enumerate((unsigned, stranger, tampered), start=1):
             producer.send(topic, key=key_bytes(name), value=record).get(timeout=30)
-            _wait_for(_refused(hub, n), what=f"forged snapshot {n} refused")
+            wait_for(_refused(hub, n), what=f"forged snapshot {n} refused")
             assert hub.worker.policies is before
         assert hub.admin_url is not None
         alerts = json.loads(_get(f"{hub.admin_url}/api/status"))["alerts"]
@@ -129,7 +128,7 @@ def test_a_config_snapshot_not_signed_by_the_apply_role_is_refused(
 
         genuine = signed_snapshot_record(narrowed, now + 1, apply_signing_key())
         producer.send(topic, key=key_bytes(name), value=genuine).get(timeout=30)
-        _wait_for(lambda: hub.worker.policies is not before, what="the signed snapshot installed")
+        wait_for(lambda: hub.worker.policies is not before, what="the signed snapshot installed")
     finally:
         producer.close()
     assert "court" not in hub.worker.policies.plans["tax-debtors"].fields

@@ -16,13 +16,12 @@ from hub.core.kafka import make_consumer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
+from tests.fixtures.hubkit import apply_config, wait_for
 from tests.integration.test_backfill import (
     CODE,
     Delivered,
     Stream,
     _add_subscriptions,
-    _apply,
-    _wait_for,
     check_handover,
     source_events,
 )
@@ -75,7 +74,7 @@ def test_more_than_150_subscriptions_of_one_resource_all_get_state_and_live_reco
         for i in range(READERS)
     ]
     _add_subscriptions(root, renames, subs)
-    cfg = _apply(root)
+    cfg = apply_config(root)
     hub_name = renames["pudong"]
     stream = Stream(cfg, kafka_registry, seed=71)
     stream.burst(60)  # there before the hub starts: every subscription gets it through its backfill
@@ -88,7 +87,7 @@ def test_more_than_150_subscriptions_of_one_resource_all_get_state_and_live_reco
             progress = worker.backfills
             return all(getattr(progress.get(reader(i)), "state", None) == "done" for i in range(READERS))
 
-        _wait_for(backfilled, timeout=120, what="every backfill done")
+        wait_for(backfilled, timeout=120, what="every backfill done")
         stream.burst(30)  # live records
         sent = stream.sent
 
@@ -96,7 +95,7 @@ def test_more_than_150_subscriptions_of_one_resource_all_get_state_and_live_reco
             with worker.stats.lock:
                 return worker.stats.consumed >= 30
 
-        _wait_for(consumed, timeout=60, what="the live records consumed")
+        wait_for(consumed, timeout=60, what="the live records consumed")
         with worker.stats.lock:
             assert not worker.stats.alerts, "nothing held back, nothing to alert on"
     finally:

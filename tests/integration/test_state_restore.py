@@ -23,14 +23,12 @@ from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 from hub.engine.handover import Live
 from hub.engine.state.changelog import HandoverEntry, HeldEntry, decode, encode
-from tests.fixtures.hubkit import read_to_end
+from tests.fixtures.hubkit import apply_config, read_to_end, wait_for
 from tests.integration.test_backfill import (
     CODE,
     Delivered,
     Source,
     Stream,
-    _apply,
-    _wait_for,
     check_handover,
     check_order,
     deliveries,
@@ -107,7 +105,7 @@ def test_sigkill_during_a_restore_neither_loses_nor_repeats(
     kafka: KafkaSettings, demo_config: tuple[Path, dict[str, str]], kafka_registry: str, tmp_path: Path
 ) -> None:
     root, renames = demo_config
-    cfg = _apply(root)
+    cfg = apply_config(root)
     hub = renames["pudong"]
     stream = Stream(cfg, kafka_registry, seed=97, pause=0.5)
     stream.burst(1500)
@@ -121,7 +119,7 @@ def test_sigkill_during_a_restore_neither_loses_nor_repeats(
     proc = start(tmp_path / "machine-1")
     mid_restore_kills = 0
     try:
-        _wait_for(lambda: live_everywhere(kafka, hub), timeout=240, what="the first backfills done")
+        wait_for(lambda: live_everywhere(kafka, hub), timeout=240, what="the first backfills done")
         stream.start()
         fill_changelog(kafka, hub)
         time.sleep(2.0)
@@ -136,7 +134,7 @@ def test_sigkill_during_a_restore_neither_loses_nor_repeats(
                 return any(0 < at < end for at in store_progress(fresh))
 
             try:
-                _wait_for(restoring, timeout=180, what="a restore under way")
+                wait_for(restoring, timeout=180, what="a restore under way")
             except AssertionError:
                 proc.send_signal(signal.SIGKILL)  # it was done before we looked: try another machine
                 proc.wait()
@@ -164,7 +162,7 @@ def test_sigkill_during_a_restore_neither_loses_nor_repeats(
 
         for sid in ("tax-debtors", "transport-debtors"):
             topic = names.delivery_topic(hub, sid)
-            _wait_for(
+            wait_for(
                 all_delivered(lambda topic=topic: check_handover(source, deliveries(kafka, serde, topic))),
                 timeout=300,  # a busy machine: the restore, then the backlog the stream left meanwhile
                 what=f"{sid} complete",

@@ -253,21 +253,7 @@ class PgLogicalSource(PollingSource):
 
     def _mapping(self, facts: TableFacts) -> list[tuple[str, str]]:
         where = f"{self.what}: table {self.config.table} in {self.address.display}"
-        present = facts.columns
-        pairs: list[tuple[str, str]] = []
-        missing: list[str] = []
-        required = set(self.spec.required_fields())
-        for field in self.spec.field_names:
-            column = self.config.columns.get(field, field)
-            if column in present:
-                pairs.append((field, column))
-            elif field in required or field in self.config.columns:
-                missing.append(f'"{column}" (field {field})')
-        if self.key_column not in present:
-            missing.append(f'"{self.key_column}" (business key)')
-        if missing:
-            raise InstallError(f"{where} has no column {', '.join(missing)}")
-        return pairs
+        return self.spec.column_pairs(set(facts.columns), self.config.columns, self.key_column, where)
 
     def _table(self, conn: Any) -> tuple[int, str, TableFacts]:
         found = qualified_table(conn, self.config.table)
