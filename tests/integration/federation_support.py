@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,13 +29,11 @@ from connectors.testing.kafka import Consumed, TopicReader
 from connectors.testing.records import citizen_id
 from connectors.testing.runtime import serde_for
 from hub.app import HubProcess, start_hub
-from hub.config import load_config
 from hub.config.loader import ConfigDir
 from hub.core import names
 from hub.core.envelope import ChangeEvent, Op, change_event_schema, key_bytes
 from hub.core.kafka import make_producer
 from hub.core.kafka_settings import KafkaSettings
-from hub.provision.session import provision_session
 from tests.fixtures.brokers import private_broker
 from tests.fixtures.federation import (
     LINK_SUBSCRIPTION,
@@ -43,6 +42,7 @@ from tests.fixtures.federation import (
     district_terms,
     write_city_config,
 )
+from tests.fixtures.hubkit import apply_config
 from tests.fixtures.plugin import DEMO_CONFIG, isolate_config
 
 DISTRICT_PORT = 19192
@@ -111,15 +111,9 @@ def district(
     monkeypatch.setenv("XHUB_PUDONG_AUDIT_KEY", "test-audit-key-pudong-0123456789")
     monkeypatch.setenv("XHUB_CITY_AUDIT_KEY", "test-audit-key-city-0123456789")
     monkeypatch.setenv("XHUB_STATE_DIR", str(tmp_path / "state"))
-    cfg = load_config(root)
-    with provision_session(cfg) as session:
-        session.apply()
-    process = start_hub(cfg, renames["pudong"])
-    try:
-        assert process.worker.ready.wait(60), "district hub worker did not start"
+    cfg = apply_config(root)
+    with running_hub(cfg, renames["pudong"]) as process:
         yield District(cfg, process, renames["pudong"], renames["court"], kafka, root)
-    finally:
-        process.close()
 
 
 # --- the city side: its catalog knows the district's list as a resource of the link --------------
@@ -209,12 +203,16 @@ def city(
 @pytest.fixture
 def city_hub(city: City) -> Iterator[HubProcess]:
     """The city hub, applied and running on the city cluster: it serves the city's own subscription."""
-    cfg = load_config(city.root)
-    with provision_session(cfg) as session:
-        session.apply()
-    process = start_hub(cfg, city.hub_name)
+    with running_hub(apply_config(city.root), city.hub_name) as process:
+        yield process
+
+
+@contextmanager
+def running_hub(cfg: ConfigDir, hub: str) -> Iterator[HubProcess]:
+    """Hub ``hub`` of an applied config, running in this process while the block runs."""
+    process = start_hub(cfg, hub)
     try:
-        assert process.worker.ready.wait(60), "city hub worker did not start"
+        assert process.worker.ready.wait(60), f"hub {hub}: worker did not start"
         yield process
     finally:
         process.close()
