@@ -329,3 +329,30 @@ def test_the_link_has_an_identity_per_cluster_and_each_cluster_lets_it_do_its_pa
         ("TOPIC", "xhub.pos.pudong", "READ"),
         ("TRANSACTIONAL_ID", "xhub-src-pudong-", "WRITE"),
     } <= on_city
+
+
+# --- backlog: the link's hop in `xhub lag` -----------------------------------------------------------
+
+
+def test_the_link_reports_what_waits_on_the_district_topic_as_its_backlog() -> None:
+    from types import SimpleNamespace
+
+    from connectors.runtime.backlog import BacklogReporter
+    from connectors.runtime.metrics import SidecarMetrics
+    from hub.core.kafka_settings import KafkaSettings
+
+    health = {"state": "running", "backlog_rows": 12, "backlog_oldest_commit_ms": 1_700_000_000_123}
+    link = SimpleNamespace(
+        source=SimpleNamespace(kind="hub_link", name="pudong-debtors", resources=["PD-CRD-0001"]),
+        status=lambda: health,
+    )
+    reporter = BacklogReporter(
+        "pudong",
+        KafkaSettings(bootstrap_servers="unused:9092"),
+        [link],
+        SidecarMetrics(),  # type: ignore[list-item]
+    )
+    backlog = reporter.measure().sources["pudong-debtors"]
+    assert (backlog.kind, backlog.rows, backlog.oldest_commit_ms) == ("hub_link", 12, 1_700_000_000_123)
+    health.update(backlog_rows=None, backlog_oldest_commit_ms=None)  # not fetched yet: not counted
+    assert reporter.measure().sources["pudong-debtors"].rows is None

@@ -96,6 +96,9 @@ class HubLinkSource(PollingSource):
         self.serde = AvroSerde(RegistryClient(config.district.registry_url))
         self._consumer: KafkaConsumer | None = None
         self._placed: LinkPosition | None = None  # where the consumer was last sought to, or has read to
+        # (records waiting on the district topic, commit time bounding their age): read by the backlog
+        # thread, so one tuple swapped whole
+        self._backlog: tuple[int | None, int | None] = (None, None)
         self.log = get_logger("source", source=config.name, kind=self.kind)
 
     def open(self) -> None:
@@ -142,6 +145,7 @@ class HubLinkSource(PollingSource):
                 if change is not None:
                     changes.append(change)
                 read[tp.partition] = record.offset
+        self._measure(consumer, changes)
         if not read:
             return Poll(None, position)
         after = at.advanced(read)
@@ -149,6 +153,24 @@ class HubLinkSource(PollingSource):
         stored = after.to_json()
         # A batch of tombstones only still moves the position (an empty batch persists it).
         return Poll(Batch(changes, stored), stored, more=sum(len(r) for r in polled.values()) >= limit)
+
+    def _measure(self, consumer: KafkaConsumer, carried: list[Captured]) -> None:
+        """The link's backlog (the hop between the district and the city hub), from what the last fetch
+        told: high watermarks minus positions, no request of its own. An upper bound: transaction markers
+        and aborted records count. Its age is bounded by the commit time of the last change carried (what
+        waits was committed after it)."""
+        try:
+            waiting = 0
+            for tp in consumer.assignment():
+                high = consumer.highwater(tp)
+                if high is None:
+                    return  # not fetched yet: keep the last figure
+                waiting += max(0, high - consumer.position(tp))
+        except KafkaError:
+            return
+        last_commit = max((c.commit_ts_ms for c in carried if c.rejected is None), default=None)
+        before = self._backlog[1]
+        self._backlog = (waiting, (last_commit or before) if waiting else None)
 
     def _place(self, consumer: KafkaConsumer, at: LinkPosition) -> None:
         """Assign every partition of the topic and seek it to ``at`` unless the consumer stands there."""
@@ -179,4 +201,5 @@ class HubLinkSource(PollingSource):
         self.log.info("link_positioned", topic=self.topic, offsets=at.to_json()["offsets"])
 
     def health(self) -> dict[str, Any]:
-        return {"district_topic": self.topic}
+        rows, oldest = self._backlog
+        return {"district_topic": self.topic, "backlog_rows": rows, "backlog_oldest_commit_ms": oldest}
