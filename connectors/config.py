@@ -195,8 +195,22 @@ def _source_resources(
                     key_field=res.key,
                     key_format=res.key_format,
                     checks=dict(res.checks),
+                    terms_version=_terms_version(catalog, res),
                 )
     return resources
+
+
+def _terms_version(catalog: Any, res: Any) -> str | None:
+    """The district policy version of a linked resource's terms copy (None: not linked, or unreadable:
+    validating the catalog reported that already)."""
+    from hub.config.linked import read_terms
+
+    if res.linked_from is None:
+        return None
+    try:
+        return read_terms(catalog.root, res.linked_from).policy_version
+    except ValueError:
+        return None
 
 
 def _link_mismatch(source: Any, res: Any) -> str | None:

@@ -76,6 +76,8 @@ class ResourceSpec:
         key_field: the business-key field.
         key_format: ``citizen_id``, ``credit_code`` or ``any``.
         checks: further fields to check as citizen IDs or credit codes.
+        terms_version: a linked resource's district policy version in the terms the city validated
+            against (``linked_from.terms``): a hub link warns when deliveries come under another.
     """
 
     code: str
@@ -83,6 +85,7 @@ class ResourceSpec:
     key_field: str
     key_format: Literal["citizen_id", "credit_code", "any"] = "any"
     checks: dict[str, Literal["citizen_id", "credit_code"]] = field(default_factory=dict)
+    terms_version: str | None = None
 
     @property
     def field_names(self) -> list[str]:

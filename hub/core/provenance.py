@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 PROVENANCE_HEADER = "xhub.provenance"
+POLICY_HEADER = "xhub.policy_version"  # the policy version of the plan a delivery went out under
 MAX_HOPS = 16  # a deeper tree is a loop or a forgery; the header stays small
 MAX_BYTES = 8_192
 

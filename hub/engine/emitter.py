@@ -23,7 +23,7 @@ from hub.core.dead_letters import UNDELIVERABLE, UNENCODABLE, UNPROCESSABLE, Dea
 from hub.core.envelope import now_ms
 from hub.core.errors import FatalError, HubError, InvalidRecord, RetriableError
 from hub.core.log import get_logger
-from hub.core.provenance import Hop
+from hub.core.provenance import POLICY_HEADER, Hop
 from hub.engine.audit_log import AuditLog
 from hub.engine.delivery_failures import DeliveryFailures
 from hub.engine.handover import Backfilling, PartitionState
@@ -323,7 +323,7 @@ class Emitter:
         hop = Hop(self.hub, plan.version, self.audit.chain.chain, audit_seq, sid)
         headers = [
             ("xhub.event_id", source.event_id.encode()),
-            ("xhub.policy_version", plan.version.encode()),
+            (POLICY_HEADER, plan.version.encode()),
             ("xhub.hub", self.hub.encode()),
             ("xhub.subscription", sid.encode()),
             ("xhub.source", source.record.origin.encode()),

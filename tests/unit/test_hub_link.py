@@ -275,6 +275,7 @@ def test_a_link_config_names_the_district_side_with_its_own_identity(tmp_path: P
     assert source.district.topic == "xhub.dlv.pudong.city-enrolees"
     assert source.district.kafka.ssl_certfile == "link.pem"
     assert loaded.kafka.bootstrap_servers == "127.0.0.1:19292", "events, dead letters, position: the city"
+    assert loaded.resources[RESOURCE].terms_version == "v1", "the district policy the city checked"
 
 
 def test_a_link_carries_only_the_linked_resource_of_its_district_subscription(tmp_path: Path) -> None:
@@ -356,3 +357,28 @@ def test_the_link_reports_what_waits_on_the_district_topic_as_its_backlog() -> N
     assert (backlog.kind, backlog.rows, backlog.oldest_commit_ms) == ("hub_link", 12, 1_700_000_000_123)
     health.update(backlog_rows=None, backlog_oldest_commit_ms=None)  # not fetched yet: not counted
     assert reporter.measure().sources["pudong-debtors"].rows is None
+
+
+def test_the_link_warns_when_the_district_delivers_under_other_terms_than_the_city_checked() -> None:
+    from connectors.sources.hub_link import HubLinkSource
+    from connectors.testing.records import KEY_FIELD, SCHEMA
+
+    config = HubLinkSourceConfig.model_validate(
+        {
+            "name": "pudong-enrolees",
+            "resource": RESOURCE,
+            "district": {
+                "hub": "pudong",
+                "subscription": "city-enrolees",
+                "registry_url": "http://127.0.0.1:1",
+                "kafka": {"bootstrap_servers": "127.0.0.1:1"},
+            },
+        }
+    )
+    spec = ResourceSpec(RESOURCE, SCHEMA, KEY_FIELD, terms_version="v1")
+    source = HubLinkSource(config, resources={RESOURCE: spec})
+    source._check_terms(_Record(None, headers=(("xhub.policy_version", b"v1"),)))
+    assert "warnings" not in source.health()
+    source._check_terms(_Record(None, headers=(("xhub.policy_version", b"v2"),)))
+    [warning] = source.health()["warnings"]
+    assert "district policy v2, the city's terms copy is of v1" in warning

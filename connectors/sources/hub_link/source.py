@@ -34,6 +34,7 @@ from hub.core.kafka import make_consumer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
 from hub.core.names import delivery_topic
+from hub.core.provenance import POLICY_HEADER
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 
@@ -99,6 +100,8 @@ class HubLinkSource(PollingSource):
         # (records waiting on the district topic, commit time bounding their age): read by the backlog
         # thread, so one tuple swapped whole
         self._backlog: tuple[int | None, int | None] = (None, None)
+        self.terms_version = self.specs[config.resource].terms_version
+        self._stale: str | None = None  # a district policy version other than the city's terms copy
         self.log = get_logger("source", source=config.name, kind=self.kind)
 
     def open(self) -> None:
@@ -144,6 +147,7 @@ class HubLinkSource(PollingSource):
                 change = captured_of(record, self.serde, resource=self.resource, key_field=self.key_field)
                 if change is not None:
                     changes.append(change)
+                    self._check_terms(record)
                 read[tp.partition] = record.offset
         self._measure(consumer, changes)
         if not read:
@@ -153,6 +157,24 @@ class HubLinkSource(PollingSource):
         stored = after.to_json()
         # A batch of tombstones only still moves the position (an empty batch persists it).
         return Poll(Batch(changes, stored), stored, more=sum(len(r) for r in polled.values()) >= limit)
+
+    def _check_terms(self, record: Any) -> None:
+        """Warn when the district delivers under a policy other than the terms the city validated
+        against: its grant changed, and the city's copy (and what validate checked) is out of date."""
+        delivered = next(
+            (
+                bytes(v).decode("utf-8", "replace")
+                for k, v in record.headers or ()
+                if k == POLICY_HEADER and v
+            ),
+            None,
+        )
+        if delivered is None or self.terms_version is None or delivered in {self.terms_version, self._stale}:
+            return
+        self._stale = delivered
+        self.log.warning(
+            "link_terms_stale", topic=self.topic, delivered_policy=delivered, terms_policy=self.terms_version
+        )
 
     def _measure(self, consumer: KafkaConsumer, carried: list[Captured]) -> None:
         """The link's backlog (the hop between the district and the city hub), from what the last fetch
@@ -202,4 +224,14 @@ class HubLinkSource(PollingSource):
 
     def health(self) -> dict[str, Any]:
         rows, oldest = self._backlog
-        return {"district_topic": self.topic, "backlog_rows": rows, "backlog_oldest_commit_ms": oldest}
+        out: dict[str, Any] = {
+            "district_topic": self.topic,
+            "backlog_rows": rows,
+            "backlog_oldest_commit_ms": oldest,
+        }
+        if self._stale is not None:
+            out["warnings"] = [
+                f"deliveries under district policy {self._stale}, the city's terms copy is of "
+                f"{self.terms_version}: republish the terms (xhub plan --terms) and validate the city config"
+            ]
+        return out
