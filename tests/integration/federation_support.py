@@ -1,11 +1,12 @@
 """Two clusters and a federation on them, for the hub-link and federation tests (issue 17).
 
-Two private clusters, started with deploy/local/kafka.sh once per test session and stopped at its end:
-the district on port 19192 and the city on 19292 (the shared broker is never touched). A real district
-hub (the demo config, plus a link department subscribing to the court's dishonest-debtor list) delivers
-to the link; the link is a sidecar (``type: hub_link``) whose own cluster is the city's: it publishes on
-``xhub.src.<link-dept>.pd-crd-0001`` there, with its position on the district delivery topic in the same
-transaction. The city registry is a built-in one stored on the city cluster; the district's is the hub's.
+Two private clusters, started with deploy/local/kafka.sh once per test session and stopped at its end: the
+district on port 19192 and the city on 19292 (XHUB_FED_DISTRICT_PORT, XHUB_FED_CITY_PORT), the shared
+broker never touched. A real district hub (the demo config, plus a link department subscribing to the
+court's dishonest-debtor list) delivers to the link; the link is a sidecar (``type: hub_link``) whose own
+cluster is the city's: it publishes on ``xhub.src.<link-dept>.pd-crd-0001`` there, with its position on
+the district delivery topic in the same transaction. The city registry is a built-in one stored on the
+city cluster; the district's is the hub's.
 
 The city's catalog knows the list as a linked resource (``linked_from``, with a copy of the district's
 published terms) and takes persons only (``debtor_type`` is an enum of one symbol there), so an entity
@@ -14,6 +15,7 @@ debtor the district delivers is a record the city's schema cannot take.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections import defaultdict
@@ -45,8 +47,9 @@ from tests.fixtures.federation import (
 from tests.fixtures.hubkit import apply_config
 from tests.fixtures.plugin import DEMO_CONFIG, isolate_config
 
-DISTRICT_PORT = 19192
-CITY_PORT = 19292
+# Other ports when another run of these tests shares the machine (both would stop the same brokers).
+DISTRICT_PORT = int(os.environ.get("XHUB_FED_DISTRICT_PORT", "19192"))
+CITY_PORT = int(os.environ.get("XHUB_FED_CITY_PORT", "19292"))
 SUBSCRIPTION = LINK_SUBSCRIPTION
 COMMIT_BASE_MS = 1_760_000_000_000
 
