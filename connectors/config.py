@@ -187,14 +187,50 @@ def _source_resources(
                 )
                 problems.append(doc.problem(where, message))
             else:
+                if (problem := _link_mismatch(source, res)) is not None:
+                    problems.append(doc.problem((*where[:2], "district"), problem))
                 resources[code] = ResourceSpec(
                     code=code,
                     schema=catalog.schemas[code],
                     key_field=res.key,
                     key_format=res.key_format,
                     checks=dict(res.checks),
+                    terms_version=_terms_version(catalog, res),
                 )
     return resources
+
+
+def _terms_version(catalog: Any, res: Any) -> str | None:
+    """The district policy version of a linked resource's terms copy (None: not linked, or unreadable:
+    validating the catalog reported that already)."""
+    from hub.config.linked import read_terms
+
+    if res.linked_from is None:
+        return None
+    try:
+        return read_terms(catalog.root, res.linked_from).policy_version
+    except ValueError:
+        return None
+
+
+def _link_mismatch(source: Any, res: Any) -> str | None:
+    """Why a hub link source cannot publish ``res``: only a linked resource of its district hub and
+    subscription (``linked_from`` in the catalog), so what the city checked is what the link carries."""
+    district = getattr(source, "district", None)
+    if district is None:
+        return None
+    linked = res.linked_from
+    if linked is None:
+        return (
+            f"resource {res.code} is not a linked resource: give it linked_from (hub, subscription, "
+            "terms) in the catalog to carry it from a district hub"
+        )
+    if (linked.hub, linked.subscription) != (district.hub, district.subscription):
+        return (
+            f"resource {res.code} is linked from hub {linked.hub}, subscription {linked.subscription}; "
+            f"this source reads hub {district.hub}, subscription {district.subscription}"
+        )
+    return None
 
 
 @dataclass

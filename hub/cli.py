@@ -51,7 +51,13 @@ def _plan(args: argparse.Namespace) -> int:
     cfg = load_config(args.config_dir)
     if args.output is not None:
         return _plan_output(args, cfg)
-    policies = explain(compile_config(cfg, now=datetime.now(UTC)))
+    compiled = compile_config(cfg, now=datetime.now(UTC))
+    if args.terms is not None:
+        from hub.config.linked import published_terms
+
+        print(json.dumps(published_terms(cfg, compiled.plans, args.terms), ensure_ascii=False, indent=2))
+        return 0
+    policies = explain(compiled)
     if args.policies_only:
         print(json.dumps(policies, ensure_ascii=False, indent=2) if args.json else explain_text(policies))
         return 0
@@ -251,6 +257,13 @@ def _add_plan_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--policies-only",
         action="store_true",
         help="only explain each subscription's policy (fields, masks, filter fields, withheld); no cluster",
+    )
+    p.add_argument(
+        "--terms",
+        default=None,
+        metavar="SUBSCRIPTION",
+        help="print the delivery terms of a hub link's subscription (JSON) for the city config's copy; "
+        "no cluster",
     )
     p.add_argument(
         "--output",

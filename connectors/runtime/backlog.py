@@ -145,10 +145,13 @@ class BacklogReporter:
         for r in self.direct:
             status = r.status()  # the source's health() is in it: a replication slot's WAL held back
             held, age = status.get("wal_held_bytes"), status.get("wal_held_age_s")
+            # A hub link counts what waits on the district's delivery topic; others leave nothing behind.
+            rows, oldest = status.get("backlog_rows", 0), status.get("backlog_oldest_commit_ms")
             sources[r.source.name] = SourceBacklog(
                 r.source.kind,
                 status["state"],
-                0,
+                rows if isinstance(rows, int) else None,
+                oldest if isinstance(oldest, int) else None,
                 resources=tuple(r.source.resources),
                 wal_held_bytes=held if isinstance(held, int) else None,
                 wal_held_age_s=float(age) if isinstance(age, int | float) else None,

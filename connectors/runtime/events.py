@@ -133,7 +133,7 @@ class EventBuilder:
         )
         value = self.serde.encode(out.subject, out.schema, event.to_avro())
         out.validator.check_encoded_size(value)
-        return OutRecord(out.topic, key_bytes(key), value)
+        return OutRecord(out.topic, key_bytes(key), value, list(change.headers) or None)
 
     def dead_letter(self, change: Captured, problem: InvalidRecord) -> OutRecord:
         """The dead-letter record of a bad change: reason, detail, field, origin and the original bytes."""

@@ -76,6 +76,8 @@ class ResourceSpec:
         key_field: the business-key field.
         key_format: ``citizen_id``, ``credit_code`` or ``any``.
         checks: further fields to check as citizen IDs or credit codes.
+        terms_version: a linked resource's district policy version in the terms the city validated
+            against (``linked_from.terms``): a hub link warns when deliveries come under another.
     """
 
     code: str
@@ -83,6 +85,7 @@ class ResourceSpec:
     key_field: str
     key_format: Literal["citizen_id", "credit_code", "any"] = "any"
     checks: dict[str, Literal["citizen_id", "credit_code"]] = field(default_factory=dict)
+    terms_version: str | None = None
 
     @property
     def field_names(self) -> list[str]:
@@ -138,6 +141,7 @@ class Captured:
         rejected: set when the source already knows the change is bad (it is dead-lettered as is).
         original: the bytes the change arrived as, when the source has them (a hub link's Kafka value):
             a dead letter keeps these rather than the decoded record.
+        headers: Kafka headers the published event carries on (a hub link's provenance).
     """
 
     resource: str
@@ -149,6 +153,7 @@ class Captured:
     key: str | None = None
     rejected: InvalidRecord | None = None
     original: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(slots=True)

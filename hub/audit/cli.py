@@ -1,19 +1,17 @@
-"""``xhub audit verify``, ``show`` and ``checkpoint`` (``hub.cli`` adds them via ``add_parsers``)."""
+"""``xhub audit verify``, ``show``, ``checkpoint``, ``trace`` (``hub.cli`` adds them: ``add_parsers``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from hub.audit.chain import check_key, is_worker_chain
 from hub.audit.checkpoint import ChainHead, Heads, read_checkpoints, write_checkpoint
-from hub.audit.reader import Decoder, ReadSpan, end_offset, read_anchors, read_records
+from hub.audit.reader import Decoder, ReadSpan, end_offset, open_decoder, read_anchors, read_records
 from hub.audit.show import Criteria, build_query, format_row, summarize, to_json
 from hub.audit.verify import Expectations, VerifyReport, verify_entries
 from hub.audit.verify_metrics import write_verify_metrics
@@ -111,6 +109,39 @@ def add_parsers(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per entry")
     p.set_defaults(func=_show)
 
+    p = commands.add_parser(
+        "trace",
+        help="follow each delivery of record K of resource R back through every hub's audit to its source",
+        description=(
+            "Finds the deliveries of the key at the hub (keyed hash, as `audit show`), reads the provenance "
+            "header of each delivered record and checks every hop it names against that hub's audit (a "
+            "district hub's: give its config directory with --upstream), down to the source event. Exit "
+            f"status: 0 every trace agrees, {EXIT_BROKEN} a hop or the source does not."
+        ),
+    )
+    p.add_argument("config_dir")
+    p.add_argument("--hub", required=True, help="hub name from hubs.yaml (the last hub, e.g. the city's)")
+    p.add_argument("--resource", required=True, help="catalog code, e.g. PD-CRD-0001")
+    p.add_argument("--key", required=True, help="business key of the record")
+    p.add_argument(
+        "--upstream",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="config directory of a hub before it (a district's), read on its own cluster (repeatable)",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per delivery")
+    p.set_defaults(func=_trace)
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from hub.audit.trace_command import trace_command
+
+    traces = trace_command(
+        args.config_dir, args.hub, args.resource, args.key, upstream=args.upstream, json_out=args.json
+    )
+    return 0 if all(t.ok for t in traces) else EXIT_BROKEN
+
 
 def _verify(args: argparse.Namespace) -> int:
     return verify_command(
@@ -136,16 +167,6 @@ def _show(args: argparse.Namespace) -> int:
         kinds=args.kind,
     )
     return show_command(args.config_dir, args.hub, criteria, json_out=args.json)
-
-
-@contextmanager
-def open_decoder(cfg: ConfigDir) -> Iterator[Decoder]:
-    """A decoder on the registry of ``cfg``; the built-in one is served in-process while needed."""
-    from hub.registry.local import open_serde
-
-    registry = cfg.hubs_file.registry
-    with open_serde(cfg.hubs_file.kafka, registry.url, registry.topic, client_id="audit-registry") as serde:
-        yield serde
 
 
 def verify_topic(

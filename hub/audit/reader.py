@@ -1,5 +1,6 @@
 """Reading the audit topic: entries in order (optionally a time range), the last entry of one chain (to
-resume writing), and the anchors a hub stored with its committed offsets.
+resume writing), the anchors a hub stored with its committed offsets, and one record by its place (the
+trace follows audit entries to the records they name).
 
 The topic holds ``AuditBatch`` records (schemas/hub/audit_batch.avsc): the entries one worker wrote in one
 transaction. Readers see entries: :func:`iter_entries` for the entries alone, :func:`read_records` for each
@@ -8,15 +9,20 @@ entry with where it is (the record's offset and the entry's index in it).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kafka import TopicPartition
 
 from hub.audit.anchor import Anchor, anchor_from_metadata
 from hub.core.kafka import make_admin, make_consumer
 from hub.core.kafka_settings import KafkaSettings
+
+if TYPE_CHECKING:
+    from hub.config.loader import ConfigDir
 
 # Entries are stamped when the hub decides; the Kafka record is written within the transaction, which
 # cannot outlive the transaction timeout. Seeking by record time with this margin misses nothing.
@@ -174,3 +180,42 @@ def read_anchors(kafka: KafkaSettings, group_id: str) -> list[Anchor]:
         if anchor is not None:
             anchors.append(anchor)
     return anchors
+
+
+@contextmanager
+def open_decoder(cfg: ConfigDir) -> Iterator[Decoder]:
+    """A decoder on the registry of ``cfg``; the built-in one is served in-process while needed."""
+    from hub.registry.local import open_serde
+
+    registry = cfg.hubs_file.registry
+    with open_serde(cfg.hubs_file.kafka, registry.url, registry.topic, client_id="audit-registry") as serde:
+        yield serde
+
+
+def read_record_at(
+    kafka: KafkaSettings, origin: str, *, timeout_s: float = 15.0
+) -> tuple[list[tuple[str, bytes]], bytes | None] | None:
+    """(headers, value) of the committed record at ``origin`` (``topic-partition@offset``, as audit entries
+    and dead letters name records); None when it is not there (compacted away, aborted, or no such place).
+    """
+    where, _, offset_text = origin.rpartition("@")
+    topic, _, partition_text = where.rpartition("-")
+    if not (topic and partition_text.isdigit() and offset_text.isdigit()):
+        return None
+    tp, offset = TopicPartition(topic, int(partition_text)), int(offset_text)
+    consumer = make_consumer(kafka, "audit-trace", group_id=None)
+    try:
+        consumer.assign([tp])
+        if offset >= consumer.end_offsets([tp]).get(tp, 0):
+            return None
+        consumer.seek(tp, offset)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and consumer.position(tp) <= offset:
+            for rec in consumer.poll(timeout_ms=500, max_records=1).get(tp, []):
+                if rec.offset == offset:
+                    return [(k, bytes(v)) for k, v in rec.headers or [] if v is not None], rec.value
+                if rec.offset > offset:
+                    return None
+        return None
+    finally:
+        consumer.close()

@@ -158,6 +158,19 @@ class Department(Strict):
         return _check_team(v)
 
 
+class LinkedFrom(Strict):
+    """Where a linked resource comes from: a district hub delivering it to this (city) config's link.
+
+    The district publishes the terms of the link's subscription (``xhub plan --terms SUBSCRIPTION``: the
+    fields that climb, each field's mask and the grant or catalog line that set it); this config keeps a
+    copy, so ``xhub validate`` can refuse a grant here that widens what the district allowed.
+    """
+
+    hub: str = Field(description="the district hub that delivers the resource")
+    subscription: str = Field(description="the link's subscription at that hub")
+    terms: str = Field(description="the district's published delivery terms (JSON), relative to this config")
+
+
 class Resource(Strict):
     """A catalog entry: one data resource, one code (一数一码)."""
 
@@ -183,6 +196,11 @@ class Resource(Strict):
     filterable: list[str] = Field(
         default_factory=list,
         description="fields every subscriber may filter on even where it does not see them in clear",
+    )
+    linked_from: LinkedFrom | None = Field(
+        default=None,
+        description="a district hub's delivery, carried here by a hub link: its owner is the link's "
+        "department, and this config can only narrow what the district allowed",
     )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 from hub.config.checks import cross_check
 from hub.config.layout import check_layout
+from hub.config.linked import check_linked
 from hub.config.loader import ConfigDir, Origin, read_config
 from hub.config.models import Grant, Resource, Subscription
 from hub.core.errors import ConfigError, ConfigProblem
@@ -86,6 +87,9 @@ def load_config(root: str | Path, *, check: bool = True) -> ConfigDir:
     problems: list[ConfigProblem | str] = list(read_problems)
     if check:
         problems.extend(check_layout(cfg))  # a directory's own rule: snapshots have no folders
+        # Also a directory's own: the district's terms copies sit in its folder; a hub installing a
+        # snapshot enforces its own policy on what arrives and needs them not.
+        problems.extend(check_linked(cfg))
         try:
             compile_config(cfg, now=datetime.now(UTC))
         except ConfigError as exc:

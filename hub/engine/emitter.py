@@ -21,8 +21,9 @@ from kafka.errors import KafkaError
 
 from hub.core.dead_letters import UNDELIVERABLE, UNENCODABLE, UNPROCESSABLE, DeadLetter, DeadLetterEncoder
 from hub.core.envelope import now_ms
-from hub.core.errors import HubError, InvalidRecord, RetriableError
+from hub.core.errors import FatalError, HubError, InvalidRecord, RetriableError
 from hub.core.log import get_logger
+from hub.core.provenance import POLICY_HEADER, Hop
 from hub.engine.audit_log import AuditLog
 from hub.engine.delivery_failures import DeliveryFailures
 from hub.engine.handover import Backfilling, PartitionState
@@ -47,6 +48,7 @@ class Pending:
     outcome: Deliver
     future: Any
     source: SourceEvent
+    audit_seq: int  # the seq its audit entry gets, announced in its provenance header
 
 
 @dataclass
@@ -242,7 +244,11 @@ class Emitter:
             log.debug("flush_reported", hub=self.hub, error=type(exc).__name__)
         entries: list[dict[str, Any]] = []
         failed: KafkaError | None = None
-        for p in batch.pending:
+        first_seq = self.audit.chain.seq + 1
+        for i, p in enumerate(batch.pending):
+            if p.audit_seq != first_seq + i:
+                # The header would name another entry than the delivery's: abort rather than mislead.
+                raise FatalError(f"audit seq {p.audit_seq} announced for entry {first_seq + i}")
             try:
                 meta = p.future.get(timeout=30)
             except KafkaError as exc:
@@ -331,12 +337,16 @@ class Emitter:
         if given_up is not None:
             raise InvalidRecord(UNDELIVERABLE, given_up)
         value = self.serde.encode(f"{plan.delivery_topic}-value", plan.delivery_schema, outcome.value)
+        # Its audit entry is appended in finish(), in the order of batch.pending: seq known now.
+        audit_seq = self.audit.chain.seq + len(batch.pending) + 1
+        hop = Hop(self.hub, plan.version, self.audit.chain.chain, audit_seq, sid)
         headers = [
             ("xhub.event_id", source.event_id.encode()),
-            ("xhub.policy_version", plan.version.encode()),
+            (POLICY_HEADER, plan.version.encode()),
             ("xhub.hub", self.hub.encode()),
             ("xhub.subscription", sid.encode()),
             ("xhub.source", source.record.origin.encode()),
+            source.provenance.with_hop(hop).header(),
         ]
         if outcome.reason is not None:
             headers.append(("xhub.reason", outcome.reason.encode()))
@@ -354,7 +364,7 @@ class Emitter:
         except KafkaError as exc:  # refused before sending, e.g. over the producer's max_request_size
             self.failures.failed(origin, sid, exc)
             raise
-        batch.pending.append(Pending(outcome, future, source))
+        batch.pending.append(Pending(outcome, future, source, audit_seq))
         batch.counts[(sid, "delivered")] += 1
         if batch.kind != "snapshot":  # a state row's source commit time says nothing about latency
             batch.latencies.append(source.now - source.commit_ms)

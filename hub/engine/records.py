@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from hub.core.dead_letters import DeadLetter
+from hub.core.provenance import Provenance, from_headers
 
 
 class Serde(Protocol):
@@ -34,11 +35,13 @@ class SourceRecord:
     partition: int
     offset: int
     value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
 
     @classmethod
     def of(cls, record: Any) -> SourceRecord:
         """From a kafka-python ``ConsumerRecord``."""
-        return cls(record.topic, record.partition, record.offset, record.value)
+        headers = tuple(getattr(record, "headers", None) or ())
+        return cls(record.topic, record.partition, record.offset, record.value, headers)
 
     @property
     def origin(self) -> str:
@@ -76,7 +79,15 @@ class SourceEvent:
     event_id: str
     commit_ms: int  # source commit time, for the delivery latency
     now: int  # the routing clock: one per partition and batch, so every decision in it agrees
+    provenance: Provenance  # the original change and the hubs before this one
 
     @classmethod
     def of(cls, record: SourceRecord, event: dict[str, Any], now: int) -> SourceEvent:
-        return cls(record, event, str(event["event_id"]), millis(event["source"]["commit_ts_ms"]), now)
+        commit_ms = millis(event["source"]["commit_ts_ms"])
+        carried = from_headers(record.headers)
+        # Only a change that came through a hub (a link's copy) has hops to keep; a department's own
+        # event is its own source, whatever header its writer added.
+        provenance = (
+            carried if carried is not None and carried.hops else Provenance.of_event(event, commit_ms)
+        )
+        return cls(record, event, str(event["event_id"]), commit_ms, now, provenance)

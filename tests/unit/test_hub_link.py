@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from connectors.config import load_connector_config
 from connectors.runtime.events import EventBuilder
@@ -18,9 +20,11 @@ from connectors.sources.hub_link.records import KEY_MISMATCH, captured_of
 from connectors.testing.catalog import write_catalog
 from connectors.testing.records import RESOURCE
 from hub.config import load_config
+from hub.config.linked import TERMS_FORMAT
 from hub.core.dead_letters import NOT_A_CHANGE_EVENT
 from hub.core.envelope import ChangeEvent, change_event_schema
 from hub.core.errors import ConfigError, FatalError, InvalidRecord
+from hub.core.provenance import Hop, Provenance, from_headers
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 from hub.provision.acls import desired_acls
@@ -48,6 +52,7 @@ class _Record:
     topic: str = TOPIC
     partition: int = 1
     offset: int = 41
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @pytest.fixture
@@ -120,6 +125,25 @@ def test_a_delivery_keeps_op_key_seq_and_the_source_commit_time(serde: AvroSerde
     }  # days, as written
     assert change.origin == f"{TOPIC}-1@41"
     assert change.original == raw
+
+
+def test_the_district_provenance_is_carried_on_with_the_delivery_record_it_came_in(
+    serde: AvroSerde,
+) -> None:
+    hop = Hop("pudong", "v1", "xhub-hub-pudong-0", 42, "city-debtors")
+    district = Provenance("court", "enforcement", 1_700_000_000_123, "e-1", (hop,))
+    raw = _delivered(serde, "d", "K1", None)
+    change = captured_of(
+        _Record(raw, headers=(district.header(),)), serde, resource="PD-CRD-0001", key_field="case_no"
+    )
+    assert change is not None
+    carried = from_headers(change.headers)
+    assert carried == district.carried_at(f"{TOPIC}-1@41")
+    assert carried is not None
+    assert carried.hops[-1].carried == f"{TOPIC}-1@41"
+    without = captured_of(_Record(raw), serde, resource="PD-CRD-0001", key_field="case_no")
+    assert without is not None
+    assert without.headers == ()
 
 
 def test_a_delete_carries_its_key(serde: AvroSerde) -> None:
@@ -199,10 +223,29 @@ def test_a_change_the_city_schema_refuses_is_dead_lettered_with_the_delivered_by
 # --- config ---------------------------------------------------------------------------------------
 
 
-def _link_config(tmp_path: Path, district: str) -> Path:
-    write_catalog(
+def _link_config(tmp_path: Path, district: str, *, linked_from: str = "city-enrolees") -> Path:
+    root = write_catalog(
         tmp_path / "city", "pudong", bootstrap="127.0.0.1:19292", registry_url="http://127.0.0.1:8083"
     )
+    # The city knows the resource as linked from the district's subscription, whose terms it keeps.
+    catalog = yaml.safe_load((root / "catalog" / "test.yaml").read_text(encoding="utf-8"))
+    catalog["resources"][0]["linked_from"] = {
+        "hub": "pudong",
+        "subscription": linked_from,
+        "terms": "linked/terms.json",
+    }
+    (root / "catalog" / "test.yaml").write_text(yaml.safe_dump(catalog, allow_unicode=True), "utf-8")
+    terms = {
+        "format": TERMS_FORMAT,
+        "hub": "pudong",
+        "subscription": linked_from,
+        "resource": RESOURCE,
+        "policy_version": "v1",
+        "fields": {name: {"mask": None} for name in catalog["resources"][0]["fields"]},
+        "withheld": {},
+    }
+    (root / "linked").mkdir()
+    (root / "linked" / "terms.json").write_text(json.dumps(terms), "utf-8")
     path = tmp_path / "link.yaml"
     path.write_text(
         f"""\
@@ -232,6 +275,21 @@ def test_a_link_config_names_the_district_side_with_its_own_identity(tmp_path: P
     assert source.district.topic == "xhub.dlv.pudong.city-enrolees"
     assert source.district.kafka.ssl_certfile == "link.pem"
     assert loaded.kafka.bootstrap_servers == "127.0.0.1:19292", "events, dead letters, position: the city"
+    assert loaded.resources[RESOURCE].terms_version == "v1", "the district policy the city checked"
+
+
+def test_a_link_carries_only_the_linked_resource_of_its_district_subscription(tmp_path: Path) -> None:
+    district = """\
+      hub: pudong
+      subscription: city-enrolees
+      registry_url: http://127.0.0.1:8081
+      kafka: {bootstrap_servers: "127.0.0.1:19192"}
+"""
+    with pytest.raises(ConfigError) as info:
+        load_connector_config(_link_config(tmp_path, district, linked_from="city-other"))
+    text = "\n".join(str(p) for p in info.value.problems)
+    assert "link.yaml:7 at sources[0].district" in text, text
+    assert "linked from hub pudong, subscription city-other" in text
 
 
 def test_a_bad_district_side_is_reported_with_file_line_and_path(tmp_path: Path) -> None:
@@ -272,3 +330,55 @@ def test_the_link_has_an_identity_per_cluster_and_each_cluster_lets_it_do_its_pa
         ("TOPIC", "xhub.pos.pudong", "READ"),
         ("TRANSACTIONAL_ID", "xhub-src-pudong-", "WRITE"),
     } <= on_city
+
+
+# --- backlog: the link's hop in `xhub lag` -----------------------------------------------------------
+
+
+def test_the_link_reports_what_waits_on_the_district_topic_as_its_backlog() -> None:
+    from types import SimpleNamespace
+
+    from connectors.runtime.backlog import BacklogReporter
+    from connectors.runtime.metrics import SidecarMetrics
+    from hub.core.kafka_settings import KafkaSettings
+
+    health = {"state": "running", "backlog_rows": 12, "backlog_oldest_commit_ms": 1_700_000_000_123}
+    link = SimpleNamespace(
+        source=SimpleNamespace(kind="hub_link", name="pudong-debtors", resources=["PD-CRD-0001"]),
+        status=lambda: health,
+    )
+    reporter = BacklogReporter(
+        "pudong",
+        KafkaSettings(bootstrap_servers="unused:9092"),
+        [link],
+        SidecarMetrics(),  # type: ignore[list-item]
+    )
+    backlog = reporter.measure().sources["pudong-debtors"]
+    assert (backlog.kind, backlog.rows, backlog.oldest_commit_ms) == ("hub_link", 12, 1_700_000_000_123)
+    health.update(backlog_rows=None, backlog_oldest_commit_ms=None)  # not fetched yet: not counted
+    assert reporter.measure().sources["pudong-debtors"].rows is None
+
+
+def test_the_link_warns_when_the_district_delivers_under_other_terms_than_the_city_checked() -> None:
+    from connectors.sources.hub_link import HubLinkSource
+    from connectors.testing.records import KEY_FIELD, SCHEMA
+
+    config = HubLinkSourceConfig.model_validate(
+        {
+            "name": "pudong-enrolees",
+            "resource": RESOURCE,
+            "district": {
+                "hub": "pudong",
+                "subscription": "city-enrolees",
+                "registry_url": "http://127.0.0.1:1",
+                "kafka": {"bootstrap_servers": "127.0.0.1:1"},
+            },
+        }
+    )
+    spec = ResourceSpec(RESOURCE, SCHEMA, KEY_FIELD, terms_version="v1")
+    source = HubLinkSource(config, resources={RESOURCE: spec})
+    source._check_terms(_Record(None, headers=(("xhub.policy_version", b"v1"),)))
+    assert "warnings" not in source.health()
+    source._check_terms(_Record(None, headers=(("xhub.policy_version", b"v2"),)))
+    [warning] = source.health()["warnings"]
+    assert "district policy v2, the city's terms copy is of v1" in warning

@@ -4,7 +4,9 @@ A delivery is a change event (DESIGN.md) projected and masked for the link's sub
 keeps what makes the event the same change: its op, key and seq (so a sink's "an older seq never
 overwrites a newer" still holds per key) and the source commit time of the department's original change
 (so end-to-end lag counts from that commit, not from the hop). The city event's ``source.dept`` is the
-link's department: the city hub accepts on ``xhub.src.<dept>.*`` only events of ``<dept>``.
+link's department: the city hub accepts on ``xhub.src.<dept>.*`` only events of ``<dept>``. The original
+department, its event and the district hop stay in the ``xhub.provenance`` header the district hub
+wrote, carried on with the delivery record's position added (``hub.core.provenance``).
 
 Whatever cannot be carried keeps its original Kafka bytes for the dead-letter topic: values that do not
 decode with the district registry, values that are not change events, and events whose key is not the
@@ -19,6 +21,7 @@ from connectors.sources.base import Captured
 from hub.core.dead_letters import NOT_A_CHANGE_EVENT
 from hub.core.envelope import now_ms
 from hub.core.errors import InvalidRecord
+from hub.core.provenance import from_headers
 from hub.core.registry.serde import AvroSerde
 
 KEY_MISMATCH = "key_mismatch"
@@ -50,9 +53,13 @@ def captured_of(record: Any, serde: AvroSerde, *, resource: str, key_field: str)
     try:
         # Logical types stay Avro values (dates as days, timestamps as millis): passed on, not read.
         _, value = serde.decode(raw, logical=False)
-        return _change(value, raw, origin, key_field)
+        change = _change(value, raw, origin, key_field)
     except InvalidRecord as problem:
         return Captured(resource, "u", 0, now_ms(), origin, rejected=problem, original=bytes(raw))
+    provenance = from_headers(record.headers)
+    if provenance is not None:
+        change.headers = (provenance.carried_at(origin).header(),)
+    return change
 
 
 def _change(value: Any, raw: bytes, origin: str, key_field: str) -> Captured:

@@ -34,6 +34,7 @@ from hub.core.kafka import make_consumer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
 from hub.core.names import delivery_topic
+from hub.core.provenance import POLICY_HEADER
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 
@@ -96,6 +97,11 @@ class HubLinkSource(PollingSource):
         self.serde = AvroSerde(RegistryClient(config.district.registry_url))
         self._consumer: KafkaConsumer | None = None
         self._placed: LinkPosition | None = None  # where the consumer was last sought to, or has read to
+        # (records waiting on the district topic, commit time bounding their age): read by the backlog
+        # thread, so one tuple swapped whole
+        self._backlog: tuple[int | None, int | None] = (None, None)
+        self.terms_version = self.specs[config.resource].terms_version
+        self._stale: str | None = None  # a district policy version other than the city's terms copy
         self.log = get_logger("source", source=config.name, kind=self.kind)
 
     def open(self) -> None:
@@ -141,7 +147,9 @@ class HubLinkSource(PollingSource):
                 change = captured_of(record, self.serde, resource=self.resource, key_field=self.key_field)
                 if change is not None:
                     changes.append(change)
+                    self._check_terms(record)
                 read[tp.partition] = record.offset
+        self._measure(consumer, changes)
         if not read:
             return Poll(None, position)
         after = at.advanced(read)
@@ -149,6 +157,42 @@ class HubLinkSource(PollingSource):
         stored = after.to_json()
         # A batch of tombstones only still moves the position (an empty batch persists it).
         return Poll(Batch(changes, stored), stored, more=sum(len(r) for r in polled.values()) >= limit)
+
+    def _check_terms(self, record: Any) -> None:
+        """Warn when the district delivers under a policy other than the terms the city validated
+        against: its grant changed, and the city's copy (and what validate checked) is out of date."""
+        delivered = next(
+            (
+                bytes(v).decode("utf-8", "replace")
+                for k, v in record.headers or ()
+                if k == POLICY_HEADER and v
+            ),
+            None,
+        )
+        if delivered is None or self.terms_version is None or delivered in {self.terms_version, self._stale}:
+            return
+        self._stale = delivered
+        self.log.warning(
+            "link_terms_stale", topic=self.topic, delivered_policy=delivered, terms_policy=self.terms_version
+        )
+
+    def _measure(self, consumer: KafkaConsumer, carried: list[Captured]) -> None:
+        """The link's backlog (the hop between the district and the city hub), from what the last fetch
+        told: high watermarks minus positions, no request of its own. An upper bound: transaction markers
+        and aborted records count. Its age is bounded by the commit time of the last change carried (what
+        waits was committed after it)."""
+        try:
+            waiting = 0
+            for tp in consumer.assignment():
+                high = consumer.highwater(tp)
+                if high is None:
+                    return  # not fetched yet: keep the last figure
+                waiting += max(0, high - consumer.position(tp))
+        except KafkaError:
+            return
+        last_commit = max((c.commit_ts_ms for c in carried if c.rejected is None), default=None)
+        before = self._backlog[1]
+        self._backlog = (waiting, (last_commit or before) if waiting else None)
 
     def _place(self, consumer: KafkaConsumer, at: LinkPosition) -> None:
         """Assign every partition of the topic and seek it to ``at`` unless the consumer stands there."""
@@ -179,4 +223,15 @@ class HubLinkSource(PollingSource):
         self.log.info("link_positioned", topic=self.topic, offsets=at.to_json()["offsets"])
 
     def health(self) -> dict[str, Any]:
-        return {"district_topic": self.topic}
+        rows, oldest = self._backlog
+        out: dict[str, Any] = {
+            "district_topic": self.topic,
+            "backlog_rows": rows,
+            "backlog_oldest_commit_ms": oldest,
+        }
+        if self._stale is not None:
+            out["warnings"] = [
+                f"deliveries under district policy {self._stale}, the city's terms copy is of "
+                f"{self.terms_version}: republish the terms (xhub plan --terms) and validate the city config"
+            ]
+        return out
