@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 PROVENANCE_HEADER = "xhub.provenance"
@@ -46,7 +46,17 @@ class Hop:
     carried: str | None = None  # the record a hub link read (topic-partition@offset), if one carried it
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        # Written out, not dataclasses.asdict (which deep-copies): one of these per delivery.
+        out: dict[str, Any] = {
+            "hub": self.hub,
+            "policy_version": self.policy_version,
+            "chain": self.chain,
+            "seq": self.seq,
+            "subscription": self.subscription,
+        }
+        if self.carried is not None:
+            out["carried"] = self.carried
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +76,8 @@ class Provenance:
         return cls(str(source["dept"]), str(source["system"]), commit_ts_ms, str(event["event_id"]))
 
     def with_hop(self, hop: Hop) -> Provenance:
-        return replace(self, hops=(*self.hops, hop)[-MAX_HOPS:])
+        hops = (*self.hops, hop)[-MAX_HOPS:]
+        return Provenance(self.dept, self.system, self.commit_ts_ms, self.event_id, hops)
 
     def carried_at(self, origin: str) -> Provenance:
         """This provenance with its last hop noting the record a hub link read (``origin``)."""
