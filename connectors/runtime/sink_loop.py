@@ -385,6 +385,11 @@ class SinkLoop:
         self._log.info("sink_loop_started", topics=self.topics, sink=type(self.sink).__name__)
         try:
             self._retry(self.sink.open, batch_partitions=set())
+            # Know the topics' partitions before joining the group: a sink whose first join went ahead
+            # without them was assigned nothing and stayed so (seen in test_filtered_views: one
+            # "partitions_assigned []" and no rebalance for 45 s).
+            for topic in self.topics:
+                consumer.partitions_for_topic(topic)
             consumer.subscribe(self.topics, listener=_Listener(self))
             while not self._stop.is_set():
                 self._seek_pending()
