@@ -11,9 +11,12 @@ file. A value written in the config wins.
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+if TYPE_CHECKING:
+    import ssl
 
 
 ENV_PREFIX = "XHUB_KAFKA_"
@@ -41,6 +44,17 @@ class KafkaSettings(BaseModel):
     ssl_cafile: str | None = Field(default_factory=lambda: _from_env("SSL_CAFILE"))
     ssl_certfile: str | None = Field(default_factory=lambda: _from_env("SSL_CERTFILE"))
     ssl_keyfile: str | None = Field(default_factory=lambda: _from_env("SSL_KEYFILE"))
+
+    def tls(self, *, server: bool = False) -> ssl.SSLContext | None:
+        """The party's mutual-TLS identity as an ``ssl`` context, for its other connections (the schema
+        registry: the same certificate as on Kafka); None without a certificate (plaintext, SASL)."""
+        if self.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        if not (self.ssl_cafile and self.ssl_certfile and self.ssl_keyfile):
+            return None
+        from hub.core.identity import tls_context
+
+        return tls_context(self.ssl_cafile, self.ssl_certfile, self.ssl_keyfile, server=server)
 
     def common(self, client_id: str) -> dict[str, Any]:
         """Keyword arguments every kafka-python client takes."""

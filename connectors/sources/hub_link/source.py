@@ -93,7 +93,7 @@ class HubLinkSource(PollingSource):
         self.topic = config.district.topic
         self.resource = config.resource
         self.key_field = self.specs[config.resource].key_field
-        self.serde = AvroSerde(RegistryClient(config.district.registry_url))
+        self.serde = AvroSerde(RegistryClient(config.district.registry_url, tls=config.district.kafka.tls()))
         self._consumer: KafkaConsumer | None = None
         self._placed: LinkPosition | None = None  # where the consumer was last sought to, or has read to
         self.log = get_logger("source", source=config.name, kind=self.kind)
