@@ -193,6 +193,8 @@ up() {
     return 0
   fi
   if accepts_clients; then
+    other="$home/kafka-$([ "$secure" = 1 ] || echo secure-)$port.pid"  # the other mode's broker?
+    [ -f "$other" ] && die "port $port is taken by this script's $([ "$secure" = 1 ] && echo plaintext || echo secure) broker: '$0 down$([ "$secure" = 1 ] && echo " --plaintext")' first (the broker is secure by default now)."
     die "port $port is taken by another process; set XHUB_KAFKA_PORT to a free port."
   fi
   fetch_jars
