@@ -309,7 +309,7 @@ def test_revoking_a_subscription_removes_its_read_acl_and_foreign_acls_stay(
 
 
 def test_the_hubs_registry_requires_each_partys_certificate_and_authorises_writes_per_subject(
-    secure_broker: tuple[str, Path], applied: tuple[Path, dict[str, str]]
+    secure_broker: tuple[str, Path], applied: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The built-in registry of a hub on a secure cluster serves mutual TLS: no certificate, no answer;
     a department reads everything and registers only its own subjects; the hub's own clients present
@@ -319,6 +319,7 @@ def test_the_hubs_registry_requires_each_partys_certificate_and_authorises_write
     from hub.core.registry.errors import RegistryError, RegistryUnavailable
 
     root, r = applied
+    monkeypatch.setenv("XHUB_PUDONG_AUDIT_KEY", "test-audit-key-pudong-0123456789")
     cfg = load_config(root)
     process = start_hub(cfg, r["pudong"], serve_admin=False, follow_config=False)
     try:
