@@ -123,6 +123,7 @@ def apply_acl_changes(admin: KafkaAdminClient, producer: KafkaProducer, changes:
             _record(producer, [(spec.key, None) for spec in changes.remove])
             done += [f"removed acl {s.text()}" for s in changes.remove]
         producer.flush()
+        _await_in_force(admin, changes)
     except KafkaError as exc:
         raise RetriableError(f"Kafka refused an ACL change: {type(exc).__name__}: {exc}") from exc
     return done
@@ -134,3 +135,21 @@ def _record(producer: KafkaProducer, entries: list[tuple[str, bytes | None]]) ->
     producer.flush(timeout=30)
     for future in futures:
         future.get(timeout=30)
+
+
+def _await_in_force(admin: KafkaAdminClient, changes: AclChanges, timeout_s: float = 30.0) -> None:
+    """Return once the broker describes the ACLs as changed: the controller applies them to the brokers'
+    authorizers a moment after it answers, and a plan made at once would propose them again."""
+    created = {s.key for s in changes.create}
+    removed = {s.key for s in changes.remove}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        present = cluster_acls(admin)
+        if created <= present and not removed & present:
+            return
+        if time.monotonic() > deadline:
+            raise RetriableError(
+                f"the broker does not show {len(created - present)} created and "
+                f"{len(removed & present)} removed ACLs as such after {timeout_s:.0f} s"
+            )
+        time.sleep(0.2)
