@@ -42,14 +42,14 @@ from hub.core.envelope import ChangeEvent, Op, change_event_schema, key_bytes
 from hub.core.kafka import make_consumer, make_producer
 from hub.core.kafka_settings import KafkaSettings
 from hub.provision.session import provision_session
-from tests.fixtures.brokers import private_broker, private_port
+from tests.fixtures.brokers import private_broker
 from tests.fixtures.hubkit import read_all
 from tests.fixtures.plugin import DEMO_CONFIG, isolate_config
 
 pytestmark = pytest.mark.kafka
 
-DISTRICT_PORT = private_port(19192, 1)
-CITY_PORT = private_port(19292, 2)
+DISTRICT_PORT = 19192
+CITY_PORT = 19292
 RESOURCE = "PD-CRD-0001"
 SUBSCRIPTION = "city-debtors"
 DEBTOR_SCHEMA = schemas.load("resources/dishonest_debtor.avsc")
