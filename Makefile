@@ -18,13 +18,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Starts the local Kafka and PostgreSQL unless XHUB_TEST_BOOTSTRAP / XHUB_TEST_POSTGRES_DSN point elsewhere,
-# runs pytest, and stops what it started.
+# Starts the local Kafka (secure: mutual TLS, ACLs; KAFKA_ARGS=--plaintext for a plaintext one) and
+# PostgreSQL unless XHUB_TEST_BOOTSTRAP / XHUB_TEST_POSTGRES_DSN point elsewhere (then the XHUB_KAFKA_*
+# environment carries that broker's credentials), runs pytest as the broker's super user, and stops what it
+# started.
 test: $(STAMP)
 	@set -u; started_kafka=0; started_pg=0; \
 	if [ -z "$${XHUB_TEST_BOOTSTRAP:-}" ]; then \
-	  $(KAFKA) status >/dev/null 2>&1 || started_kafka=1; \
-	  $(KAFKA) up || exit 1; export XHUB_TEST_BOOTSTRAP=$$($(KAFKA) bootstrap); \
+	  $(KAFKA) status $(KAFKA_ARGS) >/dev/null 2>&1 || started_kafka=1; \
+	  $(KAFKA) up $(KAFKA_ARGS) || exit 1; export XHUB_TEST_BOOTSTRAP=$$($(KAFKA) bootstrap); \
+	  client_env=$$($(KAFKA) client-env $(KAFKA_ARGS)) || exit 1; eval "$$client_env"; \
 	fi; \
 	if [ -z "$${XHUB_TEST_POSTGRES_DSN:-}" ]; then \
 	  $(PG) status >/dev/null 2>&1 || started_pg=1; \
@@ -33,7 +36,7 @@ test: $(STAMP)
 	deploy/local/browser.sh >/dev/null || exit 1; \
 	deploy/local/promtool.sh >/dev/null || exit 1; \
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
-	[ $$started_kafka = 1 ] && $(KAFKA) down; \
+	[ $$started_kafka = 1 ] && $(KAFKA) down $(KAFKA_ARGS); \
 	[ $$started_pg = 1 ] && $(PG) down; \
 	exit $$rc
 
@@ -43,23 +46,26 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-# Stops the broker afterwards if it started it (everything the demo starts, it stops).
+# On the secure broker (KAFKA_ARGS=--plaintext for a plaintext one); the demo's setup runs as the super user,
+# each party it starts with its own certificate. Stops the broker afterwards if it started it (everything
+# the demo starts, it stops).
 demo: $(STAMP)
-	@started=0; $(KAFKA) status >/dev/null 2>&1 || started=1; \
-	$(KAFKA) up || exit 1; \
+	@started=0; $(KAFKA) status $(KAFKA_ARGS) >/dev/null 2>&1 || started=1; \
+	$(KAFKA) up $(KAFKA_ARGS) || exit 1; \
+	client_env=$$($(KAFKA) client-env $(KAFKA_ARGS)) || exit 1; eval "$$client_env"; \
 	$(VENV)/bin/xhub demo --bootstrap $$($(KAFKA) bootstrap) $(DEMO_ARGS); rc=$$?; \
-	[ $$started = 1 ] && $(KAFKA) down; \
+	[ $$started = 1 ] && $(KAFKA) down $(KAFKA_ARGS); \
 	exit $$rc
 
 bench: $(STAMP)
-	@$(KAFKA) up
-	XHUB_TEST_BOOTSTRAP=$$($(KAFKA) bootstrap) $(PY) -m tests.bench.run
+	@$(KAFKA) up $(KAFKA_ARGS)
+	client_env=$$($(KAFKA) client-env $(KAFKA_ARGS)) && eval "$$client_env" && XHUB_TEST_BOOTSTRAP=$$($(KAFKA) bootstrap) $(PY) -m tests.bench.run
 
 kafka-up:
-	@$(KAFKA) up
+	@$(KAFKA) up $(KAFKA_ARGS)
 
 kafka-down:
-	@$(KAFKA) down
+	@$(KAFKA) down $(KAFKA_ARGS)
 	@$(PG) down
 
 clean:

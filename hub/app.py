@@ -10,7 +10,7 @@ import signal
 import threading
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 from hub.config.loader import ConfigDir
 from hub.config.models import HubSpec
@@ -20,6 +20,9 @@ from hub.core.log import get_logger
 from hub.engine.policy_set import PolicySet, policy_set_of_config
 from hub.engine.stats import WorkerStats
 from hub.engine.worker import HubWorker, WorkerOptions
+
+if TYPE_CHECKING:
+    from hub.registry.authorization import SubjectAuthorizer
 
 log = get_logger("runner")
 
@@ -74,7 +77,7 @@ def start_hub(cfg: ConfigDir, hub: str, **options: Unpack[StartOptions]) -> HubP
     worker = HubWorker(
         cfg.hubs_file.kafka,
         initial_policies(cfg, hub, secret),
-        AvroSerde(RegistryClient(url)),
+        AvroSerde(RegistryClient(url, tls=cfg.hubs_file.kafka.tls())),
         secret,
         WorkerOptions(
             hub=hub,
@@ -122,12 +125,25 @@ def _registry(cfg: ConfigDir, spec: HubSpec, options: StartOptions, closers: lis
         serve_on = spec.registry_port if port is None else port
         url = stack.enter_context(
             registry_url(
-                cfg.hubs_file.kafka, None, cfg.hubs_file.registry.topic, client_id="registry", port=serve_on
+                cfg.hubs_file.kafka,
+                None,
+                cfg.hubs_file.registry.topic,
+                client_id="registry",
+                port=serve_on,
+                authorizer=registry_authorizer(cfg),
             )
         )
         closers.append(stack.close)
     assert url is not None
     return url
+
+
+def registry_authorizer(cfg: ConfigDir) -> SubjectAuthorizer:
+    """Who may write which subject at a built-in registry served with mutual TLS: the parties of ``cfg``."""
+    from hub.provision.credentials import registry_grantees
+    from hub.registry.authorization import SubjectAuthorizer
+
+    return SubjectAuthorizer(registry_grantees(cfg))
 
 
 def _run_logged(worker: HubWorker) -> None:
@@ -158,7 +174,13 @@ def run_registry(cfg: ConfigDir, *, host: str, port: int) -> int:
     from hub.registry.local import serve_registry
 
     stop = _stop_on_signals()
-    with serve_registry(cfg.hubs_file.kafka, cfg.hubs_file.registry.topic, host=host, port=port) as url:
+    with serve_registry(
+        cfg.hubs_file.kafka,
+        cfg.hubs_file.registry.topic,
+        host=host,
+        port=port,
+        authorizer=registry_authorizer(cfg),
+    ) as url:
         log.info("registry_running", url=url, topic=cfg.hubs_file.registry.topic)
         stop.wait()
     return 0

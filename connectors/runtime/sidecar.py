@@ -134,7 +134,7 @@ class Sidecar:
                 self._ensure_topics()
             if self._stop.is_set():
                 return 0
-            serde = AvroSerde(RegistryClient(self.loaded.registry_url))
+            serde = AvroSerde(RegistryClient(self.loaded.registry_url, tls=self.loaded.kafka.tls()))
             self._start_sources(serde)
             self._start_sinks()
             self.backlog = BacklogReporter(

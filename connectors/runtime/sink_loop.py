@@ -316,7 +316,7 @@ class SinkLoop:
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.consumer_overrides = dict(consumer_overrides or {})
-        self.serde = AvroSerde(registry or RegistryClient(registry_url))
+        self.serde = AvroSerde(registry or RegistryClient(registry_url, tls=kafka.tls()))
         self.decoder = _Decoder(self.serde)
         self.dead_letters = KafkaDeadLetters(kafka, self.serde, dept, self.client_id)
         self.stats = SinkLoopStats()

@@ -1,28 +1,35 @@
 #!/usr/bin/env bash
 # A real single-node Apache Kafka (KRaft, broker+controller) on 127.0.0.1, built from Maven Central jars.
 #
-#   deploy/local/kafka.sh up|down|status|bootstrap [--secure]
+#   deploy/local/kafka.sh up|down|status|bootstrap [--plaintext]
 #   deploy/local/kafka.sh credentials CONFIG_DIR
+#   deploy/local/kafka.sh client-env [PARTY]
 #
-# --secure (an option; plaintext stays the default for now): a TLS listener with client certificates
-# (mutual TLS), each certificate's CN as the principal (User:<CN>), KRaft's StandardAuthorizer,
-# allow.everyone.if.no.acl.found=false and one super user, User:xhub-admin. It has its own data, logs and
-# pid (default port 9192). `credentials CONFIG_DIR` first makes the local CA and the certificate of every
-# party named in CONFIG_DIR (departments, hubs, registry, apply role, operator, the super user) under
-# $XHUB_KAFKA_HOME/credentials (keys 0600; git-ignored).
+# Secure by default: a TLS listener with client certificates (mutual TLS), each certificate's CN as the
+# principal (User:<CN>), KRaft's StandardAuthorizer, allow.everyone.if.no.acl.found=false and one super
+# user, User:xhub-admin. `up` makes the local CA and the super user's certificate itself when they are
+# missing (openssl); `credentials CONFIG_DIR` adds the certificate of every party named in CONFIG_DIR
+# (departments, hubs, registry, apply role, operator). All of it under $XHUB_KAFKA_CREDENTIALS (keys 0600;
+# git-ignored). `client-env [PARTY]` prints the environment (XHUB_KAFKA_SECURITY_PROTOCOL,
+# XHUB_KAFKA_SSL_CAFILE/CERTFILE/KEYFILE) with which every xhub client, sidecar and hub connects as PARTY
+# (default the super user): `eval "$(deploy/local/kafka.sh client-env)"`.
+# --plaintext (an explicit option): no TLS, no authorizer; its own data, logs and pid.
 #
 # Environment:
-#   XHUB_KAFKA_PORT   client port (default 9092, 9192 with --secure); the controller listens on port+1
+#   XHUB_KAFKA_PORT   client port (default 9092); the controller listens on port+1
 #   XHUB_KAFKA_HOME   state folder (default deploy/local/.kafka: jars, data, logs, pid; git-ignored)
 #   XHUB_KAFKA_LIB    the Kafka jars (default $XHUB_KAFKA_HOME/lib)
+#   XHUB_KAFKA_CREDENTIALS  the CA and certificates (default $XHUB_KAFKA_HOME/credentials); brokers that
+#                     share it trust the same clients
 #   XHUB_KAFKA_HEAP   JVM heap (default 1g: the test suite creates a few thousand partitions)
 #   XHUB_PYTHON       the Python with exchange-hub installed (default .venv/bin/python of the repo)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-secure=0
-for arg in "$@"; do [ "$arg" = "--secure" ] && secure=1; done
-if [ "$secure" = 1 ]; then port="${XHUB_KAFKA_PORT:-9192}"; kind="secure-"; else port="${XHUB_KAFKA_PORT:-9092}"; kind=""; fi
+secure=1  # --secure is still accepted (it is the default)
+for arg in "$@"; do [ "$arg" = "--plaintext" ] && secure=0; done
+if [ "$secure" = 1 ]; then kind="secure-"; else kind=""; fi
+port="${XHUB_KAFKA_PORT:-9092}"
 controller_port=$((port + 1))
 home="${XHUB_KAFKA_HOME:-$here/.kafka}"
 lib="${XHUB_KAFKA_LIB:-$home/lib}"
@@ -31,7 +38,7 @@ logs="$home/logs-$kind$port"
 pidfile="$home/kafka-$kind$port.pid"
 props="$home/server-$kind$port.properties"
 heap="${XHUB_KAFKA_HEAP:-1g}"
-credentials="$home/credentials"
+credentials="${XHUB_KAFKA_CREDENTIALS:-$home/credentials}"
 python="${XHUB_PYTHON:-$here/../../.venv/bin/python}"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
@@ -94,7 +101,7 @@ PROPS
 }
 
 write_secure_props() {
-  [ -f "$credentials/xhub-admin.bundle.pem" ] || die "no credentials in $credentials: run '$0 credentials CONFIG_DIR' first."
+  [ -f "$credentials/xhub-admin.bundle.pem" ] || make_admin_credentials
   cat > "$props" <<PROPS
 process.roles=broker,controller
 node.id=1
@@ -130,6 +137,47 @@ PROPS
   chmod 600 "$props"
 }
 
+make_admin_credentials() {
+  # A fresh clone has no credentials yet: the CA and the super user's certificate (also the broker's
+  # server certificate, hence localhost/127.0.0.1), made with openssl so that the broker needs no Python.
+  # hub/provision/credentials.py issues the other parties with the same CA (same files, same format).
+  command -v openssl >/dev/null 2>&1 || die "openssl is missing: install it (Debian: apt-get install openssl)."
+  mkdir -p "$credentials"; chmod 700 "$credentials"
+  (
+    umask 077; cd "$credentials"
+    if [ ! -f ca.pem ] || [ ! -f ca.key ]; then
+      openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.key
+      openssl req -x509 -new -key ca.key -subj "/CN=xhub local CA" -days 825 -sha256 \
+        -addext "basicConstraints=critical,CA:TRUE,pathlen:0" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -out ca.pem
+    fi
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out xhub-admin.key
+    openssl req -new -key xhub-admin.key -subj "/CN=xhub-admin" -out xhub-admin.csr
+    printf '%s\n' "basicConstraints=critical,CA:FALSE" "extendedKeyUsage=clientAuth,serverAuth" \
+      "subjectAltName=DNS:localhost,IP:127.0.0.1" > xhub-admin.ext
+    openssl x509 -req -in xhub-admin.csr -CA ca.pem -CAkey ca.key -set_serial "0x$(openssl rand -hex 16)" \
+      -days 825 -sha256 -extfile xhub-admin.ext -out xhub-admin.pem
+    rm -f xhub-admin.csr xhub-admin.ext
+    cat xhub-admin.key xhub-admin.pem ca.pem > xhub-admin.bundle.pem
+  ) >/dev/null 2>"$home/openssl.log" || { cat "$home/openssl.log" >&2; die "making the CA and the super user's certificate failed."; }
+  echo "kafka.sh: made the local CA and the super user's certificate in $credentials" >&2
+}
+
+client_env() {
+  local party="${1:-xhub-admin}"
+  if [ "$secure" = 0 ]; then
+    echo "export XHUB_KAFKA_SECURITY_PROTOCOL=PLAINTEXT"
+    echo "unset XHUB_KAFKA_SSL_CAFILE XHUB_KAFKA_SSL_CERTFILE XHUB_KAFKA_SSL_KEYFILE"
+    return 0
+  fi
+  [ -f "$credentials/$party.pem" ] || die "no certificate of $party in $credentials ('$0 up' makes the super user's, '$0 credentials CONFIG_DIR' the parties')."
+  # Paths only: the key stays in its 0600 file.
+  printf 'export XHUB_KAFKA_SECURITY_PROTOCOL=SSL\n'
+  printf 'export XHUB_KAFKA_SSL_CAFILE=%q\n' "$credentials/ca.pem"
+  printf 'export XHUB_KAFKA_SSL_CERTFILE=%q\n' "$credentials/$party.pem"
+  printf 'export XHUB_KAFKA_SSL_KEYFILE=%q\n' "$credentials/$party.key"
+}
+
 credentials_cmd() {
   local config="${1:-}"
   [ -n "$config" ] || die "usage: $0 credentials CONFIG_DIR"
@@ -145,6 +193,8 @@ up() {
     return 0
   fi
   if accepts_clients; then
+    other="$home/kafka-$([ "$secure" = 1 ] || echo secure-)$port.pid"  # the other mode's broker?
+    [ -f "$other" ] && die "port $port is taken by this script's $([ "$secure" = 1 ] && echo plaintext || echo secure) broker: '$0 down$([ "$secure" = 1 ] && echo " --plaintext")' first (the broker is secure by default now)."
     die "port $port is taken by another process; set XHUB_KAFKA_PORT to a free port."
   fi
   fetch_jars
@@ -215,5 +265,6 @@ case "${1:-}" in
   status) status ;;
   bootstrap) echo "127.0.0.1:$port" ;;
   credentials) credentials_cmd "${2:-}" ;;
-  *) echo "usage: $0 up|down|status|bootstrap [--secure] | credentials CONFIG_DIR" >&2; exit 2 ;;
+  client-env) party="${2:-}"; [ "${party#--}" = "$party" ] || party=""; client_env "$party" ;;
+  *) echo "usage: $0 up|down|status|bootstrap [--plaintext] | credentials CONFIG_DIR | client-env [PARTY]" >&2; exit 2 ;;
 esac

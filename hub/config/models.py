@@ -105,7 +105,7 @@ class HubSpec(Strict):
 
 
 class HubsFile(Strict):
-    kafka: KafkaSettings = KafkaSettings()
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)  # read the environment per load
     registry: RegistrySettings = RegistrySettings()
     config_signing: ConfigSigning = ConfigSigning()
     # Naive datetimes of every config file are read in this zone (hub.config.timezone).

@@ -8,6 +8,7 @@ identity at the registry and at an HTTP push source: one credential, checked the
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,3 +29,13 @@ def principal_of_peercert(cert: Mapping[str, Any] | None) -> str | None:
 def party_name(principal: str) -> str:
     """The party's name of a principal (``User:court`` -> ``court``)."""
     return principal.removeprefix(USER)
+
+
+def tls_context(cafile: str, certfile: str, keyfile: str, *, server: bool) -> ssl.SSLContext:
+    """A mutual-TLS context of one party: its certificate and key, peers verified against the CA."""
+    purpose = ssl.Purpose.CLIENT_AUTH if server else ssl.Purpose.SERVER_AUTH
+    context = ssl.create_default_context(purpose, cafile=cafile)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context

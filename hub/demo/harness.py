@@ -2,6 +2,12 @@
 
 Everything ``xhub demo`` (``hub.demo.run``) and the end-to-end benchmark run lives in one scratch folder, so
 a run can be looked at afterwards (logs/, db/) and the next run starts from nothing.
+
+On a secure broker (the ``XHUB_KAFKA_*`` environment of ``deploy/local/kafka.sh client-env``: the super
+user) each party runs with its own certificate, issued by the broker's CA, as a deployment would: every
+department's sidecar as the department, the hub as ``hub-<name>``, the registry as ``xhub-registry``, the
+later applies as ``xhub-apply``, under the ACLs ``xhub apply`` made. The super user only sets up: clearing
+the previous run and the first apply, which creates the ACLs.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +35,10 @@ from hub.config.signing import local_key_pair
 from hub.core import names
 from hub.core.errors import FatalError
 from hub.core.kafka import make_admin
+from hub.core.kafka_settings import ENV_PREFIX, KafkaSettings
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.errors import RegistryError, RegistryUnavailable
+from hub.provision.credentials import REGISTRY, hub_party, parties, write_credentials
 
 HUB = "pudong"
 SOURCE_DEPARTMENTS = ("court", "amr", "psb", "housing")
@@ -67,6 +79,8 @@ class Demo:
     rate: float = 20.0
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    credentials: Path | None = None  # the broker's CA folder on a secure broker: one identity per party
+    party_names: dict[str, str] = field(default_factory=dict)  # department / hub -> certificate name
 
     # -- setup --------------------------------------------------------------------------------
     def prepare(self) -> ConfigDir:
@@ -98,7 +112,79 @@ class Demo:
         }
         os.environ.update({k: v for k, v in self.env.items() if k.startswith("XHUB_")})
         (self.workdir / "logs").mkdir(parents=True)
-        return load_config(config)
+        cfg = load_config(config)
+        self._issue_identities(cfg)
+        return cfg
+
+    # -- identities -------------------------------------------------------------------------------
+    def _issue_identities(self, cfg: ConfigDir) -> None:
+        """On a secure broker, the certificate of every party of the config, from the broker's CA."""
+        kafka = KafkaSettings()
+        self.party_names = {p.owner: p.name for p in parties(cfg) if p.kind == "department"}
+        self.party_names[HUB] = hub_party(HUB)
+        if kafka.tls() is None or not kafka.ssl_cafile:
+            return  # plaintext: nobody has an identity
+        self.credentials = Path(kafka.ssl_cafile).parent
+        write_credentials(cfg, self.credentials)
+        say(f"identities: a certificate per party from the broker's CA ({self.credentials})")
+
+    def party_env(self, party: str) -> dict[str, str]:
+        """The environment of a process that runs as ``party`` (a certificate name)."""
+        if self.credentials is None:
+            return dict(self.env)
+        return {
+            **self.env,
+            ENV_PREFIX + "SSL_CERTFILE": str(self.credentials / f"{party}.pem"),
+            ENV_PREFIX + "SSL_KEYFILE": str(self.credentials / f"{party}.key"),
+        }
+
+    @contextmanager
+    def as_party(self, party: str) -> Iterator[None]:
+        """This process connects as ``party`` while the block runs (an apply as the apply role)."""
+        names_ = (ENV_PREFIX + "SSL_CERTFILE", ENV_PREFIX + "SSL_KEYFILE")
+        saved = {n: os.environ.get(n) for n in names_}
+        os.environ.update({n: self.party_env(party)[n] for n in names_ if n in self.party_env(party)})
+        try:
+            yield
+        finally:
+            for n, value in saved.items():
+                if value is None:
+                    os.environ.pop(n, None)
+                else:
+                    os.environ[n] = value
+
+    def start_registry(self, timeout: float = 60) -> ConfigDir:
+        """The schema registry as a process of its own (``xhub registry``, as ``xhub-registry``), named in
+        hubs.yaml so that the hub, the sidecars and later applies use it; returns the config reloaded."""
+        config = self.workdir / "config"
+        hubs = yaml.safe_load((config / "hubs.yaml").read_text(encoding="utf-8"))
+        scheme = "http" if self.credentials is None else "https"
+        hubs["registry"] = {
+            **(hubs.get("registry") or {}),
+            "url": f"{scheme}://127.0.0.1:{self.registry_port}",
+        }
+        (config / "hubs.yaml").write_text(
+            yaml.safe_dump(hubs, allow_unicode=True, sort_keys=False), encoding="utf-8"
+        )
+        self.start(
+            "registry",
+            ["-m", "hub.cli", "registry", str(config), "--port", str(self.registry_port)],
+            party=REGISTRY,
+        )
+        client = RegistryClient(hubs["registry"]["url"], timeout=2)  # as the super user
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            try:
+                client.subjects()
+                return load_config(config)
+            except (RegistryError, RegistryUnavailable):
+                if time.monotonic() > deadline:
+                    raise FatalError(
+                        f"the registry did not answer within {timeout:.0f} s "
+                        f"(see {self.workdir / 'logs' / 'registry.log'})"
+                    ) from None
+                time.sleep(0.5)
 
     def clear_previous_run(self, cfg: ConfigDir) -> None:
         """Delete the demo's topics and consumer groups left by an earlier run, so counts start at zero."""
@@ -125,7 +211,7 @@ class Demo:
         subscriptions = set(SINK_TABLES) if subscriptions is None else subscriptions
         folder = self.workdir / "connectors"
         folder.mkdir()
-        registry = f"http://127.0.0.1:{self.registry_port}"
+        registry = f"{'http' if self.credentials is None else 'https'}://127.0.0.1:{self.registry_port}"
         sources = {
             "court": [
                 ("debtors", "PD-CRD-0001", "dishonest_debtor"),
@@ -178,10 +264,15 @@ class Demo:
             paths[dept] = path
         return paths
 
-    def start(self, name: str, args: list[str]) -> None:
+    def start(self, name: str, args: list[str], *, party: str) -> None:
+        """Start a process of the demo that connects as ``party`` (its certificate name)."""
         log = (self.workdir / "logs" / f"{name}.log").open("wb")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, *args], cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, *args],
+            cwd=self.workdir,
+            env=self.party_env(party),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
     def check_alive(self) -> None:

@@ -86,10 +86,13 @@ def answer_request(demo: Demo, seen: AnswerSeen, *, force: bool = False) -> bool
     seen.rows_before = len(demo.inbox_rows(REQUEST))
     seen.answered_at = now
     _write_grant(config / "grants" / OWNER / GRANT_FILE, now)
-    cfg = load_config(config)
+    from hub.provision.credentials import APPLY_ROLE
+
     try:
-        with provision_session(cfg) as session:
-            session.apply()
+        with demo.as_party(APPLY_ROLE):  # the apply role, under the ACLs the first apply made
+            cfg = load_config(config)
+            with provision_session(cfg) as session:
+                session.apply()
     except KafkaError as exc:
         raise FatalError(
             f"applying {OWNER}'s answer to {REQUEST}: Kafka at {cfg.hubs_file.kafka.bootstrap_servers} "

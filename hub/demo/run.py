@@ -28,6 +28,7 @@ from hub.demo.harness import HUB, SINK_TABLES, SOURCE_DEPARTMENTS, Demo, say
 from hub.demo.requests import AnswerSeen, answer_request, show_request, write_report
 from hub.demo.scenario import ChangeStream, DepartmentDbs
 from hub.demo.summary import print_summary
+from hub.provision.credentials import APPLY_ROLE
 
 SHOWN = ("housing-debtors", "lujiazui-debtors", "housing-persons")
 
@@ -58,23 +59,33 @@ def run_demo(bootstrap: str, duration: float, *, repo: Path | None = None, rate:
 
     with provision_session(cfg) as session:
         _plan, result = session.apply()
-    say(f"xhub apply: {len(result.done)} changes (topics, schemas, config)")
+    say(f"xhub apply: {len(result.done)} changes (topics, schemas, ACLs, config)")
     show_request(cfg)
     seen = AnswerSeen()
     paths = demo.write_connector_configs()
     try:
-        demo.start("hub", ["-m", "hub.cli", "run", str(demo.workdir / "config"), "--hub", HUB])
+        cfg = demo.start_registry()
+        demo.start(
+            "hub",
+            ["-m", "hub.cli", "run", str(demo.workdir / "config"), "--hub", HUB],
+            party=demo.party_names[HUB],
+        )
         demo.wait_ready()
         say(
             f"hub {HUB} running: status page http://127.0.0.1:{demo.admin_port}/  "
-            f"registry http://127.0.0.1:{demo.registry_port}"
+            f"registry {cfg.hubs_file.registry.url}"
         )
+        if demo.credentials is not None:
+            say(
+                f"each party connects as itself: {demo.party_names[HUB]}, xhub-registry, "
+                f"{', '.join(demo.party_names[d] for d in sorted(paths))}; later applies as {APPLY_ROLE}"
+            )
         for dept in SOURCE_DEPARTMENTS:
             out = subprocess.run(
                 [sys.executable, "-m", "connectors", "install", "--config", str(paths[dept])],
                 capture_output=True,
                 text=True,
-                env=demo.env,
+                env=demo.party_env(demo.party_names[dept]),
                 check=False,
             )
             if out.returncode != 0:
@@ -83,7 +94,11 @@ def run_demo(bootstrap: str, duration: float, *, repo: Path | None = None, rate:
                 )
             say(f"installed capture for {dept}: {out.stdout.strip().splitlines()[-1]}")
         for dept, path in paths.items():
-            demo.start(f"sidecar-{dept}", ["-m", "connectors", "run", "--config", str(path)])
+            demo.start(
+                f"sidecar-{dept}",
+                ["-m", "connectors", "run", "--config", str(path)],
+                party=demo.party_names[dept],
+            )
         say(f"started {len(paths)} sidecars; making changes for {duration:.0f} s at ~{rate:.0f}/s\n")
         summary = _stream(
             demo, stream, duration, rate, midway=lambda force: answer_request(demo, seen, force=force)

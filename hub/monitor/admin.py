@@ -154,7 +154,7 @@ class AdminServer:
             from hub.core.registry.client import RegistryClient
             from hub.core.registry.serde import AvroSerde
 
-            client = RegistryClient(registry_url)
+            client = RegistryClient(registry_url, tls=cfg.hubs_file.kafka.tls())
             self.decoder = AvroSerde(client)
             registry_clients["monitor"] = client
         self.registry = CollectorRegistry(auto_describe=False)

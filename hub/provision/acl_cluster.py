@@ -98,9 +98,9 @@ def apply_acl_changes(admin: KafkaAdminClient, producer: KafkaProducer, changes:
     try:
         with contextlib.suppress(TopicAlreadyExistsError):
             admin.create_topics([NewTopic(LEDGER_TOPIC, 1, 1, topic_configs={"cleanup.policy": "compact"})])
-        for spec in changes.create:
-            # recorded before it exists: a crash in between leaves a ledger entry apply will remove
-            producer.send(LEDGER_TOPIC, key=spec.key.encode(), value=spec.to_json()).get(timeout=30)
+        # recorded before it exists: a crash in between leaves a ledger entry apply will remove (sent
+        # together and waited for once: one round trip each made every apply of a config seconds slower)
+        _record(producer, [(spec.key, spec.to_json()) for spec in changes.create])
         if changes.create:
             result = admin.create_acls([_acl(s) for s in changes.create])
             if result.get("failed"):
@@ -120,10 +120,36 @@ def apply_acl_changes(admin: KafkaAdminClient, producer: KafkaProducer, changes:
                 for s in changes.remove
             ]
             admin.delete_acls(filters)
-            for spec in changes.remove:
-                producer.send(LEDGER_TOPIC, key=spec.key.encode(), value=None).get(timeout=30)
+            _record(producer, [(spec.key, None) for spec in changes.remove])
             done += [f"removed acl {s.text()}" for s in changes.remove]
         producer.flush()
+        _await_in_force(admin, changes)
     except KafkaError as exc:
         raise RetriableError(f"Kafka refused an ACL change: {type(exc).__name__}: {exc}") from exc
     return done
+
+
+def _record(producer: KafkaProducer, entries: list[tuple[str, bytes | None]]) -> None:
+    """Write ledger entries (None: a removal) and return once every one is acknowledged."""
+    futures = [producer.send(LEDGER_TOPIC, key=key.encode(), value=value) for key, value in entries]
+    producer.flush(timeout=30)
+    for future in futures:
+        future.get(timeout=30)
+
+
+def _await_in_force(admin: KafkaAdminClient, changes: AclChanges, timeout_s: float = 30.0) -> None:
+    """Return once the broker describes the ACLs as changed: the controller applies them to the brokers'
+    authorizers a moment after it answers, and a plan made at once would propose them again."""
+    created = {s.key for s in changes.create}
+    removed = {s.key for s in changes.remove}
+    deadline = time.monotonic() + timeout_s
+    while True:
+        present = cluster_acls(admin)
+        if created <= present and not removed & present:
+            return
+        if time.monotonic() > deadline:
+            raise RetriableError(
+                f"the broker does not show {len(created - present)} created and "
+                f"{len(removed & present)} removed ACLs as such after {timeout_s:.0f} s"
+            )
+        time.sleep(0.2)

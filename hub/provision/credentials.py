@@ -29,6 +29,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hub.config.loader import ConfigDir
 from hub.core.identity import USER
+from hub.core.identity import tls_context as identity_tls
 from hub.registry.authorization import Grantee
 
 APPLY_ROLE = "xhub-apply"
@@ -173,9 +174,6 @@ def registry_grantees(cfg: ConfigDir) -> dict[str, Grantee]:
 
 def tls_context(folder: Path, name: str, *, server: bool) -> ssl.SSLContext:
     """A mutual-TLS context for party ``name`` from ``folder``: its certificate, the CA, peers verified."""
-    purpose = ssl.Purpose.CLIENT_AUTH if server else ssl.Purpose.SERVER_AUTH
-    context = ssl.create_default_context(purpose, cafile=str(folder / "ca.pem"))
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(str(folder / f"{name}.pem"), str(folder / f"{name}.key"))
-    context.verify_mode = ssl.CERT_REQUIRED
-    return context
+    return identity_tls(
+        str(folder / "ca.pem"), str(folder / f"{name}.pem"), str(folder / f"{name}.key"), server=server
+    )

@@ -76,7 +76,7 @@ def provision_session(cfg: ConfigDir) -> Iterator[ProvisionSession]:
         registry = cfg.hubs_file.registry
         if registry.url is not None:
             yield ProvisionSession(
-                cfg, admin, producer, consumer, HttpRegistrar(RegistryClient(registry.url))
+                cfg, admin, producer, consumer, HttpRegistrar(RegistryClient(registry.url, tls=kafka.tls()))
             )
         else:  # the built-in registry: its store directly, so that registrations go in batches
             with built_in_store(kafka, registry.topic, client_id="provision-registry") as store:

@@ -3,6 +3,10 @@
 With no registry URL in hubs.yaml the hubs serve the built-in registry themselves; a command-line tool
 (plan/apply, audit, lag) that runs without a hub serves it in-process from the same Kafka topic, on a
 free port, for as long as it needs it. Ids agree either way (see store.py).
+
+With a mutual-TLS identity in the Kafka settings (hub.core.kafka_settings), the built-in registry serves
+HTTPS with that certificate and requires a client certificate of the same CA on every endpoint (and, given
+an authorizer, authorises writes per subject); clients present theirs (``KafkaSettings.tls``).
 """
 
 from __future__ import annotations
@@ -16,35 +20,50 @@ from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 
 if TYPE_CHECKING:
+    from hub.registry.authorization import SubjectAuthorizer
     from hub.registry.store import SchemaStore
 
 
 @contextmanager
 def registry_url(
-    kafka: KafkaSettings, url: str | None, topic: str, *, client_id: str, port: int = 0
+    kafka: KafkaSettings,
+    url: str | None,
+    topic: str,
+    *,
+    client_id: str,
+    port: int = 0,
+    authorizer: SubjectAuthorizer | None = None,
 ) -> Iterator[str]:
     """``url`` itself, or the URL of a built-in registry served from ``topic`` (on ``port``, 0 = any free
     one) while the context lasts."""
     if url is not None:
         yield url
         return
-    with serve_registry(kafka, topic, client_id=client_id, port=port) as served:
+    with serve_registry(kafka, topic, client_id=client_id, port=port, authorizer=authorizer) as served:
         yield served
 
 
 @contextmanager
 def serve_registry(
-    kafka: KafkaSettings, topic: str, *, client_id: str = "registry", host: str = "127.0.0.1", port: int = 0
+    kafka: KafkaSettings,
+    topic: str,
+    *,
+    client_id: str = "registry",
+    host: str = "127.0.0.1",
+    port: int = 0,
+    authorizer: SubjectAuthorizer | None = None,
 ) -> Iterator[str]:
     """Serve the built-in registry from ``topic`` on ``host:port`` while the context lasts; yields its URL.
 
     ``host`` beyond loopback is for a registry of its own in a cluster (``xhub registry``), where the
-    departments' sidecars reach it; it serves plain HTTP to whoever reaches the port.
+    departments' sidecars reach it. Without a TLS identity in ``kafka`` it serves plain HTTP to whoever
+    reaches the port; with one, mutual TLS (and ``authorizer``'s decisions on writes).
     """
     from hub.registry.server import RegistryServer
 
+    tls = kafka.tls(server=True)
     with built_in_store(kafka, topic, client_id=client_id) as store:
-        server = RegistryServer(store, host=host, port=port)
+        server = RegistryServer(store, host=host, port=port, tls=tls, authorizer=authorizer if tls else None)
         server.start()
         try:
             yield server.url
@@ -76,4 +95,4 @@ def built_in_store(kafka: KafkaSettings, topic: str, *, client_id: str) -> Itera
 def open_serde(kafka: KafkaSettings, url: str | None, topic: str, *, client_id: str) -> Iterator[AvroSerde]:
     """An ``AvroSerde`` on the registry :func:`registry_url` gives."""
     with registry_url(kafka, url, topic, client_id=client_id) as resolved:
-        yield AvroSerde(RegistryClient(resolved))
+        yield AvroSerde(RegistryClient(resolved, tls=kafka.tls()))

@@ -62,16 +62,25 @@ def e2e_latency(kafka: KafkaSettings, *, seconds: int = 60, rate: int = 1000) ->
     pool = _debtor_pool(2000)
     sent = 0
     try:
-        demo.start("hub", ["-m", "hub.cli", "run", str(demo.workdir / "config"), "--hub", "pudong"])
+        demo.start_registry()  # each party as itself, like the demo
+        demo.start(
+            "hub",
+            ["-m", "hub.cli", "run", str(demo.workdir / "config"), "--hub", "pudong"],
+            party=demo.party_names["pudong"],
+        )
         demo.wait_ready()
         subprocess.run(
             [sys.executable, "-m", "connectors", "install", "--config", str(paths["court"])],
             check=True,
             capture_output=True,
-            env=demo.env,
+            env=demo.party_env(demo.party_names["court"]),
         )
-        demo.start("sidecar-court", ["-m", "connectors", "run", "--config", str(paths["court"])])
-        demo.start("sidecar-tax", ["-m", "connectors", "run", "--config", str(paths["tax"])])
+        for dept in ("court", "tax"):
+            demo.start(
+                f"sidecar-{dept}",
+                ["-m", "connectors", "run", "--config", str(paths[dept])],
+                party=demo.party_names[dept],
+            )
         time.sleep(5)  # sidecars join their groups before the clock starts
         conn = dbs.connect("court")
         conn.execute("PRAGMA synchronous=NORMAL")

@@ -21,6 +21,7 @@ from hub.core import names
 from hub.core.kafka import make_admin
 from hub.core.kafka_settings import KafkaSettings
 from hub.demo.pudong import AUDIT_KEY_ENV, SECRET_ENV, Naming, Size, write_pudong_config
+from hub.provision.acl_cluster import apply_acl_changes
 from hub.provision.apply import apply_changes
 from hub.provision.session import provision_session
 
@@ -106,6 +107,8 @@ def test_a_topic_created_meanwhile_by_another_apply_is_no_error(
             plan, session.admin, session.producer, session.registrar, signer=apply_signing_key()
         )
         assert f"created topic {first.name}" in result.done
+        if plan.acls is not None:  # a secure broker: the rest of session.apply (ACLs come after the topics)
+            apply_acl_changes(session.admin, session.producer, plan.acls)
         assert session.plan().empty
 
 

@@ -1,9 +1,10 @@
 """Kafka ACLs from ownership on a real SECURE broker (issue 15, points 1 and 2).
 
-The broker (deploy/local/kafka.sh up --secure: mutual TLS, principal = certificate CN, StandardAuthorizer,
-allow.everyone.if.no.acl.found=false) is the one of XHUB_TEST_SECURE_BOOTSTRAP with the credentials
-folder XHUB_TEST_SECURE_CREDENTIALS (its CA issues the test's parties), else one started here on a free
-port in a scratch folder and stopped at the end. It cannot be had: the test fails saying why.
+The broker (deploy/local/kafka.sh up, secure by default: mutual TLS, principal = certificate CN,
+StandardAuthorizer, allow.everyone.if.no.acl.found=false) is the one of XHUB_TEST_SECURE_BOOTSTRAP with the
+credentials folder XHUB_TEST_SECURE_CREDENTIALS (its CA issues the test's parties), else the session's
+broker when it is secure, else one started here on a free port in a scratch folder and stopped at the end.
+It cannot be had: the test fails saying why.
 
 `xhub apply` of a demo copy creates the ACLs; then each party is tried: what its ownership allows works,
 everything else fails with the broker's authorization error; after revocation the subscriber cannot read
@@ -13,7 +14,9 @@ its delivery topic any more, and apply never removes an ACL it did not create.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -63,12 +66,22 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """(bootstrap, credentials folder) of a secure broker."""
+def secure_broker(
+    kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    """(bootstrap, credentials folder) of a secure broker: the session's own when it is secure (the
+    default), with its CA copied to a scratch folder that issues the test's parties."""
     bootstrap = os.environ.get("XHUB_TEST_SECURE_BOOTSTRAP")
     creds = os.environ.get("XHUB_TEST_SECURE_CREDENTIALS")
     if bootstrap and creds:
         yield bootstrap, Path(creds)
+        return
+    if kafka.security_protocol == "SSL" and kafka.ssl_cafile:
+        shared = Path(kafka.ssl_cafile).parent
+        folder = tmp_path_factory.mktemp("credentials")
+        for name in ("ca.pem", "ca.key"):  # the broker's CA, so that it trusts what is issued here
+            shutil.copy2(shared / name, folder / name)
+        yield kafka.bootstrap_servers, folder
         return
     home = tmp_path_factory.mktemp("secure-kafka")
     port = _free_port()
@@ -80,19 +93,20 @@ def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         "XHUB_KAFKA_PORT": str(port),
         "XHUB_KAFKA_HEAP": "512m",
     }
+    env.pop("XHUB_KAFKA_CREDENTIALS", None)
     main_lib = Path(__file__).resolve().parents[2] / "deploy" / "local" / ".kafka" / "lib"
     if main_lib.is_dir() and "XHUB_KAFKA_LIB" not in env:
         env["XHUB_KAFKA_LIB"] = str(main_lib)
     write_credentials(load_config(DEMO_CONFIG), home / "credentials")
     up = subprocess.run(
-        [str(KAFKA_SH), "up", "--secure"], env=env, capture_output=True, text=True, timeout=300, check=False
+        [str(KAFKA_SH), "up"], env=env, capture_output=True, text=True, timeout=300, check=False
     )
     if up.returncode != 0:
-        pytest.fail(f"kafka.sh up --secure failed: {up.stderr.strip() or up.stdout.strip()}", pytrace=False)
+        pytest.fail(f"kafka.sh up failed: {up.stderr.strip() or up.stdout.strip()}", pytrace=False)
     try:
         yield f"127.0.0.1:{port}", home / "credentials"
     finally:
-        subprocess.run([str(KAFKA_SH), "down", "--secure"], env=env, capture_output=True, check=False)
+        subprocess.run([str(KAFKA_SH), "down"], env=env, capture_output=True, check=False)
 
 
 def _port_free(port: int) -> bool:
@@ -292,3 +306,36 @@ def test_revoking_a_subscription_removes_its_read_acl_and_foreign_acls_stay(
             ]
         )
         admin.close()
+
+
+def test_the_hubs_registry_requires_each_partys_certificate_and_authorises_writes_per_subject(
+    secure_broker: tuple[str, Path], applied: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The built-in registry of a hub on a secure cluster serves mutual TLS: no certificate, no answer;
+    a department reads everything and registers only its own subjects; the hub's own clients present
+    the hub's certificate (it serves and reads through the same registry)."""
+    from hub.app import start_hub
+    from hub.core.registry.client import RegistryClient
+    from hub.core.registry.errors import RegistryError, RegistryUnavailable
+
+    root, r = applied
+    monkeypatch.setenv("XHUB_PUDONG_AUDIT_KEY", "test-audit-key-pudong-0123456789")
+    cfg = load_config(root)
+    process = start_hub(cfg, r["pudong"], serve_admin=False, follow_config=False)
+    try:
+        assert process.worker.ready.wait(60), "hub worker did not start"
+        url = process.registry_url
+        assert url.startswith("https://"), url
+        court_subject = names.source_topic(r["court"], "PD-CRD-0001") + "-value"
+        court = RegistryClient(url, tls=_as(secure_broker, _party(root, r["court"])).tls())
+        tax = RegistryClient(url, tls=_as(secure_broker, _party(root, r["tax"])).tls())
+        assert court_subject in court.subjects()  # apply registered it
+        assert tax.get_latest(court_subject).id > 0  # reading is for every party
+        with pytest.raises(RegistryError, match="may not write"):
+            tax.register(court_subject, "string")
+        with pytest.raises((RegistryError, RegistryUnavailable)):
+            RegistryClient(
+                url, tls=ssl.create_default_context(cafile=str(secure_broker[1] / "ca.pem"))
+            ).subjects()
+    finally:
+        process.close()

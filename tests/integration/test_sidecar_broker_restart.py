@@ -26,10 +26,10 @@ from connectors.testing.records import RESOURCE, record
 from connectors.testing.runtime import running_sidecar, serde_for, shared_registry, wait_for
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.names import source_topic
-from tests.fixtures.brokers import kafka_sh
+from tests.fixtures.brokers import kafka_sh, private_port
 from tests.fixtures.brokers import private_broker as broker_on
 
-PORT = 19092
+PORT = private_port(19092, 0)
 CHANGES = 1200
 
 
@@ -39,7 +39,7 @@ def _kafka_sh(command: str) -> None:
 
 @pytest.fixture
 def private_broker() -> Iterator[KafkaSettings]:
-    """A second single-node broker on port 19092, stopped at the end (the shared one is never touched)."""
+    """A second single-node broker on port PORT, stopped at the end (the shared one is never touched)."""
     with broker_on(PORT) as settings:
         yield settings
 

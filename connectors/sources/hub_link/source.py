@@ -94,7 +94,7 @@ class HubLinkSource(PollingSource):
         self.topic = config.district.topic
         self.resource = config.resource
         self.key_field = self.specs[config.resource].key_field
-        self.serde = AvroSerde(RegistryClient(config.district.registry_url))
+        self.serde = AvroSerde(RegistryClient(config.district.registry_url, tls=config.district.kafka.tls()))
         self._consumer: KafkaConsumer | None = None
         self._placed: LinkPosition | None = None  # where the consumer was last sought to, or has read to
         # (records waiting on the district topic, commit time bounding their age): read by the backlog

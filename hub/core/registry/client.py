@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -60,6 +61,9 @@ class RegistryClient:
     Args:
         url: base URL, e.g. ``http://127.0.0.1:8081``.
         timeout: seconds per HTTP request.
+        tls: the party's mutual-TLS context for an ``https`` registry that asks for client certificates;
+            default: the identity of the process's environment (``XHUB_KAFKA_SSL_*``, the one it uses
+            on Kafka), if any.
 
     Raises (from every method):
         RegistryUnavailable: the registry did not answer or answered 5xx (names the URL).
@@ -68,11 +72,17 @@ class RegistryClient:
         InvalidSchema, InvalidVersion, InvalidCompatibilityLevel: 422.
     """
 
-    def __init__(self, url: str, timeout: float = 10) -> None:
-        if urlsplit(url).scheme not in ("http", "https"):
+    def __init__(self, url: str, timeout: float = 10, *, tls: ssl.SSLContext | None = None) -> None:
+        scheme = urlsplit(url).scheme
+        if scheme not in ("http", "https"):
             raise RegistryError(f"schema registry URL {url!r} must start with http:// or https://")
         self.url = url.rstrip("/")
         self.timeout = timeout
+        if tls is None and scheme == "https":
+            from hub.core.kafka_settings import KafkaSettings
+
+            tls = KafkaSettings().tls()
+        self.tls = tls
         self._schemas: dict[int, Any] = {}
         self._texts: dict[int, str] = {}
         self._ids: dict[tuple[str, str], int] = {}
@@ -92,7 +102,9 @@ class RegistryClient:
             headers={"Accept": f"{CONTENT_TYPE}, application/json", "Content-Type": CONTENT_TYPE},
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - as above
+            with urllib.request.urlopen(  # noqa: S310 - as above
+                request, timeout=self.timeout, context=self.tls
+            ) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             self.request_counts[(method, "error")] += 1
