@@ -8,6 +8,8 @@ offset stays at that transaction for good: read_committed readers (the sidecar r
 position, the hub reading the source topic) stop there. Kafka's answer is an administrative abort
 (KIP-664). The owner of the transactional id can do it safely itself: once ``init_transactions`` gave it
 epoch E, any transaction of an older epoch of the same producer id is dead — it can never commit.
+It needs READ on the topics and ClusterAction on the cluster (WriteTxnMarkers): the super user has them;
+a department or hub identity under the generated ACLs does not, and then only logs that it could not.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import AbortTransactionSpec, PartitionProducerState, TransactionState
-from kafka.errors import KafkaError
+from kafka.errors import AuthorizationError, KafkaError
 
 from hub.core.errors import RetriableError
 from hub.core.kafka import make_admin
@@ -98,6 +100,16 @@ def abort_own_hanging_on(
     try:
         admin = make_admin(settings, f"{transactional_id}-hanging")
         return abort_own_hanging(admin, transactional_id, _partitions_of(admin, sorted(set(topics))))
+    except AuthorizationError as exc:
+        # Describing producers needs READ on the topics, the abort needs ClusterAction: a department
+        # or hub identity has neither (issue 15's ACLs). An operator aborts with kafka-transactions.sh.
+        log.info(
+            "hanging_transaction_check_not_permitted",
+            transactional_id=transactional_id,
+            error=type(exc).__name__,
+            hint="kafka-transactions.sh find-hanging / abort, as an operator",
+        )
+        return []
     except (RetriableError, KafkaError) as exc:
         log.warning(
             "hanging_transaction_check_failed",

@@ -1,7 +1,7 @@
 """Two clusters and a federation on them, for the hub-link and federation tests (issue 17).
 
 Two private clusters, started with deploy/local/kafka.sh once per test session and stopped at its end: the
-district on port 19192 and the city on 19292 (XHUB_FED_DISTRICT_PORT, XHUB_FED_CITY_PORT), the shared
+district on port 19192 and the city on 19292 (moved by XHUB_TEST_PRIVATE_PORT_BASE), the shared
 broker never touched. A real district hub (the demo config, plus a link department subscribing to the
 court's dishonest-debtor list) delivers to the link; the link is a sidecar (``type: hub_link``) whose own
 cluster is the city's: it publishes on ``xhub.src.<link-dept>.pd-crd-0001`` there, with its position on
@@ -15,7 +15,6 @@ debtor the district delivers is a record the city's schema cannot take.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections import defaultdict
@@ -36,7 +35,7 @@ from hub.core import names
 from hub.core.envelope import ChangeEvent, Op, change_event_schema, key_bytes
 from hub.core.kafka import make_producer
 from hub.core.kafka_settings import KafkaSettings
-from tests.fixtures.brokers import private_broker
+from tests.fixtures.brokers import private_broker, private_port
 from tests.fixtures.federation import (
     LINK_SUBSCRIPTION,
     RESOURCE,
@@ -48,8 +47,8 @@ from tests.fixtures.hubkit import apply_config
 from tests.fixtures.plugin import DEMO_CONFIG, isolate_config
 
 # Other ports when another run of these tests shares the machine (both would stop the same brokers).
-DISTRICT_PORT = int(os.environ.get("XHUB_FED_DISTRICT_PORT", "19192"))
-CITY_PORT = int(os.environ.get("XHUB_FED_CITY_PORT", "19292"))
+DISTRICT_PORT = private_port(19192, 1)
+CITY_PORT = private_port(19292, 2)
 SUBSCRIPTION = LINK_SUBSCRIPTION
 COMMIT_BASE_MS = 1_760_000_000_000
 
