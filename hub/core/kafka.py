@@ -6,12 +6,12 @@ security settings, client ids and timeouts are set in one place.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.errors import IllegalStateError, KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from hub.core.errors import RetriableError
 from hub.core.kafka_settings import KafkaSettings
@@ -88,14 +88,36 @@ def commit_transaction_within(producer: KafkaProducer, timeout_s: float) -> None
         KafkaTimeoutError: no answer in ``timeout_s``.
         KafkaError: the commit failed.
     """
-    manager = producer._transaction_manager  # private: the public method has no timeout
+    _within(producer, "commit", lambda manager: manager.begin_commit(), timeout_s)
+
+
+def abort_transaction_within(producer: KafkaProducer, timeout_s: float) -> None:
+    """``producer.abort_transaction()`` with a deadline (same reason as the commit's)."""
+    _within(producer, "abort", lambda manager: manager.begin_abort(), timeout_s)
+
+
+def send_offsets_within(
+    producer: KafkaProducer, offsets: Mapping[Any, Any], group_metadata: Any, timeout_s: float
+) -> None:
+    """``producer.send_offsets_to_transaction(...)`` with a deadline: kafka-python's waits for the group
+    coordinator without one, and a hub worker hung there for good after its coordinator broker was killed
+    (seen in make chaos). Raises as :func:`commit_transaction_within`."""
+    _within(
+        producer,
+        "offsets",
+        lambda manager: manager.send_offsets_to_transaction(offsets, group_metadata),
+        timeout_s,
+    )
+
+
+def _within(producer: KafkaProducer, what: str, start: Callable[[Any], Any], timeout_s: float) -> None:
+    manager = producer._transaction_manager  # private: the public methods have no timeout
     if manager is None:
-        producer.commit_transaction()  # raises: not a transactional producer
-        return
-    result = manager.begin_commit()
+        raise IllegalStateError("not a transactional producer")
+    result = start(manager)
     producer._sender.wakeup()
     if not result.wait(timeout_ms=int(timeout_s * 1000)):
-        raise KafkaTimeoutError(f"the commit of the transaction was not answered in {timeout_s:.0f} s")
+        raise KafkaTimeoutError(f"the {what} of the transaction was not answered in {timeout_s:.0f} s")
 
 
 def ensure_topics(

@@ -27,6 +27,7 @@ from hub.audit.anchor import anchor_value
 from hub.audit.chain import AuditChain
 from hub.core import names
 from hub.core.errors import FatalError, RetriableError
+from hub.core.kafka import abort_transaction_within, commit_transaction_within, send_offsets_within
 from hub.core.log import get_logger
 from hub.engine.errors import WorkerFencedError
 from hub.engine.handover import PartitionState, encode_metadata
@@ -38,6 +39,7 @@ log = get_logger("engine")
 
 ABORT_PAUSE_S = 1.0  # after a first abort, before the input is read again
 MAX_PAUSE_S = 15.0  # the pause doubles while the failures go on, up to this
+STEP_TIMEOUT_S = 30.0  # longest wait for the offsets' and the commit's answers
 
 
 class Backoff:
@@ -136,8 +138,10 @@ class TransactionStep:
                 offsets = {
                     tp: OffsetAndMetadata(offset, metadata, -1) for tp, (offset, _) in positions.items()
                 }
-                self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
-            self.producer.commit_transaction()
+                send_offsets_within(self.producer, offsets, self.consumer.group_metadata(), STEP_TIMEOUT_S)
+            # Bounded: after a broker restart or the coordinator's death an answer can be lost, and the
+            # worker then hung here for good (make chaos); a timeout aborts, reopening the producer.
+            commit_transaction_within(self.producer, STEP_TIMEOUT_S)
         except ProducerFencedError as exc:
             raise WorkerFencedError(
                 f"hub {self.hub} worker {self.worker_id}: transactional id {self.transactional_id} "
@@ -160,7 +164,7 @@ class TransactionStep:
             self.stats.aborted_transactions += 1
         self.chain.restore(chain_state)
         try:
-            self.producer.abort_transaction()
+            abort_transaction_within(self.producer, STEP_TIMEOUT_S)
         except KafkaError as abort_exc:
             if self.reopen is not None:
                 self._log.warning("producer_reopened", error=f"{type(abort_exc).__name__}: {abort_exc}")
