@@ -1,0 +1,53 @@
+"""Broker failures on a real three-broker cluster, with the hub, sidecars and SQL sinks on a steady stream:
+nothing lost, nothing repeated, the audit intact (tests/integration/broker_chaos.py says how).
+
+`make test` runs the short form (one failure, a slow stream); `make chaos` runs all four failures and
+writes build/chaos/summary.json (the chaos marker keeps it out of a plain pytest run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.core.kafka_settings import KafkaSettings
+from tests.fixtures.brokers import private_broker
+from tests.integration.broker_chaos import (
+    BROKERS,
+    CLUSTER_PORT,
+    SCENARIOS,
+    ScenarioResult,
+    chaos_run,
+    run_scenarios,
+    summary_table,
+    write_summary,
+)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[KafkaSettings]:
+    """Three broker+controller nodes of deploy/local/kafka.sh on ports of their own, stopped at the end."""
+    with private_broker(CLUSTER_PORT, heap="512m", brokers=BROKERS) as settings:
+        yield settings
+
+
+def test_source_leader_killed_mid_stream_every_row_once_in_every_sink(
+    cluster: KafkaSettings, tmp_path: Path
+) -> None:
+    passed: list[ScenarioResult] = []
+    with chaos_run(cluster, CLUSTER_PORT, tmp_path / "run", rate=10) as run:
+        run_scenarios(run, ["kill-source-leader"], passed)
+    assert [r.scenario for r in passed] == ["kill-source-leader"]
+
+
+@pytest.mark.chaos
+def test_broker_failures_measured(cluster: KafkaSettings, tmp_path: Path) -> None:
+    passed: list[ScenarioResult] = []
+    with chaos_run(cluster, CLUSTER_PORT, tmp_path / "run", rate=20) as run:
+        try:
+            run_scenarios(run, list(SCENARIOS), passed)
+        finally:  # what passed is reported even when a later scenario fails
+            print("\n" + summary_table(write_summary(run, passed)))
+    assert [r.scenario for r in passed] == list(SCENARIOS)
