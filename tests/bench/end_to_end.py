@@ -40,6 +40,7 @@ def debtor_path(
     subscriptions: Iterable[str] = ("tax-debtors",),
     *,
     rate: float = 1000,
+    log_level: str = "WARNING",
 ) -> Iterator[tuple[Demo, DepartmentDbs]]:
     """The court's debtor table -> hub -> the subscribers' inbox tables of ``subscriptions``, running.
 
@@ -63,7 +64,7 @@ def debtor_path(
             else:
                 path.unlink()
     cfg = load_config(demo.workdir / "config")
-    demo.env["XHUB_LOG_LEVEL"] = "WARNING"
+    demo.env["XHUB_LOG_LEVEL"] = log_level
     demo.clear_previous_run(cfg)
     dbs = DepartmentDbs(demo.workdir / "db")
     dbs.create()
