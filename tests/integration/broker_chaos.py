@@ -144,6 +144,7 @@ class ChaosRun:
     stream: Stream
     admin: KafkaAdminClient
     quiet_s: float = QUIET_S
+    recovery_timeout_s: float = RECOVERY_TIMEOUT_S
     normal_lag: int = 0
     baseline_lag: int = 0
 
@@ -186,7 +187,7 @@ class ChaosRun:
 
     def recovery(self, result: ScenarioResult, action: str, since: float) -> None:
         """Seconds from ``since`` (the broker action) until the lag is normal and stays so ``quiet_s``;
-        a failure of ``result`` when that takes over RECOVERY_TIMEOUT_S."""
+        a failure of ``result`` when that takes over ``recovery_timeout_s``."""
         last_bad = since
         while time.monotonic() - last_bad < self.quiet_s:
             self.demo.check_alive()
@@ -194,10 +195,10 @@ class ChaosRun:
             result.max_lag_rows = max(result.max_lag_rows, lag)
             if lag > self.normal_lag:
                 last_bad = time.monotonic()
-            if time.monotonic() - since > RECOVERY_TIMEOUT_S:
+            if time.monotonic() - since > self.recovery_timeout_s:
                 result.recoveries.append({"action": action, "recover_s": None, "lag_rows": lag})
                 result.failures.append(
-                    f"{action}: the lag is {lag} rows {RECOVERY_TIMEOUT_S:.0f} s later (normal: "
+                    f"{action}: the lag is {lag} rows {self.recovery_timeout_s:.0f} s later (normal: "
                     f"{self.normal_lag}; logs in {self.demo.workdir / 'logs'})"
                 )
                 return
@@ -260,7 +261,7 @@ class ChaosRun:
     def _check_exactly_once(self, result: ScenarioResult) -> None:
         expected = set(self.stream.keys)
         result.rows = len(expected)
-        self.wait_caught_up(0, timeout_s=RECOVERY_TIMEOUT_S)
+        self.wait_caught_up(0, timeout_s=self.recovery_timeout_s)
         for sid in SUBSCRIPTIONS:
             keys = self.inbox_keys(sid)
             assert (len(keys), set(keys)) == (len(expected), expected), (
@@ -339,6 +340,7 @@ def chaos_run(
     rate: float,
     quiet_s: float = QUIET_S,
     baseline_s: float = 8.0,
+    recovery_timeout_s: float = RECOVERY_TIMEOUT_S,
 ) -> Iterator[ChaosRun]:
     """The debtor path running on the cluster with the stream writing at ``rate`` rows per second."""
     kafka_sh(port, "up", brokers=BROKERS)  # every node, also one an earlier short run left down
@@ -346,7 +348,9 @@ def chaos_run(
     try:
         with debtor_path(kafka, workdir, SUBSCRIPTIONS, rate=rate, log_level="INFO") as (demo, dbs):
             stream = Stream(dbs, rate)
-            run = ChaosRun(kafka, port, demo, stream, admin, quiet_s=quiet_s)
+            run = ChaosRun(
+                kafka, port, demo, stream, admin, quiet_s=quiet_s, recovery_timeout_s=recovery_timeout_s
+            )
             stream.resume()
             try:
                 run.measure_baseline(baseline_s)
