@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 KAFKA := deploy/local/kafka.sh
 PG := deploy/local/postgres.sh
 
-.PHONY: install test lint demo bench kafka-up kafka-down clean
+.PHONY: install test lint demo bench chaos kafka-up kafka-down clean
 
 # The venv is rebuilt when the dependency list or the pinned constraints change.
 $(STAMP): pyproject.toml constraints.txt
@@ -60,6 +60,13 @@ demo: $(STAMP)
 bench: $(STAMP)
 	@$(KAFKA) up $(KAFKA_ARGS)
 	client_env=$$($(KAFKA) client-env $(KAFKA_ARGS)) && eval "$$client_env" && XHUB_TEST_BOOTSTRAP=$$($(KAFKA) bootstrap) $(PY) -m tests.bench.run
+
+# Broker failures on a private three-broker cluster (ports XHUB_CHAOS_PORT.., default 29110-29115), which the
+# test starts and stops itself; the summary table is printed from build/chaos/summary.json.
+chaos: $(STAMP)
+	@$(PY) -m pytest -m chaos -s -p no:cacheprovider tests/integration/test_broker_chaos.py $(PYTEST_ARGS); rc=$$?; \
+	[ -f build/chaos/summary.json ] && $(PY) -m tests.integration.broker_chaos build/chaos/summary.json; \
+	exit $$rc
 
 kafka-up:
 	@$(KAFKA) up $(KAFKA_ARGS)

@@ -59,7 +59,11 @@ class ConnectorConfig(BaseModel):
     health: HealthSettings = HealthSettings()
     create_topics: bool = Field(default=True, description="create the department's topics if missing")
     topic_partitions: int = Field(default=3, ge=1)
-    replication_factor: int = Field(default=1, ge=1)
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description="default: the kafka settings' replication_factor (auto: min(3, brokers))",
+    )
     sources: list[SourceConfig] = Field(default_factory=list)
     sinks: list[dict[str, Any]] = Field(default_factory=list, description="sink configs (connectors.sinks)")
     shutdown_timeout_s: float = Field(

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from connectors.config import LoadedConnector
@@ -32,6 +33,7 @@ from hub.core.log import get_logger
 from hub.core.names import dead_letter_topic, position_topic
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
+from hub.core.replication import Replication, cluster_replication
 
 COMPACTED = {"cleanup.policy": "compact"}
 DEAD_LETTER_RETENTION = {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}
@@ -191,16 +193,20 @@ class Sidecar:
         }
         wanted[position_topic(self.dept)] = COMPACTED
         wanted[dead_letter_topic(self.dept)] = DEAD_LETTER_RETENTION
+        kafka = self.loaded.kafka
+        if config.replication_factor is not None:  # the connector's own setting wins over hubs.yaml's
+            kafka = kafka.model_copy(update={"replication_factor": config.replication_factor})
+
+        def replication(admin: KafkaAdminClient) -> Replication:
+            return cluster_replication(admin, kafka)
+
         backoff = Backoff()
         while not self._stop.is_set():
             try:
                 admin = make_admin(self.loaded.kafka, f"sidecar-{self.dept}")
                 try:
                     created = ensure_topics(
-                        admin,
-                        wanted,
-                        partitions=config.topic_partitions,
-                        replication_factor=config.replication_factor,
+                        admin, wanted, partitions=config.topic_partitions, replication=replication(admin)
                     )
                 finally:
                     admin.close()

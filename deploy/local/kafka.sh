@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# A real single-node Apache Kafka (KRaft, broker+controller) on 127.0.0.1, built from Maven Central jars.
+# A real Apache Kafka (KRaft, broker+controller nodes) on 127.0.0.1, built from Maven Central jars.
 #
-#   deploy/local/kafka.sh up|down|status|bootstrap [--plaintext]
+#   deploy/local/kafka.sh up|down|status|bootstrap [--plaintext] [--brokers N]
 #   deploy/local/kafka.sh credentials CONFIG_DIR
 #   deploy/local/kafka.sh client-env [PARTY]
 #
@@ -14,6 +14,13 @@
 # XHUB_KAFKA_SSL_CAFILE/CERTFILE/KEYFILE) with which every xhub client, sidecar and hub connects as PARTY
 # (default the super user): `eval "$(deploy/local/kafka.sh client-env)"`.
 # --plaintext (an explicit option): no TLS, no authorizer; its own data, logs and pid.
+#
+# --brokers N (default 1): N broker+controller nodes forming an N-voter controller quorum. Node i (1..N)
+# takes client port XHUB_KAFKA_PORT+2(i-1) and controller port one above; its data, logs and pid are its
+# own (data-cluster-<port> ...), so a cluster never reuses a single node's storage. Internal topics get
+# replication min(3, N) and min ISR 2 from 3 nodes on (as do topics created with the broker's defaults);
+# `up` starts the nodes that are not running, so it also brings back one node that was stopped. Every
+# node of a secure cluster presents the super user's certificate to the others.
 #
 # Environment:
 #   XHUB_KAFKA_PORT   client port (default 9092); the controller listens on port+1
@@ -30,18 +37,72 @@ secure=1  # --secure is still accepted (it is the default)
 for arg in "$@"; do [ "$arg" = "--plaintext" ] && secure=0; done
 if [ "$secure" = 1 ]; then kind="secure-"; else kind=""; fi
 port="${XHUB_KAFKA_PORT:-9092}"
-controller_port=$((port + 1))
 home="${XHUB_KAFKA_HOME:-$here/.kafka}"
 lib="${XHUB_KAFKA_LIB:-$home/lib}"
-data="$home/data-$kind$port"
-logs="$home/logs-$kind$port"
-pidfile="$home/kafka-$kind$port.pid"
-props="$home/server-$kind$port.properties"
 heap="${XHUB_KAFKA_HEAP:-1g}"
 credentials="${XHUB_KAFKA_CREDENTIALS:-$home/credentials}"
 python="${XHUB_PYTHON:-$here/../../.venv/bin/python}"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
+
+brokers=1
+previous=""
+for arg in "$@"; do
+  [ "$previous" = "--brokers" ] && brokers="$arg"
+  case "$arg" in --brokers=*) brokers="${arg#--brokers=}" ;; esac
+  previous="$arg"
+done
+[[ "$brokers" =~ ^[1-9]$ ]] || die "--brokers takes a node count from 1 to 9, not '$brokers'."
+base_port="$port"
+if [ "$brokers" = 1 ]; then layout=""; else layout="cluster-"; fi
+replication=$((brokers < 3 ? brokers : 3))
+min_isr=$((replication >= 3 ? 2 : 1))
+cluster_id_file="$home/cluster-$kind$base_port.id"
+
+# Point port, controller_port, data, logs, pidfile and props at node $1 (1..brokers).
+select_node() {
+  node="$1"
+  port=$((base_port + 2 * (node - 1)))
+  controller_port=$((port + 1))
+  data="$home/data-$kind$layout$port"
+  logs="$home/logs-$kind$layout$port"
+  pidfile="$home/kafka-$kind$layout$port.pid"
+  props="$home/server-$kind$layout$port.properties"
+}
+select_node 1
+
+all_nodes() { seq 1 "$brokers"; }
+
+quorum_props() {
+  if [ "$brokers" = 1 ]; then
+    echo "controller.quorum.bootstrap.servers=127.0.0.1:$controller_port"
+    return
+  fi
+  local voters="" n
+  for n in $(all_nodes); do
+    voters="$voters${voters:+,}$n@127.0.0.1:$((base_port + 2 * (n - 1) + 1))"
+  done
+  echo "controller.quorum.voters=$voters"
+}
+
+storage_props() {
+  cat <<PROPS
+log.dirs=$data
+num.partitions=3
+default.replication.factor=$replication
+offsets.topic.replication.factor=$replication
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=$replication
+transaction.state.log.min.isr=$min_isr
+transaction.state.log.num.partitions=10
+share.coordinator.state.topic.replication.factor=$replication
+share.coordinator.state.topic.min.isr=$min_isr
+min.insync.replicas=$min_isr
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+log.cleaner.backoff.ms=1000
+PROPS
+}
 
 need_tools() {
   command -v java >/dev/null 2>&1 || die "Java is missing: install a JDK 17+ (Debian: apt-get install openjdk-17-jdk-headless)."
@@ -78,25 +139,14 @@ fetch_jars() {
 write_props() {
   cat > "$props" <<PROPS
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
+node.id=$node
+$(quorum_props)
 listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
 advertised.listeners=PLAINTEXT://127.0.0.1:$port
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
-log.dirs=$data
-num.partitions=3
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=10
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=false
-log.cleaner.backoff.ms=1000
+$(storage_props)
 PROPS
 }
 
@@ -104,8 +154,8 @@ write_secure_props() {
   [ -f "$credentials/xhub-admin.bundle.pem" ] || make_admin_credentials
   cat > "$props" <<PROPS
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
+node.id=$node
+$(quorum_props)
 listeners=SSL://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
 advertised.listeners=SSL://127.0.0.1:$port
 controller.listener.names=CONTROLLER
@@ -121,18 +171,7 @@ ssl.principal.mapping.rules=RULE:^CN=([^,]+)\$/\$1/,DEFAULT
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 allow.everyone.if.no.acl.found=false
 super.users=User:xhub-admin
-log.dirs=$data
-num.partitions=3
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=10
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=10
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=false
-log.cleaner.backoff.ms=1000
+$(storage_props)
 PROPS
   chmod 600 "$props"
 }
@@ -185,8 +224,25 @@ credentials_cmd() {
   "$python" -m hub.cli credentials "$config" --out "$credentials"
 }
 
-up() {
-  need_tools
+cluster_id() {
+  # One id for every node of a cluster, made at its first start and kept beside the nodes' data.
+  if [ ! -s "$cluster_id_file" ]; then
+    java -cp "$lib/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1 > "$cluster_id_file"
+  fi
+  cat "$cluster_id_file"
+}
+
+format_storage() {
+  local quorum=(--standalone)  # a single node is its own quorum; a cluster's voters are in its props
+  [ "$brokers" = 1 ] || quorum=()
+  mkdir -p "$data"
+  java -cp "$lib/*" -Dlog4j2.configurationFile="$here/log4j2.yaml" -Dkafka.logs.dir="$logs" \
+    kafka.tools.StorageTool format "${quorum[@]}" -t "$(cluster_id)" \
+    -c "$props" >"$logs/format.log" 2>&1 || { cat "$logs/format.log" >&2; die "formatting KRaft storage failed."; }
+}
+
+# Start the selected node unless it runs; does not wait (a cluster's nodes need each other's quorum).
+start_node() {
   mkdir -p "$home" "$logs"
   if pid="$(running_pid)"; then
     echo "kafka.sh: broker already running (pid $pid) on 127.0.0.1:$port"
@@ -197,18 +253,17 @@ up() {
     [ -f "$other" ] && die "port $port is taken by this script's $([ "$secure" = 1 ] && echo plaintext || echo secure) broker: '$0 down$([ "$secure" = 1 ] && echo " --plaintext")' first (the broker is secure by default now)."
     die "port $port is taken by another process; set XHUB_KAFKA_PORT to a free port."
   fi
-  fetch_jars
   if [ "$secure" = 1 ]; then write_secure_props; else write_props; fi
-  if [ ! -f "$data/meta.properties" ]; then
-    mkdir -p "$data"
-    java -cp "$lib/*" -Dlog4j2.configurationFile="$here/log4j2.yaml" -Dkafka.logs.dir="$logs" \
-      kafka.tools.StorageTool format --standalone -t "$(java -cp "$lib/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)" \
-      -c "$props" >"$logs/format.log" 2>&1 || { cat "$logs/format.log" >&2; die "formatting KRaft storage failed."; }
-  fi
+  [ -f "$data/meta.properties" ] || format_storage
+  # The start-up wait looks for this start's "started" line; the previous run's log stays beside it.
+  [ ! -f "$logs/server.log" ] || mv -f "$logs/server.log" "$logs/server-previous.log"
   nohup java -Xms256m -Xmx"$heap" -XX:+UseG1GC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$here/log4j2.yaml" -Dkafka.logs.dir="$logs" \
     -cp "$lib/*" kafka.Kafka "$props" >"$logs/stdout.log" 2>&1 &
   echo $! > "$pidfile"
+}
+
+wait_node_started() {
   local pid; pid="$(cat "$pidfile")"
   for _ in $(seq 1 120); do
     if ! kill -0 "$pid" 2>/dev/null; then
@@ -224,7 +279,22 @@ up() {
   die "the broker did not accept clients within 60 s (logs: $logs)."
 }
 
-down() {
+up() {
+  need_tools
+  fetch_jars
+  local started=()
+  for n in $(all_nodes); do
+    select_node "$n"
+    running_pid >/dev/null || started+=("$n")
+    start_node
+  done
+  for n in "${started[@]}"; do
+    select_node "$n"
+    wait_node_started
+  done
+}
+
+stop_node() {
   local pid
   if ! pid="$(running_pid)"; then
     echo "kafka.sh: no broker running on port $port"
@@ -241,11 +311,20 @@ down() {
   echo "kafka.sh: broker killed after 30 s (pid $pid)"
 }
 
+down() {
+  # All nodes at once: one by one, the last would wait 30 s for a controller quorum that is gone.
+  for n in $(all_nodes); do
+    select_node "$n"
+    stop_node &
+  done
+  wait
+}
+
 kafka_version() {
   ls "$lib" | sed -n 's/^kafka-clients-\(.*\)\.jar$/\1/p'
 }
 
-status() {
+node_status() {
   local pid
   if pid="$(running_pid)"; then
     if accepts_clients; then
@@ -259,12 +338,31 @@ status() {
   return 3
 }
 
+status() {
+  local rc=0 node_rc
+  for n in $(all_nodes); do
+    select_node "$n"
+    node_rc=0; node_status || node_rc=$?
+    [ "$rc" != 0 ] || rc="$node_rc"  # the first node that is not running decides the exit code
+  done
+  return "$rc"
+}
+
+bootstrap() {
+  local servers=""
+  for n in $(all_nodes); do
+    select_node "$n"
+    servers="$servers${servers:+,}127.0.0.1:$port"
+  done
+  echo "$servers"
+}
+
 case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  bootstrap) echo "127.0.0.1:$port" ;;
+  bootstrap) bootstrap ;;
   credentials) credentials_cmd "${2:-}" ;;
   client-env) party="${2:-}"; [ "${party#--}" = "$party" ] || party=""; client_env "$party" ;;
-  *) echo "usage: $0 up|down|status|bootstrap [--plaintext] | credentials CONFIG_DIR | client-env [PARTY]" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|bootstrap [--plaintext] [--brokers N] | credentials CONFIG_DIR | client-env [PARTY]" >&2; exit 2 ;;
 esac

@@ -15,6 +15,7 @@ from kafka.errors import IllegalStateError, KafkaError, KafkaTimeoutError, Topic
 
 from hub.core.errors import RetriableError
 from hub.core.kafka_settings import KafkaSettings
+from hub.core.replication import Replication, cluster_replication
 
 STATIC_MEMBER_SESSION_TIMEOUT_MS = 15_000
 """Session timeout of the static group members (hub workers, sidecar sinks): long enough for a restarted
@@ -125,20 +126,27 @@ def ensure_topics(
     topics: Mapping[str, Mapping[str, Any]],
     *,
     partitions: int = 3,
-    replication_factor: int = 1,
+    replication: Replication | None = None,
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created.
 
     ``topics`` maps a name to its topic configs (e.g. ``{"cleanup.policy": "compact"}``).
+    ``replication``: None is ``auto`` on the cluster ``admin`` reaches (hub.core.replication).
     """
     existing = set(admin.list_topics())
-    wanted = [
-        NewTopic(name, partitions, replication_factor, topic_configs={k: str(v) for k, v in conf.items()})
-        for name, conf in topics.items()
-        if name not in existing
-    ]
-    if not wanted:
+    missing = {name: conf for name, conf in topics.items() if name not in existing}
+    if not missing:
         return []
+    replication = replication or cluster_replication(admin)
+    wanted = [
+        NewTopic(
+            name,
+            partitions,
+            replication.factor,
+            topic_configs={**replication.topic_configs(), **{k: str(v) for k, v in conf.items()}},
+        )
+        for name, conf in missing.items()
+    ]
     created: list[str] = []
     for topic in wanted:
         try:

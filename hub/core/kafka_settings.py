@@ -40,6 +40,13 @@ class KafkaSettings(BaseModel):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     client_id_prefix: str = "xhub"
+    # How many copies topics get (hub.core.replication): auto is min(3, brokers), min ISR 2 at three copies.
+    replication_factor: int | Literal["auto"] = Field(
+        default="auto", description="copies of each topic xhub creates; auto: min(3, brokers)"
+    )
+    min_insync_replicas: int | Literal["auto"] = Field(
+        default="auto", description="min.insync.replicas of those topics; auto: 2 at three copies, else unset"
+    )
     # Mutual TLS (security_protocol SSL): the party's certificate and key, and the CA of the brokers.
     ssl_cafile: str | None = Field(default_factory=lambda: _from_env("SSL_CAFILE"))
     ssl_certfile: str | None = Field(default_factory=lambda: _from_env("SSL_CERTFILE"))

@@ -5,7 +5,7 @@ Pure: no I/O. The snapshot is what hub workers follow for live policy changes (t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import schemas
@@ -14,6 +14,7 @@ from hub.config.snapshot import config_snapshot
 from hub.config.validation import compile_config
 from hub.core import names
 from hub.core.envelope import change_event_schema
+from hub.core.replication import Replication
 
 # Re-exported for callers that predate hub.config.snapshot (the hub's process wiring).
 __all__ = ["Desired", "SchemaSpec", "TopicSpec", "desired_state"]
@@ -56,8 +57,10 @@ class Desired:
 COMPACTED = {"cleanup.policy": "compact"}
 
 
-def desired_state(cfg: ConfigDir) -> Desired:
+def desired_state(cfg: ConfigDir, replication: Replication | None = None) -> Desired:
     """Everything `apply` would create or update for ``cfg``.
+
+    ``replication``: the cluster's (hub.core.replication); its min.insync.replicas goes on every topic.
 
     The delivery schemas come from ``compile_config``, the check a hub runs on what apply publishes: a
     config a hub would refuse never reaches the cluster.
@@ -120,4 +123,9 @@ def desired_state(cfg: ConfigDir) -> Desired:
         schema = compiled.delivery_schema(sid)
         if schema is not None:
             out.add_schema(SchemaSpec(f"{dlv}-value", schema, f"deliveries of {sid}"))
+    if replication is not None and replication.topic_configs():
+        out.topics = {
+            name: replace(spec, configs={**replication.topic_configs(), **spec.configs})
+            for name, spec in out.topics.items()
+        }
     return out

@@ -15,6 +15,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 from hub.config.snapshot import read_snapshot_record, snapshot_digest, stamp_requests
 from hub.core import names
 from hub.core.kafka import read_last_value
+from hub.core.replication import Replication
 from hub.provision.acls import AclChanges
 from hub.provision.desired import Desired, SchemaSpec, TopicSpec
 
@@ -79,6 +80,7 @@ class ClusterChanges:
     unchanged_topics: int = 0
     unchanged_schemas: int = 0
     acls: AclChanges | None = None  # None: the cluster has no authorizer (hub.provision.acl_cluster)
+    replication: Replication | None = None  # what new topics get on this cluster
 
     @property
     def empty(self) -> bool:
@@ -94,6 +96,13 @@ class ClusterChanges:
                 for hub, s in self.snapshots.items()
             ],
             "acls": None if self.acls is None else self.acls.lines(),
+            "replication": None
+            if self.replication is None
+            else {
+                "factor": self.replication.factor,
+                "min_insync_replicas": self.replication.min_insync,
+                "brokers": self.replication.brokers,
+            },
             "unchanged": {"topics": self.unchanged_topics, "schemas": self.unchanged_schemas},
             "changes": len(self.topics) + len(self.schemas) + len(self.snapshots),
         }
@@ -110,6 +119,8 @@ class ClusterChanges:
             f"= {self.unchanged_topics} topics and {self.unchanged_schemas} schemas unchanged"
             + ("" if lines else "; nothing to do")
         )
+        if self.replication is not None:
+            lines.insert(0, f"= topics: {self.replication.describe()}")
         return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from hub.config.loader import ConfigDir
 from hub.config.signing import apply_signing_key
 from hub.core.kafka import make_admin, make_consumer, make_producer
+from hub.core.replication import cluster_replication
 from hub.provision.acl_cluster import acls_managed, apply_acl_changes, cluster_acls, read_ledger
 from hub.provision.acls import compute_acl_changes, desired_acls
 from hub.provision.apply import ApplyResult, apply_changes
@@ -36,12 +37,14 @@ class ProvisionSession:
 
     def plan(self) -> ClusterChanges:
         """What apply would change (`xhub plan`). Raises ConfigError when the config does not validate."""
-        desired = desired_state(self.cfg)
+        replication = cluster_replication(self.admin, self.cfg.hubs_file.kafka)
+        desired = desired_state(self.cfg, replication)
         keys = {key for topic in desired.topics.values() for key in topic.configs}
         owners = set(self.cfg.departments) | set(self.cfg.hubs)
         relevant = relevant_topics(desired, owners)
         cluster = read_cluster_state(self.admin, self.consumer, list(self.cfg.hubs), keys, relevant)
         changes = compute_changes(desired, cluster, self.registrar, owners)
+        changes.replication = replication
         if acls_managed(self.cfg.hubs_file.kafka):  # ACLs from ownership (hub.provision.acls)
             wanted = desired_acls(self.cfg, datetime.now(UTC))
             ledger = read_ledger(self.consumer, self.admin)
@@ -53,7 +56,13 @@ class ProvisionSession:
         plan = self.plan()
         signer = apply_signing_key() if plan.snapshots else None  # missing: refused before any change
         result = apply_changes(
-            plan, self.admin, self.producer, self.registrar, allow_delete=allow_delete, signer=signer
+            plan,
+            self.admin,
+            self.producer,
+            self.registrar,
+            allow_delete=allow_delete,
+            replication_factor=plan.replication.factor if plan.replication else 1,
+            signer=signer,
         )
         if plan.acls is not None:
             result.done += apply_acl_changes(self.admin, self.producer, plan.acls)

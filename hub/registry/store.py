@@ -38,6 +38,7 @@ from hub.core.log import get_logger
 from hub.core.names import SCHEMAS_TOPIC
 from hub.core.registry import compatibility
 from hub.core.registry.errors import RegistryUnavailable
+from hub.core.replication import cluster_replication
 from hub.registry.operations import BaseSchemaStore, RecordsToAppend
 from hub.registry.state import Record
 
@@ -104,12 +105,12 @@ class SchemaTopicSetup:
     Attributes:
         transactional_id: shared by every writer of the topic; None derives it from the topic name.
             The Kafka principal needs Write on this transactional id and on the topic.
-        replication_factor: for creating the topic.
+        replication_factor: for creating the topic; None: the settings' (auto: min(3, brokers)).
         default_level: the compatibility level when none is configured.
     """
 
     transactional_id: str | None = None
-    replication_factor: int = 1
+    replication_factor: int | None = None
     default_level: str = compatibility.DEFAULT_LEVEL
 
 
@@ -144,6 +145,11 @@ class SchemaStore(BaseSchemaStore):
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
 
+    def _replication_settings(self) -> KafkaSettings:
+        if self.replication_factor is None:
+            return self.settings
+        return self.settings.model_copy(update={"replication_factor": self.replication_factor})
+
     def _where(self) -> str:
         return f"schemas topic {self.topic} at {self.settings.bootstrap_servers}"
 
@@ -164,7 +170,7 @@ class SchemaStore(BaseSchemaStore):
                         admin,
                         {self.topic: {"cleanup.policy": "compact"}},
                         partitions=1,
-                        replication_factor=self.replication_factor,
+                        replication=cluster_replication(admin, self._replication_settings()),
                     )
                 finally:
                     admin.close()

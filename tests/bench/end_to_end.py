@@ -10,6 +10,8 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,20 +27,30 @@ from hub.provision.session import provision_session
 from tests.bench.common import OUT, percentile
 
 
-def _debtor_pool(n: int) -> list[dict[str, Any]]:
+def debtor_pool(n: int) -> list[dict[str, Any]]:
     fake = make_faker(99)
     people = [person(fake) for _ in range(200)]
     return [dishonest_debtor(fake, random.Random(i).choice(people)) for i in range(n)]
 
 
-def e2e_latency(kafka: KafkaSettings, *, seconds: int = 60, rate: int = 1000) -> dict[str, Any]:
+@contextmanager
+def debtor_path(
+    kafka: KafkaSettings,
+    workdir: Path,
+    subscriptions: Iterable[str] = ("tax-debtors",),
+    *,
+    rate: float = 1000,
+    log_level: str = "WARNING",
+) -> Iterator[tuple[Demo, DepartmentDbs]]:
+    """The court's debtor table -> hub -> the subscribers' inbox tables of ``subscriptions``, running.
+
+    Provisions the demo config (only those subscriptions and the grants answering them), starts the hub
+    and the sidecars of the court and of each subscriber, and stops them all at the end.
+    """
     repo = Path(__file__).resolve().parents[2]
-    demo = Demo(
-        repo=repo, workdir=OUT / "e2e", bootstrap=kafka.bootstrap_servers, duration=seconds, rate=rate
-    )
-    cfg = demo.prepare()
-    # One path, as the issue describes it: the court's table -> hub -> the tax bureau's table.
-    # Subscriptions and the owners' grants answering them: keep only tax-debtors.
+    demo = Demo(repo=repo, workdir=workdir, bootstrap=kafka.bootstrap_servers, duration=0, rate=rate)
+    demo.prepare()
+    wanted = set(subscriptions)
     config = demo.workdir / "config"
     for kind, key, files in (
         ("subscriptions", "id", (config / "subscriptions").rglob("*.yaml")),
@@ -46,21 +58,19 @@ def e2e_latency(kafka: KafkaSettings, *, seconds: int = 60, rate: int = 1000) ->
     ):
         for path in files:
             doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-            doc[kind] = [s for s in doc[kind] if s[key] == "tax-debtors"]
+            doc[kind] = [s for s in doc[kind] if s[key] in wanted]
             if doc[kind]:
                 path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
             else:
                 path.unlink()
     cfg = load_config(demo.workdir / "config")
-    demo.env["XHUB_LOG_LEVEL"] = "WARNING"
+    demo.env["XHUB_LOG_LEVEL"] = log_level
     demo.clear_previous_run(cfg)
     dbs = DepartmentDbs(demo.workdir / "db")
     dbs.create()
     with provision_session(cfg) as session:
         session.apply()
     paths = demo.write_connector_configs(set(cfg.subscriptions))
-    pool = _debtor_pool(2000)
-    sent = 0
     try:
         demo.start_registry()  # each party as itself, like the demo
         demo.start(
@@ -75,13 +85,22 @@ def e2e_latency(kafka: KafkaSettings, *, seconds: int = 60, rate: int = 1000) ->
             capture_output=True,
             env=demo.party_env(demo.party_names["court"]),
         )
-        for dept in ("court", "tax"):
+        for dept in dict.fromkeys(("court", *sorted({sid.split("-", maxsplit=1)[0] for sid in wanted}))):
             demo.start(
                 f"sidecar-{dept}",
                 ["-m", "connectors", "run", "--config", str(paths[dept])],
                 party=demo.party_names[dept],
             )
         time.sleep(5)  # sidecars join their groups before the clock starts
+        yield demo, dbs
+    finally:
+        demo.stop_all()
+
+
+def e2e_latency(kafka: KafkaSettings, *, seconds: int = 60, rate: int = 1000) -> dict[str, Any]:
+    pool = debtor_pool(2000)
+    sent = 0
+    with debtor_path(kafka, OUT / "e2e", rate=rate) as (demo, dbs):
         conn = dbs.connect("court")
         conn.execute("PRAGMA synchronous=NORMAL")
         start = time.monotonic()
@@ -102,8 +121,6 @@ def e2e_latency(kafka: KafkaSettings, *, seconds: int = 60, rate: int = 1000) ->
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(demo.inbox_rows("tax-debtors")) < sent:
             time.sleep(1)
-    finally:
-        demo.stop_all()
     latencies = []
     for row in demo.inbox_rows("tax-debtors"):
         applied = datetime.fromisoformat(str(row["_xhub_applied_at"])).replace(tzinfo=UTC).timestamp() * 1000

@@ -1,0 +1,66 @@
+"""Broker failures on a real three-broker cluster, with the hub, sidecars and SQL sinks on a steady stream:
+nothing lost, nothing repeated, the audit intact (tests/integration/broker_chaos.py says how).
+
+`make test` runs the short form (one broker restarted, a slow stream); `make chaos` runs the four
+failures, each on a fresh path, and writes build/chaos/summary.json (the chaos marker keeps it out of a
+plain pytest run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.core.kafka_settings import KafkaSettings
+from tests.fixtures.brokers import private_broker
+from tests.integration.broker_chaos import (
+    BROKERS,
+    CLUSTER_PORT,
+    SCENARIOS,
+    SHORT_SCENARIO,
+    SUMMARY,
+    ChaosRun,
+    ScenarioResult,
+    chaos_run,
+    run_scenario,
+    summary_table,
+    write_summary,
+)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[KafkaSettings]:
+    """Three broker+controller nodes of deploy/local/kafka.sh on ports of their own, stopped at the end."""
+    with private_broker(CLUSTER_PORT, heap="512m", brokers=BROKERS) as settings:
+        yield settings
+
+
+# Known defect, found by this test: after a broker's restart (or SIGKILL) the hub's worker can block for
+# good in kafka-python's send_offsets_to_transaction, which waits without a deadline (hub/engine/
+# transaction.py; the sidecar bounds its commit with commit_transaction_within, the hub neither call).
+# Kept running and reported (XFAIL/XPASS) until fixed.
+@pytest.mark.xfail(reason="the hub's send_offsets_to_transaction has no deadline: wedged", strict=False)
+def test_broker_restarted_mid_stream_every_row_once_in_every_sink(
+    cluster: KafkaSettings, tmp_path: Path
+) -> None:
+    # Short: a slow stream, a shorter quiet window and shorter waits for recovery.
+    with chaos_run(
+        cluster, CLUSTER_PORT, tmp_path / "run", rate=10, quiet_s=5, baseline_s=4, recovery_timeout_s=45
+    ) as run:
+        result = run_scenario(run, SHORT_SCENARIO)
+    assert result.failures == []
+
+
+@pytest.mark.chaos
+def test_broker_failures_measured(cluster: KafkaSettings) -> None:
+    runs: list[tuple[ChaosRun, ScenarioResult]] = []
+    try:
+        for name in SCENARIOS:
+            # Beside the summary, so that the logs of the hub and the sidecars stay for a look afterwards.
+            with chaos_run(cluster, CLUSTER_PORT, SUMMARY.parent / name, rate=20) as run:
+                runs.append((run, run_scenario(run, name)))
+    finally:  # the figures are written even when something raised midway
+        print("\n" + summary_table(write_summary(runs, rate=20)))
+    assert {r.scenario: r.failures for _, r in runs} == {name: [] for name in SCENARIOS}
