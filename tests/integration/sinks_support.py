@@ -28,6 +28,7 @@ from hub.core.kafka import ensure_topics, make_admin, make_consumer, make_produc
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
+from tests.fixtures.hubkit import wait_for
 
 LICENCE: dict[str, Any] = {
     "type": "record",
@@ -165,16 +166,6 @@ def next_offsets(topic: str, sent: Iterable[Sent]) -> dict[tuple[str, int], int]
     for s in sent:
         found[(topic, s.partition)] = max(found.get((topic, s.partition), 0), s.offset + 1)
     return found
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``predicate`` until true; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def read_topic(kafka: KafkaSettings, topic: str, count: int, timeout: float = 30) -> list[Any]:
