@@ -14,6 +14,7 @@ a department or hub identity under the generated ACLs does not, and then only lo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -90,16 +91,36 @@ def abort_own_hanging(
 
 
 def abort_own_hanging_on(
-    settings: KafkaSettings, transactional_id: str, topics: Iterable[str]
+    settings: KafkaSettings, transactional_id: str, topics: Iterable[str], *, deadline_s: float = 30.0
 ) -> list[Hanging]:
     """:func:`abort_own_hanging` on every partition of ``topics``, right after the producer of
     ``transactional_id`` called ``init_transactions``. A failure (no answer, no permission to describe or
-    abort) is logged, not raised: the caller goes on, and a read that then stalls on what hangs says so.
+    abort) is logged, not raised, and so is a check still running after ``deadline_s`` (it runs on a
+    thread of its own: kafka-python's admin calls have no overall deadline, and a worker waiting on one
+    after a broker's death must not stop for it): the caller goes on either way.
     """
+    names = sorted(set(topics))
+    found: list[list[Hanging]] = []
+    check = threading.Thread(
+        target=lambda: found.append(_check(settings, transactional_id, names)),
+        name=f"hanging-check-{transactional_id}",
+        daemon=True,
+    )
+    check.start()
+    check.join(deadline_s)
+    if check.is_alive():
+        log.warning(
+            "hanging_transaction_check_timed_out", transactional_id=transactional_id, after_s=deadline_s
+        )
+        return []
+    return found[0] if found else []
+
+
+def _check(settings: KafkaSettings, transactional_id: str, topics: list[str]) -> list[Hanging]:
     admin = None
     try:
         admin = make_admin(settings, f"{transactional_id}-hanging")
-        return abort_own_hanging(admin, transactional_id, _partitions_of(admin, sorted(set(topics))))
+        return abort_own_hanging(admin, transactional_id, _partitions_of(admin, topics))
     except AuthorizationError as exc:
         # Describing producers needs READ on the topics, the abort needs ClusterAction: a department
         # or hub identity has neither (issue 15's ACLs). An operator aborts with kafka-transactions.sh.

@@ -233,16 +233,25 @@ class HubWorker:
             tx.wait = self._stop.wait  # a backoff pause ends when the worker is stopped
 
             def reopen() -> KafkaProducer:
-                fresh = make_producer(
-                    self.kafka,
-                    client_id,
-                    transactional_id=self.transactional_id,
-                    transaction_timeout_ms=self.options.transaction_timeout_ms,
-                )
-                fresh.init_transactions()
-                abort_own_hanging_on(self.kafka, self.transactional_id, self._written_topics())
-                producers.append(fresh)
-                return fresh
+                # Until it works: right after a broker's death init_transactions can time out (max_block_ms)
+                # while the coordinator moves; a failed reopen must not end the worker.
+                while True:
+                    try:
+                        fresh = make_producer(
+                            self.kafka,
+                            client_id,
+                            transactional_id=self.transactional_id,
+                            transaction_timeout_ms=self.options.transaction_timeout_ms,
+                        )
+                        fresh.init_transactions()
+                    except (KafkaError, RetriableError) as exc:
+                        self._log.warning("producer_reopen_failed", error=f"{type(exc).__name__}: {exc}")
+                        if self._stop.wait(tx.backoff.next()):
+                            raise
+                        continue
+                    abort_own_hanging_on(self.kafka, self.transactional_id, self._written_topics())
+                    producers.append(fresh)
+                    return fresh
 
             tx.reopen = reopen
             self._loop(tx, consumer)
