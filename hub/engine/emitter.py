@@ -35,6 +35,8 @@ from hub.engine.state.store import HeldChanges, KnownHeld, StateStore
 from hub.engine.stats import WorkerStats
 from hub.policy.plan import DeliveryPlan
 
+FLUSH_TIMEOUT_S = 40.0  # above the producer's delivery timeout: a batch fails before the flush gives up
+
 log = get_logger("engine")
 
 Pass = Literal["live", "snapshot", "catch_up"]
@@ -237,7 +239,7 @@ class Emitter:
                 dead-lettered once it has failed ``PRODUCE_ATTEMPTS`` times, see delivery_failures.py).
         """
         try:
-            producer.flush()
+            producer.flush(timeout=FLUSH_TIMEOUT_S)  # unbounded, it outwaited a broker's death
         except KafkaError as exc:
             # kafka-python's flush can report a failed batch as "Future not done" (UnknownError) before
             # the batch's futures are marked: the outcome of each delivery is read from its future below.

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.errors import KafkaError, ProducerFencedError
+from kafka.errors import KafkaError, KafkaTimeoutError, ProducerFencedError
 from kafka.structs import OffsetAndMetadata
 
 from hub.audit.anchor import anchor_value
@@ -40,6 +40,9 @@ log = get_logger("engine")
 ABORT_PAUSE_S = 1.0  # after a first abort, before the input is read again
 MAX_PAUSE_S = 15.0  # the pause doubles while the failures go on, up to this
 STEP_TIMEOUT_S = 30.0  # longest wait for the offsets' and the commit's answers
+# A delivery kafka-python cannot place fails in 30 s, not its default 120 s: after the death of the broker
+# coordinating the worker's transactions, sends waited out the whole default each time (make chaos).
+PRODUCER_TIMEOUTS = {"request_timeout_ms": 10_000, "delivery_timeout_ms": 30_000}
 
 
 class Backoff:
@@ -164,6 +167,10 @@ class TransactionStep:
             self.stats.aborted_transactions += 1
         self.chain.restore(chain_state)
         try:
+            if isinstance(exc, KafkaTimeoutError) and self.reopen is not None:
+                # Something did not answer in time: a new producer (its init_transactions fences this
+                # one and aborts its transaction) finds the coordinator afresh; this one may not.
+                raise exc
             abort_transaction_within(self.producer, STEP_TIMEOUT_S)
         except KafkaError as abort_exc:
             if self.reopen is not None:
