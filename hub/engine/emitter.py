@@ -35,7 +35,7 @@ from hub.engine.state.store import HeldChanges, KnownHeld, StateStore
 from hub.engine.stats import WorkerStats
 from hub.policy.plan import DeliveryPlan
 
-FLUSH_TIMEOUT_S = 40.0  # above the producer's delivery timeout: a batch fails before the flush gives up
+FLUSH_TIMEOUT_S = 130.0  # above the delivery timeout (120 s): a batch fails before the flush gives up
 
 log = get_logger("engine")
 

@@ -40,9 +40,6 @@ log = get_logger("engine")
 ABORT_PAUSE_S = 1.0  # after a first abort, before the input is read again
 MAX_PAUSE_S = 15.0  # the pause doubles while the failures go on, up to this
 STEP_TIMEOUT_S = 30.0  # longest wait for the offsets' and the commit's answers
-# A delivery kafka-python cannot place fails in 30 s, not its default 120 s: after the death of the broker
-# coordinating the worker's transactions, sends waited out the whole default each time (make chaos).
-PRODUCER_TIMEOUTS = {"request_timeout_ms": 10_000, "delivery_timeout_ms": 30_000}
 
 
 class Backoff:

@@ -59,7 +59,7 @@ from hub.engine.state.changelog import Changelog
 from hub.engine.state.restore import Restorer
 from hub.engine.state.store import StateStore
 from hub.engine.stats import WorkerStats
-from hub.engine.transaction import PRODUCER_TIMEOUTS, Positions, TransactionStep
+from hub.engine.transaction import Positions, TransactionStep
 from hub.policy.plan import DeliveryPlan
 
 __all__ = ["HubWorker", "Serde", "WorkerOptions"]
@@ -182,7 +182,6 @@ class HubWorker:
             client_id,
             transactional_id=self.transactional_id,
             transaction_timeout_ms=self.options.transaction_timeout_ms,
-            **PRODUCER_TIMEOUTS,
         )
         consumer = make_consumer(
             self.kafka,
@@ -243,8 +242,7 @@ class HubWorker:
                             client_id,
                             transactional_id=self.transactional_id,
                             transaction_timeout_ms=self.options.transaction_timeout_ms,
-                            **PRODUCER_TIMEOUTS,
-                        )
+                                        )
                         fresh.init_transactions()
                     except (KafkaError, RetriableError) as exc:
                         self._log.warning("producer_reopen_failed", error=f"{type(exc).__name__}: {exc}")
