@@ -242,7 +242,7 @@ class HubWorker:
                             client_id,
                             transactional_id=self.transactional_id,
                             transaction_timeout_ms=self.options.transaction_timeout_ms,
-                                        )
+                        )
                         fresh.init_transactions()
                     except (KafkaError, RetriableError) as exc:
                         self._log.warning("producer_reopen_failed", error=f"{type(exc).__name__}: {exc}")
