@@ -7,7 +7,6 @@ broker has none, and plan/apply leave ACLs alone there.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -26,7 +25,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from hub.core.errors import RetriableError
 from hub.core.kafka_settings import KafkaSettings
-from hub.provision.acls import LEDGER_TOPIC, AclChanges, AclSpec
+from hub.provision.acls import LEDGER_TOPIC, AclChanges, AclSpec, LedgerEntry
 
 
 def acls_managed(kafka: KafkaSettings) -> bool:
@@ -69,15 +68,15 @@ def cluster_acls(admin: KafkaAdminClient) -> set[str]:
     return {_key_of(a) for a in found}
 
 
-def read_ledger(consumer: KafkaConsumer, admin: KafkaAdminClient) -> dict[str, AclSpec]:
-    """The ACLs apply created and has not removed (the compacted ``_xhub_acls``; empty if absent)."""
+def read_ledger(consumer: KafkaConsumer, admin: KafkaAdminClient) -> list[LedgerEntry]:
+    """Which config holds which ACL that apply created (the compacted ``_xhub_acls``; empty if absent)."""
     if LEDGER_TOPIC not in admin.list_topics():
-        return {}
+        return []
     tp = TopicPartition(LEDGER_TOPIC, 0)
     consumer.assign([tp])
     end = consumer.end_offsets([tp])[tp]
     consumer.seek_to_beginning(tp)
-    ledger: dict[str, AclSpec] = {}
+    ledger: dict[str, LedgerEntry] = {}
     deadline = time.monotonic() + 30
     while consumer.position(tp) < end and time.monotonic() < deadline:
         for records in consumer.poll(timeout_ms=500).values():
@@ -86,21 +85,21 @@ def read_ledger(consumer: KafkaConsumer, admin: KafkaAdminClient) -> dict[str, A
                 if rec.value is None:
                     ledger.pop(key, None)
                 else:
-                    ledger[key] = AclSpec(**json.loads(rec.value))
-    return ledger
+                    ledger[key] = LedgerEntry.from_json(rec.value)
+    return list(ledger.values())
 
 
 def apply_acl_changes(admin: KafkaAdminClient, producer: KafkaProducer, changes: AclChanges) -> list[str]:
     """Create and remove ACLs, recording each in the ledger first (create) or last (remove)."""
     done: list[str] = []
-    if not (changes.create or changes.remove):
+    if not (changes.create or changes.remove or changes.ledger_put or changes.ledger_drop):
         return done
     try:
         with contextlib.suppress(TopicAlreadyExistsError):
             admin.create_topics([NewTopic(LEDGER_TOPIC, 1, 1, topic_configs={"cleanup.policy": "compact"})])
         # recorded before it exists: a crash in between leaves a ledger entry apply will remove (sent
         # together and waited for once: one round trip each made every apply of a config seconds slower)
-        _record(producer, [(spec.key, spec.to_json()) for spec in changes.create])
+        _record(producer, [(entry.key, entry.to_json()) for entry in changes.ledger_put])
         if changes.create:
             result = admin.create_acls([_acl(s) for s in changes.create])
             if result.get("failed"):
@@ -120,8 +119,12 @@ def apply_acl_changes(admin: KafkaAdminClient, producer: KafkaProducer, changes:
                 for s in changes.remove
             ]
             admin.delete_acls(filters)
-            _record(producer, [(spec.key, None) for spec in changes.remove])
             done += [f"removed acl {s.text()}" for s in changes.remove]
+        _record(producer, [(key, None) for key in changes.ledger_drop])
+        done += [
+            f"released acl {s.text()} (kept for {', '.join(changes.holders[s.key])})"
+            for s in changes.released
+        ]
         producer.flush()
         _await_in_force(admin, changes)
     except KafkaError as exc:

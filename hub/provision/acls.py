@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from hub.config.loader import ConfigDir
@@ -143,23 +143,94 @@ def desired_acls(cfg: ConfigDir, now: datetime) -> set[AclSpec]:
     return set(out)
 
 
+def ledger_owner(cfg: ConfigDir) -> str:
+    """The name under which a config directory holds its ACLs in the ledger: its hubs (a hub's name is
+    unique on a cluster: its topics carry it)."""
+    return "hubs:" + ",".join(sorted(cfg.hubs))
+
+
+@dataclass(frozen=True, order=True)
+class LedgerEntry:
+    """One config directory holds one ACL. ``owner`` "": written before the ledger knew owners."""
+
+    owner: str
+    acl: AclSpec
+
+    @property
+    def key(self) -> str:
+        return f"{self.owner}|{self.acl.key}" if self.owner else self.acl.key
+
+    def to_json(self) -> bytes:
+        return json.dumps({**asdict(self.acl), "owner": self.owner}, ensure_ascii=False).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, value: bytes) -> LedgerEntry:
+        fields = json.loads(value)
+        owner = fields.pop("owner", "")
+        return cls(owner, AclSpec(**fields))
+
+
 @dataclass
 class AclChanges:
-    """ACLs to create (wanted, not on the cluster) and to remove (created by apply, no longer wanted)."""
+    """ACLs to create (wanted, not on the cluster), to remove (held by this config alone, no longer
+    wanted), to release (no longer wanted here, another config still holds them), and the ledger
+    entries that record it."""
 
     create: list[AclSpec]
     remove: list[AclSpec]
     unchanged: int
+    released: list[AclSpec] = field(default_factory=list)
+    ledger_put: list[LedgerEntry] = field(default_factory=list)
+    ledger_drop: list[str] = field(default_factory=list)  # ledger keys
+    holders: dict[str, list[str]] = field(default_factory=dict)  # released ACL key -> other owners
 
     def lines(self) -> list[str]:
-        return [f"+ acl {a.text()}" for a in self.create] + [f"- acl {a.text()}" for a in self.remove]
+        return (
+            [f"+ acl {a.text()}" for a in self.create]
+            + [f"- acl {a.text()}" for a in self.remove]
+            + [
+                f"~ acl {a.text()}: no longer wanted here, kept: {', '.join(self.holders[a.key])} holds it"
+                for a in self.released
+            ]
+        )
+
+    @property
+    def empty(self) -> bool:
+        """Nothing for the cluster's ACLs (the ledger may still record a claim: bookkeeping)."""
+        return not (self.create or self.remove or self.released)
 
 
 def compute_acl_changes(
-    desired: set[AclSpec], on_cluster: set[str], ledger: dict[str, AclSpec]
+    desired: set[AclSpec], on_cluster: set[str], ledger: Iterable[LedgerEntry], owner: str
 ) -> AclChanges:
-    """``on_cluster``: the keys of the ACLs the cluster has; ``ledger``: those apply created (by key)."""
+    """What config ``owner`` changes. ``on_cluster``: the keys of the ACLs the cluster has; ``ledger``:
+    which config holds which ACL that apply created (an ACL made by hand is in no entry: never removed).
+
+    An entry written before owners (owner "") counts as the applying config's, as the single-config
+    ledger did, and moves under its name while still wanted.
+    """
     wanted = {a.key: a for a in desired}
+    entries = list(ledger)
+    mine = {e.acl.key: e for e in entries if e.owner in (owner, "")}
+    others: dict[str, list[str]] = {}
+    for e in entries:
+        if e.owner not in (owner, ""):
+            others.setdefault(e.acl.key, []).append(e.owner)
     create = sorted(a for k, a in wanted.items() if k not in on_cluster)
-    remove = sorted(a for k, a in ledger.items() if k not in wanted)
-    return AclChanges(create, remove, len(wanted) - len(create))
+    # recorded: what apply creates now, what another config's apply made (shared), a legacy entry moved
+    recorded = [
+        LedgerEntry(owner, a)
+        for k, a in sorted(wanted.items())
+        if k not in on_cluster or (k in others and k not in mine) or (k in mine and not mine[k].owner)
+    ]
+    let_go = sorted(e.acl for k, e in mine.items() if k not in wanted)
+    drop = [e.key for k, e in sorted(mine.items()) if k not in wanted or not e.owner]
+    return AclChanges(
+        create=create,
+        remove=[a for a in let_go if a.key not in others],
+        unchanged=len(wanted) - len(create),
+        released=[a for a in let_go if a.key in others],
+        ledger_put=sorted(recorded),
+        ledger_drop=drop,
+        holders={a.key: sorted(others[a.key]) for a in let_go if a.key in others},
+    )

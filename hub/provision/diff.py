@@ -84,7 +84,7 @@ class ClusterChanges:
 
     @property
     def empty(self) -> bool:
-        acls = self.acls is not None and bool(self.acls.create or self.acls.remove)
+        acls = self.acls is not None and not self.acls.empty
         return not (self.topics or self.schemas or self.snapshots or acls)
 
     def to_json(self) -> dict[str, Any]:

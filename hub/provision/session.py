@@ -14,7 +14,7 @@ from hub.config.signing import apply_signing_key
 from hub.core.kafka import make_admin, make_consumer, make_producer
 from hub.core.replication import cluster_replication
 from hub.provision.acl_cluster import acls_managed, apply_acl_changes, cluster_acls, read_ledger
-from hub.provision.acls import compute_acl_changes, desired_acls
+from hub.provision.acls import compute_acl_changes, desired_acls, ledger_owner
 from hub.provision.apply import ApplyResult, apply_changes
 from hub.provision.desired import desired_state
 from hub.provision.diff import (
@@ -48,7 +48,8 @@ class ProvisionSession:
         if acls_managed(self.cfg.hubs_file.kafka):  # ACLs from ownership (hub.provision.acls)
             wanted = desired_acls(self.cfg, datetime.now(UTC))
             ledger = read_ledger(self.consumer, self.admin)
-            changes.acls = compute_acl_changes(wanted, cluster_acls(self.admin), ledger)
+            owner = ledger_owner(self.cfg)
+            changes.acls = compute_acl_changes(wanted, cluster_acls(self.admin), ledger, owner)
         return changes
 
     def apply(self, *, allow_delete: bool = False) -> tuple[ClusterChanges, ApplyResult]:

@@ -308,6 +308,29 @@ def test_revoking_a_subscription_removes_its_read_acl_and_foreign_acls_stay(
         admin.close()
 
 
+def test_two_config_directories_on_one_cluster_keep_each_others_acls(
+    secure_broker: tuple[str, Path], applied: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """Each config directory holds its own ACLs in the ledger: applying one never removes another's
+    (a district cluster carries several hubs' configs, and every test applies its own copy)."""
+    first, _ = applied
+    second = tmp_path / "second"
+    r2 = isolate_config(
+        DEMO_CONFIG, second, KafkaSettings(bootstrap_servers=secure_broker[0]), os.urandom(3).hex()
+    )
+    _set_kafka(second, _as(secure_broker, "xhub-admin"))
+    _apply(second)
+    tax = _as(secure_broker, _party(second, r2["tax"]))
+    tax_dlv = names.delivery_topic(r2["pudong"], "tax-debtors")
+    assert not _fails(lambda: _read(tax, tax_dlv))
+
+    done = _apply(first)
+    assert not [line for line in done if line.startswith("removed acl")], done
+    time.sleep(1)
+    assert not _fails(lambda: _read(tax, tax_dlv)), "applying one config removed another's ACLs"
+    assert _apply(second) == [], "the second config's ACLs are all still there"
+
+
 def test_the_hubs_registry_requires_each_partys_certificate_and_authorises_writes_per_subject(
     secure_broker: tuple[str, Path], applied: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
