@@ -6,7 +6,8 @@ The table of DESIGN.md, for the parties of hub.provision.credentials (principal 
   transactional ids ``xhub-src-D-*``; read the ``xhub.dlv.<hub>.<sub>`` of its ACTIVE subscriptions and use
   groups ``xhub-sink-D-*``;
 - hub H: read the source topics of its subscriptions and ``xhub.cfg.H``; read and write ``xhub.dlv.H.*``,
-  ``xhub.audit.H``, ``xhub.dlq.H``, ``xhub.state.H``; group and transactional ids ``xhub-hub-H*``;
+  ``xhub.audit.H``, ``xhub.dlq.H``, ``xhub.state.H``; group and transactional ids ``xhub-hub-H*``; describe
+  its subscribers' sink groups ``xhub-sink-D-*`` (their lag on its status page);
 - apply role: create, alter, describe every ``xhub.*`` topic; write ``xhub.cfg.*``; the registry's topic
   (the built-in registry runs inside apply) and the ledger; create and delete ACLs;
 - registry: read and write ``_xhub_schemas``, transactional ids ``xhub-registry-*``;
@@ -89,7 +90,7 @@ def desired_acls(cfg: ConfigDir, now: datetime) -> set[AclSpec]:
             "its sources",
         )
         out += _ops(
-            who, "GROUP", f"{names.PREFIX}-sink-{dept}-", "PREFIXED", ("READ", "DESCRIBE"), "its sinks"
+            who, "GROUP", names.sink_group(dept, ""), "PREFIXED", ("READ", "DESCRIBE"), "its sinks"
         )
     for plan in compiled.plans.values():
         if plan.refusal_at(now_ms) is None and plan.subscriber in principal:
@@ -110,6 +111,10 @@ def desired_acls(cfg: ConfigDir, now: datetime) -> set[AclSpec]:
         for topic in sorted(sources):
             out += _ops(who, "TOPIC", topic, "LITERAL", ("READ", "DESCRIBE"), "a source of its subscriptions")
         out += _ops(who, "GROUP", names.hub_group(hub), "PREFIXED", ("READ", "DESCRIBE"), "its workers")
+        # subscriber lag on its status page: the committed offsets of its subscribers' sink groups
+        for dept in sorted({p.subscriber for p in compiled.plans.values() if p.hub == hub}):
+            why = "its subscribers' lag"
+            out += _ops(who, "GROUP", names.sink_group(dept, ""), "PREFIXED", ("DESCRIBE",), why)
         out += _ops(
             who, "TRANSACTIONAL_ID", names.hub_group(hub), "PREFIXED", ("WRITE", "DESCRIBE"), "its workers"
         )

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from kafka import TopicPartition
+from kafka import OffsetAndMetadata, TopicPartition
 from kafka.admin import (
     ACL,
     ACLFilter,
@@ -306,6 +306,33 @@ def test_revoking_a_subscription_removes_its_read_acl_and_foreign_acls_stay(
             ]
         )
         admin.close()
+
+
+def test_the_hub_sees_the_committed_offsets_of_its_subscribers_sink_groups_and_nothing_more(
+    secure_broker: tuple[str, Path], applied: tuple[Path, dict[str, str]]
+) -> None:
+    """The hub's status page shows subscriber lag: it must DESCRIBE its subscribers' sink groups (a hub
+    that cannot sees every delivered record as waiting). Reading or committing for them stays theirs."""
+    root, r = applied
+    hub = r["pudong"]
+    tax = _as(secure_broker, _party(root, r["tax"]))
+    group = names.sink_group(r["tax"], "debtors")
+    tp = TopicPartition(names.delivery_topic(hub, "tax-debtors"), 0)
+    consumer = make_consumer(tax, "acl-test", group_id=group)
+    try:
+        consumer.assign([tp])
+        consumer.commit({tp: OffsetAndMetadata(0, "", -1)})
+    finally:
+        consumer.close()
+
+    admin = make_admin(_as(secure_broker, f"hub-{hub}"))
+    try:
+        assert group in {str(g["group_id"]) for g in admin.list_groups() if "group_id" in g}
+        assert tp in admin.list_group_offsets({group: None})[group]
+    finally:
+        admin.close()
+    hub_party = _as(secure_broker, f"hub-{hub}")
+    assert _fails(lambda: _read(hub_party, tp.topic, group=group)), "the hub may not consume as the sink"
 
 
 def test_two_config_directories_on_one_cluster_keep_each_others_acls(
