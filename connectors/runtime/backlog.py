@@ -6,14 +6,16 @@ belongs to the source's thread) and the commit time of the oldest. The figures g
 
 - /metrics (``xhub_connector_source_backlog_rows``, ``xhub_connector_source_backlog_oldest_seconds``) and
   /healthz (``sources.<name>.backlog``) on the sidecar's own port;
-- a report on ``xhub.pos.<dept>`` (``hub.core.backlog_report``), which ``xhub lag`` and the hub's status
-  page read. Kafka is the one channel every department already shares with the hub, so a sidecar on
-  another machine (behind its department's firewall) is seen without opening its health port to the
-  operators; and a report that stops coming says the sidecar is down, where a silent port would not.
+- a report on ``xhub.backlog.<dept>`` (``hub.core.backlog_report``), which ``xhub lag`` and the hub's
+  status page read (not on ``xhub.pos.<dept>``, which only the department may read: a snapshot's position
+  holds the last business key it read). Kafka is the one channel every department already shares with
+  the hub, so a sidecar on another machine (behind its department's firewall) is seen without opening its
+  health port to the operators; and a report that stops coming says the sidecar is down, where a silent
+  port would not.
 
 A report is written when a figure changed since the last one, and at least every ``heartbeat_s`` (30 s)
-while nothing changes, so an idle sidecar adds ~3,000 small records a day to its position topic (the
-position reader scans past them at start), and "no report for 2 heartbeats" still says it is down.
+while nothing changes, so an idle sidecar adds ~3,000 small records a day to its compacted backlog topic,
+and "no report for 2 heartbeats" still says it is down.
 
 The report is written with a plain idempotent producer, not in the source's transaction: it must get
 out precisely when publishing does not (a refused schema, a source that stopped), and it carries no
@@ -38,7 +40,7 @@ from hub.core.envelope import now_ms
 from hub.core.kafka import make_producer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
-from hub.core.names import position_topic
+from hub.core.names import backlog_topic
 
 NO_POSITION = "no position committed yet"  # normal until the source's first commit: not worth a warning
 
@@ -88,7 +90,7 @@ class BacklogReporter:
     """Measures the backlog of every SQL source of a sidecar and reports it (see the module docstring).
 
     Args:
-        department: the sidecar's department (its position topic).
+        department: the sidecar's department (its backlog topic).
         kafka: the cluster the report goes to.
         runners: the sidecar's source runners. A source without a change log (HTTP push) is reported
             with 0 rows: it publishes while its client waits, so nothing of it is ever left behind.
@@ -117,7 +119,7 @@ class BacklogReporter:
         self.direct = [r for r in runners if r.source.kind not in COMMIT_COLUMNS]
         self.latest: dict[str, SourceBacklog] = {}
         self.log = get_logger("backlog", dept=department)
-        self._topic = position_topic(department)
+        self._topic = backlog_topic(department)
         self._producer: Any = None
         self._partition: int | None = None
         self._stop = threading.Event()
@@ -183,13 +185,13 @@ class BacklogReporter:
         oldest.set(age if backlog.rows else 0.0)
 
     def report(self, report: BacklogReport) -> None:
-        """Write ``report`` to the department's position topic (raises on a Kafka failure)."""
+        """Write ``report`` to the department's backlog topic (raises on a Kafka failure)."""
         if self._producer is None:
             producer = make_producer(self.kafka, f"sidecar-{self.department}-backlog", max_block_ms=5_000)
             partitions = producer.partitions_for(self._topic)
             if not partitions:
                 producer.close(timeout=2)
-                raise RuntimeError(f"position topic {self._topic} does not exist (yet)")
+                raise RuntimeError(f"backlog topic {self._topic} does not exist (yet)")
             self._producer = producer
             self._partition = partition_for(REPORT_KEY.encode("utf-8"), len(partitions))
         self._producer.send(

@@ -30,7 +30,7 @@ from hub.core import names
 from hub.core.errors import RetriableError
 from hub.core.kafka import STATIC_MEMBER_SESSION_TIMEOUT_MS, ensure_topics, make_admin
 from hub.core.log import get_logger
-from hub.core.names import dead_letter_topic, position_topic
+from hub.core.names import backlog_topic, dead_letter_topic, position_topic
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 from hub.core.replication import Replication, cluster_replication
@@ -192,6 +192,7 @@ class Sidecar:
             source_topic(self.dept, code): COMPACTED for code in self.loaded.resources
         }
         wanted[position_topic(self.dept)] = COMPACTED
+        wanted[backlog_topic(self.dept)] = COMPACTED
         wanted[dead_letter_topic(self.dept)] = DEAD_LETTER_RETENTION
         kafka = self.loaded.kafka
         if config.replication_factor is not None:  # the connector's own setting wins over hubs.yaml's

@@ -1,4 +1,4 @@
-"""The sidecar's backlog report on ``xhub.pos.<dept>``: what its sources have not published yet.
+"""The sidecar's backlog report on ``xhub.backlog.<dept>``: what its sources have not published yet.
 
 A sidecar writes a report when its figures change, and every ``every_s`` seconds (its heartbeat) while
 they do not (``connectors.runtime.backlog``), key :data:`REPORT_KEY`

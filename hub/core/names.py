@@ -41,6 +41,12 @@ def position_topic(dept: str) -> str:
     return _join("pos", dept)
 
 
+def backlog_topic(dept: str) -> str:
+    """Backlog reports of a department sidecar (rows not yet published, their age): read by the hubs that
+    serve its resources and by operators. Not on ``xhub.pos``: a position can hold a business key."""
+    return _join("backlog", dept)
+
+
 def config_topic(hub: str) -> str:
     """Config snapshots applied to ``hub`` (``xhub apply``); hub workers follow it for live policy changes."""
     return _join("cfg", hub)

@@ -140,9 +140,13 @@ def _stream(
     if not answered:
         midway(True)
     say("\nchanges stopped; waiting for the last deliveries ...")
+    stopped_ms = time.time_ns() // 1_000_000
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         status = demo.status()
+        if (status.get("refreshed_ms") or 0) < stopped_ms:  # a busy hub measures less often: wait for one
+            time.sleep(1)
+            continue
         subs = status.get("subscriptions", [])
         waiting = [
             s

@@ -1,10 +1,9 @@
-"""The sidecars' source backlogs: read from their reports on ``xhub.pos.<dept>`` and judged.
+"""The sidecars' source backlogs: read from their reports on ``xhub.backlog.<dept>`` and judged.
 
 Each sidecar writes a backlog report every few seconds (``hub.core.backlog_report``; written by
-``connectors.runtime.backlog``). The reader follows the report partition of each department's position
-topic from where it stopped, so a refresh reads only what arrived since the previous one (a busy source's
-position records included, which are small); the first look reads the partition's tail backwards in growing
-windows until it finds a report.
+``connectors.runtime.backlog``). The reader follows the report partition of each department's backlog
+topic from where it stopped, so a refresh reads only what arrived since the previous one; the first look
+reads the partition's tail backwards in growing windows until it finds a report.
 
 A sidecar reports when its figures change and at least every heartbeat (``every_s`` of the report), so
 the latest report holds until a newer one comes: its rows still wait, and their age is counted up to now.
@@ -27,7 +26,7 @@ from hub.core.backlog_report import REPORT_KEY, BacklogReport, SourceBacklog, de
 from hub.core.kafka import make_consumer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
-from hub.core.names import position_topic
+from hub.core.names import backlog_topic
 from hub.monitor.status import Rules, Status
 
 log = get_logger("monitor.backlog")
@@ -213,7 +212,7 @@ class BacklogReader:
     def _locate(self, dept: str) -> TopicPartition | None:
         if dept in self._partition and self._partition[dept] is not None:
             return self._partition[dept]
-        topic = position_topic(dept)
+        topic = backlog_topic(dept)
         parts = self._consumer.partitions_for_topic(topic)
         if not parts:
             self._partition[dept] = None  # looked up again next time: the sidecar may create it

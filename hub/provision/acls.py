@@ -2,16 +2,17 @@
 
 The table of DESIGN.md, for the parties of hub.provision.credentials (principal ``User:<CN>``):
 
-- department D: write its ``xhub.src.D.*`` (prefix), ``xhub.dlq.D``, ``xhub.pos.D`` (read ``pos`` too) and
-  transactional ids ``xhub-src-D-*``; read the ``xhub.dlv.<hub>.<sub>`` of its ACTIVE subscriptions and use
-  groups ``xhub-sink-D-*``;
+- department D: write its ``xhub.src.D.*`` (prefix), ``xhub.dlq.D``, ``xhub.pos.D`` (read ``pos`` too),
+  ``xhub.backlog.D`` and transactional ids ``xhub-src-D-*``; read the ``xhub.dlv.<hub>.<sub>`` of its
+  ACTIVE subscriptions and use groups ``xhub-sink-D-*``;
 - hub H: read the source topics of its subscriptions and ``xhub.cfg.H``; read and write ``xhub.dlv.H.*``,
   ``xhub.audit.H``, ``xhub.dlq.H``, ``xhub.state.H``; group and transactional ids ``xhub-hub-H*``; describe
-  its subscribers' sink groups ``xhub-sink-D-*`` (their lag on its status page);
+  its subscribers' sink groups ``xhub-sink-D-*`` and read the ``xhub.backlog.D`` of the departments it
+  reads from (lag and source backlog on its status page);
 - apply role: create, alter, describe every ``xhub.*`` topic; write ``xhub.cfg.*``; the registry's topic
   (the built-in registry runs inside apply) and the ledger; create and delete ACLs;
 - registry: read and write ``_xhub_schemas``, transactional ids ``xhub-registry-*``;
-- operator: describe topics and groups (lag), read ``xhub.audit.*`` and ``xhub.dlq.*``.
+- operator: describe topics and groups (lag), read ``xhub.audit.*``, ``xhub.dlq.*`` and ``xhub.backlog.*``.
 
 A subscription revoked, expired or refused has no READ on its delivery topic: revoking it removes the ACL.
 Apply removes only ACLs it created: each one it creates is recorded in the compacted ledger topic
@@ -82,6 +83,9 @@ def desired_acls(cfg: ConfigDir, now: datetime) -> set[AclSpec]:
             "its positions",
         )
         out += _ops(
+            who, "TOPIC", names.backlog_topic(dept), "LITERAL", ("WRITE", "DESCRIBE"), "its backlog reports"
+        )
+        out += _ops(
             who,
             "TRANSACTIONAL_ID",
             f"{names.PREFIX}-src-{dept}-",
@@ -89,9 +93,7 @@ def desired_acls(cfg: ConfigDir, now: datetime) -> set[AclSpec]:
             ("WRITE", "DESCRIBE"),
             "its sources",
         )
-        out += _ops(
-            who, "GROUP", names.sink_group(dept, ""), "PREFIXED", ("READ", "DESCRIBE"), "its sinks"
-        )
+        out += _ops(who, "GROUP", names.sink_group(dept, ""), "PREFIXED", ("READ", "DESCRIBE"), "its sinks")
     for plan in compiled.plans.values():
         if plan.refusal_at(now_ms) is None and plan.subscriber in principal:
             why = f"subscription {plan.subscription}"
@@ -110,6 +112,11 @@ def desired_acls(cfg: ConfigDir, now: datetime) -> set[AclSpec]:
         sources = {p.source_topic for p in compiled.plans.values() if p.hub == hub}
         for topic in sorted(sources):
             out += _ops(who, "TOPIC", topic, "LITERAL", ("READ", "DESCRIBE"), "a source of its subscriptions")
+        # the source backlog on its status page: the reports of the departments it reads from
+        owners = {cfg.resources[p.resource].owner for p in compiled.plans.values() if p.hub == hub}
+        for dept in sorted(owners):
+            why = "its sources' backlog"
+            out += _ops(who, "TOPIC", names.backlog_topic(dept), "LITERAL", ("READ", "DESCRIBE"), why)
         out += _ops(who, "GROUP", names.hub_group(hub), "PREFIXED", ("READ", "DESCRIBE"), "its workers")
         # subscriber lag on its status page: the committed offsets of its subscribers' sink groups
         for dept in sorted({p.subscriber for p in compiled.plans.values() if p.hub == hub}):
@@ -143,6 +150,7 @@ def desired_acls(cfg: ConfigDir, now: datetime) -> set[AclSpec]:
     operator = f"User:{OPERATOR}"
     out += _ops(operator, "TOPIC", f"{names.PREFIX}.", "PREFIXED", ("DESCRIBE",), "lag")
     out += _ops(operator, "GROUP", f"{names.PREFIX}-", "PREFIXED", ("DESCRIBE",), "lag")
+    out += _ops(operator, "TOPIC", "xhub.backlog.", "PREFIXED", ("READ",), "source backlogs")
     for family in ("xhub.audit.", "xhub.dlq."):
         out += _ops(operator, "TOPIC", family, "PREFIXED", ("READ",), "audit and dead letters")
     return set(out)

@@ -80,6 +80,9 @@ def desired_state(cfg: ConfigDir, replication: Replication | None = None) -> Des
         out.add_topic(
             TopicSpec(names.position_topic(dept.id), 1, dict(COMPACTED), f"source positions of {dept.id}")
         )
+        out.add_topic(
+            TopicSpec(names.backlog_topic(dept.id), 1, dict(COMPACTED), f"backlog reports of {dept.id}")
+        )
     for code, res in cfg.resources.items():
         src = names.source_topic(res.owner, code)
         out.add_topic(TopicSpec(src, partitions, dict(COMPACTED), f"changes of {code} ({res.share.value})"))

@@ -2,7 +2,7 @@
 PostgreSQL, real broker), a running backfill with its total and ETA (real hub), the state store's restore.
 
 The sidecar's backlog reaches ``xhub lag`` the way it reaches an operator anywhere: in the sidecar's report
-on ``xhub.pos.<dept>`` (``connectors.runtime.backlog``), read through Kafka.
+on ``xhub.backlog.<dept>`` (``connectors.runtime.backlog``), read through Kafka.
 """
 
 from __future__ import annotations

@@ -230,8 +230,13 @@ def test_each_party_may_do_what_it_owns_and_nothing_else(
     assert not _fails(lambda: _write(court, court_src, names.source_transactional_id(r["court"], "debtors")))
     assert not _fails(lambda: _read(hub_party, court_src))
     assert not _fails(lambda: _write(hub_party, tax_dlv, names.hub_transactional_id(hub, 0)))
+    assert not _fails(lambda: _write(court, names.backlog_topic(r["court"])))
+    assert not _fails(lambda: _read(hub_party, names.backlog_topic(r["court"])))  # its status page
+    # the hub: not a department's positions (a snapshot's position holds a business key)
+    assert _fails(lambda: _read(hub_party, names.position_topic(r["court"])))
     # a department: not another's deliveries, not the sources, the audit or the config
-    for topic in (housing_dlv, court_src, names.audit_topic(hub), names.config_topic(hub)):
+    court_backlog = names.backlog_topic(r["court"])
+    for topic in (housing_dlv, court_src, names.audit_topic(hub), names.config_topic(hub), court_backlog):
         assert _fails(lambda t=topic: _read(tax, t)), topic  # type: ignore[misc]
     # not another department's topics, not the config topic
     for topic in (court_src, names.dead_letter_topic(r["court"]), names.config_topic(hub)):

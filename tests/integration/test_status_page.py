@@ -214,7 +214,7 @@ return c && c.getAttribute('data-state') === 'done' ? c.innerText : null;
 
 @contextmanager
 def reporting_sidecars(ex: Exchange, backlogs: dict[str, tuple[int, float, str]]) -> Iterator[None]:
-    """Stand-ins for the departments' sidecars: a backlog report every second on each position topic.
+    """Stand-ins for the departments' sidecars: a backlog report every second on each backlog topic.
 
     ``backlogs``: {department: (rows, age of the oldest in seconds, resource)}. (test_lag_path runs real
     sidecars; here the page's rendering is what is tested.)
@@ -227,7 +227,7 @@ def reporting_sidecars(ex: Exchange, backlogs: dict[str, tuple[int, float, str]]
                 oldest_ms = now_ms() - int(age_s * 1000) if rows else None
                 source = SourceBacklog("sql_trigger", "running", rows, oldest_ms, resources=(resource,))
                 report = BacklogReport(dept, now_ms(), 1.0, {f"{dept}-db": source})
-                topic = names.position_topic(dept)
+                topic = names.backlog_topic(dept)
                 ex.producer.send(topic, key=REPORT_KEY.encode(), value=report.encode(), partition=0)
             ex.producer.flush(timeout=30)
             stop.wait(1.0)

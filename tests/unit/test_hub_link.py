@@ -328,6 +328,7 @@ def test_the_link_has_an_identity_per_cluster_and_each_cluster_lets_it_do_its_pa
         ("TOPIC", "xhub.dlq.pudong", "WRITE"),
         ("TOPIC", "xhub.pos.pudong", "WRITE"),
         ("TOPIC", "xhub.pos.pudong", "READ"),
+        ("TOPIC", "xhub.backlog.pudong", "WRITE"),
         ("TRANSACTIONAL_ID", "xhub-src-pudong-", "WRITE"),
     } <= on_city
 
