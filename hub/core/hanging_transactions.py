@@ -19,7 +19,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, TopicPartition
-from kafka.admin import AbortTransactionSpec, PartitionProducerState, TransactionState
+from kafka.admin import (
+    AbortTransactionSpec,
+    PartitionProducerState,
+    ProducerState,
+    TransactionDescription,
+    TransactionState,
+)
 from kafka.errors import AuthorizationError, KafkaError
 
 from hub.core.errors import RetriableError
@@ -58,6 +64,68 @@ def hanging_of(
         and p.producer_epoch < epoch
         and p.current_transaction_start_offset >= 0
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTransaction:
+    """An open transaction a partition holds (DescribeProducers), and what its coordinator says of it."""
+
+    partition: TopicPartition
+    producer: ProducerState
+    transactional_id: str | None  # None: no coordinator knows the producer id any more
+    coordinator: TransactionDescription | None
+
+    @property
+    def hanging(self) -> bool:
+        """Whether it can never end by itself: the coordinator that would write its markers forgot it
+        (no transactional id has the producer id, a newer epoch holds the id, the id's transaction is
+        over, or it does not include this partition)."""
+        c = self.coordinator
+        return (
+            c is None
+            or c.producer_id != self.producer.producer_id
+            or c.producer_epoch > self.producer.producer_epoch
+            or c.state in _SETTLED
+            or self.partition not in c.topic_partitions
+        )
+
+
+def open_transactions(
+    admin: KafkaAdminClient, partitions: Iterable[TopicPartition], now_ms: int, older_than_ms: int
+) -> list[OpenTransaction]:
+    """The transactions open on ``partitions`` since ``older_than_ms`` or longer (by the producer's last
+    write), each with its coordinator's description (what `kafka-transactions.sh find-hanging` looks at)."""
+    states = admin.describe_producers(list(partitions))
+    found = [
+        (tp, p)
+        for tp, state in sorted(states.items())
+        for p in state.active_producers
+        if p.current_transaction_start_offset >= 0 and now_ms - p.last_timestamp >= older_than_ms
+    ]
+    if not found:
+        return []
+    pids = sorted({p.producer_id for _, p in found})
+    listed = admin.list_transactions(producer_id_filters=pids)  # {broker: [listing]}: each holds a slice
+    ids = {t.producer_id: t.transactional_id for rows in listed.values() for t in rows}
+    described = admin.describe_transactions(sorted(set(ids.values()))) if ids else {}
+    return [
+        OpenTransaction(tp, p, ids.get(p.producer_id), described.get(ids.get(p.producer_id, "")))
+        for tp, p in found
+    ]
+
+
+def abort_hanging(admin: KafkaAdminClient, txn: OpenTransaction) -> None:
+    """Write the abort marker of hanging ``txn`` (an operator's command: it needs ClusterAction)."""
+    p = txn.producer
+    admin.abort_transaction(AbortTransactionSpec(txn.partition, p.producer_id, p.producer_epoch, -1))
+    log.warning(
+        "hanging_transaction_aborted",
+        transactional_id=txn.transactional_id,
+        topic=txn.partition.topic,
+        partition=txn.partition.partition,
+        producer_epoch=p.producer_epoch,
+        from_offset=p.current_transaction_start_offset,
+    )
 
 
 def abort_own_hanging(
@@ -120,15 +188,15 @@ def _check(settings: KafkaSettings, transactional_id: str, topics: list[str]) ->
     admin = None
     try:
         admin = make_admin(settings, f"{transactional_id}-hanging")
-        return abort_own_hanging(admin, transactional_id, _partitions_of(admin, topics))
+        return abort_own_hanging(admin, transactional_id, partitions_of(admin, topics))
     except AuthorizationError as exc:
         # Describing producers needs READ on the topics, the abort needs ClusterAction: a department
-        # or hub identity has neither (issue 15's ACLs). An operator aborts with kafka-transactions.sh.
+        # or hub identity has neither (issue 15's ACLs). An operator aborts with `xhub transactions`.
         log.info(
             "hanging_transaction_check_not_permitted",
             transactional_id=transactional_id,
             error=type(exc).__name__,
-            hint="kafka-transactions.sh find-hanging / abort, as an operator",
+            hint="an operator runs: xhub transactions CONFIG_DIR --abort",
         )
         return []
     except (RetriableError, KafkaError) as exc:
@@ -143,7 +211,7 @@ def _check(settings: KafkaSettings, transactional_id: str, topics: list[str]) ->
             admin.close()
 
 
-def _partitions_of(admin: KafkaAdminClient, topics: list[str]) -> list[TopicPartition]:
+def partitions_of(admin: KafkaAdminClient, topics: list[str]) -> list[TopicPartition]:
     """Every partition of the existing ``topics``, from a metadata request per chunk of them."""
     out: list[TopicPartition] = []
     for start in range(0, len(topics), _DESCRIBE_CHUNK):

@@ -1,4 +1,5 @@
-"""``xhub lag`` and ``xhub report``: the operator commands (``hub.cli`` adds them via ``add_parsers``)."""
+"""``xhub lag``, ``xhub report`` and ``xhub transactions``: the operator commands (``hub.cli`` adds them
+via ``add_parsers``)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ EXIT_NOT_ALL_OK = 3
 
 
 def add_parsers(subparsers: Any) -> None:
-    """Add ``lag`` and ``report`` to the ``xhub`` sub-command parsers (``add_subparsers()``'s result)."""
+    """Add ``lag``, ``report`` and ``transactions`` to the ``xhub`` sub-command parsers."""
     p = subparsers.add_parser(
         "lag",
         help="lag of every subscription in records and seconds, with status (OK WARN STALL STOP REWIND)",
@@ -82,6 +83,10 @@ def add_parsers(subparsers: Any) -> None:
         "--sample", type=int, default=1000, help="records per delivery topic for freshness (default 1000)"
     )
     p.set_defaults(func=_report)
+
+    from hub.monitor.transactions import add_parser as add_transactions_parser
+
+    add_transactions_parser(subparsers)
 
 
 def _lag(args: argparse.Namespace) -> int:

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from kafka import TopicPartition
-from kafka.admin import PartitionProducerState, ProducerState
+from kafka.admin import PartitionProducerState, ProducerState, TransactionDescription, TransactionState
 
-from hub.core.hanging_transactions import Hanging, hanging_of
+from hub.core.hanging_transactions import Hanging, OpenTransaction, hanging_of
 
 POS = TopicPartition("xhub.pos.court", 1)
 SRC = TopicPartition("xhub.src.court.pd-crd-0001", 0)
@@ -38,3 +38,34 @@ def test_others_our_current_epoch_and_closed_transactions_are_left_alone() -> No
         )
     }
     assert hanging_of(55001, 1, states) == []
+
+
+# --- the operator's judgement (xhub transactions): does any coordinator still own the open transaction? ---
+
+
+def _described(
+    state: TransactionState, pid: int = 55001, epoch: int = 0, tps: set[TopicPartition] | None = None
+) -> TransactionDescription:
+    return TransactionDescription(1, state, pid, epoch, 60000, 0, {POS} if tps is None else tps)
+
+
+def _open(
+    coordinator: TransactionDescription | None, tid: str | None = "xhub-src-court-debtors"
+) -> OpenTransaction:
+    return OpenTransaction(POS, _producer(55001, 0, open_at=25), tid, coordinator)
+
+
+def test_an_open_transaction_its_coordinator_runs_is_not_hanging() -> None:
+    for state in (TransactionState.ONGOING, TransactionState.PREPARE_COMMIT, TransactionState.PREPARE_ABORT):
+        assert not _open(_described(state)).hanging, state
+
+
+def test_an_open_transaction_no_coordinator_will_end_is_hanging() -> None:
+    assert _open(None, tid=None).hanging, "no transactional id has the producer id any more"
+    assert _open(_described(TransactionState.EMPTY, epoch=1)).hanging, (
+        "the id moved on (seen after a restart)"
+    )
+    assert _open(_described(TransactionState.ONGOING, epoch=1)).hanging, "a newer epoch runs the id"
+    assert _open(_described(TransactionState.ONGOING, pid=56000)).hanging, "another producer id has the id"
+    assert _open(_described(TransactionState.COMPLETE_COMMIT)).hanging, "its transaction is over"
+    assert _open(_described(TransactionState.ONGOING, tps={SRC})).hanging, "not one of its partitions"
