@@ -13,12 +13,13 @@ reach Kafka): its figures are then unknown, and the path is not known to be drai
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
@@ -176,6 +177,7 @@ class BacklogReader:
         client_id: Kafka client id suffix.
         read_timeout: seconds one refresh may spend reading.
         clock: epoch seconds (tests pass their own).
+        consumer: the consumer to read with (default: a read_committed one of its own).
     """
 
     def __init__(
@@ -185,10 +187,11 @@ class BacklogReader:
         client_id: str = "monitor-backlog",
         read_timeout: float = 2.0,
         clock: Callable[[], float] = time.time,
+        consumer: KafkaConsumer | None = None,
     ) -> None:
         self.read_timeout = read_timeout
         self.clock = clock
-        self._consumer = make_consumer(
+        self._consumer = consumer or make_consumer(
             kafka, client_id, group_id=None, max_poll_records=2000, metadata_max_age_ms=60_000
         )
         self._partition: dict[str, TopicPartition | None] = {}  # dept -> its report partition
@@ -205,8 +208,13 @@ class BacklogReader:
         if tps:
             try:
                 self._follow(tps)
-            except KafkaError as exc:
+            except (KafkaError, KeyError) as exc:
+                # kafka-python raises KeyError when one partition's offsets did not come (its leader not
+                # known yet, a timeout under load): seen on the secure demo, where it hid every report.
                 log.warning("backlog_read_failed", error=f"{type(exc).__name__}: {exc}")
+                for tp in tps:  # one partition at a time: one's trouble must not hide the others' reports
+                    with contextlib.suppress(KafkaError, KeyError):
+                        self._follow([tp])
         return {d: self._latest.get(d) for d in wanted}
 
     def _locate(self, dept: str) -> TopicPartition | None:
