@@ -56,8 +56,8 @@ def test_apply_creates_every_topic_with_its_partitions_and_a_second_apply_finds_
         plan, result = session.apply()
         again = session.plan()
     created = {c.topic: c.spec for c in plan.topics if c.action == "create"}
-    # per department: dead letters and positions; per hub: audit, config, dead letters and state changelog
-    assert len(created) == len(cfg.resources) + len(cfg.subscriptions) + 2 * len(cfg.departments) + 4
+    # per department: dead letters, positions, backlog reports; per hub: audit, config, dead letters, state
+    assert len(created) == len(cfg.resources) + len(cfg.subscriptions) + 3 * len(cfg.departments) + 4
     assert again.empty, again.to_text()
     admin = make_admin(kafka)
     try:

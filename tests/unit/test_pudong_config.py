@@ -72,9 +72,9 @@ def test_a_pudong_apply_asks_one_partition_per_topic_unless_configured(tmp_path:
     counts = write_pudong_config(tmp_path / "p", size=size)
     desired = desired_state(load_config(tmp_path / "p"))
     assert sum(t.partitions for t in desired.topics.values()) == (
-        # sources + deliveries + a dead-letter and a position topic per department + the hub's audit,
-        # dead letters, config and state changelog (the hub's ``partitions``: 1) + the registry's topic
-        counts.resources + counts.subscriptions + 2 * counts.departments + 4 + 1
+        # sources + deliveries + a dead-letter, a position and a backlog topic per department + the hub's
+        # audit, dead letters, config and state changelog (the hub's ``partitions``: 1) + the registry's topic
+        counts.resources + counts.subscriptions + 3 * counts.departments + 4 + 1
     )
     # a hub with more partitions per source topic, and one subscription asking for 4
     hubs = yaml.safe_load((tmp_path / "p" / "hubs.yaml").read_text(encoding="utf-8"))
