@@ -30,6 +30,7 @@ from hub.demo.scenario import ChangeStream, DepartmentDbs
 from hub.demo.summary import print_summary
 from hub.provision.credentials import APPLY_ROLE
 
+ANSWER_GRACE_S = 60.0  # the stream goes on this much longer while the hub has refused nothing to show yet
 SHOWN = ("housing-debtors", "lujiazui-debtors", "housing-persons")
 
 
@@ -117,15 +118,18 @@ def _stream(
     demo: Demo, stream: ChangeStream, duration: float, rate: float, *, midway: Callable[[bool], bool]
 ) -> dict[str, Any]:
     """Make changes for ``duration`` seconds; from midway on, ``midway`` answers the share request (it
-    declines while there is nothing to show yet; forced once the changes stop)."""
-    end = time.monotonic() + duration
+    declines while there is nothing to show yet). On a slow machine the changes go on, up to
+    ``ANSWER_GRACE_S`` longer, until it answers; then it is forced."""
+    started = time.monotonic()
+    end = started + duration
+    last_call = end + ANSWER_GRACE_S
     answer_at = time.monotonic() + duration / 2
     answered = False
     next_show = time.monotonic() + 3
     bad_at = time.monotonic() + min(5.0, duration / 3)
     bad_done = False
     interval = 1.0 / rate
-    while time.monotonic() < end:
+    while time.monotonic() < end or (not answered and time.monotonic() < last_call):
         demo.check_alive()
         stream.step()
         if not bad_done and time.monotonic() >= bad_at:
@@ -134,7 +138,7 @@ def _stream(
         if not answered and time.monotonic() >= answer_at:
             answered = midway(False)  # the owner answers the pending share request
         if time.monotonic() >= next_show:
-            _show(demo, stream, duration - (end - time.monotonic()))
+            _show(demo, stream, time.monotonic() - started)
             next_show = time.monotonic() + 3
         time.sleep(interval)
     if not answered:
@@ -161,7 +165,7 @@ def _stream(
             break
         time.sleep(1)
     time.sleep(2)
-    _show(demo, stream, duration)
+    _show(demo, stream, time.monotonic() - started)
     return {"status": demo.status(), "ok": True}
 
 
