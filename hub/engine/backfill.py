@@ -5,10 +5,12 @@ compaction: it first scans the partition up to the handover offset and keeps, pe
 offset of the last event (keys and offsets only, no decoding); then it reads the range again and hands
 out exactly those last events, as op "r", unless the last event is a delete (a key that no longer exists
 is not sent as state; the delete goes only to filtered subscriptions that still hold the key).
-From the handover offset on it hands out every record as it is, up to the main loop's position, where
-the subscription goes live.
+From the handover offset on it hands out every record as it is, up to the end of the partition (or up
+to an offset the main loop names): there it is caught up, and the main loop takes the subscription over
+(see backfill_driver.py).
 
-The reader does no producing and keeps nothing durable: the worker delivers each chunk in a transaction
+The reader does no producing and keeps nothing durable: the backfill task delivers each chunk in a
+transaction
 that also records the new position (see handover.py), so a crash anywhere resumes at the last committed
 position; the scan is simply redone. Compaction between two scans can only remove a key's last event
 below the handover when a newer event of that key exists above it; the subscriber then gets that key
@@ -28,6 +30,8 @@ from hub.core.errors import InvalidRecord
 from hub.core.kafka import make_consumer
 from hub.core.kafka_settings import KafkaSettings
 from hub.policy.plan import DeliveryPlan
+
+OPEN_END = 2**62  # the catch-up's limit when the main loop named none: read to the partition's end
 
 
 class Decoder(Protocol):
@@ -67,7 +71,7 @@ class BackfillChunk:
     task: BackfillTask
     rows: list[BackfillRow]
     position: int  # the task's position after this chunk
-    live_at: int | None  # set: the subscriptions go live at this offset with this chunk
+    live_at: int | None  # set: caught up at this offset (nothing to deliver); the main loop takes over
     snapshot: bool  # rows are state rows (op "r") rather than catch-up records
     examined: int  # source records read for this chunk
 
@@ -146,11 +150,11 @@ class Backfiller:
         return "delivering" if scan is not None and scan.complete else "scanning"
 
     # -- one step ----------------------------------------------------------------------------------
-    def step(self, task: BackfillTask, loop_position: int) -> BackfillChunk | None:
+    def step(self, task: BackfillTask, limit: int | None = None) -> BackfillChunk | None:
         """Advance ``task``; a chunk to deliver, or None when this step only scanned or read nothing.
 
-        ``loop_position`` is the main loop's position on the partition: the catch-up stops there and
-        the subscriptions go live at it.
+        ``limit``: where the catch-up stops (the main loop's position, when it asked for it); None: at
+        the end of the partition, when a read finds nothing more.
         """
         if task.position < task.snapshot_end:
             scan = self._scans.get((task.tp, task.snapshot_end))
@@ -159,7 +163,7 @@ class Backfiller:
                 return None
             return self._snapshot_chunk(task, scan)
         self._scans.pop((task.tp, task.snapshot_end), None)  # the snapshot is behind: free the key map
-        return self._catch_up_chunk(task, loop_position)
+        return self._catch_up_chunk(task, limit)
 
     def _scan(self, task: BackfillTask) -> None:
         key = (task.tp, task.snapshot_end)
@@ -208,11 +212,13 @@ class Backfiller:
             rows.append(BackfillRow(rec, {**event, "op": "r"}))
         return BackfillChunk(task, rows, nxt, None, snapshot=True, examined=len(records))
 
-    def _catch_up_chunk(self, task: BackfillTask, loop_position: int) -> BackfillChunk | None:
-        if task.position >= loop_position:
-            return BackfillChunk(task, [], task.position, loop_position, snapshot=False, examined=0)
-        records, nxt = self._read(task.tp, task.position, loop_position, self._chunk(task))
+    def _catch_up_chunk(self, task: BackfillTask, limit: int | None) -> BackfillChunk | None:
+        if limit is not None and task.position >= limit:
+            return BackfillChunk(task, [], task.position, task.position, snapshot=False, examined=0)
+        records, nxt = self._read(task.tp, task.position, limit or OPEN_END, self._chunk(task))
         if nxt == task.position:
+            if limit is None:  # nothing more to read: caught up with the partition's end
+                return BackfillChunk(task, [], task.position, task.position, snapshot=False, examined=0)
             return None
         rows: list[BackfillRow] = []
         for rec in records:
@@ -225,8 +231,7 @@ class Backfiller:
                 rows.append(BackfillRow(rec, None, exc))
                 continue
             rows.append(BackfillRow(rec, event))
-        live_at = loop_position if nxt >= loop_position else None
-        return BackfillChunk(task, rows, nxt, live_at, snapshot=False, examined=len(records))
+        return BackfillChunk(task, rows, nxt, None, snapshot=False, examined=len(records))
 
     def _chunk(self, task: BackfillTask) -> int:
         """Records for one delivering step of ``task``: the chunk, fewer when it fans out wide."""
