@@ -20,6 +20,7 @@ another; the two never write the same subscription's state at once.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -52,6 +53,9 @@ log = get_logger("engine")
 PROGRESS_LOG_S = 2.0  # at most one backfill_progress line per subscription this often
 IDLE_S = 0.2  # nothing to do: wait this long for an offer (an offer wakes the task at once)
 RETRY_PAUSE_S = 1.0  # after the broker could not answer a read
+# This task is CPU-bound and shares the GIL with the main loop, whose every I/O wait (poll, send, commit)
+# then costs it up to a switch interval before it runs again: 5 ms by default, 1 ms while a worker runs.
+SWITCH_INTERVAL_S = 0.001
 
 Pair = tuple[TopicPartition, str]  # (source partition, subscription)
 
@@ -111,6 +115,7 @@ class BackfillDriver:
 
     # -- the main loop's side --------------------------------------------------------------------
     def start(self) -> None:
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self._thread = threading.Thread(
             target=self._run, name=f"backfill-{self.transactional_id}", daemon=True
         )
