@@ -71,7 +71,7 @@ class BackfillChunk:
     task: BackfillTask
     rows: list[BackfillRow]
     position: int  # the task's position after this chunk
-    live_at: int | None  # set: caught up at this offset (nothing to deliver); the main loop takes over
+    live_at: int | None  # set: caught up at this offset with this chunk; the main loop takes over
     snapshot: bool  # rows are state rows (op "r") rather than catch-up records
     examined: int  # source records read for this chunk
 
@@ -119,6 +119,7 @@ class Backfiller:
         self._consumer: KafkaConsumer | None = None
         self._assigned: TopicPartition | None = None
         self._reader_at: int | None = None  # where the reader's next poll starts, when known
+        self._highwater: int | None = None  # the partition's high watermark at the last read
         self._scans: dict[tuple[TopicPartition, int], _Scan] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -215,7 +216,8 @@ class Backfiller:
     def _catch_up_chunk(self, task: BackfillTask, limit: int | None) -> BackfillChunk | None:
         if limit is not None and task.position >= limit:
             return BackfillChunk(task, [], task.position, task.position, snapshot=False, examined=0)
-        records, nxt = self._read(task.tp, task.position, limit or OPEN_END, self._chunk(task))
+        most = self._chunk(task)
+        records, nxt = self._read(task.tp, task.position, limit or OPEN_END, most)
         if nxt == task.position:
             if limit is None:  # nothing more to read: caught up with the partition's end
                 return BackfillChunk(task, [], task.position, task.position, snapshot=False, examined=0)
@@ -231,7 +233,16 @@ class Backfiller:
                 rows.append(BackfillRow(rec, None, exc))
                 continue
             rows.append(BackfillRow(rec, event))
-        return BackfillChunk(task, rows, nxt, None, snapshot=False, examined=len(records))
+        if limit is not None:
+            caught_up = nxt >= limit
+        else:
+            # Near the end (a short read, less than a chunk left): under steady traffic a read never
+            # comes back empty, so the main loop takes over here and closes the small gap left.
+            high = self._highwater
+            caught_up = len(records) < most and (high is None or high - nxt < most)
+        return BackfillChunk(
+            task, rows, nxt, nxt if caught_up else None, snapshot=False, examined=len(records)
+        )
 
     def _chunk(self, task: BackfillTask) -> int:
         """Records for one delivering step of ``task``: the chunk, fewer when it fans out wide."""
@@ -257,6 +268,7 @@ class Backfiller:
         polled = consumer.poll(timeout_ms=self.poll_ms, max_records=max_records)
         records = polled.get(tp, [])
         self._reader_at = consumer.position(tp)
+        self._highwater = consumer.highwater(tp)
         inside = [r for r in records if r.offset < limit]
         if len(inside) < len(records):
             return inside, limit

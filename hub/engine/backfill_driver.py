@@ -20,7 +20,6 @@ another; the two never write the same subscription's state at once.
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -53,9 +52,6 @@ log = get_logger("engine")
 PROGRESS_LOG_S = 2.0  # at most one backfill_progress line per subscription this often
 IDLE_S = 0.2  # nothing to do: wait this long for an offer (an offer wakes the task at once)
 RETRY_PAUSE_S = 1.0  # after the broker could not answer a read
-# This task is CPU-bound and shares the GIL with the main loop, whose every I/O wait (poll, send, commit)
-# then costs it up to a switch interval before it runs again: 5 ms by default, 1 ms while a worker runs.
-SWITCH_INTERVAL_S = 0.001
 
 Pair = tuple[TopicPartition, str]  # (source partition, subscription)
 
@@ -115,7 +111,6 @@ class BackfillDriver:
 
     # -- the main loop's side --------------------------------------------------------------------
     def start(self) -> None:
-        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         self._thread = threading.Thread(
             target=self._run, name=f"backfill-{self.transactional_id}", daemon=True
         )
@@ -129,12 +124,27 @@ class BackfillDriver:
             self._thread.join(timeout)
 
     def offer(
-        self, states: dict[TopicPartition, PartitionState], log_start: dict[TopicPartition, int]
+        self,
+        states: dict[TopicPartition, PartitionState],
+        log_start: dict[TopicPartition, int],
+        *,
+        whole: bool = True,
     ) -> None:
-        """The main loop's committed states (a copy is taken): which subscriptions to backfill."""
+        """The main loop's committed states: which subscriptions to backfill.
+
+        ``whole``: every owned partition's state (after a load or a policy change); else only the
+        partitions a step moved. Only partitions with a backfill, or that had one, are copied: this
+        runs after every batch of the main loop.
+        """
         with self._mu:
-            self._view = {tp: dict(state) for tp, state in states.items()}
-            self._log_start = dict(log_start)
+            view = {} if whole else self._view
+            if whole:
+                view.update({tp: st for tp, st in self._view.items() if tp in states})
+            for tp, state in states.items():
+                if tp in view or any(isinstance(h, Backfilling) for h in state.values()):
+                    view[tp] = dict(state)
+            self._view = view
+            self._log_start.update({tp: log_start[tp] for tp in view if tp in log_start})
             self._mu.notify_all()
 
     def backfilling(self) -> bool:
@@ -302,9 +312,14 @@ class BackfillDriver:
         self._update_progress(task)
         if chunk is None:
             return True
+        if (chunk.rows or chunk.position != task.position) and not self._deliver(tx, task, chunk):
+            return True
         if chunk.live_at is not None:
             self._park(task, chunk)
-            return True
+        return True
+
+    def _deliver(self, tx: TransactionStep, task: BackfillTask, chunk: BackfillChunk) -> bool:
+        """One chunk and the new position, in one transaction; False when it aborted."""
         started = time.perf_counter()
         batch = Batch(kind="snapshot" if chunk.snapshot else "catch_up")
         assert self.clients is not None
@@ -327,7 +342,7 @@ class BackfillDriver:
             return {task.tp: (chunk.position, state)}
 
         if not tx.run(body, rewind=self.reader.rewind, held=batch.held):
-            return True
+            return False
         batch.account(self.stats, time.perf_counter() - started)
         return True
 

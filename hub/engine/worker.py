@@ -372,7 +372,8 @@ class HubWorker:
         """A transaction moved these partitions' states: they become the worker's."""
         self.partitions.commit(states)
         if states:
-            self._offer()
+            owned = {tp: self.partitions.states[tp] for tp in states if tp in self.partitions.states}
+            self.backfill.offer(owned, self.partitions.log_start, whole=False)
 
     # -- handover: a caught-up backfill goes live ----------------------------------------------------
     def _hand_over(self, tx: TransactionStep, consumer: KafkaConsumer) -> None:

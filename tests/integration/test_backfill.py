@@ -302,9 +302,15 @@ def test_live_deliveries_go_on_while_a_backfill_chunk_is_stalled(
         assert worker.backfills["late-debtors"].state != "done"
         assert delivered("late-debtors") == 0
         go_on.set()
-        stream.burst(300)
-        sent = stream.sent
+        stream.start()  # steady changes: the backfill still catches up and hands over, while they go on
         wait_for(lambda: worker.backfills["late-debtors"].state == "done", timeout=120, what="backfill done")
+        sent = stream.finish()
+
+        def consumed() -> bool:
+            with worker.stats.lock:
+                return worker.stats.consumed >= sent
+
+        wait_for(consumed, what="every change consumed")
         serde = AvroSerde(RegistryClient(kafka_registry))
         source = source_events(kafka, serde, names.source_topic(renames["court"], CODE))
         assert sum(len(v) for v in source.values()) == sent
