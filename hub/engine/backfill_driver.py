@@ -7,8 +7,8 @@ delivers each chunk in a transaction of its own producer that also carries the n
 changelog entry, so a restart resumes exactly where the last committed chunk ended. It commits no
 consumed offsets: the main loop's are the group's.
 
-Handover, per partition and subscription: the catch-up reads to the partition's end, then the task parks
-the subscription at its committed position P and delivers nothing more for it. The main loop then
+Handover, per partition and subscription: the catch-up reads to (near) the partition's end, then the
+task parks the subscription at its committed position P and delivers nothing more for it. The main loop then
 serves it from P on (``Live(P)``) when its own position is not past P; when it is, the loop pauses the
 partition and asks the task to catch up to its position first (``extend``). Every record thus reaches
 the subscriber once: below P from this task, from P on from the loop.
