@@ -37,6 +37,7 @@ from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
 from hub.engine.audit_log import AuditLog
 from hub.engine.backfill import BackfillChunk, Backfiller, BackfillTask
+from hub.engine.backfill_progress import ProgressTracker
 from hub.engine.emitter import Batch, Decoded, Emitter
 from hub.engine.handover import Backfilling, BackfillProgress, PartitionState, partition_progress
 from hub.engine.live_policy import LivePolicy
@@ -49,7 +50,6 @@ from hub.policy.plan import DeliveryPlan
 
 log = get_logger("engine")
 
-PROGRESS_LOG_S = 2.0  # at most one backfill_progress line per subscription this often
 IDLE_S = 0.2  # nothing to do: wait this long for an offer (an offer wakes the task at once)
 RETRY_PAUSE_S = 1.0  # after the broker could not answer a read
 
@@ -105,8 +105,7 @@ class BackfillDriver:
         self._busy = threading.Lock()  # held by the task for one chunk; release() waits on it
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._progress_logged: dict[str, float] = {}
-        self._spans: dict[str, dict[TopicPartition, int]] = {}  # backfills seen: sid -> {partition: total}
+        self._tracker = ProgressTracker(policy.hub)
         self._log = log.bind(hub=policy.hub)
 
     # -- the main loop's side --------------------------------------------------------------------
@@ -386,12 +385,8 @@ class BackfillDriver:
 
     # -- progress --------------------------------------------------------------------------------
     def _update_progress(self, active: BackfillTask | None) -> None:
-        """Rebuild ``progress`` from the committed positions.
-
-        A subscription's backfill spans the partitions this worker owns; a partition whose backfill has
-        gone live counts as done, and when none is left the subscription shows "done".
-        """
-        active_phase = self.reader.phase(active) if active is not None else None
+        """Rebuild ``progress`` from the main loop's states and this task's committed positions."""
+        phase = self.reader.phase(active) if active is not None else None
         with self._mu:
             view = {tp: dict(st) for tp, st in self._view.items()}
             log_start = dict(self._log_start)
@@ -399,41 +394,5 @@ class BackfillDriver:
             tp: {**st, **{s: h for s, h in self.state.handover(tp).items() if s in st}}
             for tp, st in view.items()
         }
-        spans = self._spans
-        for sid in list(spans):  # forget partitions lost, and backfills abandoned
-            kept = {tp: t for tp, t in spans[sid].items() if sid in states.get(tp, {})}
-            if kept and sid in self.policy.policies.plans:
-                spans[sid] = kept
-            else:
-                del spans[sid]
-        sums: dict[str, list[int]] = {}
-        phases: dict[str, str] = {}
-        for tp, state in states.items():
-            start = log_start.get(tp, 0)
-            for sid, h in state.items():
-                if not isinstance(h, Backfilling):
-                    continue
-                done, total = partition_progress(h, start)
-                spans.setdefault(sid, {})[tp] = total
-                acc = sums.setdefault(sid, [0, 0])
-                acc[0] += done
-                acc[1] += total
-                if active is not None and active_phase and tp == active.tp and sid in active.subscriptions:
-                    phases[sid] = active_phase
-                else:
-                    phases.setdefault(sid, "waiting" if h.position < h.snapshot_end else "catching_up")
-        out: dict[str, BackfillProgress] = {}
-        clock = time.monotonic()
-        for sid, by_tp in spans.items():
-            acc = sums.setdefault(sid, [0, 0])
-            for tp, total in by_tp.items():
-                if not isinstance(states[tp][sid], Backfilling):
-                    acc[0] += total  # live there: its part is done
-                    acc[1] += total
-            done, total = acc
-            phase = phases.get(sid, "done")
-            out[sid] = BackfillProgress(done, total, phase)
-            if phase != "done" and clock - self._progress_logged.get(sid, 0.0) >= PROGRESS_LOG_S:
-                self._progress_logged[sid] = clock
-                self._log.info("backfill_progress", subscription=sid, done=done, total=total, state=phase)
-        self.progress = out
+        running = (active, phase) if active is not None and phase else None
+        self.progress = self._tracker.update(states, log_start, set(self.policy.policies.plans), running)
