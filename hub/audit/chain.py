@@ -30,13 +30,18 @@ def check_key(key: bytes, where: str) -> bytes:
 
 
 def is_worker_chain(hub: str, chain: str) -> bool:
-    """Whether ``chain`` is the transactional id of a worker of ``hub`` (the only writers of its audit)."""
+    """Whether ``chain`` is the transactional id of a worker of ``hub`` or of a worker's backfill task
+    (the only writers of its audit)."""
     prefix = f"{names.hub_group(hub)}-"
-    number = chain.removeprefix(prefix)
+    number = chain.removeprefix(prefix).removesuffix("-backfill")
     return (
         chain.startswith(prefix)
         and number.isdigit()
-        and names.hub_transactional_id(hub, int(number)) == chain
+        and chain
+        in {
+            names.hub_transactional_id(hub, int(number)),
+            names.hub_backfill_transactional_id(hub, int(number)),
+        }
     )
 
 

@@ -71,6 +71,11 @@ def hub_transactional_id(hub: str, worker_id: int) -> str:
     return f"{hub_group(hub)}-{worker_id}"
 
 
+def hub_backfill_transactional_id(hub: str, worker_id: int) -> str:
+    """The transactional id of one hub worker's backfill task (its own producer, beside the worker's)."""
+    return f"{hub_transactional_id(hub, worker_id)}-backfill"
+
+
 def source_transactional_id(dept: str, source: str) -> str:
     """The transactional id of one source of a department sidecar (fences a second copy of it)."""
     return f"{PREFIX}-src-{dept}-{source}"

@@ -5,10 +5,12 @@ compaction: it first scans the partition up to the handover offset and keeps, pe
 offset of the last event (keys and offsets only, no decoding); then it reads the range again and hands
 out exactly those last events, as op "r", unless the last event is a delete (a key that no longer exists
 is not sent as state; the delete goes only to filtered subscriptions that still hold the key).
-From the handover offset on it hands out every record as it is, up to the main loop's position, where
-the subscription goes live.
+From the handover offset on it hands out every record as it is, up to the end of the partition (or up
+to an offset the main loop names): there it is caught up, and the main loop takes the subscription over
+(see backfill_driver.py).
 
-The reader does no producing and keeps nothing durable: the worker delivers each chunk in a transaction
+The reader does no producing and keeps nothing durable: the backfill task delivers each chunk in a
+transaction
 that also records the new position (see handover.py), so a crash anywhere resumes at the last committed
 position; the scan is simply redone. Compaction between two scans can only remove a key's last event
 below the handover when a newer event of that key exists above it; the subscriber then gets that key
@@ -28,6 +30,8 @@ from hub.core.errors import InvalidRecord
 from hub.core.kafka import make_consumer
 from hub.core.kafka_settings import KafkaSettings
 from hub.policy.plan import DeliveryPlan
+
+OPEN_END = 2**62  # the catch-up's limit when the main loop named none: read to the partition's end
 
 
 class Decoder(Protocol):
@@ -67,7 +71,7 @@ class BackfillChunk:
     task: BackfillTask
     rows: list[BackfillRow]
     position: int  # the task's position after this chunk
-    live_at: int | None  # set: the subscriptions go live at this offset with this chunk
+    live_at: int | None  # set: caught up at this offset with this chunk; the main loop takes over
     snapshot: bool  # rows are state rows (op "r") rather than catch-up records
     examined: int  # source records read for this chunk
 
@@ -115,6 +119,7 @@ class Backfiller:
         self._consumer: KafkaConsumer | None = None
         self._assigned: TopicPartition | None = None
         self._reader_at: int | None = None  # where the reader's next poll starts, when known
+        self._highwater: int | None = None  # the partition's high watermark at the last read
         self._scans: dict[tuple[TopicPartition, int], _Scan] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -146,11 +151,11 @@ class Backfiller:
         return "delivering" if scan is not None and scan.complete else "scanning"
 
     # -- one step ----------------------------------------------------------------------------------
-    def step(self, task: BackfillTask, loop_position: int) -> BackfillChunk | None:
+    def step(self, task: BackfillTask, limit: int | None = None) -> BackfillChunk | None:
         """Advance ``task``; a chunk to deliver, or None when this step only scanned or read nothing.
 
-        ``loop_position`` is the main loop's position on the partition: the catch-up stops there and
-        the subscriptions go live at it.
+        ``limit``: where the catch-up stops (the main loop's position, when it asked for it); None: at
+        the end of the partition, when a read finds nothing more.
         """
         if task.position < task.snapshot_end:
             scan = self._scans.get((task.tp, task.snapshot_end))
@@ -159,7 +164,7 @@ class Backfiller:
                 return None
             return self._snapshot_chunk(task, scan)
         self._scans.pop((task.tp, task.snapshot_end), None)  # the snapshot is behind: free the key map
-        return self._catch_up_chunk(task, loop_position)
+        return self._catch_up_chunk(task, limit)
 
     def _scan(self, task: BackfillTask) -> None:
         key = (task.tp, task.snapshot_end)
@@ -208,11 +213,14 @@ class Backfiller:
             rows.append(BackfillRow(rec, {**event, "op": "r"}))
         return BackfillChunk(task, rows, nxt, None, snapshot=True, examined=len(records))
 
-    def _catch_up_chunk(self, task: BackfillTask, loop_position: int) -> BackfillChunk | None:
-        if task.position >= loop_position:
-            return BackfillChunk(task, [], task.position, loop_position, snapshot=False, examined=0)
-        records, nxt = self._read(task.tp, task.position, loop_position, self._chunk(task))
+    def _catch_up_chunk(self, task: BackfillTask, limit: int | None) -> BackfillChunk | None:
+        if limit is not None and task.position >= limit:
+            return BackfillChunk(task, [], task.position, task.position, snapshot=False, examined=0)
+        most = self._chunk(task)
+        records, nxt = self._read(task.tp, task.position, limit or OPEN_END, most)
         if nxt == task.position:
+            if limit is None:  # nothing more to read: caught up with the partition's end
+                return BackfillChunk(task, [], task.position, task.position, snapshot=False, examined=0)
             return None
         rows: list[BackfillRow] = []
         for rec in records:
@@ -225,8 +233,16 @@ class Backfiller:
                 rows.append(BackfillRow(rec, None, exc))
                 continue
             rows.append(BackfillRow(rec, event))
-        live_at = loop_position if nxt >= loop_position else None
-        return BackfillChunk(task, rows, nxt, live_at, snapshot=False, examined=len(records))
+        if limit is not None:
+            caught_up = nxt >= limit
+        else:
+            # Near the end (a short read, less than a chunk left): under steady traffic a read never
+            # comes back empty, so the main loop takes over here and closes the small gap left.
+            high = self._highwater
+            caught_up = len(records) < most and (high is None or high - nxt < most)
+        return BackfillChunk(
+            task, rows, nxt, nxt if caught_up else None, snapshot=False, examined=len(records)
+        )
 
     def _chunk(self, task: BackfillTask) -> int:
         """Records for one delivering step of ``task``: the chunk, fewer when it fans out wide."""
@@ -252,6 +268,7 @@ class Backfiller:
         polled = consumer.poll(timeout_ms=self.poll_ms, max_records=max_records)
         records = polled.get(tp, [])
         self._reader_at = consumer.position(tp)
+        self._highwater = consumer.highwater(tp)
         inside = [r for r in records if r.offset < limit]
         if len(inside) < len(records):
             return inside, limit

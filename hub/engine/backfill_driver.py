@@ -1,37 +1,77 @@
-"""Drives the backfills of one worker: one chunk per step, each in its own transaction, and the progress.
+"""The backfill task of one worker: its own thread, producer, transactional id and audit chain.
 
-The reader (backfill.py) says what to send; this module groups the subscriptions being backfilled into
-tasks, sends a chunk through the emitter in a transaction that also records the new position in the
-partition's committed state (handover.py), and keeps ``progress`` for the monitor.
+The main loop never waits for a backfill chunk. It only says which subscriptions are being backfilled
+(``offer``, after each commit that moved the partitions' states) and takes a subscription back when the
+backfill is caught up (``parked``). This task reads the source in large chunks (backfill.py) and
+delivers each chunk in a transaction of its own producer that also carries the new position as a state
+changelog entry, so a restart resumes exactly where the last committed chunk ended. It commits no
+consumed offsets: the main loop's are the group's.
+
+Handover, per partition and subscription: the catch-up reads to (near) the partition's end, then the
+task parks the subscription at its committed position P and delivers nothing more for it. The main loop then
+serves it from P on (``Live(P)``) when its own position is not past P; when it is, the loop pauses the
+partition and asks the task to catch up to its position first (``extend``). Every record thus reaches
+the subscriber once: below P from this task, from P on from the loop.
+
+Ownership: the main loop ends a backfill (abandoned, dropped by a policy change, partition lost) only
+after ``release``, which waits for this task's transaction on it to finish and stops it from starting
+another; the two never write the same subscription's state at once.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 
+from hub.core import names
 from hub.core.envelope import now_ms
 from hub.core.errors import InvalidRecord, RetriableError
+from hub.core.hanging_transactions import abort_own_hanging_on
+from hub.core.kafka import make_producer
+from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
+from hub.engine.audit_log import AuditLog
 from hub.engine.backfill import BackfillChunk, Backfiller, BackfillTask
+from hub.engine.backfill_progress import ProgressTracker
 from hub.engine.emitter import Batch, Decoded, Emitter
-from hub.engine.handover import Backfilling, BackfillProgress, Live, PartitionState, partition_progress
+from hub.engine.handover import Backfilling, BackfillProgress, PartitionState, partition_progress
 from hub.engine.live_policy import LivePolicy
-from hub.engine.partitions import Partitions
 from hub.engine.records import SourceRecord
+from hub.engine.state.changelog import Changelog
+from hub.engine.state.store import StateStore
 from hub.engine.stats import WorkerStats
 from hub.engine.transaction import Positions, TransactionStep
 from hub.policy.plan import DeliveryPlan
 
 log = get_logger("engine")
 
-PROGRESS_LOG_S = 2.0  # at most one backfill_progress line per subscription this often
+IDLE_S = 0.2  # nothing to do: wait this long for an offer (an offer wakes the task at once)
+RETRY_PAUSE_S = 1.0  # after the broker could not answer a read
+
+Pair = tuple[TopicPartition, str]  # (source partition, subscription)
+
+
+@dataclass(frozen=True)
+class BackfillClients:
+    """What the backfill task needs of its worker to make its own producer and audit chain."""
+
+    kafka: KafkaSettings
+    hub: str
+    worker_id: int
+    transaction_timeout_ms: int
+    audit: AuditLog  # the task's own chain (named after its transactional id)
+    emitter: Emitter  # with that audit log, and the worker's state store
+    changelog: Changelog
+    written_topics: Callable[[], set[str]]  # where a transaction of ours may hang after a crash
 
 
 class BackfillDriver:
-    """The backfills of the partitions one worker owns.
+    """The backfills of the partitions one worker owns, run on a thread of their own.
 
     ``progress``: {subscription: BackfillProgress} (a finished backfill stays as state "done"), replaced
     whole on each change: the monitor reads it from another thread.
@@ -40,42 +80,136 @@ class BackfillDriver:
     def __init__(
         self,
         reader: Backfiller,
-        partitions: Partitions,
         policy: LivePolicy,
-        emitter: Emitter,
+        state: StateStore,
         stats: WorkerStats,
+        clients: BackfillClients | None = None,
     ) -> None:
         self.reader = reader
-        self.partitions = partitions
         self.policy = policy
-        self.emitter = emitter
+        self.state = state
         self.stats = stats
-        self.due = False  # some subscription is being backfilled here: the loop does not wait for records
+        self.clients = clients
+        self.transactional_id = (
+            names.hub_backfill_transactional_id(clients.hub, clients.worker_id) if clients else ""
+        )
         self.progress: dict[str, BackfillProgress] = {}
-        self._progress_logged: dict[str, float] = {}
-        self._spans: dict[str, dict[TopicPartition, int]] = {}  # backfills seen: sid -> {partition: total}
+        self.error: BaseException | None = None  # what ended the task (the worker stops on it)
+        self.on_failure: Callable[[], None] | None = None
+        self._mu = threading.Condition()  # guards the fields below; an offer wakes the task
+        self._view: dict[TopicPartition, PartitionState] = {}  # the main loop's committed states
+        self._log_start: dict[TopicPartition, int] = {}
+        self._parked: dict[Pair, int] = {}  # caught up at this offset: the main loop takes them over
+        self._limits: dict[Pair, int] = {}  # catch up to here (the main loop's position), then park
+        self._current: set[Pair] = set()  # served by the transaction under way
+        self._busy = threading.Lock()  # held by the task for one chunk; release() waits on it
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._tracker = ProgressTracker(policy.hub)
         self._log = log.bind(hub=policy.hub)
 
-    def refresh(self) -> None:
-        """After the states changed: whether a backfill is due (progress cleared when the last ends)."""
-        was = self.due
-        self.due = self.partitions.backfilling()
-        if was and not self.due:
-            self.update_progress(None)
+    # -- the main loop's side --------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name=f"backfill-{self.transactional_id}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        with self._mu:
+            self._mu.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def offer(
+        self,
+        states: dict[TopicPartition, PartitionState],
+        log_start: dict[TopicPartition, int],
+        *,
+        whole: bool = True,
+    ) -> None:
+        """The main loop's committed states: which subscriptions to backfill.
+
+        ``whole``: every owned partition's state (after a load or a policy change); else only the
+        partitions a step moved. Only partitions with a backfill, or that had one, are copied: this
+        runs after every batch of the main loop.
+        """
+        with self._mu:
+            view = {} if whole else self._view
+            if whole:
+                view.update({tp: st for tp, st in self._view.items() if tp in states})
+            for tp, state in states.items():
+                if tp in view or any(isinstance(h, Backfilling) for h in state.values()):
+                    view[tp] = dict(state)
+            self._view = view
+            self._log_start.update({tp: log_start[tp] for tp in view if tp in log_start})
+            self._mu.notify_all()
+
+    def backfilling(self) -> bool:
+        with self._mu:
+            return any(isinstance(h, Backfilling) for st in self._view.values() for h in st.values())
+
+    def release(self, pairs: Iterable[Pair]) -> None:
+        """The main loop takes these subscriptions over: once this returns the task writes nothing more
+        for them (it waits for a transaction of the task that serves one of them)."""
+        gone = set(pairs)
+        if not gone:
+            return
+        with self._mu:
+            for tp, sid in gone:
+                self._view.get(tp, {}).pop(sid, None)
+                self._parked.pop((tp, sid), None)
+                self._limits.pop((tp, sid), None)
+            wait = bool(self._current & gone)
+        if wait:
+            with self._busy:
+                pass
 
     def forget(self, tps: set[TopicPartition]) -> None:
-        """Partitions lost: their backfills go on elsewhere."""
-        self.reader.forget(tps)
-        self.refresh()
+        """Partitions lost: their backfills stop here (and go on at their new owner)."""
+        with self._mu:
+            pairs = [(tp, sid) for tp in tps for sid in self._view.get(tp, {})]
+        self.release(pairs)
+        with self._mu:
+            for tp in tps:
+                self._view.pop(tp, None)
+        with self._busy:  # the reader belongs to the task thread: touch it only between chunks
+            self.reader.forget(tps)
 
-    def committed(self, states: dict[TopicPartition, PartitionState]) -> None:
-        """A transaction moved these partitions' states: they become the worker's."""
-        self.partitions.commit(states)
-        self.refresh()
+    def parked(self) -> dict[TopicPartition, dict[str, int]]:
+        """Caught-up subscriptions per partition, with the offset the main loop serves them from."""
+        out: dict[TopicPartition, dict[str, int]] = {}
+        with self._mu:
+            for (tp, sid), at in self._parked.items():
+                out.setdefault(tp, {})[sid] = at
+        return out
+
+    def extend(self, tp: TopicPartition, sids: Iterable[str], limit: int) -> None:
+        """The main loop is past where these parked: catch up to ``limit`` (where it waits) first."""
+        with self._mu:
+            for sid in sids:
+                self._parked.pop((tp, sid), None)
+                self._limits[(tp, sid)] = limit
+            self._mu.notify_all()
+
+    def extending(self, tp: TopicPartition) -> bool:
+        """Whether a backfill on ``tp`` is catching up to a position the main loop named."""
+        with self._mu:
+            return any(pair[0] == tp for pair in self._limits)
+
+    def handed_over(self, tp: TopicPartition, sids: Iterable[str]) -> None:
+        """The main loop serves these now."""
+        with self._mu:
+            for sid in sids:
+                self._parked.pop((tp, sid), None)
+                self._limits.pop((tp, sid), None)
 
     def started(self, started: list[tuple[str, TopicPartition, Backfilling]]) -> None:
         for sid, tp, h in started:
-            _, total = partition_progress(h, self.partitions.log_start.get(tp, 0))
+            with self._mu:
+                start = self._log_start.get(tp, 0)
+            _, total = partition_progress(h, start)
             self._log.info(
                 "backfill_started",
                 subscription=sid,
@@ -85,32 +219,111 @@ class BackfillDriver:
                 total=total,
             )
 
-    # -- one step --------------------------------------------------------------------------------
-    def step(self, tx: TransactionStep, consumer: KafkaConsumer) -> bool:
-        """Advance the first backfill of this worker by one chunk, in its own transaction.
+    # -- the task --------------------------------------------------------------------------------
+    def _run(self) -> None:
+        assert self.clients is not None
+        c = self.clients
+        client_id = f"hub-{c.hub}-{c.worker_id}-backfill"
+        producer: KafkaProducer | None = None
+        try:
+            producer = self._producer(client_id)
+            c.audit.resume(c.kafka)
+            tx = TransactionStep(
+                producer,
+                None,
+                c.audit.chain,
+                self.state,
+                c.changelog,
+                self.stats,
+                hub=c.hub,
+                worker_id=c.worker_id,
+                transactional_id=self.transactional_id,
+            )
+            tx.wait = self._stop.wait
+            tx.reopen = lambda: self._reopen(client_id, tx)
+            while not self._stop.is_set():
+                if not self._step(tx):
+                    self._stop.wait(RETRY_PAUSE_S)
+            producer = tx.producer
+        except BaseException as exc:  # noqa: BLE001 - handed to the worker, which stops on it
+            self.error = exc
+            self._log.exception("backfill_task_failed", error=f"{type(exc).__name__}: {exc}")
+            if self.on_failure is not None:
+                self.on_failure()
+        finally:
+            self.reader.close()
+            if producer is not None:
+                producer.close(timeout=5)
 
-        Returns:
-            False when the source could not be read (the caller pauses before trying again).
-        """
-        now = now_ms()
-        tasks = self._tasks(now)
-        if not tasks:
-            self.update_progress(None)
-            return True
-        task = tasks[0]
+    def _producer(self, client_id: str) -> KafkaProducer:
+        """A transactional producer of the task's own id; fences its predecessor, aborts what hangs."""
+        assert self.clients is not None
+        c = self.clients
+        while True:
+            try:
+                producer = make_producer(
+                    c.kafka,
+                    client_id,
+                    transactional_id=self.transactional_id,
+                    transaction_timeout_ms=c.transaction_timeout_ms,
+                )
+                producer.init_transactions()
+            except (KafkaError, RetriableError) as exc:
+                self._log.warning("backfill_producer_failed", error=f"{type(exc).__name__}: {exc}")
+                if self._stop.wait(RETRY_PAUSE_S):
+                    raise
+                continue
+            abort_own_hanging_on(c.kafka, self.transactional_id, c.written_topics())
+            return producer
+
+    def _reopen(self, client_id: str, tx: TransactionStep) -> KafkaProducer:
+        return self._producer(client_id)
+
+    def _step(self, tx: TransactionStep) -> bool:
+        """One chunk of the first backfill that has work; False when the source could not be read."""
+        with self._busy:
+            with self._mu:
+                tasks = self._tasks(now_ms())
+                if tasks:
+                    task, limit = tasks[0]
+                    self._current = set(self._pairs(task))
+            if tasks:
+                try:
+                    return self._advance(tx, task, limit, [t for t, _ in tasks])
+                finally:
+                    with self._mu:
+                        self._current = set()
+        self._update_progress(None)
+        with self._mu:
+            self._mu.wait(IDLE_S)
+        return True
+
+    def _advance(
+        self, tx: TransactionStep, task: BackfillTask, limit: int | None, tasks: list[BackfillTask]
+    ) -> bool:
         self.reader.retain(tasks)
         try:
-            loop_position = self.partitions.position(consumer, task.tp)
-            chunk = self.reader.step(task, loop_position)
+            chunk = self.reader.step(task, limit)
         except (KafkaError, RetriableError) as exc:  # the broker or the registry: try again later
             self._log.warning("backfill_read_failed", error=f"{type(exc).__name__}: {exc}")
             self.reader.rewind()
             return False
-        self.update_progress(task)
+        self._update_progress(task)
         if chunk is None:
             return True
+        if (chunk.rows or chunk.position != task.position) and not self._deliver(tx, task, chunk):
+            return True
+        if chunk.live_at is not None:
+            self._park(task, chunk)
+        return True
+
+    def _deliver(self, tx: TransactionStep, task: BackfillTask, chunk: BackfillChunk) -> bool:
+        """One chunk and the new position, in one transaction; False when it aborted."""
         started = time.perf_counter()
         batch = Batch(kind="snapshot" if chunk.snapshot else "catch_up")
+        assert self.clients is not None
+        emitter = self.clients.emitter
+        now = now_ms()
 
         def body(producer: KafkaProducer) -> Positions:
             plans = list(task.plans)
@@ -120,103 +333,66 @@ class BackfillDriver:
                     if row.event is not None
                     else row.error or InvalidRecord("undecodable", "undecodable record")
                 )
-                self.emitter.emit(producer, SourceRecord.of(row.record), decoded, plans, now, batch)
-            self.emitter.finish(producer, batch)
-            state = dict(self.partitions.states.get(task.tp, {}))
-            for sid in task.subscriptions:
-                if chunk.live_at is not None:
-                    state[sid] = Live(chunk.live_at)
-                else:
-                    state[sid] = Backfilling(task.snapshot_end, chunk.position)
-            batch.states[task.tp] = state
-            return {task.tp: (loop_position, state)}
+                emitter.emit(producer, SourceRecord.of(row.record), decoded, plans, now, batch)
+            emitter.finish(producer, batch)
+            state: PartitionState = {
+                sid: Backfilling(task.snapshot_end, chunk.position) for sid in task.subscriptions
+            }
+            return {task.tp: (chunk.position, state)}
 
         if not tx.run(body, rewind=self.reader.rewind, held=batch.held):
-            return True
-        self.committed(batch.states)
+            return False
         batch.account(self.stats, time.perf_counter() - started)
-        if chunk.live_at is not None:
-            self._finished(task, chunk)
-        else:
-            self.update_progress(task)
         return True
 
-    def _tasks(self, now: int) -> list[BackfillTask]:
-        groups: dict[tuple[TopicPartition, int, int], list[DeliveryPlan]] = {}
-        states = self.partitions.states
+    def _park(self, task: BackfillTask, chunk: BackfillChunk) -> None:
+        assert chunk.live_at is not None
+        with self._mu:
+            for pair in self._pairs(task):
+                if pair[1] in self._view.get(pair[0], {}):
+                    self._parked[pair] = chunk.live_at
+                    self._limits.pop(pair, None)
+        self._log.debug(
+            "backfill_caught_up", topic=task.tp.topic, partition=task.tp.partition, at=chunk.live_at
+        )
+
+    @staticmethod
+    def _pairs(task: BackfillTask) -> list[Pair]:
+        return [(task.tp, sid) for sid in task.subscriptions]
+
+    def _tasks(self, now: int) -> list[tuple[BackfillTask, int | None]]:
+        """The backfills with work (under ``_mu``), grouped by where they stand; positions as committed."""
+        groups: dict[tuple[TopicPartition, int, int, int | None], list[DeliveryPlan]] = {}
         plans = self.policy.policies.plans
-        for tp in sorted(states):
-            for sid, h in sorted(states[tp].items()):
-                if not isinstance(h, Backfilling):
+        for tp in sorted(self._view):
+            committed = self.state.handover(tp)
+            for sid, seen in sorted(self._view[tp].items()):
+                if not isinstance(seen, Backfilling) or (tp, sid) in self._parked:
                     continue
                 plan = plans.get(sid)
                 if plan is None or plan.source_topic != tp.topic or plan.refusal_at(now) is not None:
                     continue
-                groups.setdefault((tp, h.snapshot_end, h.position), []).append(plan)
-        log_start = self.partitions.log_start
+                mine = committed.get(sid)
+                # The main loop's copy may be behind this task's last commit.
+                h = mine if isinstance(mine, Backfilling) and mine.snapshot_end == seen.snapshot_end else seen
+                groups.setdefault((tp, h.snapshot_end, h.position, self._limits.get((tp, sid))), []).append(
+                    plan
+                )
         return [
-            BackfillTask(tp, end, pos, log_start.get(tp, 0), tuple(plans))
-            for (tp, end, pos), plans in groups.items()
+            (BackfillTask(tp, end, pos, self._log_start.get(tp, 0), tuple(p)), limit)
+            for (tp, end, pos, limit), p in groups.items()
         ]
 
-    def _finished(self, task: BackfillTask, chunk: BackfillChunk) -> None:
-        self.update_progress(None)
-        for sid in task.subscriptions:
-            self._log.info(
-                "backfill_live",
-                subscription=sid,
-                topic=task.tp.topic,
-                partition=task.tp.partition,
-                live_from=chunk.live_at,
-            )
-            progress = self.progress.get(sid)
-            if progress is not None and progress.state == "done":
-                self._log.info("backfill_done", subscription=sid, records=progress.total)
-
     # -- progress --------------------------------------------------------------------------------
-    def update_progress(self, active: BackfillTask | None) -> None:
-        """Rebuild ``progress``.
-
-        A subscription's backfill spans the partitions this worker owns; a partition whose backfill has
-        gone live counts as done, and when none is left the subscription shows "done".
-        """
-        active_phase = self.reader.phase(active) if active is not None else None
-        states = self.partitions.states
-        spans = self._spans
-        for sid in list(spans):  # forget partitions lost, and backfills abandoned
-            kept = {tp: t for tp, t in spans[sid].items() if sid in states.get(tp, {})}
-            if kept and sid in self.policy.policies.plans:
-                spans[sid] = kept
-            else:
-                del spans[sid]
-        sums: dict[str, list[int]] = {}
-        phases: dict[str, str] = {}
-        for tp, state in states.items():
-            start = self.partitions.log_start.get(tp, 0)
-            for sid, h in state.items():
-                if not isinstance(h, Backfilling):
-                    continue
-                done, total = partition_progress(h, start)
-                spans.setdefault(sid, {})[tp] = total
-                acc = sums.setdefault(sid, [0, 0])
-                acc[0] += done
-                acc[1] += total
-                if active is not None and active_phase and tp == active.tp and sid in active.subscriptions:
-                    phases[sid] = active_phase
-                else:
-                    phases.setdefault(sid, "waiting")
-        out: dict[str, BackfillProgress] = {}
-        clock = time.monotonic()
-        for sid, by_tp in spans.items():
-            acc = sums.setdefault(sid, [0, 0])
-            for tp, total in by_tp.items():
-                if not isinstance(states[tp][sid], Backfilling):
-                    acc[0] += total  # live there: its part is done
-                    acc[1] += total
-            done, total = acc
-            phase = phases.get(sid, "done")
-            out[sid] = BackfillProgress(done, total, phase)
-            if phase != "done" and clock - self._progress_logged.get(sid, 0.0) >= PROGRESS_LOG_S:
-                self._progress_logged[sid] = clock
-                self._log.info("backfill_progress", subscription=sid, done=done, total=total, state=phase)
-        self.progress = out
+    def _update_progress(self, active: BackfillTask | None) -> None:
+        """Rebuild ``progress`` from the main loop's states and this task's committed positions."""
+        phase = self.reader.phase(active) if active is not None else None
+        with self._mu:
+            view = {tp: dict(st) for tp, st in self._view.items()}
+            log_start = dict(self._log_start)
+        states = {
+            tp: {**st, **{s: h for s, h in self.state.handover(tp).items() if s in st}}
+            for tp, st in view.items()
+        }
+        running = (active, phase) if active is not None and phase else None
+        self.progress = self._tracker.update(states, log_start, set(self.policy.policies.plans), running)

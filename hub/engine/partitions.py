@@ -99,12 +99,12 @@ class Partitions:
         self.to_load |= assigned
 
     def revoked(self, revoked: set[TopicPartition]) -> None:
+        self.on_revoked(revoked)  # first: the backfill task lets go before the stores close
         for tp in revoked:
             self.states.pop(tp, None)
         self.store.close(revoked)
         self.to_load -= revoked
         self.unpinned -= revoked
-        self.on_revoked(revoked)
 
     def settled(self, owned: frozenset[TopicPartition]) -> bool:
         """Joined with partitions (or with nothing to own for a while: more workers than partitions)."""

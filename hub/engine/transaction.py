@@ -10,14 +10,16 @@ takes the changes. On a failure it aborts, restores the audit chain to where
 it stood (the aborted entries never became visible) and lets the caller rewind its reading positions,
 so the same input is read again, after a pause that grows from 1 s to 15 s while the failures go on
 (the broker or the registry is down: wait for it without losing the place). Fencing (another worker
-took over the transactional id) is fatal.
+took over the transactional id) is fatal. The backfill task runs its own step (own producer, own
+transactional id): no consumed offsets (its position is in its state entries), and only the state of the
+subscriptions it serves.
 Like the checkpoint of quix-streams: one class owns the commit, the callers only say what goes in it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError, ProducerFencedError
@@ -30,8 +32,8 @@ from hub.core.errors import FatalError, RetriableError
 from hub.core.kafka import abort_transaction_within, commit_transaction_within, send_offsets_within
 from hub.core.log import get_logger
 from hub.engine.errors import WorkerFencedError
-from hub.engine.handover import PartitionState, encode_metadata
-from hub.engine.state.changelog import Changelog
+from hub.engine.handover import Backfilling, PartitionState, encode_metadata
+from hub.engine.state.changelog import Changelog, Entry, HandoverEntry
 from hub.engine.state.store import HeldChanges, StateStore
 from hub.engine.stats import WorkerStats
 
@@ -62,6 +64,8 @@ class Backoff:
 # What a step consumed: per partition, the next offset to read and the subscriptions' state there.
 Positions = Mapping[TopicPartition, tuple[int, PartitionState]]
 Body = Callable[[KafkaProducer], Positions]
+# Takes subscriptions away from the backfill task before a step changes their state (see run).
+Claim = Callable[[Iterable[tuple[TopicPartition, str]]], None]
 
 
 class TransactionStep:
@@ -69,19 +73,21 @@ class TransactionStep:
 
     Args:
         producer: the worker's transactional producer (``init_transactions`` already called).
-        consumer: the worker's group consumer (its group metadata goes with the offsets).
+        consumer: the worker's group consumer (its group metadata goes with the offsets); None for the
+            backfill task, which commits no offsets and only the state of the subscriptions it serves.
         chain: the worker's audit chain, restored when a transaction aborts.
         state: the worker's state store (takes each committed step's changes).
         changelog: the state store's changelog topic.
         stats: counts the aborted transactions.
         hub: the hub's name.
         worker_id: the worker's id within the hub (its transactional id is built from both).
+        transactional_id: the producer's, when not the worker's (the backfill task's).
     """
 
     def __init__(  # noqa: PLR0917 - the clients, the chain and the store one commit spans
         self,
         producer: KafkaProducer,
-        consumer: KafkaConsumer,
+        consumer: KafkaConsumer | None,
         chain: AuditChain,
         state: StateStore,
         changelog: Changelog,
@@ -89,6 +95,7 @@ class TransactionStep:
         *,
         hub: str,
         worker_id: int,
+        transactional_id: str | None = None,
     ) -> None:
         self.producer = producer
         self.consumer = consumer
@@ -98,8 +105,11 @@ class TransactionStep:
         self.stats = stats
         self.hub = hub
         self.worker_id = worker_id
-        self.transactional_id = names.hub_transactional_id(hub, worker_id)
+        self.transactional_id = transactional_id or names.hub_transactional_id(hub, worker_id)
         self.backoff = Backoff()
+        # The main loop's: called before its step ends a backfill (abandoned, dropped by a policy
+        # change), so the backfill task has no transaction for it open when this one writes its end.
+        self.claim: Claim | None = None
         # Makes a fresh transactional producer (init_transactions done) when the current one cannot
         # abort: kafka-python can wedge its transaction state after failed idempotent batches (e.g.
         # "Invalid transition ... BUMPING_PRODUCER_EPOCH"); a new producer with the same transactional
@@ -127,12 +137,16 @@ class TransactionStep:
             FatalError: the failed transaction could not be aborted.
         """
         chain_state = self.chain.snapshot()
+        self.state.begin(self.transactional_id)
         try:
             self.producer.begin_transaction()
             positions = body(self.producer)
-            entries = self.state.changes({tp: state for tp, (_, state) in positions.items()}, held)
+            states = {tp: state for tp, (_, state) in positions.items()}
+            entries = self.state.changes(states, held, partial=self.consumer is None)
+            if self.claim is not None:
+                self.claim(self._ended_backfills(entries))
             sent = self.changelog.send(self.producer, entries)
-            if positions:
+            if positions and self.consumer is not None:
                 # After the body: the metadata anchors the audit chain's head including this step's entries.
                 metadata = encode_metadata(anchor_value(self.chain))
                 offsets = {
@@ -149,13 +163,29 @@ class TransactionStep:
             ) from exc
         except (KafkaError, RetriableError) as exc:
             self._abort(chain_state, exc)
+            self.state.end(self.transactional_id)
             if rewind is not None:
                 rewind()
             self.wait(self.backoff.next())
             return False
+        except BaseException:
+            self.state.end(self.transactional_id)
+            raise
         self.backoff.reset()
-        self.state.apply(sent)
+        try:
+            self.state.apply(sent, self.transactional_id)
+        finally:
+            self.state.end(self.transactional_id)
         return True
+
+    def _ended_backfills(self, entries: list[Entry]) -> list[tuple[TopicPartition, str]]:
+        """The subscriptions whose committed backfill these entries end or replace."""
+        return [
+            (entry.tp, entry.sid)
+            for entry in entries
+            if isinstance(entry, HandoverEntry)
+            and isinstance(self.state.handover(entry.tp).get(entry.sid), Backfilling)
+        ]
 
     def _abort(self, chain_state: tuple[int, str], exc: Exception) -> None:
         # Kafka and registry errors name topics, codes and URLs, never record values.

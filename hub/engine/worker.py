@@ -13,8 +13,10 @@ backfilled, see handover.py; the keys each filtered subscription holds) lives in
 committed offset carries the head of the worker's audit chain in its metadata.
 A partition the group has never committed starts at its end; whatever was there before reaches each
 subscription through its backfill, as the current state. Between batches the worker follows the applied
-config (live_policy.py), notices validity windows opening and closing, and advances one backfill chunk
-(backfill_driver.py), each in its own transaction. The pieces: partitions.py (ownership), emitter.py
+config (live_policy.py), notices validity windows opening and closing, and takes over the subscriptions
+whose backfill caught up. Backfills run beside the loop, never inside it: a task on a thread of its own
+with its own producer and transactional id (backfill_driver.py), so no live record waits for a chunk.
+The pieces: partitions.py (ownership), emitter.py
 (a record and its plans -> deliveries, audit entries, dead letters), audit_log.py (the hash chain).
 """
 
@@ -46,7 +48,7 @@ from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
 from hub.engine.audit_log import AuditLog
 from hub.engine.backfill import Backfiller
-from hub.engine.backfill_driver import BackfillDriver
+from hub.engine.backfill_driver import BackfillClients, BackfillDriver
 from hub.engine.emitter import Batch, Emitter
 from hub.engine.handover import Backfilling, BackfillProgress, Live, PartitionState, establish
 from hub.engine.live_policy import LivePolicy
@@ -147,12 +149,31 @@ class HubWorker:
         self.partitions = Partitions(
             self.hub, self.live, options.first_start, self._revoked, self.state, self.restorer
         )
-        chunk = options.backfill_chunk_records or max(50, 4 * options.batch_max_records)
+        # Large chunks: the backfill's transactions hold up no live record, so fewer commits is all gain.
+        chunk = options.backfill_chunk_records or max(50, 10 * options.batch_max_records)
         name = f"hub-{self.hub}-{options.worker_id}-backfill"
         reader = Backfiller(
-            kafka, name, self.readers, chunk_records=chunk, chunk_deliveries=options.batch_max_deliveries
+            kafka,
+            name,
+            self.readers,
+            chunk_records=chunk,
+            chunk_deliveries=max(chunk, options.batch_max_deliveries),
         )
-        self.backfill = BackfillDriver(reader, self.partitions, self.live, self.emitter, self.stats)
+        backfill_id = names.hub_backfill_transactional_id(self.hub, options.worker_id)
+        backfill_audit = AuditLog(self.hub, backfill_id, serde, secret, audit_key=options.audit_key)
+        clients = BackfillClients(
+            kafka,
+            self.hub,
+            options.worker_id,
+            options.transaction_timeout_ms,
+            backfill_audit,
+            Emitter(self.hub, serde, backfill_audit, self.readers, state=self.state, secret=secret),
+            self.changelog,
+            self._written_topics,
+        )
+        self.backfill = BackfillDriver(reader, self.live, self.state, self.stats, clients)
+        self.backfill.on_failure = self.stop
+        self._paused: set[TopicPartition] = set()  # held while a caught-up backfill closes the gap
         self.ready = threading.Event()
         self.assignment: frozenset[TopicPartition] = frozenset()  # partitions this worker owns now
         self._stop = threading.Event()
@@ -254,12 +275,16 @@ class HubWorker:
                     return fresh
 
             tx.reopen = reopen
+            tx.claim = self.backfill.release
+            self.backfill.start()
             self._loop(tx, consumer)
+            if self.backfill.error is not None:
+                raise self.backfill.error
         finally:
             self._log.info("worker_stopping", worker=self.options.worker_id)
+            self.backfill.stop()
             consumer.close()
             self.live.close()
-            self.backfill.reader.close()
             self.restorer.close()
             self.state.close_all()
             producers[-1].close(timeout=5)
@@ -299,10 +324,8 @@ class HubWorker:
                 self._stop.wait(self.options.batch_max_ms / 1000)
                 continue
             try:
-                # While a backfill is under way, do not wait for live records: the backfill has work.
                 polled = consumer.poll(
-                    timeout_ms=0 if self.backfill.due else self.options.batch_max_ms,
-                    max_records=self._batch_records(),
+                    timeout_ms=self.options.batch_max_ms, max_records=self._batch_records()
                 )
             except (NoOffsetForPartitionError, OffsetOutOfRangeError) as exc:
                 self.partitions.reposition(consumer, exc)
@@ -315,8 +338,7 @@ class HubWorker:
                 continue
             if polled:
                 self._process_batch(tx, polled)
-            if self.backfill.due and not self.backfill.step(tx, consumer):
-                self._stop.wait(RETRY_PAUSE_S)
+            self._hand_over(tx, consumer)
 
     def _prepare(self, tx: TransactionStep) -> None:
         try:
@@ -335,11 +357,75 @@ class HubWorker:
             self._stop.wait(RETRY_PAUSE_S)
             return False
         self._dirty = True
-        self.backfill.refresh()
+        self._offer()
         return True
 
     def _revoked(self, revoked: set[TopicPartition]) -> None:
+        # Before the stores close and the group moves on: the backfill task lets go of these first.
         self.backfill.forget(revoked)
+        self._paused -= revoked
+
+    def _offer(self) -> None:
+        self.backfill.offer(self.partitions.states, self.partitions.log_start)
+
+    def _committed(self, states: dict[TopicPartition, PartitionState]) -> None:
+        """A transaction moved these partitions' states: they become the worker's."""
+        self.partitions.commit(states)
+        if states:
+            owned = {tp: self.partitions.states[tp] for tp in states if tp in self.partitions.states}
+            self.backfill.offer(owned, self.partitions.log_start, whole=False)
+
+    # -- handover: a caught-up backfill goes live ----------------------------------------------------
+    def _hand_over(self, tx: TransactionStep, consumer: KafkaConsumer) -> None:
+        """Serve the caught-up subscriptions from where their backfill stopped.
+
+        Past that point already (the loop went on meanwhile), the loop holds the partition and lets the
+        backfill catch up to it first: then nothing between the two is lost, nothing sent twice.
+        """
+        parked = self.backfill.parked()
+        for tp in [tp for tp in self._paused if tp not in parked and not self.backfill.extending(tp)]:
+            consumer.resume(tp)  # nothing to wait for there any more (handed over, or abandoned)
+            self._paused.discard(tp)
+        if not parked:
+            return
+        changes: dict[TopicPartition, PartitionState] = {}
+        positions: dict[TopicPartition, int] = {}
+        live: list[tuple[TopicPartition, str, int]] = []
+        try:
+            for tp, sids in parked.items():
+                state = self.partitions.states.get(tp)
+                if state is None:
+                    continue  # lost meanwhile
+                loop_at = self.partitions.position(consumer, tp)
+                behind = [sid for sid, at in sids.items() if at < loop_at]
+                if behind:
+                    consumer.pause(tp)
+                    self._paused.add(tp)
+                    self.backfill.extend(tp, behind, loop_at)
+                new = dict(state)
+                for sid, at in sids.items():
+                    if at >= loop_at and isinstance(new.get(sid), Backfilling):
+                        new[sid] = Live(at)
+                        live.append((tp, sid, at))
+                if new != state:
+                    changes[tp], positions[tp] = new, loop_at
+        except KafkaError as exc:
+            self._log.warning("handover_deferred", error=f"{type(exc).__name__}: {exc}")
+            return
+        if not changes:
+            return
+
+        def body(producer: KafkaProducer) -> Positions:
+            return {tp: (positions[tp], state) for tp, state in changes.items()}
+
+        if not tx.run(body):
+            return
+        self._committed(changes)
+        for tp, sid, at in live:
+            self.backfill.handed_over(tp, [sid])
+            self._log.info(
+                "backfill_live", subscription=sid, topic=tp.topic, partition=tp.partition, live_from=at
+            )
 
     def install(self, new: PolicySet, consumer: KafkaConsumer | None = None) -> None:
         """Swap in a new policy set between batches; audit every subscription whose policy changed."""
@@ -348,7 +434,7 @@ class HubWorker:
         self._dirty = True
         if consumer is not None and topics_changed:
             self.partitions.subscribe(consumer)
-        self.backfill.refresh()
+        self._offer()
         if self.on_policy_change is not None:
             self.on_policy_change(new)
 
@@ -391,7 +477,7 @@ class HubWorker:
         if not tx.run(body):
             return
         self.live.committed(len(entries))
-        self.backfill.committed(changes)
+        self._committed(changes)
         self._dirty = False
         self.backfill.started(started)
 
@@ -406,14 +492,17 @@ class HubWorker:
             self.emitter.finish(producer, batch)
             return {tp: (records[-1].offset + 1, batch.states[tp]) for tp, records in polled.items()}
 
+        consumer = tx.consumer
+        assert consumer is not None  # the main loop's step has the group consumer
+
         def rewind() -> None:
             # Re-read the batch: seek back to the first record of each partition.
             for tp, records in polled.items():
-                tx.consumer.seek(tp, records[0].offset)
+                consumer.seek(tp, records[0].offset)
 
         if not tx.run(body, rewind=rewind, held=batch.held):
             return
-        self.backfill.committed(batch.states)
+        self._committed(batch.states)
         self.backfill.started(batch.started)
         batch.account(self.stats, time.perf_counter() - started)
 

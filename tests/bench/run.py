@@ -26,6 +26,8 @@ from tests.bench.throughput import hub_throughput, passthrough_throughput
 
 TARGETS = {
     "hub_vs_passthrough_ratio": (">=", 0.9),  # issue 14: same fan-out, same transactions
+    "backfill_vs_passthrough_ratio": (">=", 0.8),  # issue 14: a backfill of the same records, one run
+    "backfill_live_p99_ratio": ("<=", 1.5),  # issue 14: live p99 during a backfill / without one
     "e2e_latency_ms_p99": ("<=", 1000),
     "e2e_latency_ms_p50": ("<=", 250),
     "subscription_scaling_ratio": ("<=", 1.1),
@@ -149,7 +151,9 @@ def main() -> int:
         "e2e_latency_ms_p99",
         "e2e_latency_ms_max",
         "backfill_records_per_s",
+        "backfill_vs_passthrough_ratio",
         "backfill_live_p99_ms",
+        "backfill_live_p99_ratio",
         "sidecar_restart_recovery_s",
         *PG_CAPTURE_KEYS,
     ):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from kafka import TopicPartition
 
@@ -28,6 +29,7 @@ from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import dishonest_debtor, make_faker, person
+from hub.engine.backfill import Backfiller
 from hub.engine.handover import Backfilling, Live, decode_metadata, encode_metadata, establish
 from hub.engine.state.changelog import HandoverEntry, HeldEntry, decode, encode
 from tests.fixtures.hubkit import Publisher, apply_config, read_all, read_to_end, wait_for
@@ -249,6 +251,76 @@ def test_a_subscription_added_mid_stream_gets_the_state_then_every_change_once(
                 source, deliveries(kafka, serde, names.delivery_topic(hub_name, sid), expect=sent)
             )
     finally:
+        stream.stop.set()
+        process.close()
+    assert verify_command(str(root), hub_name) == 0
+
+
+def test_live_deliveries_go_on_while_a_backfill_chunk_is_stalled(
+    kafka: KafkaSettings,
+    demo_config: tuple[Path, dict[str, str]],
+    kafka_registry: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The backfill runs beside the main loop: a chunk that takes long holds up no live record."""
+    root, renames = demo_config
+    cfg = apply_config(root)
+    hub_name = renames["pudong"]
+    entered, go_on = threading.Event(), threading.Event()
+    snapshot_chunk = Backfiller._snapshot_chunk
+
+    def stalled(self: Backfiller, task: Any, scan: Any) -> Any:
+        if not go_on.is_set():
+            entered.set()
+            go_on.wait(180)
+        return snapshot_chunk(self, task, scan)
+
+    monkeypatch.setattr(Backfiller, "_snapshot_chunk", stalled)
+    process = start_hub(cfg, hub_name)
+    stream = Stream(cfg, kafka_registry, seed=43)
+    worker = process.worker
+
+    def delivered(sid: str) -> int:
+        with worker.stats.lock:
+            return worker.stats.subscriptions[sid].delivered
+
+    try:
+        assert worker.ready.wait(30)
+        stream.burst(1000)
+        _add_subscriptions(
+            root,
+            renames,
+            [{"id": "late-debtors", "fields": ["case_no", "debtor_type", "performance_status"]}],
+        )
+        apply_config(root)
+        wait_for(entered.is_set, timeout=60, what="a backfill chunk under way")
+        before = delivered("tax-debtors")
+        stream.burst(300)  # live changes while the backfill's chunk stands still
+        wait_for(
+            lambda: delivered("tax-debtors") >= before + 300, what="live deliveries past the stalled chunk"
+        )
+        assert worker.backfills["late-debtors"].state != "done"
+        assert delivered("late-debtors") == 0
+        go_on.set()
+        stream.start()  # steady changes: the backfill still catches up and hands over, while they go on
+        wait_for(lambda: worker.backfills["late-debtors"].state == "done", timeout=120, what="backfill done")
+        sent = stream.finish()
+
+        def consumed() -> bool:
+            with worker.stats.lock:
+                return worker.stats.consumed >= sent
+
+        wait_for(consumed, what="every change consumed")
+        serde = AvroSerde(RegistryClient(kafka_registry))
+        source = source_events(kafka, serde, names.source_topic(renames["court"], CODE))
+        assert sum(len(v) for v in source.values()) == sent
+        late = deliveries(kafka, serde, names.delivery_topic(hub_name, "late-debtors"))
+        check_handover(source, late)
+        check_each_once(
+            source, deliveries(kafka, serde, names.delivery_topic(hub_name, "tax-debtors"), expect=sent)
+        )
+    finally:
+        go_on.set()
         stream.stop.set()
         process.close()
     assert verify_command(str(root), hub_name) == 0

@@ -111,6 +111,9 @@ def test_worker_chain_names() -> None:
     assert not is_worker_chain("pudong", "xhub-hub-pudong-01")
     assert not is_worker_chain("pudong", "xhub-hub-pudong-city-0")
     assert not is_worker_chain("pudong", "xhub-hub-city-0")
+    assert is_worker_chain("pudong", "xhub-hub-pudong-0-backfill")  # a worker's backfill task
+    assert not is_worker_chain("pudong", "xhub-hub-pudong-backfill")
+    assert not is_worker_chain("pudong", "xhub-hub-pudong-0-backfill-backfill")
 
 
 def test_a_checkpoint_catches_a_cut_tail_a_rebuilt_chain_and_an_invented_chain(tmp_path: Path) -> None:

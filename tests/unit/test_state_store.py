@@ -115,3 +115,45 @@ def test_the_keys_of_a_batch_are_looked_up_at_once_with_the_same_answers(tmp_pat
     assert not store.holds(TP, "sub-3", keys[3], {(TP, "sub-3", keys[3]): False}, known)
     assert store.held_among(TopicPartition("not-owned", 0), sids, keys) == set()
     store.close_all()
+
+
+class _Sent:
+    """A send future that is done (the transaction committed), at ``offset``."""
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+    def get(self, timeout: float) -> _Sent:
+        return self
+
+
+def test_the_main_loop_and_the_backfill_task_each_write_only_their_own(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    store.open(TP).apply([HandoverEntry(TP, "a", Live(10)), HandoverEntry(TP, "b", Backfilling(50, 5))], 2)
+    store.loaded(TP)
+    # The backfill task moved b to 20; the main loop's copy still says 5: it writes nothing of b.
+    moved = store.changes({TP: {"b": Backfilling(50, 20)}}, partial=True)
+    assert moved == [HandoverEntry(TP, "b", Backfilling(50, 20))]  # and nothing of a: not the task's
+    store.apply([(moved[0], _Sent(2))], "backfill")
+    assert store.changes({TP: {"a": Live(10), "b": Backfilling(50, 5)}}) == []
+    # The main loop ends the backfill (live, or abandoned): that it writes.
+    assert store.changes({TP: {"a": Live(10), "b": Live(80)}}) == [HandoverEntry(TP, "b", Live(80))]
+    assert store.changes({TP: {"a": Live(10)}}) == [HandoverEntry(TP, "b", None)]
+    store.close_all()
+
+
+def test_the_checkpoint_waits_while_the_other_writer_has_a_transaction_open(tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    part = store.open(TP)
+    part.apply([], 2)
+    store.loaded(TP)
+    store.begin("backfill")  # its entries (say at offset 3) may commit but not be applied yet
+    store.begin("loop")
+    store.apply([(HandoverEntry(TP, "a", Live(10)), _Sent(5))], "loop")
+    store.end("loop")
+    assert part.next_offset == 2  # a restart reads from 2: the backfill's entry at 3 is not skipped
+    assert store.handover(TP) == {"a": Live(10)}
+    store.apply([(HandoverEntry(TP, "b", Backfilling(50, 9)), _Sent(3))], "backfill")
+    store.end("backfill")
+    assert part.next_offset == 4  # alone: the checkpoint moves (5 is read again after a restart: no harm)
+    store.close_all()

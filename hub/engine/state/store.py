@@ -7,14 +7,19 @@ cap and no memory cap (the keys held by thousands of filtered subscriptions), an
 
 The store is written only after the Kafka transaction that carried the same changes to the changelog
 committed, so it is never ahead of the changelog; a worker that dies in between is behind, and the
-restore (restore.py) reads the changelog from the checkpoint on. The changelog is the truth: a store
-file lost or stale (its checkpoint past the changelog's end, e.g. the topic was re-created) is rebuilt.
+restore (restore.py) reads the changelog from the checkpoint on. Two writers share a worker's stores: its
+main loop and its backfill task (own thread, own producer). Each writes only the subscriptions it
+serves, and a writer moves the checkpoint only while the other has no transaction open: the other's
+committed but not yet applied entries may lie below it, and a restart must still read them. The
+changelog is the truth: a store file lost or stale (its checkpoint past the changelog's end, e.g. the
+topic was re-created) is rebuilt.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +27,7 @@ from typing import Any
 from kafka import TopicPartition
 
 from hub.core.errors import FatalError
-from hub.engine.handover import Handover, PartitionState
+from hub.engine.handover import Backfilling, Handover, PartitionState
 from hub.engine.state.changelog import Entry, HandoverEntry, HeldEntry, encode, handover_of, handover_value
 
 # (source partition, subscription, key hash) -> held after the open transaction (True) or released
@@ -103,8 +108,9 @@ class PartitionStore:
     def held_count(self, sid: str) -> int:
         return int(self._db.execute("SELECT count(*) FROM held WHERE sid = ?", (sid,)).fetchone()[0])
 
-    def apply(self, entries: Iterable[Entry], next_offset: int, last_key: bytes | None = None) -> None:
-        """Apply ``entries`` and move the checkpoint to ``next_offset``, in one SQLite transaction."""
+    def apply(self, entries: Iterable[Entry], next_offset: int | None, last_key: bytes | None = None) -> None:
+        """Apply ``entries`` and move the checkpoint to ``next_offset`` (None: leave it), in one SQLite
+        transaction."""
         handover_put: list[tuple[str, bytes]] = []
         handover_del: list[tuple[str]] = []
         held_put: list[tuple[str, bytes]] = []
@@ -126,14 +132,15 @@ class PartitionStore:
             db.executemany("DELETE FROM handover WHERE sid = ?", handover_del)
             db.executemany("INSERT OR IGNORE INTO held (sid, key) VALUES (?, ?)", held_put)
             db.executemany("DELETE FROM held WHERE sid = ? AND key = ?", held_del)
-            db.execute(
-                "INSERT INTO checkpoint (id, next_offset, last_key) VALUES (0, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET "
-                "last_key = CASE WHEN excluded.next_offset > next_offset "
-                "THEN excluded.last_key ELSE last_key END, "
-                "next_offset = max(next_offset, excluded.next_offset)",
-                (next_offset, last_key),
-            )
+            if next_offset is not None:
+                db.execute(
+                    "INSERT INTO checkpoint (id, next_offset, last_key) VALUES (0, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET "
+                    "last_key = CASE WHEN excluded.next_offset > next_offset "
+                    "THEN excluded.last_key ELSE last_key END, "
+                    "next_offset = max(next_offset, excluded.next_offset)",
+                    (next_offset, last_key),
+                )
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
@@ -156,6 +163,9 @@ class StateStore:
         self.directory = directory
         self.stores: dict[TopicPartition, PartitionStore] = {}
         self._handover: dict[TopicPartition, PartitionState] = {}  # cache of the stores' handover tables
+        # The main loop and the backfill task write from two threads: one at a time in SQLite and here.
+        self.lock = threading.RLock()
+        self._open: set[str] = set()  # writers with a transaction open (see begin)
 
     # -- ownership -------------------------------------------------------------------------------
     def open(self, tp: TopicPartition) -> PartitionStore:
@@ -169,18 +179,20 @@ class StateStore:
         self._handover[tp] = self.stores[tp].handover()
 
     def close(self, tps: Iterable[TopicPartition]) -> None:
-        for tp in tps:
-            store = self.stores.pop(tp, None)
-            self._handover.pop(tp, None)
-            if store is not None:
-                store.close()
+        with self.lock:
+            for tp in tps:
+                store = self.stores.pop(tp, None)
+                self._handover.pop(tp, None)
+                if store is not None:
+                    store.close()
 
     def close_all(self) -> None:
         self.close(list(self.stores))
 
     # -- reading ---------------------------------------------------------------------------------
     def handover(self, tp: TopicPartition) -> PartitionState:
-        return dict(self._handover.get(tp, {}))
+        with self.lock:
+            return dict(self._handover.get(tp, {}))
 
     def holds(
         self,
@@ -199,52 +211,91 @@ class StateStore:
             return changed
         if known is not None:
             return (sid, key) in known
-        store = self.stores.get(tp)
-        return store is not None and store.holds(sid, key)
+        with self.lock:
+            store = self.stores.get(tp)
+            return store is not None and store.holds(sid, key)
 
     def held_among(
         self, tp: TopicPartition, sids: Sequence[str], keys: Sequence[bytes]
     ) -> set[tuple[str, bytes]]:
         """Which of ``keys`` each of ``sids`` holds on ``tp`` in the committed state (see ``holds``)."""
-        store = self.stores.get(tp)
-        return store.held_among(sids, keys) if store is not None else set()
+        with self.lock:
+            store = self.stores.get(tp)
+            return store.held_among(sids, keys) if store is not None else set()
 
     # -- changing --------------------------------------------------------------------------------
     def changes(
-        self, states: Mapping[TopicPartition, PartitionState], held: HeldChanges | None = None
+        self,
+        states: Mapping[TopicPartition, PartitionState],
+        held: HeldChanges | None = None,
+        *,
+        partial: bool = False,
     ) -> list[Entry]:
-        """The changelog entries that take the committed state to ``states`` and ``held``."""
+        """The changelog entries that take the committed state to ``states`` and ``held``.
+
+        The main loop passes whole partition states; the position of a backfill in them is not its own
+        (the backfill task moves it), so a backfill that only moved on is left out. ``partial``: the
+        backfill task's states, holding only the subscriptions it serves.
+        """
         out: list[Entry] = []
-        for tp, state in states.items():
-            if tp not in self.stores:
-                continue  # lost meanwhile: the transaction will not commit its offsets either
-            before = self._handover.get(tp, {})
-            for sid in sorted(set(before) | set(state)):
-                new: Handover | None = state.get(sid)
-                if before.get(sid) != new:
+        with self.lock:
+            for tp, state in states.items():
+                if tp not in self.stores:
+                    continue  # lost meanwhile: the transaction will not commit its offsets either
+                before = self._handover.get(tp, {})
+                for sid in sorted(set(state) if partial else set(before) | set(state)):
+                    old, new = before.get(sid), state.get(sid)
+                    if old == new or (not partial and _same_backfill(old, new)):
+                        continue
                     out.append(HandoverEntry(tp, sid, new))
-        for (tp, sid, key), is_held in (held or {}).items():
-            if tp in self.stores:
-                out.append(HeldEntry(tp, sid, key, is_held))
+            for (tp, sid, key), is_held in (held or {}).items():
+                if tp in self.stores:
+                    out.append(HeldEntry(tp, sid, key, is_held))
         return out
 
-    def apply(self, sent: list[tuple[Entry, Any]]) -> None:
-        """After the transaction committed: write its entries to the stores with their checkpoints."""
+    def begin(self, writer: str) -> None:
+        """``writer`` opens a transaction: from now on its entries may lie below another's checkpoint."""
+        with self.lock:
+            self._open.add(writer)
+
+    def end(self, writer: str) -> None:
+        """``writer``'s transaction is over (applied, or aborted)."""
+        with self.lock:
+            self._open.discard(writer)
+
+    def apply(self, sent: list[tuple[Entry, Any]], writer: str = "") -> None:
+        """After the transaction committed: write its entries to the stores with their checkpoints.
+
+        The checkpoint stays where it is while another writer has a transaction open (that one's
+        entries may be committed below this one's and not applied yet): a restart reads a little more.
+        """
         by_tp: dict[TopicPartition, tuple[list[Entry], int, Entry]] = {}
         for entry, future in sent:
             offset = int(future.get(timeout=30).offset)  # done: the commit flushed every send
             entries, last, last_entry = by_tp.get(entry.tp, ([], -1, entry))
             entries.append(entry)
             by_tp[entry.tp] = (entries, offset, entry) if offset > last else (entries, last, last_entry)
-        for tp, (entries, last, last_entry) in by_tp.items():
-            store = self.stores.get(tp)
-            if store is None:
-                continue
-            store.apply(entries, last + 1, encode(last_entry)[0])
-            cache = self._handover.setdefault(tp, {})
-            for entry in entries:
-                if isinstance(entry, HandoverEntry):
-                    if entry.handover is None:
-                        cache.pop(entry.sid, None)
-                    else:
-                        cache[entry.sid] = entry.handover
+        with self.lock:
+            alone = not (self._open - {writer})
+            for tp, (entries, last, last_entry) in by_tp.items():
+                store = self.stores.get(tp)
+                if store is None:
+                    continue
+                if alone:
+                    store.apply(entries, last + 1, encode(last_entry)[0])
+                else:
+                    store.apply(entries, None)
+                cache = self._handover.setdefault(tp, {})
+                for entry in entries:
+                    if isinstance(entry, HandoverEntry):
+                        if entry.handover is None:
+                            cache.pop(entry.sid, None)
+                        else:
+                            cache[entry.sid] = entry.handover
+
+
+def _same_backfill(old: Handover | None, new: Handover | None) -> bool:
+    """Both the same backfill (the same snapshot end), perhaps at other positions."""
+    return (
+        isinstance(old, Backfilling) and isinstance(new, Backfilling) and old.snapshot_end == new.snapshot_end
+    )
