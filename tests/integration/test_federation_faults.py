@@ -1,0 +1,167 @@
+"""Federation faults (issue 17 point 5) on the two clusters, during a stream, end to end: the court
+publishes at the district, the district hub delivers to the link, the link (a sidecar process) carries
+to the city cluster, the city hub delivers to its subscriber, whose sidecar (another process) applies to
+an SQLite table with a receipt log in the same transaction.
+
+- the district cluster stopped for 30 s (the court pauses: its own cluster is down too);
+- the city cluster stopped for 30 s (the court keeps publishing: the link's backlog grows);
+- the link's subscription revoked at the district (removed from its config and applied).
+
+Each time every change the district delivered is applied once at the city subscriber, none twice,
+none else; after the revoke, nothing published later climbs. The clusters are those of
+federation_support (stopped and started here with kafka.sh, data kept).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from connectors.testing.runtime import SidecarProcess, serde_for
+from hub.app import HubProcess
+from tests.fixtures.brokers import kafka_sh
+from tests.fixtures.hubkit import apply_config, read_all, wait_for
+from tests.integration.federation_support import (
+    CITY_PORT,
+    DISTRICT_PORT,
+    SUBSCRIPTION,
+    City,
+    Court,
+    District,
+    SubscriberTable,
+    assert_applied_exactly_once,
+    city,
+    city_hub,
+    city_registry,
+    city_table,
+    clusters,
+    district,
+)
+
+pytestmark = pytest.mark.kafka
+__all__ = ["city", "city_hub", "city_registry", "clusters", "district"]  # fixtures, used by name
+
+OUTAGE_S = 30.0
+FLOWING = 60  # changes applied at the city subscriber before the fault: the path runs end to end
+CATCH_UP_S = 240.0  # longest wait for the path to drain after the fault (restarts, fencing, retries)
+
+
+@contextmanager
+def federation_path(city: City, workdir: Path) -> Iterator[SubscriberTable]:
+    """The link and the city subscriber's sidecar, as processes, while the block runs; each must stop
+    cleanly (SIGTERM) at the end."""
+    table = city_table(city, workdir)
+    link = SidecarProcess(city.connector, workdir / "link.log")
+    sink = SidecarProcess(table.connector, workdir / "subscriber.log")
+    link.start()
+    sink.start()
+    try:
+        link.wait_started(60)
+        sink.wait_started(60)
+        yield table
+    finally:
+        codes = {p.log_path.name: p.terminate() for p in (link, sink) if p.alive()}
+    assert all(code == 0 for code in codes.values()), f"a sidecar did not stop cleanly: {codes} in {workdir}"
+
+
+def stream(court: Court, *, rounds: int, gate: threading.Event | None = None) -> threading.Thread:
+    """The court's steady stream (40 keys, ``rounds`` rounds) in a thread, started."""
+    thread = threading.Thread(
+        target=court.rounds, kwargs={"keys": 40, "rounds": rounds, "every_s": 0.03, "gate": gate}, daemon=True
+    )
+    thread.start()
+    return thread
+
+
+def outage(port: int) -> None:
+    """Stop the cluster on ``port`` (SIGTERM, as an operator or a host would) for OUTAGE_S, then start it
+    on the same data."""
+    kafka_sh(port, "down")
+    time.sleep(OUTAGE_S)
+    kafka_sh(port, "up")
+
+
+def drained(
+    court: Court, thread: threading.Thread, table: SubscriberTable, expected: int | None = None
+) -> None:
+    """Wait for the stream's end and for ``expected`` (default: every change sent) receipts at the table,
+    then a quiet while in which a late repeat would show."""
+    thread.join(180)
+    assert not thread.is_alive(), "the court's stream did not end"
+    court.close()
+    count = len(court.sent) if expected is None else expected
+    wait_for(lambda: len(table.receipts()) >= count, CATCH_UP_S, f"{count} changes at the city subscriber")
+    time.sleep(3.0)
+
+
+@pytest.mark.slow
+def test_the_district_cluster_stopped_for_30s_mid_stream_loses_and_repeats_nothing(
+    district: District, city: City, city_hub: HubProcess, tmp_path: Path
+) -> None:
+    del city_hub  # running: it serves the city subscriber
+    court = Court(district)
+    gate = threading.Event()
+    gate.set()
+    with federation_path(city, tmp_path) as table:
+        thread = stream(court, rounds=8, gate=gate)
+        wait_for(lambda: len(table.receipts()) >= FLOWING, 120, "the stream at the city subscriber")
+        gate.clear()  # the court's sidecar cannot publish on its stopped cluster either
+        time.sleep(0.1)
+        court.producer.flush()
+        outage(DISTRICT_PORT)
+        gate.set()
+        drained(court, thread, table)
+    assert_applied_exactly_once(table, court.sent)
+
+
+@pytest.mark.slow
+def test_the_city_cluster_stopped_for_30s_mid_stream_loses_and_repeats_nothing(
+    district: District, city: City, city_hub: HubProcess, tmp_path: Path
+) -> None:
+    del city_hub
+    court = Court(district)
+    with federation_path(city, tmp_path) as table:
+        thread = stream(court, rounds=12)  # it outlasts the outage: the link's backlog grows meanwhile
+        wait_for(lambda: len(table.receipts()) >= FLOWING, 120, "the stream at the city subscriber")
+        outage(CITY_PORT)
+        drained(court, thread, table)
+    assert_applied_exactly_once(table, court.sent)
+
+
+def test_a_revoked_link_subscription_stops_the_climb_and_what_was_delivered_arrives_once(
+    district: District, city: City, city_hub: HubProcess, tmp_path: Path
+) -> None:
+    del city_hub
+    court = Court(district)
+    with federation_path(city, tmp_path) as table:
+        thread = stream(court, rounds=6)
+        wait_for(lambda: len(table.receipts()) >= FLOWING, 120, "the stream at the city subscriber")
+        # The district withdraws the city's subscription: its file removed, the config applied again.
+        (subscription,) = district.root.glob("subscriptions/citylink-*/credit.yaml")
+        subscription.unlink()
+        apply_config(district.root)
+        policies = district.hub.worker.live
+        wait_for(
+            lambda: SUBSCRIPTION not in policies.policies.plans, 60, "the revoke installed at the district"
+        )
+        revoked_after = court.seq  # every later change was published under the new policy
+        thread.join(180)
+        later = court.seq - revoked_after
+        serde = serde_for(district.hub.registry_url)
+        delivered = {
+            (event["key"], event["seq"])
+            for event in (
+                serde.decode(r.value, logical=False)[1]
+                for r in read_all(district.kafka, district.delivery_topic)
+            )
+        }
+        drained(court, thread, table, expected=len(delivered))
+        time.sleep(2.0)  # a little longer: anything that still climbed would show now
+    assert later >= 40, f"only {later} changes published after the revoke"
+    assert max(seq for _, seq in delivered) <= revoked_after, "the district delivered after the revoke"
+    assert_applied_exactly_once(table, {k: v for k, v in court.sent.items() if k in delivered})
