@@ -115,7 +115,12 @@ class District:
     def link_source(self, name: str) -> dict[str, Any]:
         """A hub link source (connector config) carrying this district's deliveries to the link."""
         return hub_link_source(
-            name, self.resource, self.hub_name, SUBSCRIPTION, self.hub.registry_url, self.kafka
+            name,
+            resource=self.resource,
+            hub=self.hub_name,
+            subscription=SUBSCRIPTION,
+            registry_url=self.hub.registry_url,
+            kafka=self.kafka,
         )
 
 

@@ -219,6 +219,18 @@ def test_two_districts_reach_a_province_subscriber_through_the_city_narrowed_and
             records = reader.read_quiet(quiet_s=3.0)
         finally:
             reader.close()
+        # The trace of one Xuhui key walks back through the province's, the city's and Xuhui's audits
+        # (while the registries it decodes with still serve).
+        out = io.StringIO()
+        traces = trace_command(
+            str(province_root),
+            province_hub,
+            XUHUI,
+            "(2025)沪0104执3号",
+            upstream=[str(city_root), str(xuhui.root)],
+            out=out,
+        )
+        print(out.getvalue())  # for the record (-s)
 
     assert_applied_exactly_once(table, sent)
     assert len(records) == len(sent)
@@ -236,17 +248,6 @@ def test_two_districts_reach_a_province_subscriber_through_the_city_narrowed_and
         assert [h.hub for h in provenance.hops] == [down.hub_name, city_hub, province_hub], "every hop named"
         assert all(h.carried for h in provenance.hops[:2]), "each link names what it read"
         assert provenance.hops[-1].carried is None
-
-    # The trace of one Xuhui key walks back through the province's, the city's and Xuhui's audits.
-    out = io.StringIO()
-    traces = trace_command(
-        str(province_root),
-        province_hub,
-        XUHUI,
-        "(2025)沪0104执3号",
-        upstream=[str(city_root), str(xuhui.root)],
-        out=out,
-    )
-    print(out.getvalue())  # for the record (-s)
     assert len(traces) == 3, out.getvalue()  # created, then updated twice
     assert all(t.ok for t in traces), out.getvalue()
+    assert all(len([s for s in t.steps if s.what == "hop"]) == 3 for t in traces), out.getvalue()
