@@ -38,6 +38,7 @@ from hub.core import names
 from hub.core.envelope import ChangeEvent, Op, change_event_schema, key_bytes
 from hub.core.kafka import make_producer
 from hub.core.kafka_settings import KafkaSettings
+from hub.monitor.lag_path import read_admin
 from tests.fixtures.brokers import private_broker, private_port
 from tests.fixtures.federation import (
     LINK_SUBSCRIPTION,
@@ -250,6 +251,14 @@ def city_hub(city: City) -> Iterator[HubProcess]:
     """The city hub, applied and running on the city cluster: it serves the city's own subscription."""
     with running_hub(apply_config(city.root), city.hub_name) as process:
         yield process
+
+
+def link_on_status_page(hub: HubProcess, dept: str) -> dict[str, Any] | None:
+    """The hub link's source on ``hub``'s status page once it reports nothing waiting, else None."""
+    assert hub.admin_url is not None
+    sources = read_admin(hub.admin_url)["path"]["sources"]
+    links = [s for s in sources if s["kind"] == "hub_link" and s["department"] == dept]
+    return links[0] if links and links[0]["rows"] == 0 else None
 
 
 @contextmanager
