@@ -15,6 +15,8 @@ debtor the district delivers is a record the city's schema cannot take.
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -39,6 +41,7 @@ from hub.core.envelope import ChangeEvent, Op, change_event_schema, key_bytes
 from hub.core.kafka import make_producer
 from hub.core.kafka_settings import KafkaSettings
 from hub.monitor.lag_path import read_admin
+from hub.provision.credentials import issue
 from tests.fixtures.brokers import private_broker, private_port
 from tests.fixtures.federation import (
     LINK_SUBSCRIPTION,
@@ -106,6 +109,7 @@ class District:
     court: str
     kafka: KafkaSettings
     root: Path
+    link: str  # the link, as a department of the district
     resource: str = RESOURCE
     area: str = "0115"  # the court's area code in its case numbers (Pudong's)
 
@@ -121,14 +125,50 @@ class District:
             hub=self.hub_name,
             subscription=SUBSCRIPTION,
             registry_url=self.hub.registry_url,
-            kafka=self.kafka,
+            connection=party_connection(self.kafka, self.link, self.root.parent / "credentials"),
         )
 
 
+def secure_clusters() -> bool:
+    """Whether the private clusters are secure (mutual TLS, ACLs): so when the tests connect so, as
+    `make test` does (tests.fixtures.brokers starts them like the broker the tests connect to)."""
+    return os.environ.get("XHUB_KAFKA_SECURITY_PROTOCOL") == "SSL" and bool(
+        os.environ.get("XHUB_KAFKA_SSL_CAFILE")
+    )
+
+
+def party_connection(kafka: KafkaSettings, party: str, folder: Path) -> dict[str, Any]:
+    """How ``party`` connects to ``kafka`` (a connector config's ``kafka``): on secure clusters (as `make
+    test` runs them) with a certificate of its own, issued in ``folder`` by the brokers' CA, so that
+    only the ACLs `xhub apply` gave it let it in; else plaintext."""
+    if not secure_clusters():
+        return {"bootstrap_servers": kafka.bootstrap_servers, "security_protocol": "PLAINTEXT"}
+    folder.mkdir(parents=True, exist_ok=True)
+    brokers_ca = Path(os.environ["XHUB_KAFKA_SSL_CAFILE"]).parent
+    for name in ("ca.pem", "ca.key"):  # the brokers' CA, copied: parties are issued here, not there
+        if not (folder / name).exists():
+            shutil.copy(brokers_ca / name, folder / name)
+    cert, key = issue(folder, party)
+    return {
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "security_protocol": "SSL",
+        "ssl_cafile": str(folder / "ca.pem"),
+        "ssl_certfile": str(cert),
+        "ssl_keyfile": str(key),
+    }
+
+
 def hub_link_source(
-    name: str, *, resource: str, hub: str, subscription: str, registry_url: str, kafka: KafkaSettings
+    name: str,
+    *,
+    resource: str,
+    hub: str,
+    subscription: str,
+    registry_url: str,
+    connection: dict[str, Any],
 ) -> dict[str, Any]:
-    """The connector config of a hub link source reading ``hub``'s deliveries to ``subscription``."""
+    """The connector config of a hub link source reading ``hub``'s deliveries to ``subscription``, on
+    the cluster of ``connection`` (see :func:`party_connection`)."""
     return {
         "name": name,
         "type": "hub_link",
@@ -138,7 +178,7 @@ def hub_link_source(
             "hub": hub,
             "subscription": subscription,
             "registry_url": registry_url,
-            "kafka": {"bootstrap_servers": kafka.bootstrap_servers},
+            "kafka": connection,
         },
     }
 
@@ -166,11 +206,12 @@ def running_district(
     renames = isolate_config(DEMO_CONFIG, root, kafka, token)
     hub = f"{name}-{token}"
     recode(root, renames["pudong"], hub)
-    add_link_subscription(root, link=f"citylink-{token}", hub=hub, court=renames["court"])
+    link = f"citylink-{token}"
+    add_link_subscription(root, link=link, hub=hub, court=renames["court"])
     recode(root, RESOURCE, resource)  # the catalog, the grants, the subscriptions (the link's too)
     cfg = apply_config(root)
     with running_hub(cfg, hub) as process:
-        yield District(cfg, process, hub, renames["court"], kafka, root, resource, area)
+        yield District(cfg, process, hub, renames["court"], kafka, root, link, resource, area)
 
 
 # --- the city side: its catalog knows the district's list as a resource of the link --------------

@@ -48,6 +48,7 @@ from tests.integration.federation_support import (
     clusters,
     district,
     hub_link_source,
+    party_connection,
     registry_on,
     running_district,
     running_hub,
@@ -183,7 +184,7 @@ def test_two_districts_reach_a_province_subscriber_through_the_city_narrowed_and
                 hub=city_hub,
                 subscription=UP[code],
                 registry_url=city_registry,
-                kafka=upper,
+                connection=party_connection(upper, province_link, tmp_path / "credentials"),
             )
             for code in (RESOURCE, XUHUI)
         ]
