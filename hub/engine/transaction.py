@@ -43,6 +43,7 @@ ABORT_PAUSE_S = 1.0  # after a first abort, before the input is read again
 MAX_PAUSE_S = 15.0  # the pause doubles while the failures go on, up to this
 STEP_TIMEOUT_S = 30.0  # longest wait for the offsets' and the commit's answers
 OFFSET_READS = 5  # tries to read the committed offsets after an unanswered commit, then stop the worker
+EXPIRED_SHARE = 0.8  # fenced after this share of the transaction timeout: the broker aborted it, retry
 
 
 class Backoff:
@@ -108,8 +109,11 @@ class TransactionStep:
         # "Invalid transition ... BUMPING_PRODUCER_EPOCH"); a new producer with the same transactional
         # id fences the old one and the broker aborts its open transaction.
         self.reopen: Callable[[], KafkaProducer] | None = None
+        # The producer's transaction timeout, after which the broker aborts an open transaction.
+        self.timeout_s = STEP_TIMEOUT_S
         # How to pause after an abort; the worker sets its stop event's wait, so stopping is not delayed.
         self.wait: Callable[[float], object] = time.sleep
+        self.clock: Callable[[], float] = time.monotonic  # how long a step has run (tests set their own)
         self._log = log.bind(hub=hub)
 
     def run(
@@ -130,6 +134,7 @@ class TransactionStep:
             FatalError: the failed transaction could not be aborted.
         """
         chain_state = self.chain.snapshot()
+        began = self.clock()
         positions: Positions = {}
         metadata = ""
         committing = False
@@ -150,6 +155,18 @@ class TransactionStep:
             committing = True
             commit_transaction_within(self.producer, STEP_TIMEOUT_S)
         except ProducerFencedError as exc:
+            if self.reopen is not None and self.clock() - began >= EXPIRED_SHARE * self.timeout_s:
+                # The broker also fences a transaction it aborted for running too long: after an outage
+                # (the district hub's worker died of it when the district cluster stopped mid-stream).
+                # That step is ours to read again with a fresh producer; fenced quickly means another
+                # worker took over, which is fatal.
+                self._log.warning("transaction_expired", error=f"{type(exc).__name__}: {exc}")
+                self._replace_producer()
+                self._abort(chain_state, exc, settled=True)
+                if rewind is not None:
+                    rewind()
+                self.wait(self.backoff.next())
+                return False
             raise WorkerFencedError(
                 f"hub {self.hub} worker {self.worker_id}: transactional id {self.transactional_id} "
                 "was taken over by another worker (two workers with the same --worker-id?)"

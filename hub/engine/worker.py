@@ -254,6 +254,7 @@ class HubWorker:
                     return fresh
 
             tx.reopen = reopen
+            tx.timeout_s = self.options.transaction_timeout_ms / 1000
             self._loop(tx, consumer)
         finally:
             self._log.info("worker_stopping", worker=self.options.worker_id)

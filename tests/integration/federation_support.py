@@ -117,15 +117,20 @@ class District:
     def delivery_topic(self) -> str:
         return names.delivery_topic(self.hub_name, SUBSCRIPTION)
 
-    def link_source(self, name: str) -> dict[str, Any]:
-        """A hub link source (connector config) carrying this district's deliveries to the link."""
+    def link_source(self, name: str, *, own_identity: bool = True) -> dict[str, Any]:
+        """A hub link source (connector config) carrying this district's deliveries to the link: with
+        the link's own certificate on secure clusters, or (``own_identity`` False) as the tests'
+        super user."""
+        connection = {"bootstrap_servers": self.kafka.bootstrap_servers}
+        if own_identity:
+            connection = party_connection(self.kafka, self.link, self.root.parent / "credentials")
         return hub_link_source(
             name,
             resource=self.resource,
             hub=self.hub_name,
             subscription=SUBSCRIPTION,
             registry_url=self.hub.registry_url,
-            connection=party_connection(self.kafka, self.link, self.root.parent / "credentials"),
+            connection=connection,
         )
 
 
@@ -296,10 +301,16 @@ def city_hub(city: City) -> Iterator[HubProcess]:
 
 def link_on_status_page(hub: HubProcess, dept: str) -> dict[str, Any] | None:
     """The hub link's source on ``hub``'s status page once it reports nothing waiting, else None."""
+    link = link_status(hub, dept)
+    return link if link is not None and link["rows"] == 0 else None
+
+
+def link_status(hub: HubProcess, dept: str) -> dict[str, Any] | None:
+    """The hub link's source (of department ``dept``) as ``hub``'s status page shows it, if it does."""
     assert hub.admin_url is not None
     sources = read_admin(hub.admin_url)["path"]["sources"]
     links = [s for s in sources if s["kind"] == "hub_link" and s["department"] == dept]
-    return links[0] if links and links[0]["rows"] == 0 else None
+    return links[0] if links else None
 
 
 @contextmanager

@@ -44,6 +44,7 @@ from tests.integration.federation_support import (
     clusters,
     district,
     link_on_status_page,
+    link_status,
     secure_clusters,
 )
 
@@ -173,9 +174,14 @@ def test_a_revoked_link_subscription_stops_the_climb_and_what_climbed_arrives_on
         delivered = district_deliveries(district)
         if secure_clusters():  # the link lost its READ: it carries what it read before, then nothing
             settled(table, quiet_s=8.0)
-        else:
+            # The city's operators see it: the link cannot read its district topic (not "drained").
+            wait_for(lambda: _shown_stopped(city_hub, city), 60, "the revoked link shown as stopped")
+            link = link_status(city_hub, city.dept)
+            assert link is not None
+            assert district.delivery_topic in link["reason"], link
+            assert "revoked" in link["reason"], link
+        else:  # no ACLs: the link could still read, but nothing comes
             drained(court, thread, table, expected=sum(len(d) for d in delivered.values()))
-        print("link after the revoke:", link_on_status_page(city_hub, city.dept))  # for the record (-s)
     assert later >= 40, f"only {later} changes published after the revoke"
     assert all(seq <= revoked_after for d in delivered.values() for _, seq in d), "delivered after the revoke"
     carried = set(table.receipts())
@@ -186,6 +192,11 @@ def test_a_revoked_link_subscription_stops_the_climb_and_what_climbed_arrives_on
     if not secure_clusters():
         assert carried == everything, "what the district delivered before the revoke arrives"
     assert_applied_exactly_once(table, {k: v for k, v in court.sent.items() if k in carried & everything})
+
+
+def _shown_stopped(city_hub: HubProcess, city: City) -> bool:
+    link = link_status(city_hub, city.dept)
+    return link is not None and link["status"] == "STOP"
 
 
 def district_deliveries(district: District) -> dict[int, list[tuple[str, int]]]:

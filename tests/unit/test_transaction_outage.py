@@ -1,10 +1,14 @@
-"""A hub step whose commit the broker did not answer in time: read again only if it was not made.
+"""A hub step caught by a cluster outage (both found by tests/integration/test_federation_faults.py).
 
-Found by tests/integration/test_federation_faults.py: the city cluster stopped while the city hub
-committed a batch; the answer never came, the hub took the step as aborted and delivered the batch again,
-while the coordinator had decided the commit and completed it after the restart (38 changes twice at
-the city subscriber, the audit chain's entries twice). The fakes here stand for kafka-python's
-transactional producer (its commit never answered) and the group's committed offsets.
+- Its commit not answered in time: read again only if it was not made. The city cluster stopped while
+  the city hub committed a batch; the answer never came, the hub took the step as aborted and delivered
+  the batch again, while the coordinator had decided the commit and completed it after the restart (38
+  changes twice at the city subscriber, the audit chain's entries twice).
+- Fenced because the broker aborted it for running too long: read again with a fresh producer. The
+  district hub's worker took that for another worker's takeover and died when the district cluster
+  stopped mid-stream.
+
+The fakes stand for kafka-python's transactional producer and the group's committed offsets.
 """
 
 from __future__ import annotations
@@ -12,10 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import ProducerFencedError
 from kafka.structs import OffsetAndMetadata
 
 from hub.audit.chain import AuditChain
+from hub.engine.errors import WorkerFencedError
 from hub.engine.handover import PartitionState
 from hub.engine.state.changelog import Changelog
 from hub.engine.state.store import StateStore
@@ -156,3 +163,37 @@ def test_a_commit_not_made_is_read_again_after_one_reopen() -> None:
     assert events == ["reopened"], "the fresh producer settled it: no second reopen"
     assert step.stats.aborted_transactions == 1
     assert producers[0].closed
+
+
+def _fenced_after(seconds: float) -> tuple[TransactionStep, list[str]]:
+    """A step fenced ``seconds`` after it began (its transaction timeout: 30 s)."""
+    step, _, _, events = _step(made=False)
+    clock = iter([0.0, seconds])
+    step.clock = lambda: next(clock)
+    step.timeout_s = 30.0
+    return step, events
+
+
+def _fenced_body(chain: AuditChain) -> Any:
+    def body(producer: Any) -> Any:
+        del producer
+        chain.append({"kind": "delivered"})
+        raise ProducerFencedError()
+
+    return body
+
+
+def test_a_transaction_the_broker_let_expire_is_read_again_with_a_fresh_producer() -> None:
+    step, events = _fenced_after(40.0)
+    rewound: list[bool] = []
+    assert step.run(_fenced_body(step.chain), rewind=lambda: rewound.append(True)) is False
+    assert rewound == [True]
+    assert events == ["reopened"]
+    assert step.chain.seq == 0
+
+
+def test_fenced_quickly_is_another_workers_takeover() -> None:
+    step, events = _fenced_after(1.0)
+    with pytest.raises(WorkerFencedError):
+        step.run(_fenced_body(step.chain))
+    assert events == []
