@@ -62,9 +62,12 @@ bench: $(STAMP)
 	client_env=$$($(KAFKA) client-env $(KAFKA_ARGS)) && eval "$$client_env" && XHUB_TEST_BOOTSTRAP=$$($(KAFKA) bootstrap) $(PY) -m tests.bench.run
 
 # Broker failures on a private three-broker cluster (ports XHUB_CHAOS_PORT.., default 29110-29115), which the
-# test starts and stops itself; the summary table is printed from build/chaos/summary.json.
+# test starts and stops itself; the summary table is printed from build/chaos/summary.json. Then the
+# federation's 30 s outages of the district and the city cluster (the private clusters of the federation
+# tests; `make test` runs them 5 s long).
 chaos: $(STAMP)
-	@$(PY) -m pytest -m chaos -s -p no:cacheprovider tests/integration/test_broker_chaos.py $(PYTEST_ARGS); rc=$$?; \
+	@$(PY) -m pytest -m chaos -s -p no:cacheprovider tests/integration/test_broker_chaos.py \
+	  tests/integration/test_federation_faults.py $(PYTEST_ARGS); rc=$$?; \
 	[ -f build/chaos/summary.json ] && $(PY) -m tests.integration.broker_chaos build/chaos/summary.json; \
 	exit $$rc
 

@@ -149,11 +149,14 @@ class BacklogReporter:
             held, age = status.get("wal_held_bytes"), status.get("wal_held_age_s")
             # A hub link counts what waits on the district's delivery topic; others leave nothing behind.
             rows, oldest = status.get("backlog_rows", 0), status.get("backlog_oldest_commit_ms")
+            counted = rows if isinstance(rows, int) else None
             sources[r.source.name] = SourceBacklog(
                 r.source.kind,
                 status["state"],
-                rows if isinstance(rows, int) else None,
+                counted,
                 oldest if isinstance(oldest, int) else None,
+                # Why it is not counted (a link that cannot read its district topic), for the operators.
+                error=str(status["last_error"]) if counted is None and status.get("last_error") else None,
                 resources=tuple(r.source.resources),
                 wal_held_bytes=held if isinstance(held, int) else None,
                 wal_held_age_s=float(age) if isinstance(age, int | float) else None,

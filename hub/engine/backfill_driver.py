@@ -241,6 +241,7 @@ class BackfillDriver:
             )
             tx.wait = self._stop.wait
             tx.reopen = lambda: self._reopen(client_id, tx)
+            tx.timeout_s = c.transaction_timeout_ms / 1000  # a fence after most of it: the broker's abort
             while not self._stop.is_set():
                 if not self._step(tx):
                     self._stop.wait(RETRY_PAUSE_S)

@@ -9,10 +9,11 @@ carrying the audit chain's head, see hub/audit/anchor.py), and commits; then the
 takes the changes. On a failure it aborts, restores the audit chain to where
 it stood (the aborted entries never became visible) and lets the caller rewind its reading positions,
 so the same input is read again, after a pause that grows from 1 s to 15 s while the failures go on
-(the broker or the registry is down: wait for it without losing the place). Fencing (another worker
-took over the transactional id) is fatal. The backfill task runs its own step (own producer, own
-transactional id): no consumed offsets (its position is in its state entries), and only the state of the
-subscriptions it serves.
+(the broker or the registry is down: wait for it without losing the place). A commit the broker did not
+answer in time may still have been made: the committed offsets (and the chain head in their metadata)
+tell, and a step made after all is not read again. Fencing (another worker took over the transactional
+id) is fatal. The backfill task runs its own step (own producer, own transactional id): no consumed
+offsets (its position is in its state entries), and only the state of the subscriptions it serves.
 Like the checkpoint of quix-streams: one class owns the commit, the callers only say what goes in it.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError, ProducerFencedError
@@ -42,6 +44,8 @@ log = get_logger("engine")
 ABORT_PAUSE_S = 1.0  # after a first abort, before the input is read again
 MAX_PAUSE_S = 15.0  # the pause doubles while the failures go on, up to this
 STEP_TIMEOUT_S = 30.0  # longest wait for the offsets' and the commit's answers
+OFFSET_READS = 5  # tries to read the committed offsets after an unanswered commit, then stop the worker
+EXPIRED_SHARE = 0.8  # fenced after this share of the transaction timeout: the broker aborted it, retry
 
 
 class Backoff:
@@ -115,8 +119,11 @@ class TransactionStep:
         # "Invalid transition ... BUMPING_PRODUCER_EPOCH"); a new producer with the same transactional
         # id fences the old one and the broker aborts its open transaction.
         self.reopen: Callable[[], KafkaProducer] | None = None
+        # The producer's transaction timeout, after which the broker aborts an open transaction.
+        self.timeout_s = STEP_TIMEOUT_S
         # How to pause after an abort; the worker sets its stop event's wait, so stopping is not delayed.
         self.wait: Callable[[float], object] = time.sleep
+        self.clock: Callable[[], float] = time.monotonic  # how long a step has run (tests set their own)
         self._log = log.bind(hub=hub)
 
     def run(
@@ -138,6 +145,10 @@ class TransactionStep:
         """
         chain_state = self.chain.snapshot()
         self.state.begin(self.transactional_id)
+        began = self.clock()
+        positions: Positions = {}
+        metadata = ""
+        committing = False
         try:
             self.producer.begin_transaction()
             positions = body(self.producer)
@@ -155,28 +166,57 @@ class TransactionStep:
                 send_offsets_within(self.producer, offsets, self.consumer.group_metadata(), STEP_TIMEOUT_S)
             # Bounded: after a broker restart or the coordinator's death an answer can be lost, and the
             # worker then hung here for good (make chaos); a timeout aborts, reopening the producer.
+            committing = True
             commit_transaction_within(self.producer, STEP_TIMEOUT_S)
         except ProducerFencedError as exc:
+            if self.reopen is not None and self.clock() - began >= EXPIRED_SHARE * self.timeout_s:
+                # The broker also fences a transaction it aborted for running too long: after an outage
+                # (the district hub's worker died of it when the district cluster stopped mid-stream).
+                # That step is ours to read again with a fresh producer; fenced quickly means another
+                # worker took over, which is fatal.
+                self._log.warning("transaction_expired", error=f"{type(exc).__name__}: {exc}")
+                self._replace_producer()
+                self._abort(chain_state, exc, settled=True)
+                return self._failed(rewind)
             raise WorkerFencedError(
                 f"hub {self.hub} worker {self.worker_id}: transactional id {self.transactional_id} "
                 "was taken over by another worker (two workers with the same --worker-id?)"
             ) from exc
         except (KafkaError, RetriableError) as exc:
-            self._abort(chain_state, exc)
-            self.state.end(self.transactional_id)
-            if rewind is not None:
-                rewind()
-            self.wait(self.backoff.next())
-            return False
+            # Only a step that appended to the chain can be told apart from the one before it; the backfill
+            # task commits no offsets, so its unanswered commit is read again (its chunks are upserts).
+            unanswered = (
+                committing
+                and isinstance(exc, KafkaTimeoutError)
+                and self.reopen is not None
+                and self.consumer is not None
+            )
+            telling = bool(positions) and self.chain.snapshot() != chain_state
+            if unanswered and telling and self._committed_after_all(positions, metadata, exc):
+                return self._committed(sent)
+            self._abort(chain_state, exc, settled=unanswered and telling)
+            return self._failed(rewind)
         except BaseException:
             self.state.end(self.transactional_id)
             raise
+        return self._committed(sent)
+
+    def _committed(self, sent: list[tuple[Entry, Any]]) -> bool:
+        """The step committed: the local store takes its changes."""
         self.backoff.reset()
         try:
             self.state.apply(sent, self.transactional_id)
         finally:
             self.state.end(self.transactional_id)
         return True
+
+    def _failed(self, rewind: Callable[[], None] | None) -> bool:
+        """The step aborted: its input is read again after the backoff pause."""
+        self.state.end(self.transactional_id)
+        if rewind is not None:
+            rewind()
+        self.wait(self.backoff.next())
+        return False
 
     def _ended_backfills(self, entries: list[Entry]) -> list[tuple[TopicPartition, str]]:
         """The subscriptions whose committed backfill these entries end or replace."""
@@ -187,12 +227,68 @@ class TransactionStep:
             and isinstance(self.state.handover(entry.tp).get(entry.sid), Backfilling)
         ]
 
-    def _abort(self, chain_state: tuple[int, str], exc: Exception) -> None:
+    def _committed_after_all(self, positions: Positions, metadata: str, exc: KafkaTimeoutError) -> bool:
+        """Whether a commit the broker did not answer in time took effect anyway.
+
+        The answer can be lost while the commit goes through: a coordinator that wrote its decision
+        completes it after a restart. Re-reading the step's input then delivered it twice (seen when the
+        city cluster of a federation test stopped mid-stream). A fresh producer settles the transaction
+        (its ``init_transactions`` waits for a decided commit to complete and aborts an undecided one),
+        and the offsets went in the same transaction: the group's committed offsets tell which it was,
+        with the chain head of this step in their metadata.
+
+        Raises:
+            FatalError: the committed offsets could not be read (a restart resumes from them).
+        """
+        assert self.reopen is not None  # checked by the caller
+        assert self.consumer is not None  # the worker's step: the backfill task's commits no offsets
+        consumer = self.consumer
+        self._log.warning("transaction_commit_unanswered", error=f"{type(exc).__name__}: {exc}")
+        self._replace_producer()
+        for attempt in range(OFFSET_READS):
+            try:
+                committed = {
+                    tp: consumer.committed(tp, metadata=True, timeout_ms=int(STEP_TIMEOUT_S * 1000))
+                    for tp in positions
+                }
+                break
+            except KafkaError as read_exc:
+                self._log.warning(
+                    "committed_offsets_unread", attempt=attempt + 1, error=f"{type(read_exc).__name__}"
+                )
+                self.wait(self.backoff.next())
+        else:
+            raise FatalError(
+                f"hub {self.hub}: a commit was not answered and the committed offsets cannot be read: "
+                "stopping so that a restart resumes from them"
+            ) from exc
+        landed = all(
+            (got := committed[tp]) is not None and (got.offset, got.metadata) == (offset, metadata)
+            for tp, (offset, _) in positions.items()
+        )
+        if landed:
+            self._log.warning("transaction_committed_unanswered", partitions=len(positions))
+        return landed
+
+    def _replace_producer(self) -> None:
+        """Drop the current producer for a fresh one (its ``init_transactions`` fences the old one)."""
+        assert self.reopen is not None
+        try:
+            self.producer.close(timeout=1)
+        except Exception as close_exc:  # noqa: BLE001 - the broken producer is dropped whatever it says
+            self._log.debug("producer_close_failed", error=type(close_exc).__name__)
+        self.producer = self.reopen()
+
+    def _abort(self, chain_state: tuple[int, str], exc: Exception, *, settled: bool = False) -> None:
+        """Count and log the failed step, restore the chain, and abort its transaction unless a fresh
+        producer already ``settled`` it."""
         # Kafka and registry errors name topics, codes and URLs, never record values.
         self._log.warning("transaction_aborted", error=f"{type(exc).__name__}: {exc}")
         with self.stats.lock:
             self.stats.aborted_transactions += 1
         self.chain.restore(chain_state)
+        if settled:
+            return
         try:
             if isinstance(exc, KafkaTimeoutError) and self.reopen is not None:
                 # Something did not answer in time: a new producer (its init_transactions fences this
@@ -202,11 +298,7 @@ class TransactionStep:
         except KafkaError as abort_exc:
             if self.reopen is not None:
                 self._log.warning("producer_reopened", error=f"{type(abort_exc).__name__}: {abort_exc}")
-                try:
-                    self.producer.close(timeout=1)
-                except Exception as close_exc:  # noqa: BLE001 - the broken producer is dropped whatever it says
-                    self._log.debug("producer_close_failed", error=type(close_exc).__name__)
-                self.producer = self.reopen()
+                self._replace_producer()
                 return
             raise FatalError(
                 f"hub {self.hub}: could not abort a failed transaction: {abort_exc}"

@@ -275,6 +275,7 @@ class HubWorker:
                     return fresh
 
             tx.reopen = reopen
+            tx.timeout_s = self.options.transaction_timeout_ms / 1000
             tx.claim = self.backfill.release
             self.backfill.start()
             self._loop(tx, consumer)

@@ -15,13 +15,18 @@ debtor the district delivers is a record the city's schema cannot take.
 
 from __future__ import annotations
 
+import os
+import shutil
+import sqlite3
+import threading
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,12 +40,15 @@ from hub.core import names
 from hub.core.envelope import ChangeEvent, Op, change_event_schema, key_bytes
 from hub.core.kafka import make_producer
 from hub.core.kafka_settings import KafkaSettings
+from hub.monitor.lag_path import read_admin
+from hub.provision.credentials import issue
 from tests.fixtures.brokers import private_broker, private_port
 from tests.fixtures.federation import (
     LINK_SUBSCRIPTION,
     RESOURCE,
     add_link_subscription,
     district_terms,
+    recode,
     write_city_config,
 )
 from tests.fixtures.hubkit import apply_config
@@ -69,16 +77,25 @@ def clusters() -> Iterator[tuple[KafkaSettings, KafkaSettings]]:
 @pytest.fixture(scope="session")
 def city_registry(clusters: tuple[KafkaSettings, KafkaSettings]) -> Iterator[str]:
     """The city's schema registry: built in, stored on the city cluster."""
+    with registry_on(clusters[1]) as url:
+        yield url
+
+
+@contextmanager
+def registry_on(kafka: KafkaSettings) -> Iterator[str]:
+    """A built-in schema registry stored on ``kafka`` while the block runs; its url."""
     from hub.registry.server import RegistryServer
     from hub.registry.store import SchemaStore
 
-    store = SchemaStore(clusters[1])
+    store = SchemaStore(kafka)
     store.start()
     server = RegistryServer(store, port=0)
     server.start()
-    yield server.url
-    server.stop()
-    store.stop()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        store.stop()
 
 
 # --- the district: a real hub delivering to the link's subscription --------------------------------
@@ -92,30 +109,114 @@ class District:
     court: str
     kafka: KafkaSettings
     root: Path
+    link: str  # the link, as a department of the district
+    resource: str = RESOURCE
+    area: str = "0115"  # the court's area code in its case numbers (Pudong's)
 
     @property
     def delivery_topic(self) -> str:
         return names.delivery_topic(self.hub_name, SUBSCRIPTION)
+
+    def link_source(self, name: str, *, own_identity: bool = True) -> dict[str, Any]:
+        """A hub link source (connector config) carrying this district's deliveries to the link: with
+        the link's own certificate on secure clusters, or (``own_identity`` False) as the tests'
+        super user."""
+        connection = {"bootstrap_servers": self.kafka.bootstrap_servers}
+        if own_identity:
+            connection = party_connection(self.kafka, self.link, self.root.parent / "credentials")
+        return hub_link_source(
+            name,
+            resource=self.resource,
+            hub=self.hub_name,
+            subscription=SUBSCRIPTION,
+            registry_url=self.hub.registry_url,
+            connection=connection,
+        )
+
+
+def secure_clusters() -> bool:
+    """Whether the private clusters are secure (mutual TLS, ACLs): so when the tests connect so, as
+    `make test` does (tests.fixtures.brokers starts them like the broker the tests connect to)."""
+    return os.environ.get("XHUB_KAFKA_SECURITY_PROTOCOL") == "SSL" and bool(
+        os.environ.get("XHUB_KAFKA_SSL_CAFILE")
+    )
+
+
+def party_connection(kafka: KafkaSettings, party: str, folder: Path) -> dict[str, Any]:
+    """How ``party`` connects to ``kafka`` (a connector config's ``kafka``): on secure clusters (as `make
+    test` runs them) with a certificate of its own, issued in ``folder`` by the brokers' CA, so that
+    only the ACLs `xhub apply` gave it let it in; else plaintext."""
+    if not secure_clusters():
+        return {"bootstrap_servers": kafka.bootstrap_servers, "security_protocol": "PLAINTEXT"}
+    folder.mkdir(parents=True, exist_ok=True)
+    brokers_ca = Path(os.environ["XHUB_KAFKA_SSL_CAFILE"]).parent
+    for name in ("ca.pem", "ca.key"):  # the brokers' CA, copied: parties are issued here, not there
+        if not (folder / name).exists():
+            shutil.copy(brokers_ca / name, folder / name)
+    cert, key = issue(folder, party)
+    return {
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "security_protocol": "SSL",
+        "ssl_cafile": str(folder / "ca.pem"),
+        "ssl_certfile": str(cert),
+        "ssl_keyfile": str(key),
+    }
+
+
+def hub_link_source(
+    name: str,
+    *,
+    resource: str,
+    hub: str,
+    subscription: str,
+    registry_url: str,
+    connection: dict[str, Any],
+) -> dict[str, Any]:
+    """The connector config of a hub link source reading ``hub``'s deliveries to ``subscription``, on
+    the cluster of ``connection`` (see :func:`party_connection`)."""
+    return {
+        "name": name,
+        "type": "hub_link",
+        "resource": resource,
+        "batch_size": 100,
+        "district": {
+            "hub": hub,
+            "subscription": subscription,
+            "registry_url": registry_url,
+            "kafka": connection,
+        },
+    }
 
 
 @pytest.fixture
 def district(
     clusters: tuple[KafkaSettings, KafkaSettings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[District]:
-    kafka = clusters[0]
-    token = uuid.uuid4().hex[:6]
-    root = tmp_path / "district"
-    renames = isolate_config(DEMO_CONFIG, root, kafka, token)
-    link = f"citylink-{token}"
-    add_link_subscription(root, link=link, hub=renames["pudong"], court=renames["court"])
     monkeypatch.setenv("XHUB_PUDONG_SECRET", "test-secret-pudong-0123456789")
     monkeypatch.setenv("XHUB_CITY_SECRET", "test-secret-city-0123456789")
     monkeypatch.setenv("XHUB_PUDONG_AUDIT_KEY", "test-audit-key-pudong-0123456789")
     monkeypatch.setenv("XHUB_CITY_AUDIT_KEY", "test-audit-key-city-0123456789")
     monkeypatch.setenv("XHUB_STATE_DIR", str(tmp_path / "state"))
+    with running_district(clusters[0], tmp_path / "district") as running:
+        yield running
+
+
+@contextmanager
+def running_district(
+    kafka: KafkaSettings, root: Path, *, name: str = "pudong", resource: str = RESOURCE, area: str = "0115"
+) -> Iterator[District]:
+    """A district (the demo config as hub ``name``-<token>, its court's list coded ``resource``, with the
+    link's subscription), applied on ``kafka`` and its hub running while the block runs."""
+    token = uuid.uuid4().hex[:6]
+    renames = isolate_config(DEMO_CONFIG, root, kafka, token)
+    hub = f"{name}-{token}"
+    recode(root, renames["pudong"], hub)
+    link = f"citylink-{token}"
+    add_link_subscription(root, link=link, hub=hub, court=renames["court"])
+    recode(root, RESOURCE, resource)  # the catalog, the grants, the subscriptions (the link's too)
     cfg = apply_config(root)
-    with running_hub(cfg, renames["pudong"]) as process:
-        yield District(cfg, process, renames["pudong"], renames["court"], kafka, root)
+    with running_hub(cfg, hub) as process:
+        yield District(cfg, process, hub, renames["court"], kafka, root, link, resource, area)
 
 
 # --- the city side: its catalog knows the district's list as a resource of the link --------------
@@ -134,6 +235,7 @@ class City:
     connector: Path
     root: Path
     hub_name: str
+    subscriber: str
 
     @property
     def source_topic(self) -> str:
@@ -179,27 +281,15 @@ def city(
         departments=[subscriber],
         subscriptions=[subscription],
     )
-    source = {
-        "name": "pudong-debtors",
-        "type": "hub_link",
-        "resource": RESOURCE,
-        "batch_size": 100,
-        "district": {
-            "hub": district.hub_name,
-            "subscription": SUBSCRIPTION,
-            "registry_url": district.hub.registry_url,
-            "kafka": {"bootstrap_servers": district.kafka.bootstrap_servers},
-        },
-    }
     connector = write_connector_config(
         tmp_path / "link.yaml",
         dept=dept,
         catalog=root,
         bootstrap=kafka.bootstrap_servers,
         registry_url=city_registry,
-        sources=[source],
+        sources=[district.link_source("pudong-debtors")],
     )
-    return City(kafka, city_registry, dept, connector, root, hub)
+    return City(kafka, city_registry, dept, connector, root, hub, subscriber["id"])
 
 
 @pytest.fixture
@@ -207,6 +297,20 @@ def city_hub(city: City) -> Iterator[HubProcess]:
     """The city hub, applied and running on the city cluster: it serves the city's own subscription."""
     with running_hub(apply_config(city.root), city.hub_name) as process:
         yield process
+
+
+def link_on_status_page(hub: HubProcess, dept: str) -> dict[str, Any] | None:
+    """The hub link's source on ``hub``'s status page once it reports nothing waiting, else None."""
+    link = link_status(hub, dept)
+    return link if link is not None and link["rows"] == 0 else None
+
+
+def link_status(hub: HubProcess, dept: str) -> dict[str, Any] | None:
+    """The hub link's source (of department ``dept``) as ``hub``'s status page shows it, if it does."""
+    assert hub.admin_url is not None
+    sources = read_admin(hub.admin_url)["path"]["sources"]
+    links = [s for s in sources if s["kind"] == "hub_link" and s["department"] == dept]
+    return links[0] if links else None
 
 
 @contextmanager
@@ -228,8 +332,10 @@ class Court:
     source commit time; remembers (key, seq) -> (op, commit time)."""
 
     def __init__(self, district: District) -> None:
-        self.topic = names.source_topic(district.court, RESOURCE)
-        self.schema = change_event_schema(RESOURCE, district.cfg.schemas[RESOURCE])
+        self.resource = district.resource
+        self.area = district.area
+        self.topic = names.source_topic(district.court, self.resource)
+        self.schema = change_event_schema(self.resource, district.cfg.schemas[self.resource])
         self.serde = serde_for(district.hub.registry_url)
         self.producer = make_producer(district.kafka, "test-court")
         self.court = district.court
@@ -238,7 +344,7 @@ class Court:
 
     def publish(self, n: int, op: Op, *, debtor_type: str = "person") -> None:
         self.seq += 1
-        key = f"(2025)沪0115执{n}号"
+        key = f"(2025)沪{self.area}执{n}号"
         data = None
         if op != "d":
             data = {
@@ -253,16 +359,21 @@ class Court:
                 "district": "浦东新区",
             }
         commit = COMMIT_BASE_MS + self.seq * 7
-        event = ChangeEvent(RESOURCE, op, key, self.seq, self.court, "enforcement", commit, data)
+        event = ChangeEvent(self.resource, op, key, self.seq, self.court, "enforcement", commit, data)
         value = self.serde.encode(f"{self.topic}-value", self.schema, event.to_avro())
         self.producer.send(self.topic, key=key_bytes(key), value=value)
         self.sent[(key, self.seq)] = (op, commit)
 
-    def rounds(self, keys: int, rounds: int, *, every_s: float = 0.0) -> None:
+    def rounds(
+        self, keys: int, rounds: int, *, every_s: float = 0.0, gate: threading.Event | None = None
+    ) -> None:
         """Every key created, then updated each round; in the last round every fifth is deleted instead.
-        ``every_s``: the pause after each change (a steady stream rather than bursts)."""
+        ``every_s``: the pause after each change (a steady stream rather than bursts); ``gate``: each change
+        waits until it is set (a test pauses the stream by clearing it)."""
         for r in range(rounds):
             for n in range(keys):
+                if gate is not None:
+                    gate.wait()
                 if r == rounds - 1 and n % 5 == 0:
                     self.publish(n, "d")
                 else:
@@ -308,3 +419,91 @@ def assert_carried_exactly_once(court: Court, city: City, records: list[Consumed
         by_key[event["key"]].append(event["seq"])
     for key, seqs in by_key.items():
         assert seqs == sorted(seqs), f"changes of {key} out of order at the city: {seqs}"
+
+
+# --- the city subscriber's table: the end of the path ----------------------------------------------
+
+
+@dataclass
+class SubscriberTable:
+    """A subscriber's sidecar config with one SQL sink (SQLite) on its deliveries from ``hub``: the
+    table (per key the newest change) and its receipt log (one row per delivery applied, written in the
+    same database transaction)."""
+
+    connector: Path
+    db: Path
+
+    TABLE = "debtors"
+    RECEIPTS = "receipts"
+
+    @classmethod
+    def of(
+        cls, workdir: Path, *, dept: str, catalog: Path, kafka: KafkaSettings, registry_url: str, hub: str
+    ) -> SubscriberTable:
+        db = workdir / f"{dept}.db"
+        sink = {
+            "name": "table",
+            "hub": hub,
+            "type": "sql",
+            "dsn": f"sqlite:///{db}",
+            "table": cls.TABLE,
+            "applied_log_table": cls.RECEIPTS,
+        }
+        connector = write_connector_config(
+            workdir / f"{dept}.yaml",
+            dept=dept,
+            catalog=catalog,
+            bootstrap=kafka.bootstrap_servers,
+            registry_url=registry_url,
+            sources=[],
+            sinks=[sink],
+        )
+        return cls(connector, db)
+
+    def _query(self, sql: str) -> list[tuple[Any, ...]]:
+        if not self.db.exists():
+            return []
+        with closing(sqlite3.connect(self.db, timeout=30)) as conn:
+            try:
+                return conn.execute(sql).fetchall()
+            except sqlite3.OperationalError:  # the sink has not created its tables yet
+                return []
+
+    def receipts(self) -> list[tuple[str, int]]:
+        """(key, seq) of every delivery applied."""
+        return [(k, int(s)) for k, s in self._query(f'SELECT "key", "seq" FROM {self.RECEIPTS}')]
+
+    def rows(self) -> dict[str, int]:
+        """The table: key -> seq of the change it holds."""
+        return {k: int(s) for k, s in self._query(f"SELECT xhub_key, _xhub_seq FROM {self.TABLE}")}
+
+
+def city_table(city: City, workdir: Path) -> SubscriberTable:
+    """The city subscriber's table, fed by the city hub's deliveries of its subscription."""
+    return SubscriberTable.of(
+        workdir,
+        dept=city.subscriber,
+        catalog=city.root,
+        kafka=city.kafka,
+        registry_url=city.registry_url,
+        hub=city.hub_name,
+    )
+
+
+def assert_applied_exactly_once(
+    table: SubscriberTable, sent: Mapping[tuple[str, int], tuple[str, int]]
+) -> None:
+    """Every change of ``sent`` ((key, seq) -> (op, commit time)) applied once at ``table``, nothing else;
+    the table holds per key its newest change, a deleted key not at all."""
+    receipts = table.receipts()
+    repeated = sorted(k for k, n in Counter(receipts).items() if n > 1)
+    assert not repeated, f"{len(repeated)} changes applied twice at the subscriber, e.g. {repeated[:3]}"
+    missing = sorted(set(sent) - set(receipts))
+    assert not missing, f"{len(missing)} of {len(sent)} changes never applied, e.g. {missing[:3]}"
+    extra = sorted(set(receipts) - set(sent))
+    assert not extra, f"{len(extra)} changes applied that were not sent, e.g. {extra[:3]}"
+    newest: dict[str, tuple[int, str]] = {}
+    for (key, seq), (op, _) in sent.items():
+        if key not in newest or seq > newest[key][0]:
+            newest[key] = (seq, op)
+    assert table.rows() == {k: seq for k, (seq, op) in newest.items() if op != "d"}

@@ -10,7 +10,6 @@ of federation_support (district on 19192, city on 19292).
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import pytest
 
@@ -19,7 +18,6 @@ from connectors.testing.runtime import running_sidecar, serde_for
 from hub.app import HubProcess
 from hub.audit.trace_command import trace_command
 from hub.core.provenance import from_headers
-from hub.monitor.lag_path import read_admin
 from tests.fixtures.federation import RESOURCE
 from tests.fixtures.hubkit import wait_for
 from tests.integration.federation_support import (
@@ -33,6 +31,7 @@ from tests.integration.federation_support import (
     city_registry,
     clusters,
     district,
+    link_on_status_page,
 )
 
 pytestmark = pytest.mark.kafka
@@ -52,10 +51,8 @@ def test_a_city_subscriber_gets_the_narrowed_record_with_both_hops_and_the_trace
             reader.read_until(at_least(expected), timeout_s=120)
             records = reader.read_quiet(quiet_s=2.0)
             # The city hub's status page shows the link (the hop before it): running, nothing waiting.
-            wait_for(
-                lambda: _link_on_status_page(city_hub, city.dept) is not None, 90, "the link on the page"
-            )
-            link = _link_on_status_page(city_hub, city.dept)
+            wait_for(lambda: link_on_status_page(city_hub, city.dept) is not None, 90, "the link on the page")
+            link = link_on_status_page(city_hub, city.dept)
     finally:
         reader.close()
     assert len(records) == expected, (
@@ -94,11 +91,3 @@ def test_a_city_subscriber_gets_the_narrowed_record_with_both_hops_and_the_trace
     assert all(t.steps[-1].what == "source" for t in traces)
     assert f"{district.court} (enforcement)" in out.getvalue()
     assert key not in out.getvalue(), "the trace finds keys by their hash and never prints them"
-
-
-def _link_on_status_page(hub: HubProcess, dept: str) -> dict[str, Any] | None:
-    """The hub link's source on ``hub``'s status page once it reports nothing waiting, else None."""
-    assert hub.admin_url is not None
-    sources = read_admin(hub.admin_url)["path"]["sources"]
-    links = [s for s in sources if s["kind"] == "hub_link" and s["department"] == dept]
-    return links[0] if links and links[0]["rows"] == 0 else None

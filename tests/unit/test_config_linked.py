@@ -127,7 +127,7 @@ def test_a_city_schema_wider_than_what_climbs_and_a_terms_copy_of_another_link_a
     other = {**terms, "subscription": "someone-else"}
     problems = _problems(_city(tmp_path, other, {}, schema=DEBTOR_SCHEMA))
     assert any(
-        p.startswith("catalog/linked.yaml:") and 'field "obligation" does not exist upstream' in p
+        p.startswith("catalog/linked-pudong.yaml:") and 'field "obligation" does not exist upstream' in p
         for p in problems
     ), problems
     assert any('terms copy is of subscription "someone-else"' in p for p in problems), problems

@@ -358,6 +358,10 @@ def test_the_link_reports_what_waits_on_the_district_topic_as_its_backlog() -> N
     assert (backlog.kind, backlog.rows, backlog.oldest_commit_ms) == ("hub_link", 12, 1_700_000_000_123)
     health.update(backlog_rows=None, backlog_oldest_commit_ms=None)  # not fetched yet: not counted
     assert reporter.measure().sources["pudong-debtors"].rows is None
+    assert reporter.measure().sources["pudong-debtors"].error is None
+    # It cannot read its district topic (revoked): not counted, and the operators are told why.
+    health.update(state="retrying", last_error="SourceUnavailable: ... may not read it ... revoked?")
+    assert reporter.measure().sources["pudong-debtors"].error == health["last_error"]
 
 
 def test_the_link_warns_when_the_district_delivers_under_other_terms_than_the_city_checked() -> None:

@@ -22,7 +22,7 @@ import contextlib
 from typing import Any, Literal
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, TopicAuthorizationFailedError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.errors import SourceUnavailable
@@ -135,10 +135,16 @@ class HubLinkSource(PollingSource):
         try:
             self._place(consumer, at)
             polled = consumer.poll(timeout_ms=self.config.poll_timeout_ms, max_records=limit)
+        except SourceUnavailable:
+            self._backlog = (None, None)  # unknown while the topic cannot be read: not "drained"
+            raise
         except KafkaError as exc:
+            self._backlog = (None, None)
             where = self.config.district.kafka.bootstrap_servers
             failure = f"{type(exc).__name__}: {exc}"
             message = f'source "{self.name}": reading {self.topic} at {where} failed: {failure}'
+            if isinstance(exc, TopicAuthorizationFailedError):
+                message += " (the link may not read it any more: was its subscription revoked?)"
             raise SourceUnavailable(message, retry_after=2.0) from exc
         changes: list[Captured] = []
         read: dict[int, int] = {}
@@ -198,9 +204,11 @@ class HubLinkSource(PollingSource):
         """Assign every partition of the topic and seek it to ``at`` unless the consumer stands there."""
         partitions = consumer.partitions_for_topic(self.topic)
         if not partitions:
+            # The district answers alike for a topic that is not there and one the link may not read.
             raise SourceUnavailable(
-                f'source "{self.name}": delivery topic {self.topic} does not exist at '
-                f"{self.config.district.kafka.bootstrap_servers} (is the subscription applied there?)",
+                f'source "{self.name}": delivery topic {self.topic} at '
+                f"{self.config.district.kafka.bootstrap_servers} does not exist or the link may not read "
+                "it (is its subscription applied there, or was it revoked?)",
                 retry_after=5.0,
             )
         wanted = {TopicPartition(self.topic, p) for p in partitions}
