@@ -467,6 +467,7 @@ class Debezium:
                     f"offset.storage.file.filename={workdir / 'offsets.dat'}",
                     "offset.flush.interval.ms=1000",
                     "listeners=http://127.0.0.1:0",
+                    *self._tls(kafka, workdir),
                     "",
                 ]
             )
@@ -496,6 +497,28 @@ class Debezium:
         )
         self.proc: subprocess.Popen[bytes] | None = None
         self.kafka = kafka
+
+    @staticmethod
+    def _tls(kafka: KafkaSettings, workdir: Path) -> list[str]:
+        """The worker's mutual TLS on a secure broker (the default one): the same identity as ours, as a
+        PEM key store of key and certificate (Kafka's ``ssl.keystore.type=PEM``), for the worker and the
+        producer, consumer and admin clients it makes for the connector."""
+        if kafka.security_protocol != "SSL" or not (kafka.ssl_certfile and kafka.ssl_keyfile):
+            return []
+        bundle = workdir / "client.bundle.pem"
+        bundle.write_bytes(Path(kafka.ssl_keyfile).read_bytes() + Path(kafka.ssl_certfile).read_bytes())
+        bundle.chmod(0o600)
+        settings = [
+            "security.protocol=SSL",
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={bundle}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={kafka.ssl_cafile}",
+            "ssl.endpoint.identification.algorithm=",
+        ]
+        return settings + [
+            f"{client}.{line}" for client in ("producer", "consumer", "admin") for line in settings
+        ]
 
     def prepare(self, dsn: str) -> None:
         """Its slot, publication and topic (the broker does not create topics on its own)."""
