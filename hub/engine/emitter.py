@@ -69,6 +69,7 @@ class Batch:
     started: list[tuple[str, TopicPartition, Backfilling]] = field(default_factory=list)
     held: HeldChanges = field(default_factory=dict)  # keys filtered subscriptions take or release
     known_held: KnownHeld = field(default_factory=dict)  # read ahead for the records being routed
+    key_hashes: dict[tuple[str, str], bytes] = field(default_factory=dict)  # (resource, key) -> held_key
 
     def count(self, plans: Sequence[DeliveryPlan], outcome: str) -> None:
         for plan in plans:
@@ -162,11 +163,18 @@ class Emitter:
         if state is None or not sids:
             return
         keys = {
-            held_key(self._secret, str(e.get("resource")), str(e.get("key")))
+            self._held_key(batch, str(e.get("resource")), str(e.get("key")))
             for e in events
             if not isinstance(e, InvalidRecord)
         }
         batch.known_held[tp] = state.held_among(tp, sids, sorted(keys))
+
+    def _held_key(self, batch: Batch, resource: str, key: str) -> bytes:
+        """The store's hash of a business key, computed once per batch (read ahead, then routed)."""
+        hashed = batch.key_hashes.get((resource, key))
+        if hashed is None:
+            hashed = batch.key_hashes[(resource, key)] = held_key(self._secret, resource, key)
+        return hashed
 
     def emit(  # noqa: PLR0917 - the record, what it decoded to, who it is for, when, and where it goes
         self,
@@ -218,7 +226,7 @@ class Emitter:
         if state is None or not any(p.row_filter is not None for p in plans):
             return None
         tp = TopicPartition(record.topic, record.partition)
-        key = held_key(self._secret, str(event["resource"]), str(event["key"]))
+        key = self._held_key(batch, str(event["resource"]), str(event["key"]))
 
         known = batch.known_held.get(tp)
 
