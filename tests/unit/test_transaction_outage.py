@@ -87,11 +87,18 @@ class _State:
     def __init__(self) -> None:
         self.applied: list[object] = []
 
-    def changes(self, states: Any, held: Any) -> list[object]:
-        del states, held
+    def begin(self, writer: str) -> None:
+        del writer
+
+    def end(self, writer: str) -> None:
+        del writer
+
+    def changes(self, states: Any, held: Any, *, partial: bool = False) -> list[object]:
+        del states, held, partial
         return []
 
-    def apply(self, sent: object) -> None:
+    def apply(self, sent: object, writer: str = "") -> None:
+        del writer
         self.applied.append(sent)
 
 
