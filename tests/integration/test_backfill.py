@@ -281,8 +281,9 @@ def test_live_deliveries_go_on_while_a_backfill_chunk_is_stalled(
     worker = process.worker
 
     def delivered(sid: str) -> int:
-        with worker.stats.lock:
-            return worker.stats.subscriptions[sid].delivered
+        with worker.stats.lock:  # no entry yet: nothing delivered (the stalled backfill counted nothing)
+            counts = worker.stats.subscriptions.get(sid)
+            return 0 if counts is None else counts.delivered
 
     try:
         assert worker.ready.wait(30)
@@ -303,7 +304,12 @@ def test_live_deliveries_go_on_while_a_backfill_chunk_is_stalled(
         assert delivered("late-debtors") == 0
         go_on.set()
         stream.start()  # steady changes: the backfill still catches up and hands over, while they go on
-        wait_for(lambda: worker.backfills["late-debtors"].state == "done", timeout=120, what="backfill done")
+        # done, or already handed over: the task drops the progress of a partition it no longer backfills
+        wait_for(
+            lambda: getattr(worker.backfills.get("late-debtors"), "state", "done") == "done",
+            timeout=120,
+            what="backfill done",
+        )
         sent = stream.finish()
 
         def consumed() -> bool:
