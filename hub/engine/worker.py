@@ -16,21 +16,18 @@ subscription through its backfill, as the current state. Between batches the wor
 config (live_policy.py), notices validity windows opening and closing, and takes over the subscriptions
 whose backfill caught up. Backfills run beside the loop, never inside it: a task on a thread of its own
 with its own producer and transactional id (backfill_driver.py), so no live record waits for a chunk.
-The pieces: partitions.py (ownership), emitter.py
-(a record and its plans -> deliveries, audit entries, dead letters), audit_log.py (the hash chain).
+The pieces: options.py (what it is told), partitions.py (ownership), live_handover.py (a caught-up
+backfill goes live), emitter.py (a record and its plans -> deliveries, audit entries, dead letters),
+audit_log.py (the hash chain).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.coordinator.assignors.range import RangePartitionAssignor
@@ -38,7 +35,6 @@ from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from kafka.errors import KafkaError, NoOffsetForPartitionError, OffsetOutOfRangeError
 
 from hub.audit.chain import AuditChain
-from hub.config.signing import SnapshotVerifier
 from hub.core import names
 from hub.core.envelope import now_ms
 from hub.core.errors import RetriableError
@@ -51,7 +47,9 @@ from hub.engine.backfill import Backfiller
 from hub.engine.backfill_driver import BackfillClients, BackfillDriver
 from hub.engine.emitter import Batch, Emitter
 from hub.engine.handover import Backfilling, BackfillProgress, Live, PartitionState, establish
+from hub.engine.live_handover import LiveHandover
 from hub.engine.live_policy import LivePolicy
+from hub.engine.options import WorkerOptions, state_directory
 from hub.engine.partitions import Partitions
 from hub.engine.policy_set import PolicySet
 from hub.engine.provenance import topic_owner
@@ -69,42 +67,6 @@ __all__ = ["HubWorker", "Serde", "WorkerOptions"]
 log = get_logger("engine")
 
 RETRY_PAUSE_S = 1.0  # after the broker could not answer, before the loop tries again
-
-
-@dataclass
-class WorkerOptions:
-    hub: str
-    worker_id: int = 0
-    batch_max_records: int = 500
-    batch_max_ms: int = 100
-    transaction_timeout_ms: int = 30000
-    follow_config: bool = True  # follow xhub.cfg.<hub> for live policy changes
-    backfill_chunk_records: int | None = None  # records per backfill transaction (default 4 batches)
-    # Most deliveries per transaction: a source topic read by thousands of subscriptions is read a few
-    # records at a time, so a transaction stays far inside transaction_timeout_ms.
-    batch_max_deliveries: int = 2000
-    # Where a partition the hub group never committed starts: "state" = at its end, each subscription
-    # getting what is there through its backfill (op "r"); "replay" = at its beginning, every retained
-    # event going through the main loop as it is (benchmarks of the main loop, or a full history).
-    first_start: Literal["state", "replay"] = "state"
-    # Where the local state stores live (one SQLite file per owned source partition); default
-    # $XHUB_STATE_DIR, else <temp>/xhub-state. Losing it costs a restore from the changelog, nothing else.
-    state_dir: str | None = None
-    state_partitions: int = 3  # partitions of xhub.state.<hub> when the worker has to create it
-    audit_key: bytes = field(default=b"", repr=False)  # the HMAC key of the audit chain (never logged)
-    # The apply role's public keys: applied configs are installed only when signed by one of them
-    # (None: the keys of XHUB_CONFIG_PUBLIC_KEY; see hub.config.signing).
-    config_verifier: SnapshotVerifier | None = None
-
-
-def state_directory(options: WorkerOptions) -> Path:
-    """The directory of one worker's state stores."""
-    base = (
-        options.state_dir
-        or os.environ.get("XHUB_STATE_DIR")
-        or str(Path(tempfile.gettempdir()) / "xhub-state")
-    )
-    return Path(base) / options.hub / str(options.worker_id)
 
 
 class HubWorker:
@@ -173,12 +135,12 @@ class HubWorker:
         )
         self.backfill = BackfillDriver(reader, self.live, self.state, self.stats, clients)
         self.backfill.on_failure = self.stop
-        self._paused: set[TopicPartition] = set()  # held while a caught-up backfill closes the gap
         self.ready = threading.Event()
         self.assignment: frozenset[TopicPartition] = frozenset()  # partitions this worker owns now
         self._stop = threading.Event()
         self._dirty = True  # policies, windows or ownership changed: reconcile before the next poll
         self._log = log.bind(hub=self.hub)
+        self.handover = LiveHandover(self.partitions, self.backfill, self._committed, self._log)
 
     @property
     def policies(self) -> PolicySet:
@@ -339,7 +301,7 @@ class HubWorker:
                 continue
             if polled:
                 self._process_batch(tx, polled)
-            self._hand_over(tx, consumer)
+            self.handover.run(tx, consumer)
 
     def _prepare(self, tx: TransactionStep) -> None:
         try:
@@ -364,7 +326,7 @@ class HubWorker:
     def _revoked(self, revoked: set[TopicPartition]) -> None:
         # Before the stores close and the group moves on: the backfill task lets go of these first.
         self.backfill.forget(revoked)
-        self._paused -= revoked
+        self.handover.forget(revoked)
 
     def _offer(self) -> None:
         self.backfill.offer(self.partitions.states, self.partitions.log_start)
@@ -375,58 +337,6 @@ class HubWorker:
         if states:
             owned = {tp: self.partitions.states[tp] for tp in states if tp in self.partitions.states}
             self.backfill.offer(owned, self.partitions.log_start, whole=False)
-
-    # -- handover: a caught-up backfill goes live ----------------------------------------------------
-    def _hand_over(self, tx: TransactionStep, consumer: KafkaConsumer) -> None:
-        """Serve the caught-up subscriptions from where their backfill stopped.
-
-        Past that point already (the loop went on meanwhile), the loop holds the partition and lets the
-        backfill catch up to it first: then nothing between the two is lost, nothing sent twice.
-        """
-        parked = self.backfill.parked()
-        for tp in [tp for tp in self._paused if tp not in parked and not self.backfill.extending(tp)]:
-            consumer.resume(tp)  # nothing to wait for there any more (handed over, or abandoned)
-            self._paused.discard(tp)
-        if not parked:
-            return
-        changes: dict[TopicPartition, PartitionState] = {}
-        positions: dict[TopicPartition, int] = {}
-        live: list[tuple[TopicPartition, str, int]] = []
-        try:
-            for tp, sids in parked.items():
-                state = self.partitions.states.get(tp)
-                if state is None:
-                    continue  # lost meanwhile
-                loop_at = self.partitions.position(consumer, tp)
-                behind = [sid for sid, at in sids.items() if at < loop_at]
-                if behind:
-                    consumer.pause(tp)
-                    self._paused.add(tp)
-                    self.backfill.extend(tp, behind, loop_at)
-                new = dict(state)
-                for sid, at in sids.items():
-                    if at >= loop_at and isinstance(new.get(sid), Backfilling):
-                        new[sid] = Live(at)
-                        live.append((tp, sid, at))
-                if new != state:
-                    changes[tp], positions[tp] = new, loop_at
-        except KafkaError as exc:
-            self._log.warning("handover_deferred", error=f"{type(exc).__name__}: {exc}")
-            return
-        if not changes:
-            return
-
-        def body(producer: KafkaProducer) -> Positions:
-            return {tp: (positions[tp], state) for tp, state in changes.items()}
-
-        if not tx.run(body):
-            return
-        self._committed(changes)
-        for tp, sid, at in live:
-            self.backfill.handed_over(tp, [sid])
-            self._log.info(
-                "backfill_live", subscription=sid, topic=tp.topic, partition=tp.partition, live_from=at
-            )
 
     def install(self, new: PolicySet, consumer: KafkaConsumer | None = None) -> None:
         """Swap in a new policy set between batches; audit every subscription whose policy changed."""
