@@ -41,6 +41,12 @@ def position_topic(dept: str) -> str:
     return _join("pos", dept)
 
 
+def owner_of(topic: str) -> str | None:
+    """The department or hub an ``xhub.<family>.<owner>[.<more>]`` topic belongs to (None: not ours)."""
+    parts = topic.split(".")
+    return parts[2] if len(parts) >= 3 and parts[0] == PREFIX else None
+
+
 def backlog_topic(dept: str) -> str:
     """Backlog reports of a department sidecar (rows not yet published, their age): read by the hubs that
     serve its resources and by operators. Not on ``xhub.pos``: a position can hold a business key."""

@@ -18,6 +18,7 @@ from typing import IO, Any
 from kafka import TopicPartition
 from kafka.errors import KafkaError
 
+from hub.core import names
 from hub.core.errors import RetriableError
 from hub.core.hanging_transactions import OpenTransaction, abort_hanging, open_transactions, partitions_of
 
@@ -79,7 +80,7 @@ def transactions_command(
     owners = set(cfg.departments) | set(cfg.hubs)
     admin = make_admin(cfg.hubs_file.kafka, "transactions")
     try:
-        topics = sorted(t for t in admin.list_topics() if _owner(t) in owners)
+        topics = sorted(t for t in admin.list_topics() if names.owner_of(t) in owners)
         partitions = partitions_of(admin, topics)
         found = open_transactions(admin, partitions, time.time_ns() // 1_000_000, int(older_than_s * 1000))
         left = 0
@@ -106,12 +107,6 @@ def transactions_command(
     finally:
         admin.close()
     return EXIT_HANGING if left else 0
-
-
-def _owner(topic: str) -> str | None:
-    """The department or hub a ``xhub.<family>.<owner>[.<more>]`` topic belongs to."""
-    parts = topic.split(".")
-    return parts[2] if len(parts) >= 3 and parts[0] == "xhub" else None
 
 
 def _where(tp: TopicPartition) -> str:
