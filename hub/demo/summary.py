@@ -12,6 +12,7 @@ from hub.core import names
 from hub.core.kafka import make_consumer
 from hub.core.kafka_settings import KafkaSettings
 from hub.demo.harness import SINK_TABLES, Demo, say
+from hub.demo.requests import REQUEST, AnswerSeen, show_request
 from hub.demo.scenario import ChangeStream
 from hub.provision.credentials import OPERATOR
 
@@ -85,7 +86,7 @@ def print_summary(
             ),
         )
     )
-    checks.append(_request_check(demo, cfg, summary))
+    checks.append(_request_check(demo, cfg, summary, refused=int(status.get(REQUEST, {}).get("refused", 0))))
     checks.extend(_grant_checks(demo, tax_rows))
     casefiles = stream.made.get("PD-CRD-0002 c", 0)
     nobody = not any(s.get("resource") == "PD-CRD-0002" for s in status.values())
@@ -131,10 +132,9 @@ def print_summary(
     )
 
 
-def _request_check(demo: Demo, cfg: ConfigDir, summary: dict[str, Any]) -> tuple[str, bool]:
+def _request_check(demo: Demo, cfg: ConfigDir, summary: dict[str, Any], refused: int) -> tuple[str, bool]:
     """Conditional sharing: refused until psb answered; then the current state reached transport."""
     from hub.config import load_config
-    from hub.demo.requests import REQUEST, AnswerSeen, show_request
 
     seen = summary.get("answer") or AnswerSeen()
     rows = demo.inbox_rows(REQUEST)
@@ -143,10 +143,16 @@ def _request_check(demo: Demo, cfg: ConfigDir, summary: dict[str, Any]) -> tuple
     # the backfill of the current state
     backfilled = sum(1 for r in rows if float(r.get("_xhub_source_commit_ms") or 0) < answered_ms)
     show_request(load_config(cfg.root))  # the request as answered: in N working days
+    # records that reached the hub between psb's answer and the hub taking the new policy were refused too
+    late = (
+        f", {refused - seen.refused_before} more while the hub took the answer"
+        if refused > seen.refused_before
+        else ""
+    )
     return (
         f"conditional: housing (granted by psb) received persons; transport was refused "
-        f"{seen.refused_before} records (no_grant) until psb answered, then received {len(rows)} persons "
-        f"({backfilled} of them committed before the answer: the backfilled state)",
+        f"{seen.refused_before} records (no_grant) until psb answered{late}, then received "
+        f"{len(rows)} persons ({backfilled} of them committed before the answer: the backfilled state)",
         bool(demo.inbox_rows("housing-persons"))
         and seen.answered_at is not None
         and seen.refused_before > 0
