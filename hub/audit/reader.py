@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from kafka import TopicPartition
 
 from hub.audit.anchor import Anchor, anchor_from_metadata
+from hub.core.errors import RetriableError
 from hub.core.kafka import make_admin, make_consumer
 from hub.core.kafka_settings import KafkaSettings
 
@@ -99,12 +100,19 @@ def read_records(
 
 
 def batch_entries(decoder: Decoder, value: bytes | None) -> list[dict[str, Any]] | None:
-    """The entries of one audit record; None when it is not an ``AuditBatch``."""
+    """The entries of one audit record; None when it is not an ``AuditBatch``.
+
+    Raises:
+        RetriableError: the registry did not answer. That says nothing of the record: taken for an
+            undecodable one, it made a verify report every chain cut and a report count no deliveries.
+    """
     if value is None:
         return None
     try:
         _, batch = decoder.decode(value)
-    except Exception:  # noqa: BLE001 - any failure means "not an audit record"; the verifier says so
+    except RetriableError:
+        raise
+    except Exception:  # noqa: BLE001 - any other failure means "not an audit record"; the verifier says so
         return None
     entries = batch.get("entries") if isinstance(batch, dict) else None
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):

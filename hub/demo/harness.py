@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,11 +309,13 @@ class Demo:
         except OSError:
             return {}
 
-    def stop_all(self) -> None:
-        for proc in self.processes.values():
+    def stop_all(self, keep: Collection[str] = ()) -> None:
+        """Stop every process started, but those named in ``keep``."""
+        stopping = {name: proc for name, proc in self.processes.items() if name not in keep}
+        for proc in stopping.values():
             if proc.poll() is None:
                 proc.terminate()
-        for name, proc in self.processes.items():
+        for name, proc in stopping.items():
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:

@@ -140,4 +140,11 @@ def write_report(demo: Demo) -> Path:
     page.write_text(render_html(report, source=str(config)), encoding="utf-8")
     ranked = sorted((d for d in report.departments if d.rank is not None), key=lambda d: d.rank or 0)
     say("考核 ranking: " + ", ".join(f"{d.rank}. {d.department} {(d.score or 0) * 100:.0f}" for d in ranked))
+    delivered = sum(d.records_delivered for d in report.departments)
+    say(f"考核 report: {delivered} deliveries counted from {report.audit_entries} audit entries")
+    if not delivered or report.undecodable_audit_entries:
+        raise FatalError(
+            f"the 考核 report counted {delivered} deliveries and "
+            f"{report.undecodable_audit_entries} undecodable audit entries: the page would mislead"
+        )
     return page

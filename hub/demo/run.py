@@ -104,13 +104,14 @@ def run_demo(bootstrap: str, duration: float, *, repo: Path | None = None, rate:
         summary = _stream(
             demo, stream, duration, rate, midway=lambda force: answer_request(demo, seen, force=force)
         )
+        summary["answer"] = seen
+        demo.stop_all(keep=("registry",))  # the summary and the report decode through it
+        print_summary(demo, cfg, stream, summary, time.monotonic() - started)
+        page = write_report(demo)
+        say(f"考核 report (sharing assessment) written: {page}")
     finally:
         demo.stop_all()
         stream.close()
-    summary["answer"] = seen
-    print_summary(demo, cfg, stream, summary, time.monotonic() - started)
-    page = write_report(demo)
-    say(f"考核 report (sharing assessment) written: {page}")
     return 0 if summary.get("ok") else 1
 
 

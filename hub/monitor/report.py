@@ -36,7 +36,7 @@ from kafka.errors import KafkaError
 from hub.audit.reader import read_entries
 from hub.catalog.model import ShareAttribute
 from hub.core import names
-from hub.core.errors import HubError
+from hub.core.errors import HubError, RetriableError
 from hub.core.kafka import make_consumer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
@@ -367,6 +367,8 @@ def _freshness(
                         continue
                     try:
                         _, event = decoder.decode(rec.value)
+                    except RetriableError:
+                        raise  # the registry did not answer: no age can be told, say so
                     except HubError:
                         continue
                     commit = source_commit_ms(event)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from hub.audit.anchor import Anchor, anchor_from_metadata, anchor_value
 from hub.audit.chain import AuditChain, entry_hash
+from hub.audit.reader import batch_entries
 from hub.audit.verify import Expectations, verify_entries
+from hub.core.errors import InvalidRecord
+from hub.core.registry.errors import RegistryUnavailable
 
 KEY = b"unit-test-audit-key-0123456789"
 
@@ -138,3 +143,29 @@ def test_first_break_is_the_earliest_offset() -> None:
     first = report.first_break()
     assert first is not None
     assert (first.offset, first.kind) == (7, "missing")
+
+
+class _Decoder:
+    """A decoder that fails the way it is told to (the registry's client, seen from the reader)."""
+
+    def __init__(self, error: Exception | None = None, value: Any = None) -> None:
+        self.error, self.value = error, value
+
+    def decode(self, data: bytes, reader_schema: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+        if self.error is not None:
+            raise self.error
+        return 1, self.value
+
+
+def test_an_unreachable_registry_is_an_error_not_an_undecodable_entry() -> None:
+    # Defect: with the registry down every audit record read as "undecodable", so `xhub audit verify`
+    # reported the chains cut (tampering) and `xhub report` counted 0 deliveries, both without an error.
+    down = RegistryUnavailable("schema registry at https://127.0.0.1:1 did not answer GET /schemas/ids/17")
+    with pytest.raises(RegistryUnavailable, match="did not answer"):
+        batch_entries(_Decoder(down), b"\x00\x00\x00\x00\x11")
+
+
+def test_records_that_are_not_audit_batches_are_undecodable() -> None:
+    assert batch_entries(_Decoder(InvalidRecord("bad_wire_format", "not Avro")), b"garbage") is None
+    assert batch_entries(_Decoder(value={"entries": "not a list"}), b"\x00") is None
+    assert batch_entries(_Decoder(value={"entries": [_entry(1)]}), b"\x00") == [_entry(1)]
