@@ -12,7 +12,7 @@ from hub.audit.reader import Decoder, open_decoder, read_record_at, read_records
 from hub.audit.show import Criteria, build_query
 from hub.audit.trace import Trace, trace_disclosure
 from hub.core import names
-from hub.core.errors import ConfigError
+from hub.core.errors import ConfigError, RetriableError
 
 if TYPE_CHECKING:
     from hub.config.loader import ConfigDir
@@ -59,6 +59,8 @@ class ConfigHubs:
         headers, raw = found
         try:
             value = self.decoder(hub).decode(raw)[1] if raw is not None else None
+        except RetriableError:
+            raise  # the registry did not answer: that says nothing of the record
         except Exception:  # noqa: BLE001 - an undecodable record is reported as not readable
             value = None
         return headers, value
