@@ -155,10 +155,12 @@ def test_xhub_lag_follows_a_linked_subscription_across_both_clusters(
         court.producer.flush()
         court.close()
         wait_for(
-            lambda: lag_json(city.root, city.hub_name, upstream=(district.root,))["federation"][0]["hops"][1][
-                "records"
-            ]
-            == 3,
+            lambda: (
+                lag_json(city.root, city.hub_name, upstream=(district.root,))["federation"][0]["hops"][1][
+                    "records"
+                ]
+                == 3
+            ),
             60,
             "the district's three new deliveries waiting for the link",
         )
@@ -170,5 +172,7 @@ def test_xhub_lag_follows_a_linked_subscription_across_both_clusters(
     assert (district_hub["records"], link["records"]) == (0, 3), path
     assert (city_hub_hop["records"], subscriber["records"]) == (0, 0), path
     commit_ms = COMMIT_BASE_MS + first_waiting * 7  # the Court's commit time of that change
-    assert (before_ms - commit_ms) / 1000 - 1 <= path["end_to_end_seconds"] <= (after_ms - commit_ms) / 1000 + 1
+    assert (
+        (before_ms - commit_ms) / 1000 - 1 <= path["end_to_end_seconds"] <= (after_ms - commit_ms) / 1000 + 1
+    )
     assert path["end_to_end_seconds"] == link["seconds"], "the oldest waiting change is the link's"
