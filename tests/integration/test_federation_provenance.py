@@ -112,6 +112,19 @@ def lag_json(config: Path, hub: str, *, upstream: tuple[Path, ...] = ()) -> dict
     return doc
 
 
+def drained(docs: list[dict[str, Any]], doc: dict[str, Any]) -> bool:
+    """Keep ``doc`` in ``docs``; whether no hop of its one linked path has anything waiting."""
+    docs.append(doc)
+    paths = doc.get("federation") or []
+    return len(paths) == 1 and all(h["records"] == 0 for h in paths[0]["hops"])
+
+
+def link_waiting(doc: dict[str, Any]) -> int | None:
+    """Records waiting for the link on the district's delivery topic (the second hop)."""
+    records: int | None = doc["federation"][0]["hops"][1]["records"]
+    return records
+
+
 def test_xhub_lag_follows_a_linked_subscription_across_both_clusters(
     district: District, city: City, city_hub: HubProcess, tmp_path: Path
 ) -> None:
@@ -136,8 +149,14 @@ def test_xhub_lag_follows_a_linked_subscription_across_both_clusters(
             assert link_part["lag_records"] is None, link_part
             assert "position kept at the city cluster" in link_part["reason"], link_part
 
-            whole = lag_json(city.root, city.hub_name, upstream=(district.root,))
-            [path] = whole["federation"]
+            # The subscriber's sidecar commits its group offsets after its database transaction.
+            docs: list[dict[str, Any]] = []
+            wait_for(
+                lambda: drained(docs, lag_json(city.root, city.hub_name, upstream=(district.root,))),
+                120,
+                "xhub lag --upstream showing nothing waiting on the path",
+            )
+            [path] = docs[-1]["federation"]
             hops = [(h["hop"], h["records"], h["status"]) for h in path["hops"]]
             assert hops == [
                 ("hub", 0, "OK"),
@@ -155,13 +174,8 @@ def test_xhub_lag_follows_a_linked_subscription_across_both_clusters(
         court.producer.flush()
         court.close()
         wait_for(
-            lambda: (
-                lag_json(city.root, city.hub_name, upstream=(district.root,))["federation"][0]["hops"][1][
-                    "records"
-                ]
-                == 3
-            ),
-            60,
+            lambda: link_waiting(lag_json(city.root, city.hub_name, upstream=(district.root,))) == 3,
+            120,
             "the district's three new deliveries waiting for the link",
         )
         before_ms = time.time() * 1000
