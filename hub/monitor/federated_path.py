@@ -170,10 +170,16 @@ def format_linked_paths(paths: Sequence[LinkedPath]) -> str:
     lines: list[str] = []
     for path in paths:
         t = path.row.target
+        seconds = path.end_to_end_seconds
+        if seconds is None:
+            age = "end to end unknown (a hop is not measured)"
+        elif seconds == 0 and all(h.records == 0 for h in path.hops):
+            age = "nothing waiting"
+        else:
+            age = f"oldest waiting change {format_seconds(seconds)} after its source commit"
         lines += [
             "",
-            f"LINKED   {t.hub}/{t.subscription} ({t.subscriber}, {t.resource}): {path.status.value}, "
-            f"oldest waiting change {format_seconds(path.end_to_end_seconds)} after its source commit",
+            f"LINKED   {t.hub}/{t.subscription} ({t.subscriber}, {t.resource}): {path.status.value}, {age}",
         ]
         table: list[tuple[str, ...]] = [("  HOP", "WHO", "READS", "STATUS", "WAITING", "AGE", "NOTE")]
         for hop in path.hops:

@@ -95,6 +95,7 @@ def test_a_drained_path_is_zero_seconds_and_a_slow_hop_sets_the_status() -> None
     [path] = linked_paths([row(CITY, view(HUB), view(SUBSCRIBER))], upstream, LINKS)
     assert path.end_to_end_seconds == 0.0
     assert path.status is Status.STALL
+    assert "STALL, nothing waiting" in format_linked_paths([path])
 
 
 def test_an_upstream_hub_not_given_is_a_hop_not_measured_and_says_so() -> None:
@@ -106,6 +107,7 @@ def test_an_upstream_hub_not_given_is_a_hop_not_measured_and_says_so() -> None:
     assert path.end_to_end_seconds is None, "unknown: nothing known waits, and a hop is not known"
     text = format_linked_paths([path])
     assert "pudong is in none of the --upstream configs" in text
+    assert "end to end unknown (a hop is not measured)" in text
 
 
 def test_three_levels_chain_the_hops_of_each_link() -> None:
