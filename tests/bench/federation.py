@@ -69,14 +69,18 @@ def federation_e2e(*, seconds: float = 20.0, rate: int = 500, workdir: Path | No
                 try:
                     link.wait_started(60)
                     sink.wait_started(60)
-                    return _measure(Court(district), table, seconds=seconds, rate=rate)
+                    return _measure(
+                        Court(district), table, seconds=seconds, rate=rate, where=(city, district)
+                    )
                 finally:
                     for process in (link, sink):
                         if process.alive():
                             process.terminate()
 
 
-def _measure(court: Court, table: Any, *, seconds: float, rate: int) -> dict[str, Any]:
+def _measure(
+    court: Court, table: Any, *, seconds: float, rate: int, where: tuple[Any, Any]
+) -> dict[str, Any]:
     try:
         for n in range(WARM_UP):
             court.publish(n, "c", commit_ms=_now_ms())
@@ -97,6 +101,7 @@ def _measure(court: Court, table: Any, *, seconds: float, rate: int) -> dict[str
         court.producer.flush()
     finally:
         court.close()
+    hops = _hops_waiting(*where)
     _wait(lambda: len(table.receipts()) >= WARM_UP + len(timed), DRAIN_S, "the stream at the city subscriber")
     applied = table.applied_at_ms()
     latencies = [applied[k] - commit for k, commit in timed.items() if k in applied]  # in publishing order
@@ -114,6 +119,35 @@ def _measure(court: Court, table: Any, *, seconds: float, rate: int) -> dict[str
         # does not builds a queue, and its latency grows with the length of the run.
         "federation_e2e_ms_p50_first_tenth": percentile(latencies[:tenth], 50),
         "federation_e2e_ms_p50_last_tenth": percentile(latencies[-tenth:], 50),
+        "federation_waiting_at_end": hops,
+    }
+
+
+def _hops_waiting(city: Any, district: Any) -> dict[str, Any]:
+    """Where the changes wait when the court stops publishing: `xhub lag CITY --upstream DISTRICT`'s
+    hops (records waiting, seconds), the queue of a path that does not keep up."""
+    import io
+
+    from hub.monitor.cli import Sampling, lag_command
+    from hub.monitor.status import Rules
+
+    out = io.StringIO()
+    lag_command(
+        str(city.root),
+        city.hub_name,
+        Rules(),
+        json_out=True,
+        sampling=Sampling(samples=1),
+        out=out,
+        upstream=[str(district.root)],
+    )
+    [path] = json.loads(out.getvalue())["federation"]
+    return {
+        f"{h['hop']} {h.get('hub') or h.get('department') or h.get('subscriber')}": [
+            h["records"],
+            h["seconds"],
+        ]
+        for h in path["hops"]
     }
 
 
