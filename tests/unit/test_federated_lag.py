@@ -219,3 +219,15 @@ def test_the_district_marks_its_link_and_the_city_config_names_the_link_subscrip
         terms=district_terms(district),
     )
     assert links_of([load_config(city)]) == {("city", RESOURCE): ("pudong", LINK_SUBSCRIPTION)}
+
+
+def test_xhub_lag_takes_upstream_configs_repeated() -> None:
+    import argparse
+
+    from hub.monitor.cli import add_parsers
+
+    parser = argparse.ArgumentParser()
+    add_parsers(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["lag", "province", "--upstream", "city", "--upstream", "district"])
+    assert args.upstream == ["city", "district"]
+    assert parser.parse_args(["lag", "city"]).upstream == []
