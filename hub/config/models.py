@@ -146,6 +146,14 @@ class Department(Strict):
         description="CODEOWNERS owner of its subscriptions/<id>/, grants/<id>/ and catalog files, "
         "e.g. @pudong-gov/psb-data",
     )
+    # Only `xhub lag` needs it (the hub serves a link like any subscriber), so snapshots leave it out.
+    hub_link: bool = Field(
+        default=False,
+        exclude=True,
+        description="this department is the hub link of a higher-level hub (federation): it reads its "
+        "deliveries without a consumer group and keeps its position in that hub's cluster, so `xhub lag` "
+        "here says so instead of counting its topic as unread",
+    )
 
     @field_validator("id")
     @classmethod

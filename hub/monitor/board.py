@@ -33,6 +33,11 @@ class KindView:
     def status(self) -> Status:
         return self.verdict.status
 
+    @property
+    def records(self) -> int | None:
+        """Records waiting; None when not measured (an error, or a position kept in another cluster)."""
+        return None if self.lag.error is not None or self.lag.elsewhere is not None else self.lag.lag_records
+
     def to_json(self) -> dict[str, Any]:
         seconds = self.lag.lag_seconds
         return {
@@ -40,7 +45,7 @@ class KindView:
             "topic": self.lag.topic,
             "status": self.verdict.status.value,
             "reason": self.verdict.reason,
-            "lag_records": self.lag.lag_records,
+            "lag_records": self.records,
             "lag_seconds": None if seconds is None else round(seconds, 3),
             "members": self.lag.members,
             "error": self.lag.error,
@@ -157,6 +162,9 @@ class LagBoard:
     def _view(self, lag: GroupLag, fresh: dict[tuple[str, str, str], KindView]) -> KindView:
         if lag.error is not None:
             return KindView(lag, Verdict(Status.STOP, lag.error))
+        if lag.elsewhere is not None:
+            # Not this cluster's to judge: neither a fault nor a lag (the note says where to look).
+            return KindView(lag, Verdict(Status.OK, lag.elsewhere))
         key = (lag.kind, lag.group, lag.topic)
         view = fresh.get(key)
         if view is not None:  # once per refresh, however many subscriptions share the group and topic

@@ -8,18 +8,22 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from hub.governance.overdue import OverdueRequests
-from hub.monitor.board import LagBoard, SubscriptionLag, status_counts
+from hub.monitor.board import KindView, LagBoard, SubscriptionLag, status_counts
 from hub.monitor.lag_path import HubFigures
 from hub.monitor.path import PathState
 from hub.monitor.status import Rules, Status
+from hub.monitor.text import format_seconds, text_table
 
 if TYPE_CHECKING:
     from hub.config.loader import ConfigDir
+    from hub.monitor.federated_path import LinkedPath
+    from hub.monitor.upstream import UpstreamHubs
 
 EXIT_NOT_ALL_OK = 3
 """Exit status of ``xhub lag`` (without --watch) when a subscription is not OK; 1 and 2 are errors."""
@@ -35,7 +39,10 @@ def add_parsers(subparsers: Any) -> None:
             "subscriber lag (delivery topic end offsets minus the subscriber sidecar's committed offsets), "
             "lag in seconds since the source commit of the oldest waiting event, and a status over a sliding "
             "window. Without --watch, takes --samples samples --interval seconds apart; with no longer "
-            "history, 'not moving' is judged by the age of the waiting records. Exit status: 0 all OK, "
+            "history, 'not moving' is judged by the age of the waiting records. With --upstream, each "
+            "subscription on a linked resource is followed hop by hop across the clusters (the upstream "
+            "hub, the hub link, this hub, the subscriber), with the age of its oldest waiting change from "
+            "the source commit. Exit status: 0 all OK, "
             f"{EXIT_NOT_ALL_OK} some subscription not OK, 1 config error, 2 Kafka or registry error."
         ),
     )
@@ -64,6 +71,14 @@ def add_parsers(subparsers: Any) -> None:
         help="the hub's admin port, for backfill and restore progress "
         "(default: http://127.0.0.1:<admin_port of hubs.yaml>; when it does not answer, backfills are "
         "read from committed offsets and the restore is unknown)",
+    )
+    p.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="CONFIG_DIR",
+        help="the config directory of an upstream hub (a district's, for a city config), read on its own "
+        "cluster: the path of each linked subscription, hop by hop (repeat for three levels)",
     )
     p.set_defaults(func=_lag)
 
@@ -97,6 +112,7 @@ def _lag(args: argparse.Namespace) -> int:
         json_out=args.json,
         sampling=Sampling(watch=args.watch, samples=args.samples, interval=args.interval),
         admin=args.admin,
+        upstream=args.upstream,
     )
 
 
@@ -130,11 +146,13 @@ def lag_command(
     sampling: Sampling = Sampling(),
     out: IO[str] | None = None,
     admin: str | None = None,
+    upstream: Sequence[str] = (),
 ) -> int:
     """``xhub lag``: print the lag and status of every subscription (of ``hub``, or of every hub).
 
     Under the table: backfills, the state store's restore, the owners' sidecar source backlogs and whether
-    the whole path is drained (``hub.monitor.lag_path``).
+    the whole path is drained (``hub.monitor.lag_path``); with ``upstream``, the path of each subscription
+    on a linked resource across the clusters (``hub.monitor.federated_path``).
 
     Args:
         config_dir: the config directory.
@@ -144,10 +162,11 @@ def lag_command(
         sampling: a single run of a few samples, or watching.
         out: where to print (default stdout).
         admin: the hub's admin URL (backfill and restore progress); default from hubs.yaml.
+        upstream: config directories of the upstream hubs (a district's), each read on its own cluster.
 
     Returns:
-        0 when every subscription is OK and no source backlog stalls (always 0 with ``watch``),
-        :data:`EXIT_NOT_ALL_OK` otherwise.
+        0 when every subscription (and every hop of a linked path) is OK and no source backlog stalls
+        (always 0 with ``watch``), :data:`EXIT_NOT_ALL_OK` otherwise.
 
     Raises:
         ConfigError: the config directory is invalid or names no such hub.
@@ -166,13 +185,14 @@ def lag_command(
         print("no subscriptions" + (f" on hub {hub}" if hub else ""), file=stream)
         return 0
     requests = overdue_share_requests(cfg)
-    with open_decoder(cfg) as decoder:
+    with open_decoder(cfg) as decoder, ExitStack() as stack:
         probe = LagProbe(cfg.hubs_file.kafka, decoder, client_id="lag")
         sampler = PathSampler(cfg, sorted({t.hub for t in targets}), rules, admin)
+        federation = Federation.of(cfg, upstream, rules, stack) if upstream else None
         try:
             board = LagBoard(probe, rules)
             if not sampling.watch:
-                rows, path = sample_path(board, sampler, targets, sampling)
+                rows, path = sample_path(board, sampler, targets, sampling, federation)
                 _print(
                     rows,
                     rules,
@@ -181,8 +201,10 @@ def lag_command(
                     clear=False,
                     path=(path, sampler.figures),
                     requests=requests,
+                    federation=federation,
                 )
                 ok = all(r.status is Status.OK for r in rows) and sources_ok(path)
+                ok = ok and (federation is None or federation.ok())
                 return 0 if ok else EXIT_NOT_ALL_OK
             done = 0
             clear = not json_out and stream.isatty()
@@ -191,6 +213,8 @@ def lag_command(
                     started = time.monotonic()
                     rows = board.refresh(targets)
                     path = sampler.sample(rows)
+                    if federation is not None:
+                        federation.refresh(rows)
                     _print(
                         rows,
                         rules,
@@ -199,6 +223,7 @@ def lag_command(
                         clear=clear,
                         path=(path, sampler.figures),
                         requests=requests,
+                        federation=federation,
                     )
                     done += 1
                     if refreshes is None or done < refreshes:
@@ -212,9 +237,14 @@ def lag_command(
 
 
 def sample_path(
-    board: LagBoard, sampler: Any, targets: Sequence[Any], sampling: Sampling
+    board: LagBoard,
+    sampler: Any,
+    targets: Sequence[Any],
+    sampling: Sampling,
+    federation: Federation | None = None,
 ) -> tuple[list[SubscriptionLag], PathState]:
-    """Like :func:`sample_board`, sampling the path beyond the lags too (its rates need the samples)."""
+    """Like :func:`sample_board`, sampling the path beyond the lags too (its rates need the samples), and
+    the upstream hops of linked subscriptions (their status windows too)."""
     rows: list[SubscriptionLag] = []
     path = PathState()
     for i in range(max(1, sampling.samples)):
@@ -222,7 +252,40 @@ def sample_path(
             time.sleep(sampling.interval)
         rows = board.refresh(targets)
         path = sampler.sample(rows)
+        if federation is not None:
+            federation.refresh(rows)
     return rows, path
+
+
+@dataclass(slots=True)
+class Federation:
+    """``xhub lag --upstream``: the upstream hubs, and the linked paths of the last refresh."""
+
+    upstream: UpstreamHubs
+    upstream_rows: dict[tuple[str, str], SubscriptionLag]
+    paths: list[LinkedPath]
+
+    @classmethod
+    def of(cls, cfg: ConfigDir, upstream: Sequence[str], rules: Rules, stack: ExitStack) -> Federation:
+        from hub.config import load_config
+        from hub.monitor.upstream import UpstreamHubs
+
+        return cls(UpstreamHubs(cfg, [load_config(d) for d in upstream], rules, stack), {}, [])
+
+    def refresh(self, rows: Sequence[SubscriptionLag]) -> None:
+        from hub.monitor.federated_path import linked_paths
+
+        self.upstream_rows = self.upstream.refresh()
+        self.paths = linked_paths(rows, self.upstream_rows, self.upstream.links)
+
+    def ok(self) -> bool:
+        return all(p.status is Status.OK for p in self.paths)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "federation": [p.to_json() for p in self.paths],
+            "upstream_subscriptions": [r.to_json() for _, r in sorted(self.upstream_rows.items())],
+        }
 
 
 def lag_document(
@@ -252,20 +315,6 @@ def add_path(doc: dict[str, Any], state: PathState, figures: Sequence[HubFigures
         item.update(subscription_path(state, item["subscription"]))
 
 
-def format_seconds(value: float | None) -> str:
-    """Lag in seconds for a table: ``0s``, ``4.2s``, ``3m05s``, ``2h03m``, ``?`` when unknown."""
-    if value is None:
-        return "?"
-    if value < 10:
-        return f"{value:.1f}s"
-    whole = round(value)
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
-
-
 def format_lag_table(rows: Sequence[SubscriptionLag]) -> str:
     """One line per subscription; the reason of any status other than OK at the end of its line."""
     header = (
@@ -285,7 +334,7 @@ def format_lag_table(rows: Sequence[SubscriptionLag]) -> str:
         notes = [
             f"{kind}: {view.verdict.reason}"
             for kind, view in (("hub", r.hub), ("subscriber", r.subscriber))
-            if view.status is not Status.OK
+            if view.status is not Status.OK or view.lag.elsewhere is not None
         ]
         if r.target.refusal:
             notes.insert(0, f"not delivered: {r.target.refusal}")
@@ -315,8 +364,9 @@ def format_lag_table(rows: Sequence[SubscriptionLag]) -> str:
     return "\n".join(lines)
 
 
-def _records(view: Any) -> str:
-    return "n/a" if view.lag.error else f"{view.lag.lag_records:,}"
+def _records(view: KindView) -> str:
+    records = view.records
+    return "n/a" if records is None else f"{records:,}"
 
 
 def overdue_share_requests(cfg: ConfigDir) -> OverdueRequests:
@@ -342,11 +392,14 @@ def _print(
     clear: bool,
     path: tuple[PathState, Sequence[HubFigures]] | None = None,
     requests: OverdueRequests | None = None,
+    federation: Federation | None = None,
 ) -> None:
     if json_out:
         doc = lag_document(rows, rules, path)
         if requests is not None:
             doc["share_requests"] = requests.to_json()
+        if federation is not None:
+            doc.update(federation.to_json())
         print(json.dumps(doc, ensure_ascii=False), file=stream, flush=True)
         return
     if clear:
@@ -357,6 +410,14 @@ def _print(
     print(format_lag_table(rows), file=stream, flush=True)
     if path is not None:
         print(format_path(*path), file=stream, flush=True)
+    if federation is not None:
+        from hub.monitor.federated_path import format_linked_paths
+
+        print(
+            format_linked_paths(federation.paths) or "\nLINKED   no subscription on a linked resource",
+            file=stream,
+            flush=True,
+        )
     line = requests.summary_line() if requests is not None else None
     if line:
         print(line, file=stream, flush=True)
@@ -402,22 +463,6 @@ def report_command(
     return 0
 
 
-def _seconds(value: float | None) -> str:
-    return format_seconds(value)
-
-
-def _table(rows: Sequence[Sequence[str]], numeric: frozenset[int]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    out = []
-    for row in rows:
-        cells = [
-            c.rjust(w) if i in numeric else c.ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=False))
-        ]
-        out.append("  ".join([*cells, row[-1]]).rstrip())
-    return out
-
-
 def format_path(state: PathState, figures: Sequence[HubFigures]) -> str:
     """The text sections ``xhub lag`` prints under its table: backfills, restore, sources, drained."""
     lines: list[str] = []
@@ -431,10 +476,12 @@ def format_path(state: PathState, figures: Sequence[HubFigures]) -> str:
                     f"{p.done:,}",
                     "?" if p.total is None else f"{p.total:,}",
                     "" if p.per_second is None else f"{p.per_second:,.0f}",
-                    "done" if p.finished else ("?" if p.eta_seconds is None else _seconds(p.eta_seconds)),
+                    "done"
+                    if p.finished
+                    else ("?" if p.eta_seconds is None else format_seconds(p.eta_seconds)),
                 )
             )
-        lines += ["", *_table(rows, frozenset({2, 3, 4, 5}))]
+        lines += ["", *text_table(rows, frozenset({2, 3, 4, 5}))]
     lines.append("")
     for f in figures:
         r = f.restore
@@ -447,7 +494,7 @@ def format_path(state: PathState, figures: Sequence[HubFigures]) -> str:
             eta = (
                 ""
                 if not r.running or r.records.eta_seconds is None
-                else f", ETA {_seconds(r.records.eta_seconds)}"
+                else f", ETA {format_seconds(r.records.eta_seconds)}"
             )
             what = "restoring" if r.running else "restored"
             lines.append(
@@ -470,14 +517,14 @@ def format_path(state: PathState, figures: Sequence[HubFigures]) -> str:
                     v.source or "-",
                     v.status.value,
                     "?" if v.rows is None else f"{v.rows:,}",
-                    _seconds(v.oldest_seconds),
+                    format_seconds(v.oldest_seconds),
                     "never"
                     if v.reported_ms is None
-                    else f"{_seconds(max(0.0, (now_ms - v.reported_ms) / 1000))} ago",
+                    else f"{format_seconds(max(0.0, (now_ms - v.reported_ms) / 1000))} ago",
                     "" if quiet else v.reason,
                 )
             )
-        lines += _table(rows, frozenset({3, 4, 5}))
+        lines += text_table(rows, frozenset({3, 4, 5}))
     lines.append("")
     if state.drained:
         lines.append("PATH     drained: nothing waits from the source databases to the subscribers")

@@ -92,6 +92,9 @@ def drained_summary(
     errors = [r.target.subscription for r in rows if r.hub.lag.error or r.subscriber.lag.error]
     if errors:
         reasons.append(f"lag not measured: {', '.join(errors[:3])}")
+    links = [r.target.subscription for r in rows if r.subscriber.lag.elsewhere]
+    if links:
+        reasons.append(f"hub link positions kept at the city cluster: {', '.join(links[:3])}")
     return not reasons and all(p.drained for p in paths.values()), reasons
 
 

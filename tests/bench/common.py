@@ -71,14 +71,20 @@ def bench_config(kafka: KafkaSettings) -> tuple[Path, dict[str, str]]:
     (root / "subscriptions" / "bench.yaml").write_text(
         yaml.safe_dump({"subscriptions": subs}, allow_unicode=True), encoding="utf-8"
     )
+    bench_environment()
+    return root, renames
+
+
+def bench_environment() -> None:
+    """The hubs' secrets and the config signing keys in this process's environment (as the demo sets
+    them): `xhub apply` signs, the hubs verify."""
     os.environ.update(SECRET_ENV)
-    if "XHUB_CONFIG_SIGNING_KEY" not in os.environ:  # apply signs, the hubs verify (as in the demo)
+    if "XHUB_CONFIG_SIGNING_KEY" not in os.environ:
         from hub.config.signing import local_key_pair
 
         key, public = local_key_pair(ROOT / "deploy" / "local" / ".secrets")
         os.environ["XHUB_CONFIG_SIGNING_KEY"] = key.get_secret_value()
         os.environ["XHUB_CONFIG_PUBLIC_KEY"] = public
-    return root, renames
 
 
 def percentile(values: list[float], q: float) -> float:

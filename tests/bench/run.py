@@ -2,11 +2,13 @@
 
 Writes build/bench/summary.json and prints a table. Timings are never asserted anywhere: the machines are
 shared and noisy, so compare the ratios measured within one run. Sizes can be lowered for a quick look:
-XHUB_BENCH_RECORDS (default 20000), XHUB_BENCH_E2E_SECONDS (60), XHUB_BENCH_BACKFILL (100000; the issue's
+XHUB_BENCH_RECORDS (default 20000), XHUB_BENCH_E2E_SECONDS (60), XHUB_BENCH_FEDERATION_SECONDS (20, at
+XHUB_BENCH_FEDERATION_RATE 500 changes/s), XHUB_BENCH_BACKFILL (100000; the issue's
 1,000,000 takes about 16 minutes at the backfill rate measured so far, past the 10-minute budget of
 `make bench`: run it with XHUB_BENCH_BACKFILL=1000000 when there is time), XHUB_BENCH_PUDONG_SCALE (1 =
 Pudong's size: 2,600 resources, 10,000 subscriptions, ~13,200 partitions on the broker; 0.1 for a look).
-Each section runs alone too: python -m tests.bench.scaling, python -m tests.bench.pudong.
+Each section runs alone too: python -m tests.bench.scaling, python -m tests.bench.pudong,
+python -m tests.bench.federation.
 """
 
 from __future__ import annotations
@@ -106,6 +108,16 @@ def main() -> int:
 
     summary.update(sidecar_restart(kafka))
 
+    # Two levels on two private clusters (tests/bench/federation.py): court -> district -> link -> city
+    from tests.bench.federation import federation_e2e
+
+    summary.update(
+        federation_e2e(
+            seconds=float(os.environ.get("XHUB_BENCH_FEDERATION_SECONDS", "20")),
+            rate=int(os.environ.get("XHUB_BENCH_FEDERATION_RATE", "500")),
+        )
+    )
+
     # Pudong's size (tests/bench/pudong.py): ~13,200 partitions on the bench's broker at scale 1
     summary.update(
         pudong_benchmark(
@@ -155,6 +167,9 @@ def main() -> int:
         "backfill_live_p99_ms",
         "backfill_live_p99_ratio",
         "sidecar_restart_recovery_s",
+        "federation_e2e_ms_p50",
+        "federation_e2e_ms_p99",
+        "federation_e2e_ms_max",
         *PG_CAPTURE_KEYS,
     ):
         if key in summary:

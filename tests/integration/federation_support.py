@@ -25,6 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -256,7 +257,11 @@ def city(
 ) -> City:
     """The city config (the district's list as a linked resource, a city subscriber narrowing it: fewer
     fields, the name masked again) and the link's connector config."""
-    kafka = clusters[1]
+    return make_city(clusters[1], city_registry, district, tmp_path)
+
+
+def make_city(kafka: KafkaSettings, city_registry: str, district: District, tmp_path: Path) -> City:
+    """What the ``city`` fixture makes, in ``tmp_path`` (the benchmark's too)."""
     token = uuid.uuid4().hex[:6]
     dept = f"pudong-{token}"  # the district hub, as the city's config names it (provider of its resources)
     hub = f"city-{token}"
@@ -342,9 +347,10 @@ class Court:
         self.seq = 0
         self.sent: dict[tuple[str, int], tuple[str, int]] = {}
 
-    def publish(self, n: int, op: Op, *, debtor_type: str = "person") -> None:
+    def publish(self, n: int, op: Op, *, debtor_type: str = "person", commit_ms: int | None = None) -> None:
+        """One change of key ``n``; its source commit time is ``commit_ms`` (default: a made-up one)."""
         self.seq += 1
-        key = f"(2025)沪{self.area}执{n}号"
+        key = self.key_of(n)
         data = None
         if op != "d":
             data = {
@@ -358,11 +364,15 @@ class Court:
                 "publish_date": 20_000 + n,
                 "district": "浦东新区",
             }
-        commit = COMMIT_BASE_MS + self.seq * 7
+        commit = COMMIT_BASE_MS + self.seq * 7 if commit_ms is None else commit_ms
         event = ChangeEvent(self.resource, op, key, self.seq, self.court, "enforcement", commit, data)
         value = self.serde.encode(f"{self.topic}-value", self.schema, event.to_avro())
         self.producer.send(self.topic, key=key_bytes(key), value=value)
         self.sent[(key, self.seq)] = (op, commit)
+
+    def key_of(self, n: int) -> str:
+        """The business key (case number) of debtor ``n``."""
+        return f"(2025)沪{self.area}执{n}号"
 
     def rounds(
         self, keys: int, rounds: int, *, every_s: float = 0.0, gate: threading.Event | None = None
@@ -472,6 +482,14 @@ class SubscriberTable:
     def receipts(self) -> list[tuple[str, int]]:
         """(key, seq) of every delivery applied."""
         return [(k, int(s)) for k, s in self._query(f'SELECT "key", "seq" FROM {self.RECEIPTS}')]
+
+    def applied_at_ms(self) -> dict[tuple[str, int], float]:
+        """(key, seq) -> when its delivery was applied (epoch ms), from the receipt log."""
+        out: dict[tuple[str, int], float] = {}
+        for key, seq, at in self._query(f'SELECT "key", "seq", "applied_at" FROM {self.RECEIPTS}'):
+            stamp = datetime.fromisoformat(str(at))
+            out[(key, int(seq))] = (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp() * 1000
+        return out
 
     def rows(self) -> dict[str, int]:
         """The table: key -> seq of the change it holds."""

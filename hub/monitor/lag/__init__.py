@@ -29,7 +29,8 @@ yet) is reported without being probed, only groups that exist are described, and
 something waits are read.
 
 The parts: ``targets`` (what is measured), ``commit_time`` (lag in seconds), ``group_lag`` (lag in records),
-``waiting`` (reading what waits) and ``probe`` (the Kafka requests of one measurement).
+``waiting`` (reading what waits), ``probe`` (the Kafka requests of one measurement) and ``link_position``
+(a hub link's position, which it keeps in the cluster it carries to instead of a consumer group here).
 """
 
 from __future__ import annotations

@@ -42,6 +42,9 @@ class GroupLag:
     partitions: tuple[PartitionLag, ...] = ()
     members: int | None = None  # consumers in the group now (0: nobody reads)
     error: str | None = None
+    # Not measured here, and why: the reader keeps its position in another cluster (a hub link's is in
+    # the cluster it carries to). Neither lag nor fault: this cluster cannot tell.
+    elsewhere: str | None = None
 
     @property
     def lag_records(self) -> int:
@@ -51,8 +54,11 @@ class GroupLag:
     def lag_seconds(self) -> float | None:
         """Age of the oldest waiting event since its source commit; 0.0 when nothing waits.
 
-        None only when records wait but none of them could be read (never NaN).
+        None when records wait but none of them could be read (never NaN), or the position is kept
+        elsewhere.
         """
+        if self.elsewhere is not None:
+            return None
         ages: list[float] = []
         unknown = False
         for p in self.partitions:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from kafka import TopicPartition
@@ -55,6 +55,28 @@ def _is_sink(group: str) -> bool:
     return group.startswith(SINK_GROUP_PREFIX)
 
 
+LINK_POSITION_PREFIX: Final = "link-position:"
+"""Names a hub link's position where a consumer group would stand (it has none: see ``LinkPositions``)."""
+
+POSITION_KEPT_ELSEWHERE: Final = (
+    "position kept at the city cluster (the subscriber is a hub link: it reads without a consumer group "
+    "here and stores its position where it carries to); xhub lag CITY_CONFIG --upstream THIS_CONFIG "
+    "shows how far it read"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """A position that is not a group's committed offset (a hub link's), shaped like one."""
+
+    offset: int
+
+
+LinkPositionsOf = Callable[[Target], Mapping[int, int] | None]
+"""Where the hub link of a target stands on its delivery topic: next offset per partition (None: it never
+carried from it). Read in the cluster the link carries to (``hub.monitor.lag.link_position``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Layout:
     """The groups and topics a sequence of targets asks for, worked out once per sequence."""
@@ -65,6 +87,7 @@ class _Layout:
     hub_keys: tuple[_Key, ...]  # distinct
     hub_groups: frozenset[str]
     sink_keys: Mapping[str, _Key]  # subscription -> its subscriber key with the default group
+    links: Mapping[str, Target]  # subscription -> its target, for subscribers that are hub links
     subs_of_topic: Mapping[str, tuple[str, ...]]  # delivery topic -> subscriptions
     topic_names: frozenset[str]
 
@@ -72,14 +95,23 @@ class _Layout:
     def of(cls, targets: Sequence[Target]) -> _Layout:
         hub_keys: dict[_Key, _Key] = {}
         sink_keys: dict[str, _Key] = {}
+        links: dict[str, Target] = {}
         subs_of_topic: dict[str, list[str]] = defaultdict(list)
         rows = []
         for t in targets:
             hub_key = hub_keys.setdefault(
                 (HUB, names.hub_group(t.hub), t.source_topic), (HUB, names.hub_group(t.hub), t.source_topic)
             )
-            sink_keys[t.subscription] = (SUBSCRIBER, sink_group(t.subscription), t.delivery_topic)
-            subs_of_topic[t.delivery_topic].append(t.subscription)
+            if t.hub_link:
+                links[t.subscription] = t
+                sink_keys[t.subscription] = (
+                    SUBSCRIBER,
+                    LINK_POSITION_PREFIX + t.subscriber,
+                    t.delivery_topic,
+                )
+            else:
+                sink_keys[t.subscription] = (SUBSCRIBER, sink_group(t.subscription), t.delivery_topic)
+                subs_of_topic[t.delivery_topic].append(t.subscription)
             rows.append((t.subscription, (t.subscription, HUB), (t.subscription, SUBSCRIBER), hub_key))
         return cls(
             targets,
@@ -88,8 +120,11 @@ class _Layout:
             tuple(hub_keys),
             frozenset(key[1] for key in hub_keys),
             sink_keys,
+            links,
             {topic: tuple(subs) for topic, subs in subs_of_topic.items()},
-            frozenset(t.source_topic for t in targets) | frozenset(subs_of_topic),
+            frozenset(t.source_topic for t in targets)
+            | frozenset(subs_of_topic)
+            | frozenset(t.delivery_topic for t in links.values()),
         )
 
 
@@ -102,6 +137,8 @@ class LagProbe:
         client_id: Kafka client id suffix.
         limits: what a measurement may cost.
         clock: epoch seconds (tests pass their own).
+        link_positions: where the hub links among the subscribers stand (read in the clusters they carry
+            to); None: their subscriber lag is not measured here and says where the position is kept.
     """
 
     def __init__(
@@ -112,11 +149,13 @@ class LagProbe:
         client_id: str = "monitor",
         limits: ProbeLimits = ProbeLimits(),
         clock: Callable[[], float] = time.time,
+        link_positions: LinkPositionsOf | None = None,
     ) -> None:
         self.kafka = kafka
         self.decoder = decoder
         self.limits = limits
         self.clock = clock
+        self.link_positions = link_positions
         self._admin = make_admin(kafka, f"{client_id}-admin")
         reader = make_consumer(
             kafka,
@@ -198,8 +237,17 @@ class LagProbe:
         lags: dict[_Key, GroupLag] = {}
         present: dict[_Key, tuple[int, ...]] = {}
         missing: dict[_Key, GroupLag] = {}
+        link_keys = {sub_keys[sub] for sub in layout.links}
+        if layout.links:
+            if self.link_positions is None:
+                for key in link_keys:
+                    lags[key] = GroupLag(
+                        SUBSCRIBER, key[1], key[2], now_ms, elsewhere=POSITION_KEPT_ELSEWHERE
+                    )
+            else:
+                committed = {**committed, **self._link_offsets(layout.links, sub_keys)}
         for key in (*layout.hub_keys, *sub_keys.values()):
-            if key in present or key in missing:
+            if key in present or key in missing or key in lags:
                 continue
             numbers = partitions.get(key[2])
             if numbers:
@@ -216,10 +264,26 @@ class LagProbe:
         self._missing = missing  # reused while the topic stays missing: no new objects per refresh
 
         lags.update(self._present_lags(present, listed, committed, now_ms))
+        for key in link_keys:
+            if lags[key].elsewhere is None and lags[key].error is None:
+                lags[key] = replace(lags[key], members=None)  # a link has no group and no members
         out: dict[tuple[str, str], GroupLag] = {}
         for sub, hub_out, sub_out, hub_key in layout.rows:
             out[hub_out] = lags[hub_key]
             out[sub_out] = lags[sub_keys[sub]]
+        return out
+
+    def _link_offsets(
+        self, links: Mapping[str, Target], sub_keys: Mapping[str, _Key]
+    ) -> dict[str, dict[TopicPartition, Any]]:
+        """The hub links' positions as if they were their groups' committed offsets."""
+        assert self.link_positions is not None
+        out: dict[str, dict[TopicPartition, Any]] = {}
+        for sub, target in links.items():
+            stored = self.link_positions(target) or {}
+            out[sub_keys[sub][1]] = {
+                TopicPartition(target.delivery_topic, p): _Stored(o) for p, o in stored.items()
+            }
         return out
 
     def _present_lags(

@@ -53,6 +53,9 @@ class Target:
     source_topic: str
     delivery_topic: str
     refusal: str | None = None  # why nothing is delivered right now (no grant, revoked...), if so
+    # The subscriber is a hub link: it reads without a consumer group and keeps its position in the
+    # cluster it carries to (xhub.pos.<link-dept> there), so no group here says how far it read.
+    hub_link: bool = False
 
     def group_and_topic(self, kind: str) -> tuple[str, str]:
         if kind == HUB:
@@ -79,6 +82,7 @@ def targets_of_config(cfg: ConfigDir, hub: str | None = None) -> list[Target]:
         if schema is not None:
             plan = compile_plan(sub, resource, schema, secret=None, grant=cfg.grant_of(sub.id))
             refusal = plan.refusal_at(now_ms)
+        subscriber = cfg.departments.get(sub.subscriber)
         out.append(
             Target(
                 hub=sub.hub,
@@ -89,6 +93,7 @@ def targets_of_config(cfg: ConfigDir, hub: str | None = None) -> list[Target]:
                 source_topic=names.source_topic(resource.owner, sub.resource),
                 delivery_topic=names.delivery_topic(sub.hub, sub.id),
                 refusal=refusal,
+                hub_link=subscriber is not None and subscriber.hub_link,
             )
         )
     return out
