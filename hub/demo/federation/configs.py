@@ -95,7 +95,7 @@ def write_city_config(
     dept: str,
     hub: str,
     bootstrap: str,
-    registry_url: str,
+    registry_url: str | None,
     district_hub: str,
     terms: dict[str, Any],
     schema: dict[str, Any] | None = None,
@@ -106,17 +106,23 @@ def write_city_config(
     subscription: str = LINK_SUBSCRIPTION,
     secrets: str = "CITY",
     dept_name: str = "浦东新区共享交换枢纽 (district hub)",
+    default_masks: Mapping[str, str] | None = None,
 ) -> Path:
     """A city config: the district hub as department ``dept`` owning the linked ``resource`` (delivered
     to the link's ``subscription`` there), a copy of the district's ``terms``, and the city's own
     subscribers, subscriptions and grants (grants/<dept>/). A province config likewise, with the city hub
     as ``dept``. ``secrets``: the hub's pseudonym secret and audit key are read from XHUB_<secrets>_SECRET
-    and XHUB_<secrets>_AUDIT_KEY."""
+    and XHUB_<secrets>_AUDIT_KEY. ``registry_url`` None: the hub serves the built-in registry;
+    ``default_masks``: the city's masks of the linked resource for every subscriber."""
     hubs = {"name": hub, "admin_port": 0, "registry_port": 0}
     hubs |= {"pseudonym_secret_env": f"XHUB_{secrets}_SECRET", "audit_key_env": f"XHUB_{secrets}_AUDIT_KEY"}
     write_yaml(
         root / "hubs.yaml",
-        {"kafka": {"bootstrap_servers": bootstrap}, "registry": {"url": registry_url}, "hubs": [hubs]},
+        {
+            "kafka": {"bootstrap_servers": bootstrap},
+            "registry": {} if registry_url is None else {"url": registry_url},
+            "hubs": [hubs],
+        },
     )
     district = {"id": dept, "name": dept_name, "principal": f"User:{dept}"}
     write_yaml(root / "departments" / "pudong.yaml", {"departments": [district]})
@@ -131,6 +137,7 @@ def write_city_config(
         resource=resource,
         subscription=subscription,
         stem="pudong",
+        default_masks=default_masks,
     )
     by_subscriber: dict[str, list[dict[str, Any]]] = {}
     for sub in subscriptions:
