@@ -68,17 +68,13 @@ class Clusters:
         return [str(self.kafka_sh), command, *(["--plaintext"] if self.plaintext else [])]
 
     def up(self) -> None:
-        """Start every cluster (in parallel once the jars are there: the first start fetches them)."""
+        """Start every cluster: the first alone (on a fresh clone it makes the shared CA and fetches the
+        jars, which the others then use), the others in parallel."""
         shared = self.repo / "deploy" / "local" / ".kafka" / "lib"
-        pending = list(self.members.values())
+        first, *others = self.members.values()
         lib: Path | None = shared if (shared / ".pom.sha").exists() else None
-        if (
-            lib is None
-        ):  # a fresh clone: the first cluster fetches the jars into its home, the others share them
-            first = pending.pop(0)
-            self._wait(self._start(first, None), first, "up")
-            lib = first.home / "lib"
-        self._run_all(pending, "up", lib)
+        self._wait(self._start(first, lib), first, "up")
+        self._run_all(others, "up", lib or first.home / "lib")
 
     def down(self) -> None:
         """Stop every cluster (its data is kept in its home until the next run clears it)."""

@@ -146,7 +146,7 @@ def _stream(
             pudong = DISTRICTS[0]
             killed = fed.kill_link(pudong)
             say(f">> SIGKILL of the pudong link (pid {killed}) mid-stream; starting it again")
-            fed.start_link(pudong, name="link-pudong")
+            fed.start_link(pudong, name="link-pudong-restarted")
         if time.monotonic() >= next_show:
             _show(fed, courts, table, time.monotonic() - started)
             next_show = time.monotonic() + 3

@@ -17,6 +17,7 @@ from connectors.testing.runtime import serde_for
 from hub.config import load_config
 from hub.config.validation import compile_config
 from hub.core import names
+from hub.core.columns import pad
 from hub.core.errors import ConfigError
 from hub.core.provenance import Provenance, from_headers
 from hub.demo.federation.configs import write_yaml
@@ -225,13 +226,17 @@ def lag_per_hop(fed: Federation) -> Check:
 # -- what the user sees ---------------------------------------------------------------------------
 
 
+WIDTHS = (24, 10, 21, 12, 30, 16)  # terminal columns of the table's cells
+
+
 def print_table(seen: Observed, shown: int = 12) -> None:
     """The credit centre's merged table, newest rows first, each with where it came from."""
     by_change = {(r.value["key"], r.value["seq"]): provenance_of(r) for r in seen.at_city if r.value}
     rows = sorted(seen.rows, key=lambda r: str(r.get("_xhub_applied_at") or ""), reverse=True)
     counts = Counter(district_of_case(str(r["xhub_key"])).hub for r in seen.rows)
     say(f"\n== the credit centre's merged list: {len(rows)} debtors ({dict(counts)}), newest first ==")
-    say(f"   {'case':<22}{'name':<10}{'debtor id':<22}{'status':<8}{'from':<34}{'via':<18}{'age':>7}")
+    head = ("case", "name", "debtor id", "status", "from (source dept @ commit)", "via hubs")
+    say("   " + "".join(pad(h, w) for h, w in zip(head, WIDTHS, strict=True)) + f"{'age':>8}")
     for row in rows[:shown]:
         prov = by_change.get((str(row["xhub_key"]), int(row["_xhub_seq"])))
         commit = int(row.get("_xhub_source_commit_ms") or 0)
@@ -242,10 +247,9 @@ def print_table(seen: Observed, shown: int = 12) -> None:
             else f"{prov.dept} @{datetime.fromtimestamp(commit / 1000, UTC):%H:%M:%S.%f}"[:-3]
         )
         via = "?" if prov is None else " -> ".join(h.hub for h in prov.hops)
-        say(
-            f"   {row['case_no']:<22}{row['debtor_name']:<10}{row['debtor_id']:<22}"
-            f"{row['performance_status']:<8}{source:<34}{via:<18}{(applied - commit):>5.0f}ms"
-        )
+        cells = [str(row.get(c) or "") for c in ("case_no", "debtor_name", "debtor_id", "performance_status")]
+        line = "".join(pad(c, w) for c, w in zip([*cells, source, via], WIDTHS, strict=True))
+        say(f"   {line}{(applied - commit) / 1000:>7.1f}s")
 
 
 def report(checks: list[Check], wall_s: float, workdir: str) -> bool:
