@@ -80,6 +80,17 @@ class Clusters:
         """Stop every cluster (its data is kept in its home until the next run clears it)."""
         self._run_all(list(self.members.values()), "down", None, check=False)
 
+    def running(self) -> list[str]:
+        """The clusters whose broker still runs (`kafka.sh status`)."""
+        out = []
+        for cluster in self.members.values():
+            status = subprocess.run(
+                self._args("status"), env=self._env(cluster, None), capture_output=True, check=False
+            )
+            if status.returncode == 0:
+                out.append(cluster.name)
+        return out
+
     def _start(self, cluster: Cluster, lib: Path | None, command: str = "up") -> subprocess.Popen[str]:
         cluster.home.mkdir(parents=True, exist_ok=True)
         return subprocess.Popen(

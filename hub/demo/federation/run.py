@@ -123,6 +123,8 @@ def run_federation_demo(options: FederationOptions, *, repo: Path | None = None)
         say("\nstopping the hubs, sidecars and clusters ...")
         courts.close()
         fed.stop()
+    left = fed.clusters.running() + [n for n, p in fed.processes.processes.items() if p.poll() is None]
+    checks.append(Check(f"clean shutdown: nothing it started still runs {left or ''}".rstrip(), not left))
     wall = time.monotonic() - started
     passed = report(checks, wall, str(fed.workdir))
     return FederationResult(checks, passed, wall)
