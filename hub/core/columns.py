@@ -13,3 +13,15 @@ def width(text: str) -> int:
 def pad(text: str, columns: int) -> str:
     """``text`` followed by spaces up to ``columns`` terminal columns."""
     return text + " " * (columns - width(text))
+
+
+def clip(text: str, columns: int) -> str:
+    """``text`` cut to at most ``columns`` terminal columns, "…" marking a cut."""
+    if width(text) <= columns:
+        return text
+    out = ""
+    for ch in text:
+        if width(out + ch) > columns - 1:
+            break
+        out += ch
+    return out + "…"

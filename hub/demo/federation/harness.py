@@ -25,8 +25,10 @@ from hub.config.signing import local_key_pair
 from hub.core import names
 from hub.core.errors import FatalError
 from hub.core.kafka_settings import KafkaSettings
+from hub.core.registry.client import RegistryClient
+from hub.core.registry.errors import RegistryError, RegistryUnavailable
 from hub.demo.federation.clusters import Cluster, Clusters, apply_env
-from hub.demo.federation.configs import LINK_SUBSCRIPTION
+from hub.demo.federation.configs import LINK_SUBSCRIPTION, write_yaml
 from hub.demo.federation.links import hub_link_source
 from hub.demo.federation.parties import (
     CENTRE,
@@ -40,7 +42,7 @@ from hub.demo.federation.parties import (
 from hub.demo.federation.table import SubscriberTable
 from hub.demo.harness import Demo, free_port, say
 from hub.monitor.lag_path import read_admin
-from hub.provision.credentials import hub_party, write_credentials
+from hub.provision.credentials import REGISTRY, hub_party, write_credentials
 
 DEFAULT_PORT_BASE = 39092
 """Pudong's cluster on this port, Xuhui's 10 above, the city's 20 above (each broker takes port and
@@ -155,6 +157,34 @@ class Federation:
             say(f"xhub apply {hub}: {len(result.done)} changes on {self.bootstrap(hub)}")
 
     # -- processes ----------------------------------------------------------------------------
+    def start_registries(self, timeout: float = 90) -> None:
+        """Each cluster's schema registry as a process of its own (``xhub registry``, as
+        ``xhub-registry``, whose ACLs the apply made), named in that hubs.yaml: the hub, the sidecars and
+        the links use it. (The apply before it served one in-process from the same topic.)"""
+        for hub, root in self.roots.items():
+            hubs = yaml.safe_load((root / "hubs.yaml").read_text(encoding="utf-8"))
+            hubs["registry"] = {"url": self.registry_url(hub)}
+            write_yaml(root / "hubs.yaml", hubs)
+            port = str(self.registry_ports[hub])
+            self.processes.start(
+                f"registry-{hub}", ["-m", "hub.cli", "registry", str(root), "--port", port], party=REGISTRY
+            )
+        deadline = time.monotonic() + timeout
+        for hub in self.roots:
+            client = RegistryClient(self.registry_url(hub), timeout=2)  # as the super user
+            while True:
+                self.processes.check_alive()
+                try:
+                    client.subjects()
+                    break
+                except (RegistryError, RegistryUnavailable):
+                    if time.monotonic() > deadline:
+                        raise FatalError(
+                            f"the registry of {hub} did not answer within {timeout:.0f} s "
+                            f"(see {self.workdir / 'logs' / f'registry-{hub}.log'})"
+                        ) from None
+                    time.sleep(0.5)
+
     def start_hubs(self, timeout: float = 120) -> None:
         for hub, root in self.roots.items():
             self.processes.start(
@@ -286,6 +316,20 @@ class Federation:
             return read_admin(self.admin_url(hub))
         except OSError:
             return {}
+
+    def lag_report(self, hub: str) -> str:
+        """What `xhub lag CONFIG` shows for ``hub``: at the city, its links among the sources and its
+        subscriptions' lags. As the super user: the operator's ACLs (DESCRIBE on xhub.*) do not let it
+        read the records whose commit times and count `xhub lag` measures."""
+        out = subprocess.run(
+            [sys.executable, "-m", "hub.cli", "lag", str(self.roots[hub]), "--samples", "1"],
+            capture_output=True,
+            text=True,
+            env=self.processes.env,
+            check=False,
+            timeout=120,
+        )
+        return (out.stdout + out.stderr).rstrip()
 
     def stop(self) -> None:
         """Every process, then the clusters; this process's environment as it was."""

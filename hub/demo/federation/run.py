@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.core import names
+from hub.core.errors import FatalError
 from hub.demo.federation.courts import Courts
 from hub.demo.federation.harness import DEFAULT_PORT_BASE, Federation
 from hub.demo.federation.parties import CENTRE_NAME, CITY, DISTRICTS, district_of_case
@@ -81,6 +82,7 @@ def run_federation_demo(options: FederationOptions, *, repo: Path | None = None)
         if not options.plaintext:
             say(f"identities: a certificate per party from one CA ({fed.clusters.credentials})")
         fed.apply_all()
+        fed.start_registries()
         fed.start_hubs()
         say("hubs running: " + ", ".join(f"{h} http://127.0.0.1:{p}/" for h, p in fed.admin_ports.items()))
         courts.seed_lists(SEED_PER_COURT)
@@ -92,6 +94,7 @@ def run_federation_demo(options: FederationOptions, *, repo: Path | None = None)
             f"sidecars: {', '.join(d.court for d in DISTRICTS)} (capture), links pudong and xuhui "
             f"(district -> city), {CENTRE_NAME} (its table: {table.db})"
         )
+        _wait_for_snapshot(fed, table)
         say(f"making changes at both courts for {options.duration:.0f} s at ~{options.rate:.0f}/s\n")
         killed = _stream(fed, courts, table, options)
         say("\nchanges stopped; waiting until every hop has carried the last of them ...")
@@ -103,6 +106,7 @@ def run_federation_demo(options: FederationOptions, *, repo: Path | None = None)
             for r in seen.rows
             if (clear := courts.clear_id(district_of_case(str(r["xhub_key"])), str(r["case_no"])))
         }
+        say(f"\n== xhub lag {fed.roots[CITY]} (as the super user) ==\n{fed.lag_report(CITY)}")
         say("\n== audit trace of one case per district, at the city, back to its court ==")
         checks += exactly_once(seen)
         if options.kill_link:
@@ -156,6 +160,25 @@ def _stream(
     return killed
 
 
+def _wait_for_snapshot(fed: Federation, table: SubscriberTable, timeout_s: float = 180) -> None:
+    """Until the courts' lists as they stood (their sidecars' snapshot) reached the credit centre: then
+    every process of the path runs, and the stream that follows is seen arriving."""
+    started = time.monotonic()
+    listed = SEED_PER_COURT * len(DISTRICTS)
+    while len(table.receipts()) < listed:
+        fed.processes.check_alive()
+        if time.monotonic() - started > timeout_s:
+            raise FatalError(
+                f"the courts' {listed} listed debtors did not reach the credit centre within "
+                f"{timeout_s:.0f} s (see {fed.workdir / 'logs'})"
+            )
+        time.sleep(0.5)
+    say(
+        f"the courts' lists as they stood ({listed} debtors, snapshot) reached the credit centre "
+        f"{time.monotonic() - started:.1f} s after the sidecars started"
+    )
+
+
 def _show(fed: Federation, courts: Courts, table: SubscriberTable, elapsed: float) -> None:
     applied = applied_by_district(table)
     city = fed.status(CITY)
@@ -168,7 +191,7 @@ def _show(fed: Federation, courts: Courts, table: SubscriberTable, elapsed: floa
     for d in DISTRICTS:
         link = links.get(d.hub) or {}
         parts.append(
-            f"{d.hub}: {courts.changes(d)} changes, link waiting {link.get('rows', '-')}, "
+            f"{d.hub}: {courts.changes(d)} changes, link waiting {link.get('rows') if link else '-'}, "
             f"at the centre {applied.get(d.hub, 0)}"
         )
     say(f"-- t={elapsed:5.1f}s  " + " | ".join(parts))

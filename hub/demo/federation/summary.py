@@ -17,7 +17,7 @@ from connectors.testing.runtime import serde_for
 from hub.config import load_config
 from hub.config.validation import compile_config
 from hub.core import names
-from hub.core.columns import pad
+from hub.core.columns import clip, pad
 from hub.core.errors import ConfigError
 from hub.core.provenance import Provenance, from_headers
 from hub.demo.federation.configs import write_yaml
@@ -120,8 +120,9 @@ def policy(fed: Federation, seen: Observed, courts_clear_id: dict[str, str]) -> 
             bool(columns) and columns <= set(CENTRE_FIELDS) and "obligation" not in columns,
         ),
         Check(
-            f"masked at the district stays masked: debtor IDs at the city look like {ids[0] if ids else '?'} "
-            f"({len(leaked)} of {len(courts_clear_id)} IDs checked against the courts' databases in clear)",
+            "masked at the district stays masked: debtor IDs at the city look like "
+            f"{ids[0] if ids else '?'}; "
+            f"{len(leaked)} of the {len(courts_clear_id)} IDs the courts hold in clear appear at the city",
             bool(ids) and all("*" in i for i in ids) and not leaked and bool(courts_clear_id),
         ),
         Check(
@@ -149,6 +150,11 @@ def _widening_refused(fed: Federation) -> str | None:
     return None
 
 
+def _millis(value: Any) -> int:
+    """Epoch milliseconds of a decoded ``timestamp-millis`` (a datetime) or of the raw number."""
+    return round(value.timestamp() * 1000) if isinstance(value, datetime) else int(value)
+
+
 def provenance(seen: Observed) -> Check:
     """Point 3: every delivery at the city names the court, its commit time and both hubs in order."""
     bad = 0
@@ -159,7 +165,7 @@ def provenance(seen: Observed) -> Check:
         if (
             prov is None
             or source is None
-            or (prov.dept, prov.commit_ts_ms) != (d.court, source["source"]["commit_ts_ms"])
+            or (prov.dept, prov.commit_ts_ms) != (d.court, _millis(source["source"]["commit_ts_ms"]))
             or [h.hub for h in prov.hops] != [d.hub, CITY]
         ):
             bad += 1
@@ -248,6 +254,7 @@ def print_table(seen: Observed, shown: int = 12) -> None:
         )
         via = "?" if prov is None else " -> ".join(h.hub for h in prov.hops)
         cells = [str(row.get(c) or "") for c in ("case_no", "debtor_name", "debtor_id", "performance_status")]
+        cells[1] = clip(cells[1], WIDTHS[1] - 1)  # an entity's name is long
         line = "".join(pad(c, w) for c, w in zip([*cells, source, via], WIDTHS, strict=True))
         say(f"   {line}{(applied - commit) / 1000:>7.1f}s")
 
