@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_federated_demo_checks_every_point_and_passes(tmp_path: Path) -> None:
     workdir = tmp_path / "run"
     result = run_federation_demo(
-        FederationOptions(duration=15, rate=8, port_base=PORT_BASE, workdir=workdir), repo=REPO
+        FederationOptions(duration=10, rate=8, port_base=PORT_BASE, workdir=workdir), repo=REPO
     )
     failed = [c.text for c in result.checks if not c.ok]
     assert result.passed, f"checks failed: {failed}"

@@ -20,7 +20,7 @@ from hub.core import names
 from hub.core.columns import clip, pad
 from hub.core.errors import ConfigError
 from hub.core.provenance import Provenance, from_headers
-from hub.demo.federation.configs import write_yaml
+from hub.demo.federation.configs import LINK_SUBSCRIPTION, write_yaml
 from hub.demo.federation.harness import Federation, delivery_topic_of_link
 from hub.demo.federation.parties import (
     CENTRE_FIELDS,
@@ -204,15 +204,18 @@ def traces(fed: Federation, seen: Observed) -> list[Check]:
 
 
 def lag_per_hop(fed: Federation) -> Check:
-    """Point 4: nothing waits on any hop: court -> district hub, the link, city hub, credit centre."""
+    """Point 4: nothing waits on any hop: the court's change log (its sidecar's backlog), the district
+    hub, the link, the city hub, the credit centre's sidecar."""
     parts = []
     ok = True
     for d in DISTRICTS:
         doc = fed.status(d.hub)
-        subs = [s for s in doc.get("subscriptions", []) if s.get("subscription") == "city-debtors"]
+        court = [s for s in (doc.get("path") or {}).get("sources", []) if s.get("department") == d.court]
+        subs = [s for s in doc.get("subscriptions", []) if s.get("subscription") == LINK_SUBSCRIPTION]
         hub_lag = (subs[0].get("hub_lag") or {}).get("lag_records") if subs else None
-        parts.append(f"{d.hub} hub {hub_lag}")
-        ok = ok and hub_lag == 0
+        court_rows = court[0].get("rows") if court else None
+        parts.append(f"{d.court} log {court_rows}, {d.hub} hub {hub_lag}")
+        ok = ok and hub_lag == 0 and court_rows == 0
     city = fed.status(CITY)
     links = [s for s in (city.get("path") or {}).get("sources", []) if s.get("kind") == "hub_link"]
     for link in sorted(links, key=lambda s: str(s.get("department"))):
