@@ -81,8 +81,9 @@ def centre_subscription(district: District) -> str:
 def hubs_file(
     root: Path, *, hub: str, description: str, bootstrap: str, admin_port: int, registry_port: int
 ) -> None:
-    """hubs.yaml of one hub serving its own built-in registry (stored on its cluster), installing only
-    configs signed by the apply role."""
+    """hubs.yaml of one hub on its cluster, installing only configs signed by the apply role. No registry
+    url yet: the apply serves the built-in one in-process; the demo then names the cluster's registry
+    process here (``Federation.start_registries``)."""
     env = f"XHUB_{hub.upper()}"
     write_yaml(
         root / "hubs.yaml",

@@ -189,9 +189,9 @@ def _show(fed: Federation, courts: Courts, table: SubscriberTable, elapsed: floa
     }
     parts = []
     for d in DISTRICTS:
-        link = links.get(d.hub) or {}
+        waiting = (links.get(d.hub) or {}).get("rows")
         parts.append(
-            f"{d.hub}: {courts.changes(d)} changes, link waiting {link.get('rows') if link else '-'}, "
+            f"{d.hub}: {courts.changes(d)} changes, link waiting {'-' if waiting is None else waiting}, "
             f"at the centre {applied.get(d.hub, 0)}"
         )
     say(f"-- t={elapsed:5.1f}s  " + " | ".join(parts))

@@ -66,13 +66,16 @@ def read_topics(fed: Federation, hub: str, topics: list[str], quiet_s: float = 2
 def observe(fed: Federation, table: SubscriberTable) -> Observed:
     seen = Observed()
     for d in DISTRICTS:
-        court = read_topics(fed, d.hub, [names.source_topic(d.court, d.resource)])
-        seen.published[d.hub] = {(r.value["key"], r.value["seq"]): r.value for r in court if r.value}
-        link = read_topics(fed, d.hub, [delivery_topic_of_link(d)])
-        seen.climbed[d.hub] = {(r.value["key"], r.value["seq"]) for r in link if r.value}
-    seen.at_city = read_topics(
-        fed, CITY, [names.delivery_topic(CITY, centre_subscription(d)) for d in DISTRICTS]
-    )
+        court, link = names.source_topic(d.court, d.resource), delivery_topic_of_link(d)
+        records = read_topics(fed, d.hub, [court, link])
+        seen.published[d.hub] = {
+            (r.value["key"], r.value["seq"]): r.value for r in records if r.value and r.topic == court
+        }
+        seen.climbed[d.hub] = {
+            (r.value["key"], r.value["seq"]) for r in records if r.value and r.topic == link
+        }
+    topics = [names.delivery_topic(CITY, centre_subscription(d)) for d in DISTRICTS]
+    seen.at_city = read_topics(fed, CITY, topics)
     seen.receipts = table.receipts()
     seen.rows = table.records()
     return seen
