@@ -252,7 +252,7 @@ class Federation:
         """The link of ``district``: a sidecar of department ``district.hub`` of the city (its city
         identity), reading the district's deliveries to it with its district identity (``citylink``)."""
         source = hub_link_source(
-            f"{district.hub}-debtors",
+            link_source_name(district),
             resource=district.resource,
             hub=district.hub,
             subscription=LINK_SUBSCRIPTION,
@@ -342,3 +342,8 @@ class Federation:
 
 def delivery_topic_of_link(district: District) -> str:
     return names.delivery_topic(district.hub, LINK_SUBSCRIPTION)
+
+
+def link_source_name(district: District) -> str:
+    """The name of the link's source (the key of its position in the city cluster)."""
+    return f"{district.hub}-debtors"

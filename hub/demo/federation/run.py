@@ -27,6 +27,7 @@ from hub.demo.federation.summary import (
     Check,
     exactly_once,
     lag_per_hop,
+    link_positions,
     observe,
     policy,
     print_table,
@@ -73,54 +74,12 @@ def run_federation_demo(options: FederationOptions, *, repo: Path | None = None)
     courts = Courts(fed.workdir / "db")
     checks: list[Check] = []
     try:
-        clusters = ", ".join(f"{c.name} {c.bootstrap}" for c in fed.clusters.members.values())
-        say(
-            f"starting three Kafka clusters "
-            f"({'plaintext' if options.plaintext else 'mutual TLS, ACLs'}): {clusters}"
-        )
-        fed.start_clusters()
-        if not options.plaintext:
-            say(f"identities: a certificate per party from one CA ({fed.clusters.credentials})")
-        fed.apply_all()
-        fed.start_registries()
-        fed.start_hubs()
-        say("hubs running: " + ", ".join(f"{h} http://127.0.0.1:{p}/" for h, p in fed.admin_ports.items()))
-        courts.seed_lists(SEED_PER_COURT)
-        fed.start_courts({d.hub: courts.database(d) for d in DISTRICTS})
-        for district in DISTRICTS:
-            fed.start_link(district)
-        table = fed.start_centre()
-        say(
-            f"sidecars: {', '.join(d.court for d in DISTRICTS)} (capture), links pudong and xuhui "
-            f"(district -> city), {CENTRE_NAME} (its table: {table.db})"
-        )
-        _wait_for_snapshot(fed, table)
+        table = _start(fed, courts, options)
         say(f"making changes at both courts for {options.duration:.0f} s at ~{options.rate:.0f}/s\n")
         killed = _stream(fed, courts, table, options)
         say("\nchanges stopped; waiting until every hop has carried the last of them ...")
         drained = _drain(fed, table)
-        seen = observe(fed, table)
-        print_table(seen)
-        clear_ids = {
-            str(r["case_no"]): clear
-            for r in seen.rows
-            if (clear := courts.clear_id(district_of_case(str(r["xhub_key"])), str(r["case_no"])))
-        }
-        say(f"\n== xhub lag {fed.roots[CITY]} (as the super user) ==\n{fed.lag_report(CITY)}")
-        say("\n== audit trace of one case per district, at the city, back to its court ==")
-        checks += exactly_once(seen)
-        if options.kill_link:
-            checks.append(
-                Check(
-                    f"fault: the pudong link was SIGKILLed mid-stream (pid {killed}) and restarted; "
-                    "exactly once held across it (above)",
-                    killed is not None and all(c.ok for c in checks),
-                )
-            )
-        checks += policy(fed, seen, clear_ids)
-        checks.append(provenance(seen))
-        checks += traces(fed, seen)
-        checks.append(lag_per_hop(fed))
+        checks += _check(fed, courts, table, kill_asked=options.kill_link, killed=killed)
         if not drained:
             checks.append(Check(f"drained within {DRAIN_TIMEOUT_S:.0f} s of the last change", False))
     finally:
@@ -132,6 +91,61 @@ def run_federation_demo(options: FederationOptions, *, repo: Path | None = None)
     wall = time.monotonic() - started
     passed = report(checks, wall, str(fed.workdir))
     return FederationResult(checks, passed, wall)
+
+
+def _start(fed: Federation, courts: Courts, options: FederationOptions) -> SubscriberTable:
+    """Clusters, configs applied, registries, hubs, and the sidecars of the courts, the links and the
+    credit centre, until the courts' lists as they stood reached the centre; its table."""
+    clusters = ", ".join(f"{c.name} {c.bootstrap}" for c in fed.clusters.members.values())
+    security = "plaintext" if options.plaintext else "mutual TLS, ACLs"
+    say(f"starting three Kafka clusters ({security}): {clusters}")
+    fed.start_clusters()
+    if not options.plaintext:
+        say(f"identities: a certificate per party from one CA ({fed.clusters.credentials})")
+    fed.apply_all()
+    fed.start_registries()
+    fed.start_hubs()
+    say("hubs running: " + ", ".join(f"{h} http://127.0.0.1:{p}/" for h, p in fed.admin_ports.items()))
+    courts.seed_lists(SEED_PER_COURT)
+    fed.start_courts({d.hub: courts.database(d) for d in DISTRICTS})
+    for district in DISTRICTS:
+        fed.start_link(district)
+    table = fed.start_centre()
+    say(
+        f"sidecars: {', '.join(d.court for d in DISTRICTS)} (capture), links pudong and xuhui "
+        f"(district -> city), {CENTRE_NAME} (its table: {table.db})"
+    )
+    _wait_for_snapshot(fed, table)
+    return table
+
+
+def _check(
+    fed: Federation, courts: Courts, table: SubscriberTable, *, kill_asked: bool, killed: int | None
+) -> list[Check]:
+    """What reached the city, shown and checked (``killed``: the pid of the link SIGKILLed, if it was)."""
+    seen = observe(fed, table)
+    print_table(seen)
+    clear_ids = {
+        str(r["case_no"]): clear
+        for r in seen.rows
+        if (clear := courts.clear_id(district_of_case(str(r["xhub_key"])), str(r["case_no"])))
+    }
+    say(f"\n== xhub lag {fed.roots[CITY]} (as the super user) ==\n{fed.lag_report(CITY)}")
+    say("\n== audit trace of one case per district, at the city, back to its court ==")
+    checks = exactly_once(seen) + link_positions(fed, seen)
+    if kill_asked:
+        checks.append(
+            Check(
+                f"fault: the pudong link was SIGKILLed mid-stream (pid {killed}) and restarted; "
+                "exactly once held across it (above)",
+                killed is not None and all(c.ok for c in checks),
+            )
+        )
+    checks += policy(fed, seen, clear_ids)
+    checks.append(provenance(seen))
+    checks += traces(fed, seen)
+    checks.append(lag_per_hop(fed))
+    return checks
 
 
 def _stream(

@@ -21,7 +21,7 @@ from hub.core.columns import clip, pad
 from hub.core.errors import ConfigError
 from hub.core.provenance import Provenance, from_headers
 from hub.demo.federation.configs import LINK_SUBSCRIPTION, write_yaml
-from hub.demo.federation.harness import Federation, delivery_topic_of_link
+from hub.demo.federation.harness import Federation, delivery_topic_of_link, link_source_name
 from hub.demo.federation.parties import (
     CENTRE_FIELDS,
     CITY,
@@ -43,12 +43,12 @@ class Check(NamedTuple):
 
 @dataclass
 class Observed:
-    """What the topics and the table hold at the end."""
+    """What the topics and the table hold at the end. Per district (by its hub): the changes its court
+    published, the deliveries its hub made to the link and where they end (partition -> last offset + 1)."""
 
-    published: dict[str, dict[Change, dict[str, Any]]] = field(default_factory=dict)  # hub -> change -> event
-    climbed: dict[str, set[Change]] = field(
-        default_factory=dict
-    )  # hub -> the district's deliveries to the link
+    published: dict[str, dict[Change, dict[str, Any]]] = field(default_factory=dict)
+    climbed: dict[str, set[Change]] = field(default_factory=dict)
+    climbed_ends: dict[str, dict[int, int]] = field(default_factory=dict)
     at_city: list[Consumed] = field(default_factory=list)  # the city hub's deliveries to the credit centre
     receipts: list[Change] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -74,6 +74,10 @@ def observe(fed: Federation, table: SubscriberTable) -> Observed:
         seen.climbed[d.hub] = {
             (r.value["key"], r.value["seq"]) for r in records if r.value and r.topic == link
         }
+        ends = seen.climbed_ends.setdefault(d.hub, {})
+        for r in records:
+            if r.topic == link:
+                ends[r.partition] = max(ends.get(r.partition, 0), r.offset + 1)
     topics = [names.delivery_topic(CITY, centre_subscription(d)) for d in DISTRICTS]
     seen.at_city = read_topics(fed, CITY, topics)
     seen.receipts = table.receipts()
@@ -106,6 +110,31 @@ def exactly_once(seen: Observed) -> list[Check]:
             )
         )
     checks.append(Check(f"no change applied twice at the city ({len(twice)} twice)", not twice))
+    return checks
+
+
+def link_positions(fed: Federation, seen: Observed) -> list[Check]:
+    """Point 1: each link's position on its district's delivery topic is kept in the CITY cluster
+    (``xhub.pos.<district hub>``, written in the transaction of the records it carried), and stands
+    right after the last record the district delivered to it."""
+    from connectors.runtime.positions import read_position
+
+    checks = []
+    for d in DISTRICTS:
+        stored = read_position(
+            fed.kafka(CITY), names.position_topic(d.hub), link_source_name(d), client_id="xhub-demo"
+        )
+        position = stored if isinstance(stored, dict) else {}  # {"topic": ..., "offsets": {"0": 812, ...}}
+        offsets = {int(p): int(o) for p, o in (position.get("offsets") or {}).items()}
+        checks.append(
+            Check(
+                f"the {d.hub} link's position, in the city cluster ({names.position_topic(d.hub)}): "
+                f"{dict(sorted(offsets.items()))} = right after the last of the district's deliveries to it",
+                position.get("topic") == delivery_topic_of_link(d)
+                and bool(offsets)
+                and offsets == seen.climbed_ends.get(d.hub),
+            )
+        )
     return checks
 
 
