@@ -29,7 +29,7 @@ def test_the_federated_demo_checks_every_point_and_passes(tmp_path: Path) -> Non
     texts = " | ".join(c.text for c in result.checks)
     for point in ("exactly once, pudong", "exactly once, xuhui", "position, in the city cluster", "SIGKILL"):
         assert point in texts, f"no check of {point!r} in the summary"
-    for point in ("masked", "cannot widen", "provenance", "audit trace of a pudong", "lag per hop"):
+    for point in ("masked", "cannot widen", "published terms", "provenance", "audit trace of a", "lag per hop"):
         assert point in texts, f"no check of {point!r} in the summary"
     # Everything it started, it stopped.
     assert Federation(REPO, workdir, port_base=PORT_BASE).clusters.running() == []

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from connectors.testing.kafka import Consumed
 from hub.core.provenance import Hop, Provenance
 from hub.demo.federation.parties import CITY, DISTRICTS
-from hub.demo.federation.summary import Observed, exactly_once, provenance
+from hub.demo.federation.summary import Observed, exactly_once, provenance, terms_current
 
 PUDONG, XUHUI = DISTRICTS
 COMMIT_MS = 1_760_000_000_007
@@ -41,7 +41,7 @@ def _faithful() -> Observed:
 def _delivery(key: str, seq: int, dept: str, hubs: list[str], commit_ms: int | None = None) -> Consumed:
     prov = Provenance(dept, "enforcement", COMMIT_MS + seq if commit_ms is None else commit_ms, "e-1")
     for i, hub in enumerate(hubs):
-        prov = prov.with_hop(Hop(hub, "v1", f"xhub-hub-{hub}-0", i, "s"))
+        prov = prov.with_hop(Hop(hub, f"{hub}-v1", f"xhub-hub-{hub}-0", i, "s"))
     name, value = prov.header()
     return Consumed("t", 0, 0, None, b"", {"key": key, "seq": seq}, {name: value})
 
@@ -79,3 +79,9 @@ def test_a_missing_hop_or_another_commit_time_fails_provenance() -> None:
     seen = _faithful()
     seen.at_city[0] = _delivery(_case(PUDONG, 0), 1, PUDONG.court, [PUDONG.hub, CITY], commit_ms=COMMIT_MS)
     assert not provenance(seen).ok
+
+
+def test_the_city_copy_of_the_terms_must_be_the_policy_the_district_delivered_under() -> None:
+    seen = _faithful()
+    assert terms_current({"pudong": "pudong-v1", "xuhui": "xuhui-v1"}, seen).ok
+    assert not terms_current({"pudong": "pudong-v0", "xuhui": "xuhui-v1"}, seen).ok, "a stale copy"

@@ -6,6 +6,7 @@ logs/, each process with its party's certificate).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -130,6 +131,14 @@ class Federation:
 
     def config(self, hub: str) -> ConfigDir:
         return load_config(self.roots[hub])
+
+    def copied_terms(self) -> dict[str, str]:
+        """District hub -> the policy version of the city's copy of its published terms."""
+        out = {}
+        for district in DISTRICTS:
+            path = self.roots[CITY] / "linked" / f"{district.hub}-{LINK_SUBSCRIPTION}.json"
+            out[district.hub] = str(json.loads(path.read_text(encoding="utf-8"))["policy_version"])
+        return out
 
     def registry_url(self, hub: str) -> str:
         scheme = "http" if self.plaintext else "https"

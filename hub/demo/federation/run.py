@@ -34,6 +34,7 @@ from hub.demo.federation.summary import (
     provenance,
     read_topics,
     report,
+    terms_current,
     traces,
 )
 from hub.demo.federation.table import SubscriberTable
@@ -142,6 +143,7 @@ def _check(
             )
         )
     checks += policy(fed, seen, clear_ids)
+    checks.append(terms_current(fed.copied_terms(), seen))
     checks.append(provenance(seen))
     checks += traces(fed, seen)
     checks.append(lag_per_hop(fed))

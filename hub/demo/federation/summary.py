@@ -208,6 +208,22 @@ def provenance(seen: Observed) -> Check:
     )
 
 
+def terms_current(copied: dict[str, str], seen: Observed) -> Check:
+    """Point 2: the city's copy of each district's published terms (``copied``: district hub -> the
+    policy version in the copy) is what that district delivered under (the first hop of every record)."""
+    used: dict[str, set[str]] = {d.hub: set() for d in DISTRICTS}
+    for record in seen.at_city:
+        prov = provenance_of(record)
+        if prov is not None and prov.hops:
+            used.setdefault(prov.hops[0].hub, set()).add(prov.hops[0].policy_version)
+    shown = ", ".join(f"{hub} {version}" for hub, version in sorted(copied.items()))
+    return Check(
+        f"linked resources: the city's copies of the districts' published terms (policy {shown}) are "
+        "the policies the districts delivered under",
+        all(used.get(d.hub) == {copied.get(d.hub)} for d in DISTRICTS),
+    )
+
+
 def traces(fed: Federation, seen: Observed) -> list[Check]:
     """Point 3: `xhub audit trace --upstream` of one key per district walks to the court's event."""
     from hub.audit.trace_command import trace_command
