@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 KAFKA := deploy/local/kafka.sh
 PG := deploy/local/postgres.sh
 
-.PHONY: install test lint demo bench chaos kafka-up kafka-down clean
+.PHONY: install test lint demo demo-federation bench chaos kafka-up kafka-down clean
 
 # The venv is rebuilt when the dependency list or the pinned constraints change.
 $(STAMP): pyproject.toml constraints.txt
@@ -56,6 +56,12 @@ demo: $(STAMP)
 	$(VENV)/bin/xhub demo --bootstrap $$($(KAFKA) bootstrap) $(DEMO_ARGS); rc=$$?; \
 	[ $$started = 1 ] && $(KAFKA) down $(KAFKA_ARGS); \
 	exit $$rc
+
+# Issue 17's federation: Pudong and Xuhui district hubs -> the city hub -> the city's public credit centre,
+# each level on a Kafka cluster of its own that the demo starts and stops itself (ports from 39092:
+# DEMO_ARGS="--port-base N" moves them; --plaintext for clusters without TLS and ACLs).
+demo-federation: $(STAMP)
+	@$(VENV)/bin/xhub demo --federation $(DEMO_ARGS)
 
 bench: $(STAMP)
 	@$(KAFKA) up $(KAFKA_ARGS)

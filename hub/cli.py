@@ -169,6 +169,17 @@ def _k8s(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.federation:
+        from hub.demo.federation.run import FederationOptions, run_federation_demo
+
+        options = FederationOptions(
+            duration=args.duration,
+            rate=args.rate,
+            port_base=args.port_base,
+            plaintext=args.plaintext,
+            kill_link=not args.no_kill,
+        )
+        return 0 if run_federation_demo(options).passed else 1
     from hub.demo.run import run_demo
 
     return run_demo(args.bootstrap, args.duration, rate=args.rate)
@@ -240,6 +251,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", default="127.0.0.1:9092", help="Kafka bootstrap servers")
     p.add_argument("--duration", type=float, default=30, help="seconds of changes to make")
     p.add_argument("--rate", type=float, default=20, help="changes per second")
+    federation = p.add_argument_group("--federation: two districts and the city, each on a cluster it starts")
+    federation.add_argument(
+        "--federation",
+        action="store_true",
+        help="Pudong and Xuhui district hubs -> the city hub -> the city's public credit centre",
+    )
+    federation.add_argument(
+        "--port-base",
+        type=int,
+        default=39092,
+        help="Pudong's cluster on this port, Xuhui's on +10, the city's on +20 (default 39092)",
+    )
+    federation.add_argument("--plaintext", action="store_true", help="clusters without TLS and ACLs")
+    federation.add_argument("--no-kill", action="store_true", help="do not SIGKILL the Pudong link midway")
     # The demo tells its own story on the terminal; the in-process hub's info lines would drown it
     # (--log-level INFO or XHUB_LOG_LEVEL bring them back; the sidecars log to files in any case).
     p.set_defaults(func=_demo, quiet_log_level="WARNING")

@@ -56,7 +56,7 @@ SINK_TABLES = {
 }
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -90,7 +90,7 @@ class Demo:
         shutil.copytree(self.repo / "deploy" / "demo" / "config", config)
         hubs = yaml.safe_load((config / "hubs.yaml").read_text(encoding="utf-8"))
         hubs["kafka"] = {"bootstrap_servers": self.bootstrap}
-        self.registry_port, self.admin_port = _free_port(), _free_port()
+        self.registry_port, self.admin_port = free_port(), free_port()
         for hub in hubs["hubs"]:
             if hub["name"] == HUB:
                 hub["registry_port"], hub["admin_port"] = self.registry_port, self.admin_port

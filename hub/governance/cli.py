@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import unicodedata
 from datetime import date, datetime
 from typing import IO, Any
 
 from hub.config.loader import ConfigDir
+from hub.core.columns import pad, width
 from hub.governance.requests import Party, RequestList, ShareRequest, share_requests
 
 EXIT_UNKNOWN_DEPARTMENT = 2
@@ -144,9 +144,9 @@ _HEADERS = (
 def write_table(listing: RequestList, out: IO[str]) -> None:
     """The requests as a terminal table, their notes below it, then the rule and any calendar warning."""
     rows = [_row(r) for r in listing.requests]
-    widths = [max([_width(h), *(_width(row[i]) for row in rows)]) for i, h in enumerate(_HEADERS)]
+    widths = [max([width(h), *(width(row[i]) for row in rows)]) for i, h in enumerate(_HEADERS)]
     for cells in (_HEADERS, *rows):
-        out.write("  ".join(_pad(c, w) for c, w in zip(cells, widths, strict=True)).rstrip() + "\n")
+        out.write("  ".join(pad(c, w) for c, w in zip(cells, widths, strict=True)).rstrip() + "\n")
     if not rows:
         out.write("(no share request)\n")
     for r in listing.requests:
@@ -195,12 +195,3 @@ def _short(party: Party) -> str:
     """The department's name without a parenthesised gloss (``浦东公安分局 (public security)``)."""
     name = party.name.split(" (", 1)[0].strip() or party.id
     return f"{name} [{party.id}]" if name != party.id else name
-
-
-def _width(text: str) -> int:
-    """Terminal columns of ``text``: CJK characters take two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
-
-
-def _pad(text: str, width: int) -> str:
-    return text + " " * (width - _width(text))

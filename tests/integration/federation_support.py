@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import threading
 import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +39,8 @@ from hub.core import names
 from hub.core.envelope import ChangeEvent, Op, change_event_schema, key_bytes
 from hub.core.kafka import make_producer
 from hub.core.kafka_settings import KafkaSettings
+from hub.demo.federation.links import hub_link_source
+from hub.demo.federation.table import SubscriberTable
 from hub.monitor.lag_path import read_admin
 from hub.provision.credentials import issue
 from tests.fixtures.brokers import private_broker, private_port
@@ -54,6 +54,8 @@ from tests.fixtures.federation import (
 )
 from tests.fixtures.hubkit import apply_config
 from tests.fixtures.plugin import DEMO_CONFIG, isolate_config
+
+__all__ = ["SubscriberTable", "hub_link_source"]  # moved to hub.demo.federation; the tests import them here
 
 # Other ports when another run of these tests shares the machine (both would stop the same brokers).
 DISTRICT_PORT = private_port(19192, 1)
@@ -161,31 +163,6 @@ def party_connection(kafka: KafkaSettings, party: str, folder: Path) -> dict[str
         "ssl_cafile": str(folder / "ca.pem"),
         "ssl_certfile": str(cert),
         "ssl_keyfile": str(key),
-    }
-
-
-def hub_link_source(
-    name: str,
-    *,
-    resource: str,
-    hub: str,
-    subscription: str,
-    registry_url: str,
-    connection: dict[str, Any],
-) -> dict[str, Any]:
-    """The connector config of a hub link source reading ``hub``'s deliveries to ``subscription``, on
-    the cluster of ``connection`` (see :func:`party_connection`)."""
-    return {
-        "name": name,
-        "type": "hub_link",
-        "resource": resource,
-        "batch_size": 100,
-        "district": {
-            "hub": hub,
-            "subscription": subscription,
-            "registry_url": registry_url,
-            "kafka": connection,
-        },
     }
 
 
@@ -432,68 +409,6 @@ def assert_carried_exactly_once(court: Court, city: City, records: list[Consumed
 
 
 # --- the city subscriber's table: the end of the path ----------------------------------------------
-
-
-@dataclass
-class SubscriberTable:
-    """A subscriber's sidecar config with one SQL sink (SQLite) on its deliveries from ``hub``: the
-    table (per key the newest change) and its receipt log (one row per delivery applied, written in the
-    same database transaction)."""
-
-    connector: Path
-    db: Path
-
-    TABLE = "debtors"
-    RECEIPTS = "receipts"
-
-    @classmethod
-    def of(
-        cls, workdir: Path, *, dept: str, catalog: Path, kafka: KafkaSettings, registry_url: str, hub: str
-    ) -> SubscriberTable:
-        db = workdir / f"{dept}.db"
-        sink = {
-            "name": "table",
-            "hub": hub,
-            "type": "sql",
-            "dsn": f"sqlite:///{db}",
-            "table": cls.TABLE,
-            "applied_log_table": cls.RECEIPTS,
-        }
-        connector = write_connector_config(
-            workdir / f"{dept}.yaml",
-            dept=dept,
-            catalog=catalog,
-            bootstrap=kafka.bootstrap_servers,
-            registry_url=registry_url,
-            sources=[],
-            sinks=[sink],
-        )
-        return cls(connector, db)
-
-    def _query(self, sql: str) -> list[tuple[Any, ...]]:
-        if not self.db.exists():
-            return []
-        with closing(sqlite3.connect(self.db, timeout=30)) as conn:
-            try:
-                return conn.execute(sql).fetchall()
-            except sqlite3.OperationalError:  # the sink has not created its tables yet
-                return []
-
-    def receipts(self) -> list[tuple[str, int]]:
-        """(key, seq) of every delivery applied."""
-        return [(k, int(s)) for k, s in self._query(f'SELECT "key", "seq" FROM {self.RECEIPTS}')]
-
-    def applied_at_ms(self) -> dict[tuple[str, int], float]:
-        """(key, seq) -> when its delivery was applied (epoch ms), from the receipt log."""
-        out: dict[tuple[str, int], float] = {}
-        for key, seq, at in self._query(f'SELECT "key", "seq", "applied_at" FROM {self.RECEIPTS}'):
-            stamp = datetime.fromisoformat(str(at))
-            out[(key, int(seq))] = (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp() * 1000
-        return out
-
-    def rows(self) -> dict[str, int]:
-        """The table: key -> seq of the change it holds."""
-        return {k: int(s) for k, s in self._query(f"SELECT xhub_key, _xhub_seq FROM {self.TABLE}")}
 
 
 def city_table(city: City, workdir: Path) -> SubscriberTable:
