@@ -327,11 +327,14 @@ class Federation:
             return {}
 
     def lag_report(self, hub: str) -> str:
-        """What `xhub lag CONFIG` shows for ``hub``: at the city, its links among the sources and its
-        subscriptions' lags. As the super user: the operator's ACLs (DESCRIBE on xhub.*) do not let it
-        read the records whose commit times and count `xhub lag` measures."""
+        """What `xhub lag CONFIG` shows for ``hub``: at the city, its links among the sources, its
+        subscriptions' lags and (``--upstream``, each district's config) every hop of each linked
+        subscription. As the super user: the operator's ACLs (DESCRIBE on xhub.*) do not let it read the
+        records whose commit times and count `xhub lag` measures."""
+        districts = DISTRICTS if hub == CITY else ()
+        upstream = [arg for d in districts for arg in ("--upstream", str(self.roots[d.hub]))]
         out = subprocess.run(
-            [sys.executable, "-m", "hub.cli", "lag", str(self.roots[hub]), "--samples", "1"],
+            [sys.executable, "-m", "hub.cli", "lag", str(self.roots[hub]), "--samples", "1", *upstream],
             capture_output=True,
             text=True,
             env=self.processes.env,

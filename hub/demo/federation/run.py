@@ -131,7 +131,8 @@ def _check(
         for r in seen.rows
         if (clear := courts.clear_id(district_of_case(str(r["xhub_key"])), str(r["case_no"])))
     }
-    say(f"\n== xhub lag {fed.roots[CITY]} (as the super user) ==\n{fed.lag_report(CITY)}")
+    say("\n== xhub lag CITY --upstream PUDONG --upstream XUHUI (as the super user) ==")
+    say(fed.lag_report(CITY))
     say("\n== audit trace of one case per district, at the city, back to its court ==")
     checks = exactly_once(seen) + link_positions(fed, seen)
     if kill_asked:
