@@ -208,7 +208,7 @@ class ChaosRun:
     # -- the brokers -------------------------------------------------------------------------------
     def stop_node(self, node: int, sig: signal.Signals) -> float:
         """Send ``sig`` to node ``node``; wait until it is gone. Returns when it was sent."""
-        pid = node_pid(self.port, node)
+        pid = node_pid(self.port, node, brokers=BROKERS)
         sent = time.monotonic()
         os.kill(pid, sig)
         deadline = sent + 60
