@@ -219,15 +219,25 @@ class ChaosRun:
         return sent
 
     def start_missing_nodes(self) -> float:
-        """Start the stopped nodes (kafka.sh up starts only those); wait until every replica is in sync."""
+        """Start the stopped nodes (kafka.sh up starts only those). Returns when they run."""
         kafka_sh(self.port, "up", brokers=BROKERS)
-        started = time.monotonic()
-        deadline = started + 180
+        return time.monotonic()
+
+    def wait_in_sync(self) -> None:
+        """Until every replica is in sync again: before the next broker action, as an operator would."""
+        deadline = time.monotonic() + 180
         while lagging := self.partitions_out_of_sync():
             if time.monotonic() > deadline:
                 raise AssertionError(f"replicas not in sync 180 s after the restart: {lagging[:5]}")
             time.sleep(0.5)
-        return started
+
+    def brought_back(self, result: ScenarioResult, action: str, since: float | None = None) -> None:
+        """Start the stopped nodes; the recovery is measured from ``since`` (default: their start) while
+        their replicas catch up (the lag of those seconds counts), then wait until every replica is in
+        sync."""
+        started = self.start_missing_nodes()
+        self.recovery(result, action, started if since is None else since)
+        self.wait_in_sync()
 
     def partitions_out_of_sync(self) -> list[str]:
         topics = self.admin.describe_topics()
@@ -287,14 +297,14 @@ def kill_source_leader(run: ChaosRun, result: ScenarioResult) -> None:
     node = run.source_leader()
     killed = run.stop_node(node, signal.SIGKILL)
     run.recovery(result, f"SIGKILL broker {node} (leader of {SOURCE_TOPIC}-0)", killed)
-    run.recovery(result, f"broker {node} back", run.start_missing_nodes())
+    run.brought_back(result, f"broker {node} back")
 
 
 def kill_transaction_coordinator(run: ChaosRun, result: ScenarioResult) -> None:
     node = run.transaction_coordinator()
     killed = run.stop_node(node, signal.SIGKILL)
     run.recovery(result, f"SIGKILL broker {node} (the hub's transaction coordinator)", killed)
-    run.recovery(result, f"broker {node} back", run.start_missing_nodes())
+    run.brought_back(result, f"broker {node} back")
 
 
 def stop_broker_for_a_minute(run: ChaosRun, result: ScenarioResult) -> None:
@@ -302,13 +312,13 @@ def stop_broker_for_a_minute(run: ChaosRun, result: ScenarioResult) -> None:
     stopped = run.stop_node(node, signal.SIGTERM)
     run.recovery(result, f"broker {node} stopped", stopped)
     time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped)))
-    run.recovery(result, f"broker {node} back after {OUTAGE_S:.0f} s", run.start_missing_nodes())
+    run.brought_back(result, f"broker {node} back after {OUTAGE_S:.0f} s")
 
 
 def restart_brokers(run: ChaosRun, result: ScenarioResult, nodes: range) -> None:
     for node in nodes:
-        run.stop_node(node, signal.SIGTERM)
-        run.recovery(result, f"broker {node} restarted", run.start_missing_nodes())
+        stopped = run.stop_node(node, signal.SIGTERM)
+        run.brought_back(result, f"broker {node} restarted (from its stop)", since=stopped)
 
 
 def rolling_restart(run: ChaosRun, result: ScenarioResult) -> None:
