@@ -287,12 +287,20 @@ class ChaosRun:
     def _check_exactly_once(self, result: ScenarioResult) -> None:
         expected = set(self.stream.keys)
         result.rows = len(expected)
-        self.wait_caught_up(0, timeout_s=self.recovery_timeout_s)
+        stalled = ""
+        try:
+            self.wait_caught_up(0, timeout_s=self.recovery_timeout_s)
+        except AssertionError as exc:  # stalled or lost: the inboxes say which rows
+            stalled = f"{exc}; "
         for sid in SUBSCRIPTIONS:
             keys = self.inbox_keys(sid)
-            assert (len(keys), set(keys)) == (len(expected), expected), (
-                f"{result.scenario}: inbox of {sid} has {len(keys)} rows for {len(expected)} written "
-                f"(missing {len(expected - set(keys))}, unexpected {len(set(keys) - expected)})"
+            held = set(keys)
+            # Which rows, as their places in the order written (the keys are case numbers: not logged).
+            missing = [n for n, key in enumerate(self.stream.keys) if key not in held]
+            assert (len(keys), held) == (len(expected), expected), (
+                f"{result.scenario}: {stalled}inbox of {sid} has {len(keys)} rows for {len(expected)} "
+                f"written (missing {len(missing)}: rows {row_ranges(missing)} in the order written; "
+                f"unexpected {len(held - expected)})"
             )
             topic = names.delivery_topic(HUB, sid)
             deliveries = read_all(self.kafka, topic, expect=len(expected), timeout=120)
@@ -306,6 +314,17 @@ class ChaosRun:
         code = verify_command(str(self.demo.workdir / "config"), HUB, out=report)
         assert code == 0, f"{result.scenario}: the audit does not verify:\n{report.getvalue()}"
         result.checks["audit"] = report.getvalue().splitlines()[0]
+
+
+def row_ranges(rows: list[int]) -> str:
+    """Ascending row numbers as ranges: [3, 4, 5, 9] -> "#3-#5, #9"."""
+    spans: list[list[int]] = []
+    for n in rows:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"#{a}" if a == b else f"#{a}-#{b}" for a, b in spans) or "none"
 
 
 # -- the scenarios -------------------------------------------------------------------------------------

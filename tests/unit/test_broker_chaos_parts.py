@@ -1,4 +1,6 @@
-"""The private clusters' fixture finds a node's process in what ``kafka.sh status`` prints.
+"""Pure parts of the broker chaos test: finding a node's process, naming the rows an inbox misses.
+
+The private clusters' fixture finds a node's process in what ``kafka.sh status`` prints.
 
 It used to read the pid file under a name of its own making (``kafka-cluster-<port>.pid``), which is the
 plaintext name: on a secure cluster (kafka.sh's default, and CI's) the file is
@@ -10,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fixtures.brokers import pid_in_status
+from tests.integration.broker_chaos import row_ranges
 
 STATUS = """\
 kafka.sh: running (pid 4101) on 127.0.0.1:29110, Kafka 4.3.1
@@ -31,3 +34,8 @@ def test_a_node_not_running_fails_naming_its_port() -> None:
 def test_a_port_that_only_begins_like_the_nodes_is_not_it() -> None:
     with pytest.raises(pytest.fail.Exception, match="port 2911"):
         pid_in_status(STATUS, 2911)
+
+
+def test_rows_missing_from_an_inbox_are_named_as_ranges() -> None:
+    assert row_ranges([205, 206, 207, 409, 411, 412]) == "#205-#207, #409, #411-#412"
+    assert row_ranges([]) == "none"
