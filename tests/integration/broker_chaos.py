@@ -167,7 +167,8 @@ class ChaosRun:
         return self.stream.written - min(len(self.inbox_keys(sid)) for sid in SUBSCRIPTIONS)
 
     def measure_baseline(self, seconds: float) -> None:
-        """The lag of the undisturbed stream, once the inboxes caught up with its start."""
+        """The lag of the undisturbed stream, once every inbox received rows and caught up with its start."""
+        self.wait_flowing(int(self.stream.rate * 2))
         self.wait_caught_up(self.stream.rate * 2)
         samples = []
         until = time.monotonic() + seconds
@@ -176,6 +177,21 @@ class ChaosRun:
             time.sleep(0.25)
         self.baseline_lag = max(samples)
         self.normal_lag = max(2 * self.baseline_lag, int(self.stream.rate))
+
+    def wait_flowing(self, rows: int, timeout_s: float = RECOVERY_TIMEOUT_S) -> None:
+        """Until every inbox holds ``rows``: a "normal" lag measured while a sink receives nothing yet
+        is the stream's whole length (a make chaos run took 156 rows, 8 s of stream, for normal)."""
+        deadline = time.monotonic() + timeout_s
+        while (held := {sid: len(self.inbox_keys(sid)) for sid in SUBSCRIPTIONS}) and min(
+            held.values()
+        ) < rows:
+            self.demo.check_alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the path does not flow: after {timeout_s:.0f} s the inboxes hold {held} rows of "
+                    f"{self.stream.written} written (logs in {self.demo.workdir / 'logs'})"
+                )
+            time.sleep(0.25)
 
     def wait_caught_up(self, within: float, timeout_s: float = RECOVERY_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout_s
@@ -208,7 +224,7 @@ class ChaosRun:
     # -- the brokers -------------------------------------------------------------------------------
     def stop_node(self, node: int, sig: signal.Signals) -> float:
         """Send ``sig`` to node ``node``; wait until it is gone. Returns when it was sent."""
-        pid = node_pid(self.port, node)
+        pid = node_pid(self.port, node, brokers=BROKERS)
         sent = time.monotonic()
         os.kill(pid, sig)
         deadline = sent + 60
@@ -219,15 +235,25 @@ class ChaosRun:
         return sent
 
     def start_missing_nodes(self) -> float:
-        """Start the stopped nodes (kafka.sh up starts only those); wait until every replica is in sync."""
+        """Start the stopped nodes (kafka.sh up starts only those). Returns when they run."""
         kafka_sh(self.port, "up", brokers=BROKERS)
-        started = time.monotonic()
-        deadline = started + 180
+        return time.monotonic()
+
+    def wait_in_sync(self) -> None:
+        """Until every replica is in sync again: before the next broker action, as an operator would."""
+        deadline = time.monotonic() + 180
         while lagging := self.partitions_out_of_sync():
             if time.monotonic() > deadline:
                 raise AssertionError(f"replicas not in sync 180 s after the restart: {lagging[:5]}")
             time.sleep(0.5)
-        return started
+
+    def brought_back(self, result: ScenarioResult, action: str, since: float | None = None) -> None:
+        """Start the stopped nodes; the recovery is measured from ``since`` (default: their start) while
+        their replicas catch up (the lag of those seconds counts), then wait until every replica is in
+        sync."""
+        started = self.start_missing_nodes()
+        self.recovery(result, action, started if since is None else since)
+        self.wait_in_sync()
 
     def partitions_out_of_sync(self) -> list[str]:
         topics = self.admin.describe_topics()
@@ -261,12 +287,20 @@ class ChaosRun:
     def _check_exactly_once(self, result: ScenarioResult) -> None:
         expected = set(self.stream.keys)
         result.rows = len(expected)
-        self.wait_caught_up(0, timeout_s=self.recovery_timeout_s)
+        stalled = ""
+        try:
+            self.wait_caught_up(0, timeout_s=self.recovery_timeout_s)
+        except AssertionError as exc:  # stalled or lost: the inboxes say which rows
+            stalled = f"{exc}; "
         for sid in SUBSCRIPTIONS:
             keys = self.inbox_keys(sid)
-            assert (len(keys), set(keys)) == (len(expected), expected), (
-                f"{result.scenario}: inbox of {sid} has {len(keys)} rows for {len(expected)} written "
-                f"(missing {len(expected - set(keys))}, unexpected {len(set(keys) - expected)})"
+            held = set(keys)
+            # Which rows, as their places in the order written (the keys are case numbers: not logged).
+            missing = [n for n, key in enumerate(self.stream.keys) if key not in held]
+            assert (len(keys), held) == (len(expected), expected), (
+                f"{result.scenario}: {stalled}inbox of {sid} has {len(keys)} rows for {len(expected)} "
+                f"written (missing {len(missing)}: rows {row_ranges(missing)} in the order written; "
+                f"unexpected {len(held - expected)})"
             )
             topic = names.delivery_topic(HUB, sid)
             deliveries = read_all(self.kafka, topic, expect=len(expected), timeout=120)
@@ -282,19 +316,30 @@ class ChaosRun:
         result.checks["audit"] = report.getvalue().splitlines()[0]
 
 
+def row_ranges(rows: list[int]) -> str:
+    """Ascending row numbers as ranges: [3, 4, 5, 9] -> "#3-#5, #9"."""
+    spans: list[list[int]] = []
+    for n in rows:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"#{a}" if a == b else f"#{a}-#{b}" for a, b in spans) or "none"
+
+
 # -- the scenarios -------------------------------------------------------------------------------------
 def kill_source_leader(run: ChaosRun, result: ScenarioResult) -> None:
     node = run.source_leader()
     killed = run.stop_node(node, signal.SIGKILL)
     run.recovery(result, f"SIGKILL broker {node} (leader of {SOURCE_TOPIC}-0)", killed)
-    run.recovery(result, f"broker {node} back", run.start_missing_nodes())
+    run.brought_back(result, f"broker {node} back")
 
 
 def kill_transaction_coordinator(run: ChaosRun, result: ScenarioResult) -> None:
     node = run.transaction_coordinator()
     killed = run.stop_node(node, signal.SIGKILL)
     run.recovery(result, f"SIGKILL broker {node} (the hub's transaction coordinator)", killed)
-    run.recovery(result, f"broker {node} back", run.start_missing_nodes())
+    run.brought_back(result, f"broker {node} back")
 
 
 def stop_broker_for_a_minute(run: ChaosRun, result: ScenarioResult) -> None:
@@ -302,13 +347,13 @@ def stop_broker_for_a_minute(run: ChaosRun, result: ScenarioResult) -> None:
     stopped = run.stop_node(node, signal.SIGTERM)
     run.recovery(result, f"broker {node} stopped", stopped)
     time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped)))
-    run.recovery(result, f"broker {node} back after {OUTAGE_S:.0f} s", run.start_missing_nodes())
+    run.brought_back(result, f"broker {node} back after {OUTAGE_S:.0f} s")
 
 
 def restart_brokers(run: ChaosRun, result: ScenarioResult, nodes: range) -> None:
     for node in nodes:
-        run.stop_node(node, signal.SIGTERM)
-        run.recovery(result, f"broker {node} restarted", run.start_missing_nodes())
+        stopped = run.stop_node(node, signal.SIGTERM)
+        run.brought_back(result, f"broker {node} restarted (from its stop)", since=stopped)
 
 
 def rolling_restart(run: ChaosRun, result: ScenarioResult) -> None:
