@@ -31,7 +31,8 @@ test: $(STAMP)
 	fi; \
 	if [ -z "$${XHUB_TEST_POSTGRES_DSN:-}" ]; then \
 	  $(PG) status >/dev/null 2>&1 || started_pg=1; \
-	  $(PG) up || exit 1; export XHUB_TEST_POSTGRES_DSN=$$($(PG) dsn); \
+	  if ! $(PG) up; then [ $$started_kafka = 1 ] && $(KAFKA) down $(KAFKA_ARGS); exit 1; fi; \
+	  export XHUB_TEST_POSTGRES_DSN=$$($(PG) dsn); \
 	fi; \
 	deploy/local/browser.sh >/dev/null || exit 1; \
 	deploy/local/promtool.sh >/dev/null || exit 1; \
