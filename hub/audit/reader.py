@@ -24,6 +24,7 @@ from hub.core.kafka_settings import KafkaSettings
 
 if TYPE_CHECKING:
     from hub.config.loader import ConfigDir
+    from hub.core.registry.serde import AvroSerde
 
 # Entries are stamped when the hub decides; the Kafka record is written within the transaction, which
 # cannot outlive the transaction timeout. Seeking by record time with this margin misses nothing.
@@ -191,12 +192,12 @@ def read_anchors(kafka: KafkaSettings, group_id: str) -> list[Anchor]:
 
 
 @contextmanager
-def open_decoder(cfg: ConfigDir) -> Iterator[Decoder]:
+def open_decoder(cfg: ConfigDir, *, client_id: str = "audit-registry") -> Iterator[AvroSerde]:
     """A decoder on the registry of ``cfg``; the built-in one is served in-process while needed."""
     from hub.registry.local import open_serde
 
     registry = cfg.hubs_file.registry
-    with open_serde(cfg.hubs_file.kafka, registry.url, registry.topic, client_id="audit-registry") as serde:
+    with open_serde(cfg.hubs_file.kafka, registry.url, registry.topic, client_id=client_id) as serde:
         yield serde
 
 

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,20 +171,14 @@ class Demo:
             ["-m", "hub.cli", "registry", str(config), "--port", str(self.registry_port)],
             party=REGISTRY,
         )
-        client = RegistryClient(hubs["registry"]["url"], timeout=2)  # as the super user
-        deadline = time.monotonic() + timeout
-        while True:
-            self.check_alive()
-            try:
-                client.subjects()
-                return load_config(config)
-            except (RegistryError, RegistryUnavailable):
-                if time.monotonic() > deadline:
-                    raise FatalError(
-                        f"the registry did not answer within {timeout:.0f} s "
-                        f"(see {self.workdir / 'logs' / 'registry.log'})"
-                    ) from None
-                time.sleep(0.5)
+        wait_for_registry(
+            hubs["registry"]["url"],
+            time.monotonic() + timeout,
+            self.check_alive,
+            f"the registry did not answer within {timeout:.0f} s "
+            f"(see {self.workdir / 'logs' / 'registry.log'})",
+        )
+        return load_config(config)
 
     def clear_previous_run(self, cfg: ConfigDir) -> None:
         """Delete the demo's topics and consumer groups left by an earlier run, so counts start at zero."""
@@ -336,3 +330,23 @@ class Demo:
         except sqlite3.Error:
             return []
         return [dict(r) for r in rows]
+
+
+def wait_for_registry(url: str, deadline: float, check_alive: Callable[[], None], failure: str) -> None:
+    """Until the registry at ``url`` answers (as the super user); ``check_alive`` between tries (a demo
+    process that died is named at once).
+
+    Raises:
+        FatalError: ``failure``, when it has not answered by ``deadline`` (monotonic).
+    """
+    client = RegistryClient(url, timeout=2)
+    while True:
+        check_alive()
+        try:
+            client.subjects()
+        except (RegistryError, RegistryUnavailable):
+            if time.monotonic() > deadline:
+                raise FatalError(failure) from None
+            time.sleep(0.5)
+        else:
+            return

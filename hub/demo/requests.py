@@ -128,13 +128,13 @@ def _write_grant(path: Path, now: datetime) -> None:
 
 def write_report(demo: Demo) -> Path:
     """The 考核 report of the run as a page (``xhub report --html``); returns its path."""
-    from hub.monitor.decoding import open_decoder
+    from hub.audit.reader import open_decoder
     from hub.monitor.report import build_report
     from hub.monitor.report_html import render_html
 
     config = demo.workdir / "config"
     cfg = load_config(config)
-    with open_decoder(cfg) as decoder:
+    with open_decoder(cfg, client_id="monitor-registry") as decoder:
         report = build_report(cfg, decoder, sample=500, filed=applied_request_dates(cfg))
     page = demo.workdir / "report.html"
     page.write_text(render_html(report, source=str(config)), encoding="utf-8")

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from hub.governance.overdue import OverdueRequests
-from hub.monitor.board import KindView, LagBoard, SubscriptionLag, status_counts
+from hub.monitor.board import LagBoard, SubscriptionLag, status_counts
 from hub.monitor.lag_path import HubFigures
+from hub.monitor.lag_text import format_lag_table, format_path
 from hub.monitor.path import PathState
 from hub.monitor.status import Rules, Status
-from hub.monitor.text import format_seconds, text_table
 
 if TYPE_CHECKING:
     from hub.config.loader import ConfigDir
@@ -172,8 +172,8 @@ def lag_command(
         ConfigError: the config directory is invalid or names no such hub.
         LagUnavailable, RegistryUnavailable: Kafka or the registry did not answer.
     """
+    from hub.audit.reader import open_decoder
     from hub.config import load_config
-    from hub.monitor.decoding import open_decoder
     from hub.monitor.lag import LagProbe, targets_of_config
     from hub.monitor.lag_path import PathSampler, sources_ok
 
@@ -185,7 +185,7 @@ def lag_command(
         print("no subscriptions" + (f" on hub {hub}" if hub else ""), file=stream)
         return 0
     requests = overdue_share_requests(cfg)
-    with open_decoder(cfg) as decoder, ExitStack() as stack:
+    with open_decoder(cfg, client_id="monitor-registry") as decoder, ExitStack() as stack:
         probe = LagProbe(cfg.hubs_file.kafka, decoder, client_id="lag")
         sampler = PathSampler(cfg, sorted({t.hub for t in targets}), rules, admin)
         federation = Federation.of(cfg, upstream, rules, stack) if upstream else None
@@ -315,60 +315,6 @@ def add_path(doc: dict[str, Any], state: PathState, figures: Sequence[HubFigures
         item.update(subscription_path(state, item["subscription"]))
 
 
-def format_lag_table(rows: Sequence[SubscriptionLag]) -> str:
-    """One line per subscription; the reason of any status other than OK at the end of its line."""
-    header = (
-        "HUB",
-        "SUBSCRIPTION",
-        "SUBSCRIBER",
-        "RESOURCE",
-        "STATUS",
-        "HUB LAG",
-        "HUB AGE",
-        "SUB LAG",
-        "SUB AGE",
-        "NOTE",
-    )
-    table: list[tuple[str, ...]] = [header]
-    for r in rows:
-        notes = [
-            f"{kind}: {view.verdict.reason}"
-            for kind, view in (("hub", r.hub), ("subscriber", r.subscriber))
-            if view.status is not Status.OK or view.lag.elsewhere is not None
-        ]
-        if r.target.refusal:
-            notes.insert(0, f"not delivered: {r.target.refusal}")
-        table.append(
-            (
-                r.target.hub,
-                r.target.subscription,
-                r.target.subscriber,
-                r.target.resource,
-                r.status.value,
-                _records(r.hub),
-                format_seconds(r.hub.lag.lag_seconds),
-                _records(r.subscriber),
-                format_seconds(r.subscriber.lag.lag_seconds),
-                "; ".join(notes),
-            )
-        )
-    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
-    numeric = {5, 6, 7, 8}
-    lines = []
-    for row in table:
-        cells = [
-            c.rjust(w) if i in numeric else c.ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=False))
-        ]
-        lines.append("  ".join([*cells, row[-1]]).rstrip())
-    return "\n".join(lines)
-
-
-def _records(view: KindView) -> str:
-    records = view.records
-    return "n/a" if records is None else f"{records:,}"
-
-
 def overdue_share_requests(cfg: ConfigDir) -> OverdueRequests:
     """The config's share requests pending past their answer day, dated by the applied snapshots."""
     from kafka.errors import KafkaError
@@ -439,14 +385,14 @@ def report_command(
         ConfigError: the config directory is invalid.
         LagUnavailable, RegistryUnavailable: Kafka or the registry did not answer.
     """
+    from hub.audit.reader import open_decoder
     from hub.config import load_config
     from hub.governance.applied import applied_request_dates
-    from hub.monitor.decoding import open_decoder
     from hub.monitor.report import build_report, format_report
 
     stream = out or sys.stdout
     cfg = load_config(config_dir)
-    with open_decoder(cfg) as decoder:
+    with open_decoder(cfg, client_id="monitor-registry") as decoder:
         report = build_report(cfg, decoder, sample=sample, filed=applied_request_dates(cfg))
     if html is not None:
         from hub.monitor.report_html import render_html
@@ -461,75 +407,3 @@ def report_command(
     if html is not None:
         print(f"report page: {Path(html).resolve()}", file=sys.stderr if json_out else stream)
     return 0
-
-
-def format_path(state: PathState, figures: Sequence[HubFigures]) -> str:
-    """The text sections ``xhub lag`` prints under its table: backfills, restore, sources, drained."""
-    lines: list[str] = []
-    if state.backfills:
-        rows: list[tuple[str, ...]] = [("BACKFILL", "STATE", "DONE", "TOTAL", "RATE/S", "ETA")]
-        for sid, p in sorted(state.backfills.items()):
-            rows.append(
-                (
-                    sid,
-                    p.state,
-                    f"{p.done:,}",
-                    "?" if p.total is None else f"{p.total:,}",
-                    "" if p.per_second is None else f"{p.per_second:,.0f}",
-                    "done"
-                    if p.finished
-                    else ("?" if p.eta_seconds is None else format_seconds(p.eta_seconds)),
-                )
-            )
-        lines += ["", *text_table(rows, frozenset({2, 3, 4, 5}))]
-    lines.append("")
-    for f in figures:
-        r = f.restore
-        if r is None:
-            lines.append(f"RESTORE  {f.hub}: unknown ({f.source})")
-        elif not r.partitions_total:
-            lines.append(f"RESTORE  {f.hub}: none since the hub started")
-        else:
-            total = "?" if r.records.total is None else f"{r.records.total:,}"
-            eta = (
-                ""
-                if not r.running or r.records.eta_seconds is None
-                else f", ETA {format_seconds(r.records.eta_seconds)}"
-            )
-            what = "restoring" if r.running else "restored"
-            lines.append(
-                f"RESTORE  {f.hub}: {what} {r.partitions_done}/{r.partitions_total} partitions, "
-                f"{r.records.done:,} / {total} records{eta}"
-            )
-    lines.append("")
-    if state.sources_error:
-        lines.append(f"SOURCES  not read: {state.sources_error}")
-    elif state.sources:
-        rows = [("DEPARTMENT", "SOURCE", "STATUS", "UNPUBLISHED", "OLDEST", "REPORTED", "NOTE")]
-        now_ms = time.time_ns() // 1_000_000
-        for v in state.sources:
-            quiet = v.status is Status.OK and v.rows == 0 and not v.stale
-            if v.backlog is not None and v.backlog.wal_held_bytes is not None:
-                quiet = False  # a logical-decoding slot: the WAL it holds is its backlog
-            rows.append(
-                (
-                    v.department,
-                    v.source or "-",
-                    v.status.value,
-                    "?" if v.rows is None else f"{v.rows:,}",
-                    format_seconds(v.oldest_seconds),
-                    "never"
-                    if v.reported_ms is None
-                    else f"{format_seconds(max(0.0, (now_ms - v.reported_ms) / 1000))} ago",
-                    "" if quiet else v.reason,
-                )
-            )
-        lines += text_table(rows, frozenset({3, 4, 5}))
-    lines.append("")
-    if state.drained:
-        lines.append("PATH     drained: nothing waits from the source databases to the subscribers")
-    else:
-        lines.append(
-            "PATH     not drained: " + "; ".join(state.reasons or ("a part of the path is not known",))
-        )
-    return "\n".join(lines)

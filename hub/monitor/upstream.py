@@ -48,7 +48,7 @@ class UpstreamHubs:
     """
 
     def __init__(self, cfg: ConfigDir, upstream: Sequence[ConfigDir], rules: Rules, stack: ExitStack) -> None:
-        from hub.monitor.decoding import open_decoder
+        from hub.audit.reader import open_decoder
 
         configs = [cfg, *upstream]
         self.links = links_of(configs)
@@ -73,7 +73,7 @@ class UpstreamHubs:
             ]
             if not targets:
                 continue  # none of its hubs feeds a link of these configs
-            decoder = stack.enter_context(open_decoder(up))
+            decoder = stack.enter_context(open_decoder(up, client_id="monitor-registry"))
             probe = LagProbe(
                 up.hubs_file.kafka, decoder, client_id="lag-upstream", link_positions=self._position
             )

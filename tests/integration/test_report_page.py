@@ -16,13 +16,12 @@ import yaml
 
 from connectors.validation import RecordValidator
 from hub.app import start_hub
-from hub.audit.reader import read_entries
+from hub.audit.reader import open_decoder, read_entries
 from hub.config.loader import ConfigDir
 from hub.core import names
 from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import dishonest_debtor, make_faker, person
 from hub.monitor.cli import report_command
-from hub.monitor.decoding import open_decoder
 from tests.fixtures.hubkit import Publisher, apply_config, wait_for
 from tests.integration.test_live_policy import _consumed
 from tests.integration.test_status_page import browser

@@ -12,12 +12,14 @@ import pytest
 
 from hub.config import load_config
 from hub.monitor.board import KindView, LagBoard, SubscriptionLag
-from hub.monitor.cli import format_lag_table, format_seconds, lag_document
+from hub.monitor.cli import lag_document
 from hub.monitor.federated_path import format_linked_paths, linked_paths
 from hub.monitor.lag import HUB, SUBSCRIBER, GroupLag, PartitionLag, Target, targets_of_config
 from hub.monitor.lag.link_position import position_on
 from hub.monitor.lag.probe import POSITION_KEPT_ELSEWHERE
+from hub.monitor.lag_text import format_lag_table
 from hub.monitor.status import Rules, Status, Verdict
+from hub.monitor.text import format_seconds
 from hub.monitor.upstream import links_of
 from tests.fixtures.federation import (
     LINK_SUBSCRIPTION,

@@ -13,10 +13,10 @@ from hub.core.backlog_report import BacklogReport, SourceBacklog, decode_report
 from hub.engine.handover import BackfillProgress
 from hub.monitor.backlog import backlog_of_resource, judge, source_views
 from hub.monitor.board import KindView, SubscriptionLag
-from hub.monitor.cli import format_path
 from hub.monitor.history import LagHistory
 from hub.monitor.lag import HUB, SUBSCRIBER, GroupLag, PartitionLag
 from hub.monitor.lag_path import HubFigures, combined_restore, figures_of_status, sources_ok
+from hub.monitor.lag_text import format_path
 from hub.monitor.path import path_state
 from hub.monitor.path_metrics import PathCollector
 from hub.monitor.progress import Progress, ProgressTracker, RestoreProgress, backfill_figures

@@ -17,7 +17,7 @@ from hub.engine.policy_set import PolicySet
 from hub.engine.stats import WorkerStats
 from hub.monitor.admin import AdminServer, static_file
 from hub.monitor.board import LagBoard, SubscriptionLag, sample_board, status_counts
-from hub.monitor.cli import add_parsers, format_lag_table, format_seconds, lag_document
+from hub.monitor.cli import add_parsers, lag_document
 from hub.monitor.dead_letters import attribute, origin_topic
 from hub.monitor.lag import (
     HUB,
@@ -32,6 +32,7 @@ from hub.monitor.lag import (
     source_commit_ms,
     targets_of_config,
 )
+from hub.monitor.lag_text import format_lag_table
 from hub.monitor.metrics import HubCollector, RingHistogram
 from hub.monitor.report import catalog_figures
 from hub.monitor.snapshot import (
@@ -44,6 +45,7 @@ from hub.monitor.snapshot import (
     status_document,
 )
 from hub.monitor.status import Rules, Status
+from hub.monitor.text import format_seconds
 
 DEMO = Path(__file__).resolve().parents[2] / "deploy" / "demo" / "config"
 NOW_MS = 1_800_000_000_000

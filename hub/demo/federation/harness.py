@@ -26,8 +26,6 @@ from hub.config.signing import local_key_pair
 from hub.core import names
 from hub.core.errors import FatalError
 from hub.core.kafka_settings import KafkaSettings
-from hub.core.registry.client import RegistryClient
-from hub.core.registry.errors import RegistryError, RegistryUnavailable
 from hub.demo.federation.clusters import Cluster, Clusters, apply_env
 from hub.demo.federation.configs import LINK_SUBSCRIPTION, write_yaml
 from hub.demo.federation.links import hub_link_source
@@ -41,7 +39,7 @@ from hub.demo.federation.parties import (
     write_district_config,
 )
 from hub.demo.federation.table import SubscriberTable
-from hub.demo.harness import Demo, free_port, say
+from hub.demo.harness import Demo, free_port, say, wait_for_registry
 from hub.monitor.lag_path import read_admin
 from hub.provision.credentials import REGISTRY, hub_party, write_credentials
 
@@ -180,19 +178,13 @@ class Federation:
             )
         deadline = time.monotonic() + timeout
         for hub in self.roots:
-            client = RegistryClient(self.registry_url(hub), timeout=2)  # as the super user
-            while True:
-                self.processes.check_alive()
-                try:
-                    client.subjects()
-                    break
-                except (RegistryError, RegistryUnavailable):
-                    if time.monotonic() > deadline:
-                        raise FatalError(
-                            f"the registry of {hub} did not answer within {timeout:.0f} s "
-                            f"(see {self.workdir / 'logs' / f'registry-{hub}.log'})"
-                        ) from None
-                    time.sleep(0.5)
+            wait_for_registry(
+                self.registry_url(hub),
+                deadline,
+                self.processes.check_alive,
+                f"the registry of {hub} did not answer within {timeout:.0f} s "
+                f"(see {self.workdir / 'logs' / f'registry-{hub}.log'})",
+            )
 
     def start_hubs(self, timeout: float = 120) -> None:
         for hub, root in self.roots.items():
