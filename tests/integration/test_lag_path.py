@@ -229,7 +229,8 @@ def test_a_running_backfill_shows_records_done_of_total_and_an_eta(exchange: Exc
     seen = wait_for(
         "the status page to show the backfill running with an ETA", running, timeout=120, every=0.3
     )
-    assert 0 <= seen["records_done"] < seen["records_total"]
+    # done == total while still running is real: the last chunk is read, its commit not yet made
+    assert 0 <= seen["records_done"] <= seen["records_total"]
     assert seen["records_total"] >= 6000  # every source record below the handover offset is examined
     assert seen["per_second"] > 0
 
