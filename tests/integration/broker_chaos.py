@@ -274,6 +274,19 @@ class ChaosRun:
         return int(self.admin.describe_transactions([tid])[tid].coordinator_id)
 
     # -- checking ----------------------------------------------------------------------------------
+    def where_lost(self, sid: str, keys: list[str]) -> str:
+        """Where rows missing from an inbox were lost: how many of them the court's source topic and the
+        hub's delivery topic hold (read_committed): in neither, lost before the hub (the sidecar); in the
+        source only, lost in the hub; in both, lost in the subscriber's sidecar."""
+        if not keys:
+            return "none missing"
+        source = _keys_in(self.kafka, SOURCE_TOPIC)
+        delivered = _keys_in(self.kafka, names.delivery_topic(HUB, sid))
+        return (
+            f"of them {sum(k in source for k in keys)} in {SOURCE_TOPIC}, "
+            f"{sum(k in delivered for k in keys)} in the delivery topic"
+        )
+
     def check_exactly_once(self, result: ScenarioResult) -> None:
         """With the writer paused: every row in every inbox once, delivered once, the audit intact."""
         self.stream.pause()
@@ -300,6 +313,7 @@ class ChaosRun:
             assert (len(keys), held) == (len(expected), expected), (
                 f"{result.scenario}: {stalled}inbox of {sid} has {len(keys)} rows for {len(expected)} "
                 f"written (missing {len(missing)}: rows {row_ranges(missing)} in the order written; "
+                f"{self.where_lost(sid, [self.stream.keys[n] for n in missing])}; "
                 f"unexpected {len(held - expected)})"
             )
             topic = names.delivery_topic(HUB, sid)
@@ -314,6 +328,10 @@ class ChaosRun:
         code = verify_command(str(self.demo.workdir / "config"), HUB, out=report)
         assert code == 0, f"{result.scenario}: the audit does not verify:\n{report.getvalue()}"
         result.checks["audit"] = report.getvalue().splitlines()[0]
+
+
+def _keys_in(kafka: KafkaSettings, topic: str) -> set[str]:
+    return {r.key.decode("utf-8") for r in read_all(kafka, topic, idle=3.0, timeout=120) if r.key}
 
 
 def row_ranges(rows: list[int]) -> str:
