@@ -20,6 +20,10 @@ department's dead-letter topic xhub.dlq.<dept> (CONTRACTS.md: Avro ``DeadLetter`
 is never lost (at-least-once: a crash before the sink commits repeats it). Kafka tombstones (null
 values) are skipped.
 
+After every poll the loop checks that kafka-python has not left its group member stranded in a rebalance
+no later poll completes (hub/core/group_join.py: a sink that consumed nothing for a whole `make chaos`
+run), and asks for a fresh join when it has.
+
 Transient failures (database, registry, dead-letter topic) are retried with exponential backoff while
 the consumer stays in its group; nothing is committed until the batch went through, so no loss and no
 crash loop. ``stop()`` (and SIGTERM/SIGINT once ``install_signal_handlers`` ran) finishes the batch in
@@ -44,6 +48,7 @@ from connectors.runtime.sink_deliveries import DeliveryDecoder, KafkaDeadLetters
 from connectors.sinks.base import Delivery, PartitionProgress, Sink
 from connectors.sinks.errors import OffsetConflict
 from hub.core.errors import InvalidRecord, RetriableError
+from hub.core.group_join import rejoin_if_stranded
 from hub.core.kafka import make_consumer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
@@ -64,6 +69,8 @@ class SinkLoopStats:
     batches: int = 0
     retries: int = 0
     conflicts: int = 0
+    rejoins: int = 0
+    """Fresh joins asked for because kafka-python left the member stranded in a rebalance."""
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python ships no types
@@ -210,7 +217,7 @@ class SinkLoop:
             consumer.subscribe(self.topics, listener=_Listener(self))
             while not self._stop.is_set():
                 self._seek_pending()
-                polled = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_batch)
+                polled = self._poll(consumer, self.poll_timeout_ms)
                 with self._lock:
                     pending = set(self._pending)
                     self._revoked.clear()
@@ -394,6 +401,19 @@ class SinkLoop:
                 if self._stop.is_set() or lost:
                     raise _Abandoned from exc
 
+    def _poll(self, consumer: KafkaConsumer, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
+        """``consumer.poll``; then, when kafka-python left the group member stranded in a rebalance that
+        no poll completes (hub/core/group_join.py), ask for a fresh join, which the next poll makes."""
+        polled: dict[TopicPartition, list[Any]] = consumer.poll(
+            timeout_ms=timeout_ms, max_records=self.max_batch
+        )
+        if rejoin_if_stranded(consumer):
+            self.stats.rejoins += 1
+            self._log.warning(
+                "group_rejoin_requested", reason="stranded in a rebalance", rejoins=self.stats.rejoins
+            )
+        return polled
+
     def _wait(self, seconds: float) -> None:
         """Back off while staying in the group: poll with every partition paused."""
         consumer = self._consumer
@@ -407,9 +427,7 @@ class SinkLoop:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                got = consumer.poll(
-                    timeout_ms=int(min(remaining, 0.5) * 1000) or 1, max_records=self.max_batch
-                )
+                got = self._poll(consumer, int(min(remaining, 0.5) * 1000) or 1)
                 for tp, records in got.items():
                     if records:  # only partitions assigned during the wait are not paused: read them again
                         consumer.seek(tp, records[0].offset)
