@@ -20,6 +20,10 @@ department's dead-letter topic xhub.dlq.<dept> (CONTRACTS.md: Avro ``DeadLetter`
 is never lost (at-least-once: a crash before the sink commits repeats it). Kafka tombstones (null
 values) are skipped.
 
+After every poll the loop checks that kafka-python has not left its group member stranded in a rebalance
+no later poll completes (hub/core/group_join.py: a sink that consumed nothing for a whole `make chaos`
+run), and asks for a fresh join when it has.
+
 Transient failures (database, registry, dead-letter topic) are retried with exponential backoff while
 the consumer stays in its group; nothing is committed until the batch went through, so no loss and no
 crash loop. ``stop()`` (and SIGTERM/SIGINT once ``install_signal_handlers`` ran) finishes the batch in
@@ -28,7 +32,6 @@ hand and returns; a stop during a retry wait abandons the uncommitted batch, whi
 
 from __future__ import annotations
 
-import datetime as dt
 import signal
 import threading
 import time
@@ -37,23 +40,22 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any, TypeVar
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from connectors.runtime.sink_deliveries import DeliveryDecoder, KafkaDeadLetters
 from connectors.sinks.base import Delivery, PartitionProgress, Sink
 from connectors.sinks.errors import OffsetConflict
-from hub.core.dead_letters import NOT_A_CHANGE_EVENT, DeadLetter, DeadLetterEncoder
 from hub.core.errors import InvalidRecord, RetriableError
-from hub.core.kafka import ensure_topics, make_admin, make_consumer, make_producer
+from hub.core.group_join import rejoin_if_stranded
+from hub.core.kafka import make_consumer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 
 T = TypeVar("T")
-
-_DLQ_FLUSH_TIMEOUT_S = 30.0
 
 
 @dataclass(slots=True)
@@ -67,186 +69,8 @@ class SinkLoopStats:
     batches: int = 0
     retries: int = 0
     conflicts: int = 0
-
-
-def _millis(value: Any) -> int:
-    if isinstance(value, dt.datetime):
-        return int(value.timestamp() * 1000)
-    return int(value)
-
-
-def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("utf-8", errors="replace")
-
-
-class _Decoder:
-    """Delivered bytes -> ``Delivery``; the data schema is looked up once per writer schema id."""
-
-    def __init__(self, serde: AvroSerde) -> None:
-        self.serde = serde
-        self._data_schemas: dict[int, dict[str, Any] | None] = {}
-
-    def data_schema(self, schema_id: int) -> dict[str, Any] | None:
-        if schema_id in self._data_schemas:
-            return self._data_schemas[schema_id]
-        writer = self.serde.client.get_schema(schema_id)
-        found: dict[str, Any] | None = None
-        if isinstance(writer, dict):
-            for field in writer.get("fields", []):
-                if field.get("name") != "data":
-                    continue
-                branches = field["type"] if isinstance(field["type"], list) else [field["type"]]
-                found = next((b for b in branches if isinstance(b, dict) and b.get("type") == "record"), None)
-        self._data_schemas[schema_id] = found
-        return found
-
-    def decode(self, record: Any) -> Delivery:
-        """Raises ``InvalidRecord`` (dead-letter it) or ``RetriableError`` (registry down: retry)."""
-        raw: bytes = record.value
-        schema_id, value = self.serde.decode(raw)
-        try:
-            source = value["source"]
-            headers = {name: bytes(v) for name, v in (record.headers or []) if v is not None}
-            subscription = _text(headers.get("xhub.subscription")) or record.topic.rsplit(".", 1)[-1]
-            return Delivery(
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key=str(value["key"]),
-                op=str(value["op"]),
-                seq=int(value["seq"]),
-                event_id=str(value["event_id"]),
-                policy_version=_text(headers.get("xhub.policy_version")),
-                subscription=subscription,
-                data=value["data"],
-                source_commit_ts_ms=_millis(source["commit_ts_ms"]),
-                headers=headers,
-                resource=str(value["resource"]),
-                value=raw,
-                schema_id=schema_id,
-                data_schema=self.data_schema(schema_id),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            missing = exc.args[0] if isinstance(exc, KeyError) and exc.args else None
-            detail = f"schema id {schema_id} is not a change event"
-            raise InvalidRecord(
-                NOT_A_CHANGE_EVENT,
-                f"{detail}: field {missing!r} missing" if missing else f"{detail} ({type(exc).__name__})",
-                field=str(missing) if missing else None,
-                original=raw,
-            ) from exc
-
-
-class KafkaDeadLetters:
-    """Dead letters to xhub.dlq.<dept> (CONTRACTS.md): Avro ``DeadLetter`` with the original bytes.
-
-    ``publish`` queues (async send); ``flush`` waits for every send and raises ``RetriableError`` when
-    one failed, so callers commit nothing before their dead letters are stored.
-    """
-
-    def __init__(self, kafka: KafkaSettings, serde: AvroSerde, dept: str, client_id: str) -> None:
-        self.kafka = kafka
-        self.serde = serde
-        self.dept = dept
-        self._encoder = DeadLetterEncoder(dept, serde)
-        self.topic = self._encoder.topic
-        self.client_id = client_id
-        self._producer: KafkaProducer | None = None
-        self._pending: list[Any] = []
-        self.published = 0
-        """Dead letters acknowledged by the brokers (from decoding and from the sink)."""
-        self._log = get_logger("sink_loop.dlq", topic=self.topic)
-
-    def _ensure_producer(self) -> KafkaProducer:
-        if self._producer is None:
-            try:
-                admin = make_admin(self.kafka, f"{self.client_id}-admin")
-                try:
-                    ensure_topics(admin, {self.topic: {}}, partitions=1)
-                finally:
-                    admin.close()
-            except (KafkaError, RetriableError) as exc:
-                # Creating topics may be the operator's job (ACLs); the send below tells if it exists.
-                self._log.warning("dlq_topic_not_ensured", error=f"{type(exc).__name__}: {exc}")
-            self._producer = make_producer(self.kafka, f"{self.client_id}-dlq")
-        return self._producer
-
-    def publish(self, delivery: Delivery, reason: str, detail: str, *, field: str | None = None) -> None:
-        """Queue a dead letter for a decoded delivery a sink could not apply."""
-        self.publish_raw(
-            topic=delivery.topic,
-            partition=delivery.partition,
-            offset=delivery.offset,
-            key=delivery.key.encode("utf-8"),
-            value=delivery.value,
-            reason=reason,
-            detail=detail,
-            field=field,
-            resource=delivery.resource or None,
-            subscription=delivery.subscription,
-        )
-
-    def publish_raw(
-        self,
-        *,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        value: bytes,
-        reason: str,
-        detail: str,
-        field: str | None = None,
-        resource: str | None = None,
-        subscription: str | None = None,
-    ) -> None:
-        """Queue a dead letter for a record as read from Kafka."""
-        origin = f"{topic}-{partition}@{offset}"
-        letter = DeadLetter(
-            owner=self.dept,
-            reason=reason,
-            detail=detail,
-            origin=origin,
-            original=value,
-            field=field,
-            resource=resource,
-            subscription=subscription,
-        )
-        encoded = self._encoder.encode(letter)
-        headers = letter.headers()
-        try:
-            future = self._ensure_producer().send(self.topic, key=key, value=encoded, headers=headers)
-        except KafkaError as exc:
-            raise RetriableError(
-                f"dead letter to {self.topic} not sent: {type(exc).__name__}: {exc}"
-            ) from exc
-        self._pending.append(future)
-        self._log.warning("record_dead_lettered", reason=reason, origin=origin, field=field)
-
-    def flush(self) -> None:
-        """Wait until every queued dead letter is acknowledged by the brokers."""
-        if not self._pending:
-            return
-        pending, self._pending = self._pending, []
-        assert self._producer is not None
-        try:
-            self._producer.flush(timeout=_DLQ_FLUSH_TIMEOUT_S)
-            for future in pending:
-                future.get(timeout=_DLQ_FLUSH_TIMEOUT_S)
-                self.published += 1
-        except KafkaError as exc:
-            raise RetriableError(
-                f"dead letters to {self.topic} not acknowledged: {type(exc).__name__}: {exc}"
-            ) from exc
-
-    def close(self) -> None:
-        """Flush what is queued (best effort) and close the producer."""
-        if self._producer is not None:
-            try:
-                self._producer.close(timeout=10)
-            except KafkaError as exc:
-                self._log.warning("dlq_producer_close_failed", error=type(exc).__name__)
-            self._producer = None
+    rejoins: int = 0
+    """Fresh joins asked for because kafka-python left the member stranded in a rebalance."""
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-python ships no types
@@ -317,7 +141,7 @@ class SinkLoop:
         self.retry_max_s = retry_max_s
         self.consumer_overrides = dict(consumer_overrides or {})
         self.serde = AvroSerde(registry or RegistryClient(registry_url, tls=kafka.tls()))
-        self.decoder = _Decoder(self.serde)
+        self.decoder = DeliveryDecoder(self.serde)
         self.dead_letters = KafkaDeadLetters(kafka, self.serde, dept, self.client_id)
         self.stats = SinkLoopStats()
         self._stop = threading.Event()
@@ -393,7 +217,7 @@ class SinkLoop:
             consumer.subscribe(self.topics, listener=_Listener(self))
             while not self._stop.is_set():
                 self._seek_pending()
-                polled = consumer.poll(timeout_ms=self.poll_timeout_ms, max_records=self.max_batch)
+                polled = self._poll(consumer, self.poll_timeout_ms)
                 with self._lock:
                     pending = set(self._pending)
                     self._revoked.clear()
@@ -577,6 +401,19 @@ class SinkLoop:
                 if self._stop.is_set() or lost:
                     raise _Abandoned from exc
 
+    def _poll(self, consumer: KafkaConsumer, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
+        """``consumer.poll``; then, when kafka-python left the group member stranded in a rebalance that
+        no poll completes (hub/core/group_join.py), ask for a fresh join, which the next poll makes."""
+        polled: dict[TopicPartition, list[Any]] = consumer.poll(
+            timeout_ms=timeout_ms, max_records=self.max_batch
+        )
+        if rejoin_if_stranded(consumer):
+            self.stats.rejoins += 1
+            self._log.warning(
+                "group_rejoin_requested", reason="stranded in a rebalance", rejoins=self.stats.rejoins
+            )
+        return polled
+
     def _wait(self, seconds: float) -> None:
         """Back off while staying in the group: poll with every partition paused."""
         consumer = self._consumer
@@ -590,9 +427,7 @@ class SinkLoop:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                got = consumer.poll(
-                    timeout_ms=int(min(remaining, 0.5) * 1000) or 1, max_records=self.max_batch
-                )
+                got = self._poll(consumer, int(min(remaining, 0.5) * 1000) or 1)
                 for tp, records in got.items():
                     if records:  # only partitions assigned during the wait are not paused: read them again
                         consumer.seek(tp, records[0].offset)
