@@ -9,6 +9,12 @@ nothing lost (the source resumes there), nothing repeated (what was in flight wa
 Any failure while a transaction is open leaves the producer unusable by design: the publisher closes it
 and raises ``PublishFailed``; the runtime opens a new one (fencing the old epoch) and resumes from the
 committed position.
+
+A commit that Kafka accepts is not enough: kafka-python drops a record whose batch ran out of
+``delivery_timeout_ms`` (a broker that went away mid-transaction) without failing the transaction, and
+would then commit the rest. The publisher commits only when every record of the transaction, the
+position included, was acknowledged; ``commit`` returning is what lets a source forget its changes (a
+logical replication slot confirmed past them never streams them again).
 """
 
 from __future__ import annotations
@@ -121,7 +127,8 @@ class TransactionalPublisher:
         """Produce ``records`` and the position record in one transaction and commit it.
 
         Raises:
-            PublishFailed: the transaction did not commit (the producer is closed; ``open`` again).
+            PublishFailed: the transaction did not commit, or not every record of it reached the broker
+                (it is not committed then; the producer is closed; ``open`` again).
             Fenced: a newer sidecar owns this transactional id.
         """
         producer = self._producer
@@ -130,16 +137,21 @@ class TransactionalPublisher:
         began = time.monotonic()
         try:
             producer.begin_transaction()
-            for record in records:
+            sent = [
                 producer.send(record.topic, value=record.value, key=record.key, headers=record.headers)
-            producer.send(
-                self.position_topic,
-                value=encode_position(position, now_ms()),
-                key=self._key,
-                partition=self._position_partition,
+                for record in records
+            ]
+            sent.append(
+                producer.send(
+                    self.position_topic,
+                    value=encode_position(position, now_ms()),
+                    key=self._key,
+                    partition=self._position_partition,
+                )
             )
             # Bounded: a broker that went away fails the batch here instead of blocking the commit.
             producer.flush(timeout=self.delivery_timeout_s + 5)
+            _require_delivered(sent)
             commit_transaction_within(producer, self.delivery_timeout_s + 5)
         except KafkaError as exc:
             fenced = _fenced(producer, exc)
@@ -163,6 +175,34 @@ class TransactionalPublisher:
             producer.close(timeout=2)
         except Exception:  # noqa: BLE001 - closing a broken producer must not raise
             _force_close(producer)
+
+
+def _require_delivered(sent: Sequence[Any]) -> None:
+    """Raise unless every record of the transaction reached the broker.
+
+    kafka-python fails a batch that ran out of ``delivery_timeout_ms`` (the broker went away after the
+    transaction had added its partitions) with a retriable error and leaves the transaction as it was:
+    ``flush`` returns, and ``commit_transaction`` commits what the broker has once it is back, without
+    those records. Java's producer would refuse the commit; this is that refusal. Committing here would
+    lose the changes: the source moves on, and a logical replication slot confirmed past them never
+    streams them again (issue 19). The caller aborts (closes) as after any failed transaction.
+
+    Raises:
+        ProducerFencedError: a record was refused because a newer producer owns the transactional id.
+        KafkaError: a record failed otherwise, or is still unacknowledged after the flush.
+    """
+    failed = [f.exception for f in sent if f.is_done and f.failed()]
+    for exc in failed:
+        if isinstance(exc, ProducerFencedError):
+            raise exc
+    if failed:
+        first = failed[0]
+        raise KafkaError(
+            f"not committed: {len(failed)} of {len(sent)} records failed ({type(first).__name__}: {first})"
+        ) from first
+    pending = sum(1 for f in sent if not f.is_done)
+    if pending:
+        raise KafkaError(f"not committed: {pending} of {len(sent)} records not acknowledged after the flush")
 
 
 def _force_close(producer: Any) -> None:
