@@ -9,6 +9,12 @@ nothing lost (the source resumes there), nothing repeated (what was in flight wa
 Any failure while a transaction is open leaves the producer unusable by design: the publisher closes it
 and raises ``PublishFailed``; the runtime opens a new one (fencing the old epoch) and resumes from the
 committed position.
+
+A commit Kafka accepts is not enough: kafka-python drops a record whose batch ran out of
+``delivery_timeout_ms`` without failing the transaction. The producer from ``make_producer`` refuses to
+commit such a transaction (``UnwrittenRecordsError``, a ``PublishFailed`` here), so ``commit`` returning
+still means every record reached the broker: a logical replication slot confirmed past changes never
+streams them again (issue 19).
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ class WorkerStats:
     transactions: int = 0
     aborted_transactions: int = 0
     config_refused: int = 0  # applied configs refused since start
+    rejoins: int = 0  # fresh joins asked for: kafka-python left the member stranded (core/group_join.py)
     # Restore of the state store for the partitions last assigned (read by the monitor; see
     # hub/engine/state/restore.py): partitions and changelog records, done out of total.
     restore_partitions_total: int = 0

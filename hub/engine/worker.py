@@ -38,6 +38,7 @@ from hub.audit.chain import AuditChain
 from hub.core import names
 from hub.core.envelope import now_ms
 from hub.core.errors import RetriableError
+from hub.core.group_join import rejoin_if_stranded
 from hub.core.hanging_transactions import abort_own_hanging_on
 from hub.core.kafka import STATIC_MEMBER_SESSION_TIMEOUT_MS, make_admin, make_consumer, make_producer
 from hub.core.kafka_settings import KafkaSettings
@@ -293,6 +294,7 @@ class HubWorker:
             except (NoOffsetForPartitionError, OffsetOutOfRangeError) as exc:
                 self.partitions.reposition(consumer, exc)
                 continue
+            self._rejoin_if_stranded(consumer)
             self.assignment = frozenset(consumer.assignment())
             if self.partitions.to_load and not self._load(consumer):
                 # Without their state the records cannot be routed: read them again next time.
@@ -302,6 +304,15 @@ class HubWorker:
             if polled:
                 self._process_batch(tx, polled)
             self.handover.run(tx, consumer)
+
+    def _rejoin_if_stranded(self, consumer: KafkaConsumer) -> None:
+        """Ask for a fresh join when kafka-python left the member stranded in a rebalance that no poll
+        completes (hub/core/group_join.py): the worker would keep its old partitions, or none, for good."""
+        if rejoin_if_stranded(consumer):
+            with self.stats.lock:
+                self.stats.rejoins += 1
+                rejoins = self.stats.rejoins
+            self._log.warning("group_rejoin_requested", reason="stranded in a rebalance", rejoins=rejoins)
 
     def _prepare(self, tx: TransactionStep) -> None:
         try:
