@@ -21,8 +21,8 @@ from hub.core.kafka import make_admin
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
-from hub.demo.generator import dishonest_debtor, make_faker, person
-from tests.fixtures.hubkit import Publisher, apply_config, decode_all, read_all, wait_for
+from hub.demo.generator import make_faker
+from tests.fixtures.hubkit import Publisher, apply_config, decode_all, publish_debtors, read_all, wait_for
 
 
 def test_hub_takes_new_source_partitions_although_its_rejoin_outlives_the_poll(
@@ -41,13 +41,9 @@ def test_hub_takes_new_source_partitions_although_its_rejoin_outlives_the_poll(
     publisher = Publisher(cfg, kafka_registry, "PD-CRD-0001")
     sent: list[str] = []
 
-    def publish(n: int) -> None:
-        sent.extend(str(publisher.publish(dishonest_debtor(fake, person(fake))).event_id) for _ in range(n))
-        publisher.flush()
-
     try:
         assert hub.worker.ready.wait(60), "hub worker did not start"
-        publish(10)
+        sent += publish_debtors(publisher, fake, 10)
         wait_for(lambda: hub.worker.stats.consumed >= 10, 60, "the first 10 events consumed")
         admin = make_admin(kafka, "test-hub-rejoin")
         try:
@@ -57,7 +53,9 @@ def test_hub_takes_new_source_partitions_although_its_rejoin_outlives_the_poll(
         publisher.close()  # a producer of its own sees the new partitions at once
         publisher = Publisher(cfg, kafka_registry, "PD-CRD-0001")
         wait_for(lambda: len(publisher.producer.partitions_for(publisher.topic)) == 6, 30, "six partitions")
-        publish(60)  # keys over all six partitions; the hub sees the new ones within its metadata max age
+        sent += publish_debtors(
+            publisher, fake, 60
+        )  # keys over all six partitions; the hub sees the new ones within its metadata max age
         serde = AvroSerde(RegistryClient(kafka_registry))
         topic = names.delivery_topic(hub_name, "tax-debtors")
         delivered = decode_all(serde, read_all(kafka, topic, expect=len(sent), timeout=90))

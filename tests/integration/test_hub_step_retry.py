@@ -25,9 +25,9 @@ from hub.core import names
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
-from hub.demo.generator import dishonest_debtor, make_faker, person
+from hub.demo.generator import make_faker
 from hub.engine import transaction
-from tests.fixtures.hubkit import Publisher, apply_config, decode_all, read_all, wait_for
+from tests.fixtures.hubkit import Publisher, apply_config, decode_all, publish_debtors, read_all, wait_for
 
 
 @pytest.mark.parametrize("unanswered", ["offsets", "commit"])
@@ -63,18 +63,14 @@ def test_a_step_unanswered_is_read_again_and_delivered_once(
     publisher = Publisher(cfg, kafka_registry, "PD-CRD-0001")
     sent: list[str] = []
 
-    def publish(n: int) -> None:
-        sent.extend(str(publisher.publish(dishonest_debtor(fake, person(fake))).event_id) for _ in range(n))
-        publisher.flush()
-
     try:
         assert hub.worker.ready.wait(60), "hub worker did not start"
-        publish(30)
+        sent += publish_debtors(publisher, fake, 30)
         wait_for(lambda: hub.worker.stats.consumed >= 30, 60, "the first 30 events consumed")
         armed.set()
-        publish(20)  # the step carrying (some of) these fails
+        sent += publish_debtors(publisher, fake, 20)  # the step carrying (some of) these fails
         wait_for(failed.is_set, 60, "the injected failure")
-        publish(30)
+        sent += publish_debtors(publisher, fake, 30)
         serde = AvroSerde(RegistryClient(kafka_registry))
         topic = names.delivery_topic(hub_name, "tax-debtors")
         delivered = decode_all(serde, read_all(kafka, topic, expect=80, timeout=90))
