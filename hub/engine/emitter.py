@@ -10,6 +10,7 @@ views true with it); the keys taken or released go into the batch and reach the 
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kafka import KafkaProducer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from hub.core.dead_letters import UNDELIVERABLE, UNENCODABLE, UNPROCESSABLE, DeadLetter, DeadLetterEncoder
 from hub.core.envelope import now_ms
@@ -35,7 +36,12 @@ from hub.engine.state.store import HeldChanges, KnownHeld, StateStore
 from hub.engine.stats import WorkerStats
 from hub.policy.plan import DeliveryPlan
 
-FLUSH_TIMEOUT_S = 130.0  # above the delivery timeout (120 s): a batch fails before the flush gives up
+# How long a batch's deliveries may take to be acknowledged. kafka-python would hold a batch up to its
+# delivery timeout (120 s) when the broker coordinating the transaction dies: every batch waits until the
+# coordinator has added its partition (make chaos: 120 s after the kill). Past this the step is read again
+# with a fresh producer, whose init_transactions fences this one and aborts its transaction.
+DELIVERY_WAIT_S = 30.0
+FUTURE_GRACE_S = 2.0  # after the flush, for the sender thread to mark the futures of finished batches
 
 log = get_logger("engine")
 
@@ -245,13 +251,20 @@ class Emitter:
         Raises:
             KafkaError: a delivery failed (the transaction aborts; a delivery Kafka refuses for good is
                 dead-lettered once it has failed ``PRODUCE_ATTEMPTS`` times, see delivery_failures.py).
+            KafkaTimeoutError: a delivery was not acknowledged in ``DELIVERY_WAIT_S`` (the step is read
+                again with a fresh producer; not counted against the delivery).
         """
         try:
-            producer.flush(timeout=FLUSH_TIMEOUT_S)  # unbounded, it outwaited a broker's death
+            producer.flush(timeout=DELIVERY_WAIT_S)
         except KafkaError as exc:
             # kafka-python's flush can report a failed batch as "Future not done" (UnknownError) before
             # the batch's futures are marked: the outcome of each delivery is read from its future below.
             log.debug("flush_reported", hub=self.hub, error=type(exc).__name__)
+        unanswered = _unanswered(batch.pending)
+        if unanswered:
+            raise KafkaTimeoutError(
+                f"{unanswered} of {len(batch.pending)} deliveries not acknowledged in {DELIVERY_WAIT_S:.0f} s"
+            )
         entries: list[dict[str, Any]] = []
         failed: KafkaError | None = None
         first_seq = self.audit.chain.seq + 1
@@ -399,3 +412,14 @@ def _where(exc: BaseException) -> str:
         return "?"
     last = frames[-1]
     return f"{last.filename}:{last.lineno} {last.name}"
+
+
+def _unanswered(pending: Sequence[Pending], grace_s: float = FUTURE_GRACE_S) -> int:
+    """How many of ``pending`` have no outcome after the flush, once the sender thread had ``grace_s`` to
+    mark them: kafka-python marks a batch done before the futures of its records."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        left = sum(1 for p in pending if not p.future.is_done)
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.01)

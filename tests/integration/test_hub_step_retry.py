@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
+from kafka.producer.future import FutureProduceResult, FutureRecordMetadata
 
 from hub.app import start_hub
 from hub.core import names
@@ -26,7 +28,7 @@ from hub.core.kafka_settings import KafkaSettings
 from hub.core.registry.client import RegistryClient
 from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import make_faker
-from hub.engine import transaction
+from hub.engine import emitter, transaction
 from tests.fixtures.hubkit import Publisher, apply_config, decode_all, publish_debtors, read_all, wait_for
 
 
@@ -81,3 +83,53 @@ def test_a_step_unanswered_is_read_again_and_delivered_once(
     missing = [n for n, event_id in enumerate(sent) if event_id not in got]
     assert missing == [], f"events #{missing} (in the order sent) were not delivered"
     assert max(got.values()) == 1, "an event was delivered twice"
+
+
+def test_deliveries_never_acknowledged_are_read_again_with_a_fresh_producer(
+    kafka: KafkaSettings,
+    demo_config: tuple[Path, dict[str, str]],
+    kafka_registry: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Run 3 of ``make chaos`` (kill of the hub's transaction coordinator): a batch of deliveries waited
+    for the coordinator until kafka-python's 120 s delivery timeout. The step now gives its deliveries
+    ``DELIVERY_WAIT_S`` (2 s here); here three deliveries never get an answer, as a batch held back by a
+    dead coordinator: the step is read again with a fresh producer and every event delivered once."""
+    root, renames = demo_config
+    cfg = apply_config(root)
+    hub_name = renames["pudong"]
+    topic = names.delivery_topic(hub_name, "tax-debtors")
+    armed = threading.Event()
+    held: list[FutureRecordMetadata] = []
+    send = KafkaProducer.send
+
+    def unanswered_send(producer: KafkaProducer, to: str, *args: Any, **kwargs: Any) -> Any:
+        if to == topic and armed.is_set() and len(held) < 3:
+            held.append(FutureRecordMetadata(FutureProduceResult(None), 0, -1, None, 0, 0, -1))
+            return held[-1]  # never answered, never written
+        return send(producer, to, *args, **kwargs)
+
+    monkeypatch.setattr(emitter, "DELIVERY_WAIT_S", 2.0)
+    monkeypatch.setattr(KafkaProducer, "send", unanswered_send)
+    hub = start_hub(cfg, hub_name)
+    fake = make_faker(20)
+    publisher = Publisher(cfg, kafka_registry, "PD-CRD-0001")
+    sent: list[str] = []
+    try:
+        assert hub.worker.ready.wait(60), "hub worker did not start"
+        sent += publish_debtors(publisher, fake, 20)
+        wait_for(lambda: hub.worker.stats.consumed >= 20, 60, "the first 20 events consumed")
+        armed.set()
+        sent += publish_debtors(publisher, fake, 20)
+        wait_for(lambda: len(held) == 3, 60, "three deliveries held")
+        serde = AvroSerde(RegistryClient(kafka_registry))
+        # Within a minute: before, each held delivery was waited for 30 s, after a 130 s flush bound.
+        delivered = decode_all(serde, read_all(kafka, topic, expect=40, timeout=60))
+        got = Counter(str(e["event_id"]) for e in delivered)
+    finally:
+        publisher.close()
+        hub.close()
+    missing = [n for n, event_id in enumerate(sent) if event_id not in got]
+    assert missing == [], f"events #{missing} (in the order sent) were not delivered"
+    assert max(got.values()) == 1, "an event was delivered twice"
+    assert hub.worker.stats.aborted_transactions >= 1, "the step with the held deliveries was not aborted"
