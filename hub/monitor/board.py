@@ -49,6 +49,7 @@ class KindView:
             "lag_seconds": None if seconds is None else round(seconds, 3),
             "members": self.lag.members,
             "error": self.lag.error,
+            "unread": self.lag.unread,
             "partitions": [
                 {
                     "partition": p.partition,

@@ -308,11 +308,13 @@ def lag_document(
 
 def add_path(doc: dict[str, Any], state: PathState, figures: Sequence[HubFigures]) -> None:
     """Put the path into a ``xhub lag --json`` document: hub-wide under "path", the rest per subscription."""
-    from hub.monitor.lag_path import path_document, subscription_path
+    from hub.monitor.lag_path import add_hub_ages, hub_ages, path_document, subscription_path
 
     doc["path"] = path_document(state, figures)
+    ages = hub_ages(figures)
     for item in doc["subscriptions"]:
         item.update(subscription_path(state, item["subscription"]))
+        add_hub_ages(item, ages)
 
 
 def overdue_share_requests(cfg: ConfigDir) -> OverdueRequests:
@@ -353,7 +355,7 @@ def _print(
     counts = ", ".join(f"{n} {s}" for s, n in status_counts(rows).items() if n)
     stamp = time.strftime("%H:%M:%S")
     print(f"{stamp}  {len(rows)} subscriptions: {counts}  (window {rules.window:g}s)", file=stream)
-    print(format_lag_table(rows), file=stream, flush=True)
+    print(format_lag_table(rows, path[1] if path is not None else ()), file=stream, flush=True)
     if path is not None:
         print(format_path(*path), file=stream, flush=True)
     if federation is not None:

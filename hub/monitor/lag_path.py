@@ -7,7 +7,9 @@ Where each figure comes from when ``xhub lag`` runs apart from the hub:
 - backfills and restore: the hub's admin port (``/api/status``), which has the worker's own figures; the
   URL is ``--admin`` or ``http://127.0.0.1:<admin_port>`` from hubs.yaml. When it does not answer, backfills
   are read from the hub group's committed offsets (``hub.engine.handover.progress_from_offsets``) and the
-  restore is unknown (the table says so).
+  restore is unknown (the table says so);
+- ages of waiting records ``xhub lag`` may not read itself (the operator has no READ on delivery and
+  source topics): the hub measures them with its own READ, and its admin port's document has them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kafka import TopicPartition
@@ -25,6 +27,7 @@ from kafka import TopicPartition
 from hub.core.log import get_logger
 from hub.monitor.backlog import BacklogReader, SourceBacklogView, source_views
 from hub.monitor.board import SubscriptionLag
+from hub.monitor.lag import KINDS
 from hub.monitor.path import PathState, path_state
 from hub.monitor.progress import DONE, Progress, ProgressTracker, RestoreProgress
 from hub.monitor.status import Rules, Status
@@ -45,6 +48,9 @@ class HubFigures:
     backfills: Mapping[str, Progress]
     restore: RestoreProgress | None  # None: unknown (admin port not reachable)
     source: str  # where the figures come from, for the operator
+    # (subscription, kind) -> lag in seconds as the hub measured it (admin port only)
+    ages: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
+    url: str | None = None  # the admin port that answered
 
 
 def admin_urls(cfg: ConfigDir, hubs: Sequence[str], admin: str | None) -> dict[str, str | None]:
@@ -82,8 +88,15 @@ def check_hub(url: str, hub: str, doc: Mapping[str, Any]) -> Mapping[str, Any]:
 def figures_of_status(hub: str, url: str, doc: Mapping[str, Any]) -> HubFigures:
     """Backfills and restore of one hub from its /api/status document."""
     backfills: dict[str, Progress] = {}
+    ages: dict[tuple[str, str], float | None] = {}
     for item in doc.get("subscriptions") or []:
-        b = item.get("backfill") if isinstance(item, dict) else None
+        if not isinstance(item, dict):
+            continue
+        for kind in KINDS:
+            lag = item.get(f"{kind}_lag")
+            if isinstance(lag, dict):
+                ages[(str(item["subscription"]), kind)] = lag.get("lag_seconds")
+        b = item.get("backfill")
         if isinstance(b, dict):
             backfills[str(item["subscription"])] = Progress(
                 int(b.get("records_done") or 0),
@@ -107,7 +120,7 @@ def figures_of_status(hub: str, url: str, doc: Mapping[str, Any]) -> HubFigures:
                 r.get("eta_seconds"),
             ),
         )
-    return HubFigures(hub, backfills, restore, f"admin port {url}")
+    return HubFigures(hub, backfills, restore, f"admin port {url}", ages, url)
 
 
 def figures_of_offsets(cfg: ConfigDir, hub: str, tracker: ProgressTracker, now: float) -> HubFigures:
@@ -239,9 +252,24 @@ def combined_restore(figures: Sequence[HubFigures]) -> RestoreProgress:
     )
 
 
+def hub_ages(figures: Sequence[HubFigures]) -> dict[tuple[str, str], tuple[float | None, str]]:
+    """(subscription, kind) -> (lag in seconds as the hub measured it, the admin port it came from), for
+    the hubs whose admin port answered: the ages of records this identity may not read."""
+    return {key: (age, f.url) for f in figures if f.url is not None for key, age in f.ages.items()}
+
+
 def sources_ok(state: PathState) -> bool:
     """No source backlog STALL or STOP (a department that never reported is WARN, not counted)."""
     return all(v.status.severity < Status.STALL.severity for v in state.sources)
+
+
+def add_hub_ages(item: dict[str, Any], ages: Mapping[tuple[str, str], tuple[float | None, str]]) -> None:
+    """Fill the unknown age of a lag this identity may not read (``unread``) with the hub's own figure."""
+    for kind in KINDS:
+        lag = item.get(f"{kind}_lag")
+        found = ages.get((item["subscription"], kind))
+        if isinstance(lag, dict) and lag.get("unread") and found is not None:
+            lag["lag_seconds"], lag["lag_seconds_from"] = found[0], f"admin port {found[1]}"
 
 
 def path_document(state: PathState, figures: Sequence[HubFigures]) -> dict[str, Any]:

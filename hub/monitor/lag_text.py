@@ -7,14 +7,19 @@ import time
 from collections.abc import Sequence
 
 from hub.monitor.board import KindView, SubscriptionLag
-from hub.monitor.lag_path import HubFigures
+from hub.monitor.lag_path import HubFigures, hub_ages
 from hub.monitor.path import PathState
 from hub.monitor.status import Status
 from hub.monitor.text import format_seconds, text_table
 
 
-def format_lag_table(rows: Sequence[SubscriptionLag]) -> str:
-    """One line per subscription; the reason of any status other than OK at the end of its line."""
+def format_lag_table(rows: Sequence[SubscriptionLag], figures: Sequence[HubFigures] = ()) -> str:
+    """One line per subscription; the reason of any status other than OK at the end of its line.
+
+    An age this identity may not read (no READ on the topic) is the hub's own figure from its admin port
+    in ``figures``, marked ``*``, else ``no READ``; a line under the table says so and where to look.
+    """
+    ages = hub_ages(figures)
     header = (
         "HUB",
         "SUBSCRIPTION",
@@ -44,13 +49,38 @@ def format_lag_table(rows: Sequence[SubscriptionLag]) -> str:
                 r.target.resource,
                 r.status.value,
                 _records(r.hub),
-                format_seconds(r.hub.lag.lag_seconds),
+                _age(r.hub, ages.get((r.target.subscription, "hub"))),
                 _records(r.subscriber),
-                format_seconds(r.subscriber.lag.lag_seconds),
+                _age(r.subscriber, ages.get((r.target.subscription, "subscriber"))),
                 "; ".join(notes),
             )
         )
-    return "\n".join(text_table(table, frozenset({5, 6, 7, 8})))
+    lines = text_table(table, frozenset({5, 6, 7, 8}))
+    if any(view.lag.unread for r in rows for view in (r.hub, r.subscriber)):
+        lines.append(_unread_line(ages))
+    return "\n".join(lines)
+
+
+def _age(view: KindView, hub_age: tuple[float | None, str] | None) -> str:
+    if view.lag.unread is None or view.lag.lag_seconds is not None:
+        return format_seconds(view.lag.lag_seconds)
+    if hub_age is not None and hub_age[0] is not None:
+        return format_seconds(hub_age[0]) + "*"
+    return "no READ"
+
+
+def _unread_line(ages: dict[tuple[str, str], tuple[float | None, str]]) -> str:
+    urls = sorted({url for _, url in ages.values()})
+    where = (
+        f"* the hub's own figure, from its admin port {', '.join(urls)}"
+        if urls
+        else "the hub's admin port has them (--admin URL; its status page, /api/status, /metrics "
+        "xhub_subscription_lag_seconds)"
+    )
+    return (
+        "AGE      not permitted (no READ on delivery and source topics for this identity): lag in records "
+        f"from offsets, commit markers included (an upper bound); {where}"
+    )
 
 
 def _records(view: KindView) -> str:

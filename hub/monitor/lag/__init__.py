@@ -22,6 +22,10 @@ offset stays put, so a stopped consumer costs only the newly arrived records; pa
 per partition the rest is estimated from offsets (markers included: an upper bound), and a backlog already
 longer than that when first seen is estimated at once (only its first record is read, for its age).
 
+Reading needs READ on the topic. An identity without it (the operator: delivery and source topics carry
+personal data) gets the lag of that topic from offsets alone, commit markers included, and no age;
+``GroupLag.unread`` says why, and ``xhub lag`` shows the hub's own age from its admin port instead.
+
 The cost of a measurement does not grow with the idle part of the catalog: subscriptions on one source topic
 share one hub lag (measured once per group and topic), every Kafka request covers all topics and groups at
 once, topic metadata is remembered (``hub.monitor.metadata``), a missing topic (a subscription not applied

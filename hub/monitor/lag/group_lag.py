@@ -45,6 +45,9 @@ class GroupLag:
     # Not measured here, and why: the reader keeps its position in another cluster (a hub link's is in
     # the cluster it carries to). Neither lag nor fault: this cluster cannot tell.
     elsewhere: str | None = None
+    # Why the waiting records were not read (no READ on the topic: the operator's case). The lag in records
+    # then comes from offsets alone, commit markers included (an upper bound), and the age is unknown.
+    unread: str | None = None
 
     @property
     def lag_records(self) -> int:

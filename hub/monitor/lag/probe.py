@@ -65,6 +65,14 @@ POSITION_KEPT_ELSEWHERE: Final = (
 )
 
 
+NOT_READ: Final = (
+    "no READ on {topic} for this identity: records from offsets (commit markers count: an upper bound), "
+    "age not permitted; the hub's admin port has it (/api/status, /metrics xhub_subscription_lag_seconds)"
+)
+"""Why a lag was measured from offsets alone (the operator may DESCRIBE, never READ, delivery and source
+topics: they carry personal data)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Stored:
     """A position that is not a group's committed offset (a hub link's), shaped like one."""
@@ -330,7 +338,10 @@ class LagProbe:
                 parts.append(
                     partition_lag(p, ends.get(tp, 0), positions[(group, tp)], at, scans.get((tp, at)))
                 )
-            out[key] = GroupLag(kind, group, topic, now_ms, tuple(parts), members.get(group, 0))
+            unread = NOT_READ.format(topic=topic) if topic in self._waiting.refused else None
+            out[key] = GroupLag(
+                kind, group, topic, now_ms, tuple(parts), members.get(group, 0), unread=unread
+            )
         return out
 
     def _list_offsets(self, tps: list[TopicPartition], spec: OffsetSpec) -> dict[TopicPartition, int]:

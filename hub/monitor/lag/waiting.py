@@ -4,6 +4,9 @@ Transactional writers leave a commit marker per transaction in the log and abort
 neither is lag, so the waiting records are counted rather than taken as end minus committed offsets.
 Counting goes on from where the last measurement stopped while the position stays put, and stops at a
 budget per partition: beyond it offsets estimate the rest.
+
+Reading needs READ on the topic; an identity without it (the operator: delivery and source topics carry
+personal data) gets no scan for that topic, so its lag comes from offsets alone and its age stays unknown.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import TopicAuthorizationFailedError
 
 from hub.core.log import get_logger
 from hub.monitor.lag.commit_time import CommitTimes
@@ -58,6 +63,9 @@ class WaitingScanner:
         self.read_timeout = read_timeout
         self.count_limit = count_limit
         self._scans: dict[tuple[TopicPartition, int], Scan] = {}
+        # Topics the broker refused to let us read: not asked again while this scanner lives (a refusal
+        # makes every poll of the consumer raise, so each one would cost a round of its own).
+        self.refused: set[str] = set()
 
     def scan(
         self, needs: set[tuple[TopicPartition, int]], ends: Mapping[TopicPartition, int]
@@ -66,6 +74,8 @@ class WaitingScanner:
         scans: dict[tuple[TopicPartition, int], Scan] = {}
         todo: list[tuple[TopicPartition, int]] = []
         for tp, position in sorted(needs):
+            if tp.topic in self.refused:
+                continue
             scan = self._scans.get((tp, position))
             if scan is None:
                 # A backlog longer than count_limit is estimated from offsets at once: only its first
@@ -88,7 +98,7 @@ class WaitingScanner:
                     round_[tp] = scans[(tp, position)]
             self._read_round(round_, ends)
             todo = rest
-        return scans
+        return {key: scan for key, scan in scans.items() if key[0].topic not in self.refused}
 
     def _read_round(self, round_: dict[TopicPartition, Scan], ends: Mapping[TopicPartition, int]) -> None:
         reader = self._reader
@@ -98,7 +108,7 @@ class WaitingScanner:
         open_ = set(round_)
         deadline = time.monotonic() + self.read_timeout
         while open_ and time.monotonic() < deadline:
-            batch = reader.poll(timeout_ms=100)
+            batch = self._poll(open_)
             for tp, records in batch.items():
                 scan = round_[tp]
                 if tp not in open_:
@@ -131,6 +141,32 @@ class WaitingScanner:
             )
         reader.unsubscribe()  # also forgets the pauses
 
+    def _poll(self, open_: set[TopicPartition]) -> dict[TopicPartition, list[Any]]:
+        """One poll; a topic the broker refuses to let us read is taken out of ``open_`` (nothing read)."""
+        try:
+            return dict(self._reader.poll(timeout_ms=100))
+        except TopicAuthorizationFailedError as exc:
+            self._refuse(exc, open_)
+            return {}
+
+    def _refuse(self, exc: TopicAuthorizationFailedError, open_: set[TopicPartition]) -> None:
+        """Stop reading the topics the broker refused (their lag then comes from offsets alone)."""
+        refused = _refused_topics(exc, {tp.topic for tp in open_})
+        if not refused <= self.refused:
+            log.info("lag_read_refused", topics=sorted(refused - self.refused))
+        self.refused |= refused
+        for tp in [tp for tp in open_ if tp.topic in refused]:
+            open_.discard(tp)
+            self._reader.pause(tp)
+
     def close(self) -> None:
         """Close the reader."""
         self._reader.close()
+
+
+def _refused_topics(exc: TopicAuthorizationFailedError, reading: set[str]) -> set[str]:
+    """The topics a refused fetch names (kafka-python passes them as the error's argument); every topic
+    being read when it names none (a later answer for a topic already refused names it again: no more)."""
+    named = exc.args[0] if exc.args else None
+    topics = {t for t in named if isinstance(t, str)} if isinstance(named, (set, frozenset)) else set()
+    return topics or set(reading)
