@@ -102,6 +102,9 @@ class BackfillDriver:
         self._parked: dict[Pair, int] = {}  # caught up at this offset: the main loop takes them over
         self._limits: dict[Pair, int] = {}  # catch up to here (the main loop's position), then park
         self._current: set[Pair] = set()  # served by the transaction under way
+        # Claimed by the main loop's step under way: the task leaves them alone, but the view keeps their
+        # committed state until that step's offer, so their progress does not vanish meanwhile.
+        self._released: set[Pair] = set()
         self._busy = threading.Lock()  # held by the task for one chunk; release() waits on it
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -143,6 +146,7 @@ class BackfillDriver:
                 if tp in view or any(isinstance(h, Backfilling) for h in state.values()):
                     view[tp] = dict(state)
             self._view = view
+            self._released = {pair for pair in self._released if pair[0] not in states}
             self._log_start.update({tp: log_start[tp] for tp in view if tp in log_start})
             self._mu.notify_all()
 
@@ -158,9 +162,9 @@ class BackfillDriver:
             return
         with self._mu:
             for tp, sid in gone:
-                self._view.get(tp, {}).pop(sid, None)
                 self._parked.pop((tp, sid), None)
                 self._limits.pop((tp, sid), None)
+            self._released |= gone
             wait = bool(self._current & gone)
         if wait:
             with self._busy:
@@ -174,6 +178,7 @@ class BackfillDriver:
         with self._mu:
             for tp in tps:
                 self._view.pop(tp, None)
+            self._released = {pair for pair in self._released if pair[0] not in tps}
         with self._busy:  # the reader belongs to the task thread: touch it only between chunks
             self.reader.forget(tps)
 
@@ -350,7 +355,7 @@ class BackfillDriver:
         assert chunk.live_at is not None
         with self._mu:
             for pair in self._pairs(task):
-                if pair[1] in self._view.get(pair[0], {}):
+                if pair[1] in self._view.get(pair[0], {}) and pair not in self._released:
                     self._parked[pair] = chunk.live_at
                     self._limits.pop(pair, None)
         self._log.debug(
@@ -368,7 +373,11 @@ class BackfillDriver:
         for tp in sorted(self._view):
             committed = self.state.handover(tp)
             for sid, seen in sorted(self._view[tp].items()):
-                if not isinstance(seen, Backfilling) or (tp, sid) in self._parked:
+                if (
+                    not isinstance(seen, Backfilling)
+                    or (tp, sid) in self._parked
+                    or (tp, sid) in self._released
+                ):
                     continue
                 plan = plans.get(sid)
                 if plan is None or plan.source_topic != tp.topic or plan.refusal_at(now) is not None:
