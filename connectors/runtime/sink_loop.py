@@ -41,9 +41,10 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, TopicAuthorizationFailedError
 from kafka.structs import OffsetAndMetadata
 
+from connectors.runtime.read_permissions import PERMISSION_RECHECK_S, ReadPermissions
 from connectors.runtime.sink_deliveries import DeliveryDecoder, KafkaDeadLetters
 from connectors.sinks.base import Delivery, PartitionProgress, Sink
 from connectors.sinks.errors import OffsetConflict
@@ -150,12 +151,20 @@ class SinkLoop:
         self._revoked: set[TopicPartition] = set()
         self._conflicts_in_a_row = 0
         self._consumer: KafkaConsumer | None = None
+        self._subscribed: list[str] = []
+        self._next_recheck = 0.0
         self._log = get_logger("sink_loop", dept=dept, group=group_id)
+        self._permissions = ReadPermissions(self._log)
 
     # -- control ----------------------------------------------------------------------------------
     def stop(self) -> None:
         """Ask ``run`` to return after the batch in hand (thread- and signal-safe)."""
         self._stop.set()
+
+    @property
+    def refused(self) -> set[str]:
+        """The topics of the sink the broker does not let it read (yet); asked for again every 10 s."""
+        return set(self._permissions.refused)
 
     @property
     def stopping(self) -> bool:
@@ -212,12 +221,19 @@ class SinkLoop:
             # Know the topics' partitions before joining the group: a sink whose first join went ahead
             # without them was assigned nothing and stayed so (seen in test_filtered_views: one
             # "partitions_assigned []" and no rebalance for 45 s).
-            for topic in self.topics:
-                consumer.partitions_for_topic(topic)
-            consumer.subscribe(self.topics, listener=_Listener(self))
+            self._subscribe(consumer, self._permissions.permitted(consumer, self.topics))
             while not self._stop.is_set():
+                self._recheck_refused(consumer)
+                if not self._subscribed:
+                    self._stop.wait(self.poll_timeout_ms / 1000)
+                    continue
                 self._seek_pending()
-                polled = self._poll(consumer, self.poll_timeout_ms)
+                try:
+                    polled = self._poll(consumer, self.poll_timeout_ms)
+                except TopicAuthorizationFailedError:
+                    if not self._drop_refused(consumer):
+                        raise
+                    continue
                 with self._lock:
                     pending = set(self._pending)
                     self._revoked.clear()
@@ -229,6 +245,34 @@ class SinkLoop:
         finally:
             self._close(consumer)
         self._log.info("sink_loop_stopped", **_asdict(self.stats))
+
+    # -- topics this identity may not read (yet): read_permissions.py -----------------------------
+    def _subscribe(self, consumer: KafkaConsumer, topics: list[str]) -> None:
+        self._subscribed = list(topics)
+        self._next_recheck = time.monotonic() + PERMISSION_RECHECK_S
+        if topics:
+            consumer.subscribe(topics, listener=_Listener(self))
+        else:
+            consumer.unsubscribe()
+
+    def _drop_refused(self, consumer: KafkaConsumer) -> bool:
+        """After a refusal while reading (a grant revoked, or a static member given back an assignment
+        from before it was): go on without the topics now refused. False when none is (fail as before)."""
+        permitted = self._permissions.permitted(consumer, self._subscribed)
+        if len(permitted) == len(self._subscribed):
+            return False
+        self._subscribe(consumer, permitted)
+        return True
+
+    def _recheck_refused(self, consumer: KafkaConsumer) -> None:
+        """Every ``PERMISSION_RECHECK_S``, ask again for the refused topics; subscribe to those now let in
+        (the rebalance that follows positions them from the sink's stored offsets)."""
+        if not self._permissions.refused or time.monotonic() < self._next_recheck:
+            return
+        let_in = self._permissions.permitted(consumer, sorted(self._permissions.refused))
+        self._next_recheck = time.monotonic() + PERMISSION_RECHECK_S
+        if let_in:
+            self._subscribe(consumer, [t for t in self.topics if t in set(self._subscribed) | set(let_in)])
 
     def _close(self, consumer: KafkaConsumer) -> None:
         self._consumer = None
