@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections import Counter
 from pathlib import Path
 
 from hub.app import start_hub
 from hub.core import names
 from hub.core.kafka import make_admin
 from hub.core.kafka_settings import KafkaSettings
-from hub.core.registry.client import RegistryClient
-from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import make_faker
-from tests.fixtures.hubkit import Publisher, apply_config, decode_all, publish_debtors, read_all, wait_for
+from tests.fixtures.hubkit import (
+    Publisher,
+    apply_config,
+    assert_each_delivered_once,
+    delivered_counts,
+    publish_debtors,
+    wait_for,
+)
 
 
 def test_hub_takes_new_source_partitions_although_its_rejoin_outlives_the_poll(
@@ -56,13 +60,9 @@ def test_hub_takes_new_source_partitions_although_its_rejoin_outlives_the_poll(
         sent += publish_debtors(
             publisher, fake, 60
         )  # keys over all six partitions; the hub sees the new ones within its metadata max age
-        serde = AvroSerde(RegistryClient(kafka_registry))
         topic = names.delivery_topic(hub_name, "tax-debtors")
-        delivered = decode_all(serde, read_all(kafka, topic, expect=len(sent), timeout=90))
-        got = Counter(str(e["event_id"]) for e in delivered)
+        got = delivered_counts(kafka, kafka_registry, topic, expect=len(sent), timeout=90)
     finally:
         publisher.close()
         hub.close()
-    missing = [n for n, event_id in enumerate(sent) if event_id not in got]
-    assert missing == [], f"events #{missing} (in the order sent) were not delivered"
-    assert max(got.values()) == 1, "an event was delivered twice"
+    assert_each_delivered_once(sent, got)

@@ -13,7 +13,6 @@ replaced.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,16 @@ from kafka.producer.future import FutureProduceResult, FutureRecordMetadata
 from hub.app import start_hub
 from hub.core import names
 from hub.core.kafka_settings import KafkaSettings
-from hub.core.registry.client import RegistryClient
-from hub.core.registry.serde import AvroSerde
 from hub.demo.generator import make_faker
 from hub.engine import emitter, transaction
-from tests.fixtures.hubkit import Publisher, apply_config, decode_all, publish_debtors, read_all, wait_for
+from tests.fixtures.hubkit import (
+    Publisher,
+    apply_config,
+    assert_each_delivered_once,
+    delivered_counts,
+    publish_debtors,
+    wait_for,
+)
 
 
 @pytest.mark.parametrize("unanswered", ["offsets", "commit"])
@@ -73,16 +77,12 @@ def test_a_step_unanswered_is_read_again_and_delivered_once(
         sent += publish_debtors(publisher, fake, 20)  # the step carrying (some of) these fails
         wait_for(failed.is_set, 60, "the injected failure")
         sent += publish_debtors(publisher, fake, 30)
-        serde = AvroSerde(RegistryClient(kafka_registry))
         topic = names.delivery_topic(hub_name, "tax-debtors")
-        delivered = decode_all(serde, read_all(kafka, topic, expect=80, timeout=90))
-        got = Counter(str(e["event_id"]) for e in delivered)
+        got = delivered_counts(kafka, kafka_registry, topic, expect=80, timeout=90)
     finally:
         publisher.close()
         hub.close()
-    missing = [n for n, event_id in enumerate(sent) if event_id not in got]
-    assert missing == [], f"events #{missing} (in the order sent) were not delivered"
-    assert max(got.values()) == 1, "an event was delivered twice"
+    assert_each_delivered_once(sent, got)
 
 
 def test_deliveries_never_acknowledged_are_read_again_with_a_fresh_producer(
@@ -122,14 +122,10 @@ def test_deliveries_never_acknowledged_are_read_again_with_a_fresh_producer(
         armed.set()
         sent += publish_debtors(publisher, fake, 20)
         wait_for(lambda: len(held) == 3, 60, "three deliveries held")
-        serde = AvroSerde(RegistryClient(kafka_registry))
         # Within a minute: before, each held delivery was waited for 30 s, after a 130 s flush bound.
-        delivered = decode_all(serde, read_all(kafka, topic, expect=40, timeout=60))
-        got = Counter(str(e["event_id"]) for e in delivered)
+        got = delivered_counts(kafka, kafka_registry, topic, expect=40, timeout=60)
     finally:
         publisher.close()
         hub.close()
-    missing = [n for n, event_id in enumerate(sent) if event_id not in got]
-    assert missing == [], f"events #{missing} (in the order sent) were not delivered"
-    assert max(got.values()) == 1, "an event was delivered twice"
+    assert_each_delivered_once(sent, got)
     assert hub.worker.stats.aborted_transactions >= 1, "the step with the held deliveries was not aborted"
