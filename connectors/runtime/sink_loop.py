@@ -221,7 +221,8 @@ class SinkLoop:
             # Know the topics' partitions before joining the group: a sink whose first join went ahead
             # without them was assigned nothing and stayed so (seen in test_filtered_views: one
             # "partitions_assigned []" and no rebalance for 45 s).
-            self._subscribe(consumer, self._permissions.permitted(consumer, self.topics))
+            self._permissions.permitted(consumer, self.topics)
+            self._subscribe(consumer)
             while not self._stop.is_set():
                 self._recheck_refused(consumer)
                 if not self._subscribed:
@@ -247,21 +248,21 @@ class SinkLoop:
         self._log.info("sink_loop_stopped", **_asdict(self.stats))
 
     # -- topics this identity may not read (yet): read_permissions.py -----------------------------
-    def _subscribe(self, consumer: KafkaConsumer, topics: list[str]) -> None:
-        self._subscribed = list(topics)
+    def _subscribe(self, consumer: KafkaConsumer) -> None:
+        """Subscribe to the sink's topics but those refused (none left: no subscription)."""
+        self._subscribed = [t for t in self.topics if t not in self._permissions.refused]
         self._next_recheck = time.monotonic() + PERMISSION_RECHECK_S
-        if topics:
-            consumer.subscribe(topics, listener=_Listener(self))
+        if self._subscribed:
+            consumer.subscribe(self._subscribed, listener=_Listener(self))
         else:
             consumer.unsubscribe()
 
     def _drop_refused(self, consumer: KafkaConsumer) -> bool:
         """After a refusal while reading (a grant revoked, or a static member given back an assignment
         from before it was): go on without the topics now refused. False when none is (fail as before)."""
-        permitted = self._permissions.permitted(consumer, self._subscribed)
-        if len(permitted) == len(self._subscribed):
+        if len(self._permissions.permitted(consumer, self._subscribed)) == len(self._subscribed):
             return False
-        self._subscribe(consumer, permitted)
+        self._subscribe(consumer)
         return True
 
     def _recheck_refused(self, consumer: KafkaConsumer) -> None:
@@ -269,10 +270,10 @@ class SinkLoop:
         (the rebalance that follows positions them from the sink's stored offsets)."""
         if not self._permissions.refused or time.monotonic() < self._next_recheck:
             return
-        let_in = self._permissions.permitted(consumer, sorted(self._permissions.refused))
-        self._next_recheck = time.monotonic() + PERMISSION_RECHECK_S
-        if let_in:
-            self._subscribe(consumer, [t for t in self.topics if t in set(self._subscribed) | set(let_in)])
+        if self._permissions.permitted(consumer, sorted(self._permissions.refused)):
+            self._subscribe(consumer)
+        else:
+            self._next_recheck = time.monotonic() + PERMISSION_RECHECK_S
 
     def _close(self, consumer: KafkaConsumer) -> None:
         self._consumer = None

@@ -50,7 +50,6 @@ class HubFigures:
     source: str  # where the figures come from, for the operator
     # (subscription, kind) -> lag in seconds as the hub measured it (admin port only)
     ages: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
-    url: str | None = None  # the admin port that answered
 
 
 def admin_urls(cfg: ConfigDir, hubs: Sequence[str], admin: str | None) -> dict[str, str | None]:
@@ -120,7 +119,7 @@ def figures_of_status(hub: str, url: str, doc: Mapping[str, Any]) -> HubFigures:
                 r.get("eta_seconds"),
             ),
         )
-    return HubFigures(hub, backfills, restore, f"admin port {url}", ages, url)
+    return HubFigures(hub, backfills, restore, f"admin port {url}", ages)
 
 
 def figures_of_offsets(cfg: ConfigDir, hub: str, tracker: ProgressTracker, now: float) -> HubFigures:
@@ -253,9 +252,9 @@ def combined_restore(figures: Sequence[HubFigures]) -> RestoreProgress:
 
 
 def hub_ages(figures: Sequence[HubFigures]) -> dict[tuple[str, str], tuple[float | None, str]]:
-    """(subscription, kind) -> (lag in seconds as the hub measured it, the admin port it came from), for
-    the hubs whose admin port answered: the ages of records this identity may not read."""
-    return {key: (age, f.url) for f in figures if f.url is not None for key, age in f.ages.items()}
+    """(subscription, kind) -> (lag in seconds as the hub measured it, where it came from: its admin port),
+    for the hubs whose admin port answered: the ages of records this identity may not read."""
+    return {key: (age, f.source) for f in figures for key, age in f.ages.items()}
 
 
 def sources_ok(state: PathState) -> bool:
@@ -269,7 +268,7 @@ def add_hub_ages(item: dict[str, Any], ages: Mapping[tuple[str, str], tuple[floa
         lag = item.get(f"{kind}_lag")
         found = ages.get((item["subscription"], kind))
         if isinstance(lag, dict) and lag.get("unread") and found is not None:
-            lag["lag_seconds"], lag["lag_seconds_from"] = found[0], f"admin port {found[1]}"
+            lag["lag_seconds"], lag["lag_seconds_from"] = found
 
 
 def path_document(state: PathState, figures: Sequence[HubFigures]) -> dict[str, Any]:

@@ -70,10 +70,10 @@ def _age(view: KindView, hub_age: tuple[float | None, str] | None) -> str:
 
 
 def _unread_line(ages: dict[tuple[str, str], tuple[float | None, str]]) -> str:
-    urls = sorted({url for _, url in ages.values()})
+    sources = sorted({source for _, source in ages.values()})
     where = (
-        f"* the hub's own figure, from its admin port {', '.join(urls)}"
-        if urls
+        f"* the hub's own figure, from its {', '.join(sources)}"
+        if sources
         else "the hub's admin port has them (--admin URL; its status page, /api/status, /metrics "
         "xhub_subscription_lag_seconds)"
     )

@@ -41,13 +41,27 @@ def _key_of(acl: ACL) -> str:
     )
 
 
-def _acl(spec: AclSpec) -> ACL:
+def acl_of(spec: AclSpec) -> ACL:
+    """The kafka-python ACL that ``spec`` describes (to create)."""
     return ACL(
         principal=spec.principal,
         host="*",
         operation=ACLOperation[spec.operation],
         permission_type=ACLPermissionType.ALLOW,
         resource_pattern=ResourcePattern(
+            ResourceType[spec.resource], spec.name, ACLResourcePatternType[spec.pattern]
+        ),
+    )
+
+
+def acl_filter_of(spec: AclSpec) -> ACLFilter:
+    """The kafka-python filter that matches exactly the ACL ``spec`` describes (to delete it)."""
+    return ACLFilter(
+        principal=spec.principal,
+        host="*",
+        operation=ACLOperation[spec.operation],
+        permission_type=ACLPermissionType.ALLOW,
+        resource_pattern=ResourcePatternFilter(
             ResourceType[spec.resource], spec.name, ACLResourcePatternType[spec.pattern]
         ),
     )
@@ -101,24 +115,12 @@ def apply_acl_changes(admin: KafkaAdminClient, producer: KafkaProducer, changes:
         # together and waited for once: one round trip each made every apply of a config seconds slower)
         _record(producer, [(entry.key, entry.to_json()) for entry in changes.ledger_put])
         if changes.create:
-            result = admin.create_acls([_acl(s) for s in changes.create])
+            result = admin.create_acls([acl_of(s) for s in changes.create])
             if result.get("failed"):
                 raise RetriableError(f"Kafka refused ACLs: {result['failed']}")
             done += [f"created acl {s.text()}" for s in changes.create]
         if changes.remove:
-            filters = [
-                ACLFilter(
-                    principal=s.principal,
-                    host="*",
-                    operation=ACLOperation[s.operation],
-                    permission_type=ACLPermissionType.ALLOW,
-                    resource_pattern=ResourcePatternFilter(
-                        ResourceType[s.resource], s.name, ACLResourcePatternType[s.pattern]
-                    ),
-                )
-                for s in changes.remove
-            ]
-            admin.delete_acls(filters)
+            admin.delete_acls([acl_filter_of(s) for s in changes.remove])
             done += [f"removed acl {s.text()}" for s in changes.remove]
         _record(producer, [(key, None) for key in changes.ledger_drop])
         done += [

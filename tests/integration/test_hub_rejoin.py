@@ -24,6 +24,7 @@ from tests.fixtures.hubkit import (
     apply_config,
     assert_each_delivered_once,
     delivered_counts,
+    first_debtors_consumed,
     publish_debtors,
     wait_for,
 )
@@ -46,9 +47,7 @@ def test_hub_takes_new_source_partitions_although_its_rejoin_outlives_the_poll(
     sent: list[str] = []
 
     try:
-        assert hub.worker.ready.wait(60), "hub worker did not start"
-        sent += publish_debtors(publisher, fake, 10)
-        wait_for(lambda: hub.worker.stats.consumed >= 10, 60, "the first 10 events consumed")
+        sent += first_debtors_consumed(hub, publisher, fake, 10)
         admin = make_admin(kafka, "test-hub-rejoin")
         try:
             admin.create_partitions({publisher.topic: 6})  # the source topics have 3

@@ -31,6 +31,7 @@ from tests.fixtures.hubkit import (
     apply_config,
     assert_each_delivered_once,
     delivered_counts,
+    first_debtors_consumed,
     publish_debtors,
     wait_for,
 )
@@ -70,9 +71,7 @@ def test_a_step_unanswered_is_read_again_and_delivered_once(
     sent: list[str] = []
 
     try:
-        assert hub.worker.ready.wait(60), "hub worker did not start"
-        sent += publish_debtors(publisher, fake, 30)
-        wait_for(lambda: hub.worker.stats.consumed >= 30, 60, "the first 30 events consumed")
+        sent += first_debtors_consumed(hub, publisher, fake, 30)
         armed.set()
         sent += publish_debtors(publisher, fake, 20)  # the step carrying (some of) these fails
         wait_for(failed.is_set, 60, "the injected failure")
@@ -116,9 +115,7 @@ def test_deliveries_never_acknowledged_are_read_again_with_a_fresh_producer(
     publisher = Publisher(cfg, kafka_registry, "PD-CRD-0001")
     sent: list[str] = []
     try:
-        assert hub.worker.ready.wait(60), "hub worker did not start"
-        sent += publish_debtors(publisher, fake, 20)
-        wait_for(lambda: hub.worker.stats.consumed >= 20, 60, "the first 20 events consumed")
+        sent += first_debtors_consumed(hub, publisher, fake, 20)
         armed.set()
         sent += publish_debtors(publisher, fake, 20)
         wait_for(lambda: len(held) == 3, 60, "three deliveries held")

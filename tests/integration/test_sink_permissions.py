@@ -15,16 +15,6 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from kafka.admin import (
-    ACL,
-    ACLFilter,
-    ACLOperation,
-    ACLPermissionType,
-    ACLResourcePatternType,
-    ResourcePattern,
-    ResourcePatternFilter,
-    ResourceType,
-)
 from pydantic import SecretStr
 
 from connectors.runtime.sink_loop import SinkLoop
@@ -32,6 +22,8 @@ from connectors.sinks import SqlSink, SqlSinkConfig
 from hub.core.kafka import make_admin, make_consumer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.names import delivery_topic
+from hub.provision.acl_cluster import acl_filter_of, acl_of
+from hub.provision.acls import AclSpec
 from hub.provision.credentials import issue
 from hub.registry.server import RegistryServer
 from tests.fixtures.hubkit import wait_for
@@ -40,11 +32,8 @@ from tests.integration.sinks_support import Change, DeliveryProducer, licence, m
 from tests.integration.test_sinks_sql_loop import Running, caught_up
 
 
-def _allow(principal: str, resource: ResourceType, name: str, pattern: ACLResourcePatternType) -> list[ACL]:
-    return [
-        ACL(principal, "*", operation, ACLPermissionType.ALLOW, ResourcePattern(resource, name, pattern))
-        for operation in (ACLOperation.READ, ACLOperation.DESCRIBE)
-    ]
+def _allow(principal: str, resource: str, name: str) -> list[AclSpec]:
+    return [AclSpec(principal, resource, name, "LITERAL", operation) for operation in ("READ", "DESCRIBE")]
 
 
 def test_a_topic_without_read_does_not_hold_back_the_others(
@@ -74,9 +63,8 @@ def test_a_topic_without_read_does_not_hold_back_the_others(
     )
     principal = f"User:{dept}"  # kafka.sh maps a certificate's CN to the principal
     admin = make_admin(kafka, "test-sink-permissions")
-    acls = _allow(principal, ResourceType.TOPIC, granted, ACLResourcePatternType.LITERAL)
-    acls += _allow(principal, ResourceType.GROUP, group, ACLResourcePatternType.LITERAL)
-    later = _allow(principal, ResourceType.TOPIC, pending, ACLResourcePatternType.LITERAL)
+    acls = _allow(principal, "TOPIC", granted) + _allow(principal, "GROUP", group)
+    later = _allow(principal, "TOPIC", pending)
     dsn = f"sqlite:///{tmp_path}/dept.db"
     producers = [DeliveryProducer(kafka, memory_registry.url, topic) for topic in (granted, pending)]
     instance = unique_name("inst")
@@ -98,7 +86,7 @@ def test_a_topic_without_read_does_not_hold_back_the_others(
     loop = sink_loop()
     running: Running | None = None
     try:
-        admin.create_acls(acls)
+        admin.create_acls([acl_of(spec) for spec in acls])
         wait_for(lambda: _principal_sees(as_dept, granted), 30, "the department's READ in force")
         sent = producers[0].send([Change(f"K{n}", "c", n, licence(f"K{n}", n)) for n in range(5)])
         waiting = producers[1].send(
@@ -108,13 +96,13 @@ def test_a_topic_without_read_does_not_hold_back_the_others(
         wait_for(caught_up(dsn, granted, sent), 30, "the permitted topic's deliveries applied")
         assert loop.refused == {pending}, loop.refused
         assert running.thread.is_alive(), running.error
-        admin.create_acls(later)  # the share request answered: READ on its delivery topic
+        admin.create_acls([acl_of(spec) for spec in later])  # the share request answered: READ
         wait_for(caught_up(dsn, pending, waiting), 60, "the newly permitted topic's deliveries applied")
         assert loop.refused == set()
         # Revoked while the sidecar was down: back, its static member is given the old assignment,
         # refused topic included (the demo's case: transport got nothing until psb answered).
         running.stop()
-        admin.delete_acls([_filter(acl) for acl in later])
+        admin.delete_acls([acl_filter_of(spec) for spec in later])
         wait_for(lambda: not _principal_sees(as_dept, pending), 30, "the READ revoked")
         sent += producers[0].send([Change(f"K{n}", "u", n, licence(f"K{n}", n)) for n in range(5, 10)])
         waiting += producers[1].send([Change(f"P{n}", "u", n, licence(f"P{n}", n)) for n in range(103, 106)])
@@ -123,27 +111,15 @@ def test_a_topic_without_read_does_not_hold_back_the_others(
         wait_for(caught_up(dsn, granted, sent), 60, "the permitted topic applied after the revoke")
         assert loop.refused == {pending}, loop.refused
         assert running.thread.is_alive(), running.error
-        admin.create_acls(later)  # granted again
+        admin.create_acls([acl_of(spec) for spec in later])  # granted again
         wait_for(caught_up(dsn, pending, waiting), 60, "the re-granted topic's deliveries applied")
     finally:
         for producer in producers:
             producer.close()
         if running is not None:
             running.stop()
-        everything = ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY)
-        admin.delete_acls([ACLFilter(principal, "*", ACLOperation.ANY, ACLPermissionType.ANY, everything)])
+        admin.delete_acls([acl_filter_of(spec) for spec in acls + later])
         admin.close()
-
-
-def _filter(acl: ACL) -> ACLFilter:
-    pattern = acl.resource_pattern
-    return ACLFilter(
-        acl.principal,
-        acl.host,
-        acl.operation,
-        acl.permission_type,
-        ResourcePatternFilter(pattern.resource_type, pattern.resource_name, pattern.pattern_type),
-    )
 
 
 def _principal_sees(settings: KafkaSettings, topic: str) -> bool:

@@ -48,13 +48,13 @@ def test_an_age_not_read_is_not_permitted_and_says_where_to_look() -> None:
 
 def test_the_hubs_own_age_from_its_admin_port_fills_it() -> None:
     url = "http://127.0.0.1:8081"
-    figures = [HubFigures("pudong", {}, None, f"admin port {url}", {("tax-debtors", SUBSCRIBER): 12.0}, url)]
+    figures = [HubFigures("pudong", {}, None, f"admin port {url}", {("tax-debtors", SUBSCRIBER): 12.0})]
     text = format_lag_table([_row()], figures)
     assert "12s*" in text.splitlines()[1]
     assert f"* the hub's own figure, from its admin port {url}" in text
 
     item = lag_document([_row()], Rules())["subscriptions"][0]
-    add_hub_ages(item, {("tax-debtors", SUBSCRIBER): (12.0, url)})
+    add_hub_ages(item, {("tax-debtors", SUBSCRIBER): (12.0, f"admin port {url}")})
     assert item["subscriber_lag"]["lag_seconds"] == 12.0
     assert item["subscriber_lag"]["lag_seconds_from"] == f"admin port {url}"
     assert "lag_seconds_from" not in item["hub_lag"]  # read as usual: nothing to fill
