@@ -107,11 +107,21 @@ def drained(
 
 
 def link_seen_recovered(city_hub: HubProcess, city: City) -> None:
-    """The operators see the link back on the city hub's status page: running, OK, nothing waiting."""
-    wait_for(lambda: link_on_status_page(city_hub, city.dept) is not None, 90, "the link on the status page")
-    link = link_on_status_page(city_hub, city.dept)
-    assert link is not None
-    assert (link["state"], link["status"]) == ("running", "OK"), link
+    """The operators see the link back on the city hub's status page: running, OK, nothing waiting.
+
+    Waited for, not read once: the link reports its state every few seconds (a report made during the
+    outage may arrive after the data) and the page refreshes on a cycle of its own.
+    """
+    seen: list[dict[str, object] | None] = [None]
+
+    def recovered() -> bool:
+        seen[0] = link_on_status_page(city_hub, city.dept)
+        return seen[0] is not None and (seen[0]["state"], seen[0]["status"]) == ("running", "OK")
+
+    try:
+        wait_for(recovered, 90, "the link running, OK and with nothing waiting on the status page")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last seen: {seen[0]}") from None
 
 
 @pytest.mark.slow
