@@ -37,7 +37,7 @@ from connectors.runtime.source_loop import SourceRunner
 from connectors.sources.changelog import ChangeLogConnection, open_change_log
 from hub.core.backlog_report import REPORT_KEY, BacklogReport, SourceBacklog
 from hub.core.envelope import now_ms
-from hub.core.kafka import make_producer
+from hub.core.kafka import close_producer, make_producer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
 from hub.core.names import backlog_topic
@@ -138,8 +138,7 @@ class BacklogReporter:
             self._thread.join(timeout=10)
         producer, self._producer = self._producer, None
         if producer is not None:
-            with contextlib.suppress(Exception):  # closing after an outage must not raise
-                producer.close(timeout=2)
+            close_producer(producer)  # after an outage it may hold records it cannot write: given up
 
     def measure(self) -> BacklogReport:
         """Count every source's backlog now; update the metrics and :attr:`latest`."""
@@ -191,16 +190,27 @@ class BacklogReporter:
         """Write ``report`` to the department's backlog topic (raises on a Kafka failure)."""
         if self._producer is None:
             producer = make_producer(self.kafka, f"sidecar-{self.department}-backlog", max_block_ms=5_000)
-            partitions = producer.partitions_for(self._topic)
+            try:
+                partitions = producer.partitions_for(self._topic)
+            except BaseException:
+                close_producer(producer)
+                raise
             if not partitions:
-                producer.close(timeout=2)
+                close_producer(producer)
                 raise RuntimeError(f"backlog topic {self._topic} does not exist (yet)")
             self._producer = producer
             self._partition = partition_for(REPORT_KEY.encode("utf-8"), len(partitions))
-        self._producer.send(
-            self._topic, value=report.encode(), key=REPORT_KEY.encode("utf-8"), partition=self._partition
-        )
-        self._producer.flush(timeout=10)
+        try:
+            self._producer.send(
+                self._topic, value=report.encode(), key=REPORT_KEY.encode("utf-8"), partition=self._partition
+            )
+            self._producer.flush(timeout=10)
+        except BaseException:
+            # A report that did not get out is replaced by the next one, from a fresh producer: one that
+            # lived through an outage may hold records it never gets written.
+            producer, self._producer = self._producer, None
+            close_producer(producer)
+            raise
 
     def _loop(self) -> None:
         try:

@@ -19,7 +19,6 @@ streams them again (issue 19).
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from connectors.errors import Fenced, PublishFailed
 from connectors.runtime.positions import encode_position, partition_for, read_position
 from hub.core.envelope import now_ms
 from hub.core.hanging_transactions import abort_own_hanging_on
-from hub.core.kafka import commit_transaction_within, make_producer
+from hub.core.kafka import close_producer, commit_transaction_within, make_producer
 from hub.core.kafka_settings import KafkaSettings
 
 
@@ -163,27 +162,8 @@ class TransactionalPublisher:
     def close(self) -> None:
         """Close the producer without waiting long; an open transaction is aborted by the next ``open``."""
         producer, self._producer = self._producer, None
-        if producer is None:
-            return
-        try:
-            producer.close(timeout=2)
-        except Exception:  # noqa: BLE001 - closing a broken producer must not raise
-            _force_close(producer)
-
-
-def _force_close(producer: Any) -> None:
-    """Stop a producer whose ``close`` gave up with records pending (the broker is gone).
-
-    kafka-python's ``close`` flushes first and raises when that times out, leaving its sender thread
-    running; after every outage one more thread would stay behind. The records it holds belong to a
-    transaction that is aborted anyway, so the sender is stopped without sending them.
-    """
-    sender = getattr(producer, "_sender", None)
-    with contextlib.suppress(Exception):
-        if sender is not None and sender.is_alive():
-            sender.force_close()
-            sender.join(2)
-    producer._closed = True
+        if producer is not None:
+            close_producer(producer, timeout_s=2)
 
 
 def _fenced(producer: Any, exc: KafkaError) -> bool:

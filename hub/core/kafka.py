@@ -120,6 +120,27 @@ def make_producer(
         raise RetriableError(f"producer for {settings.bootstrap_servers} failed: {exc}") from exc
 
 
+def close_producer(producer: KafkaProducer, timeout_s: float = 2.0) -> None:
+    """Close ``producer`` within about ``timeout_s`` and never raise; afterwards nothing is left to close.
+
+    kafka-python's ``close`` flushes first and raises when that times out (the broker is gone), leaving the
+    producer open and its sender thread running: after every outage one more thread stays behind, and the
+    ``__del__`` of the dropped producer closes it again and reports an exception nobody can catch. The
+    records it still holds are given up: a transaction's are aborted by the next ``init_transactions``,
+    and other callers (reports, dead letters) send again.
+    """
+    try:
+        producer.close(timeout=timeout_s)
+    except Exception:  # noqa: BLE001 - the producer is given up whatever it says: stopped here
+        sender = getattr(producer, "_sender", None)
+        try:
+            if sender is not None and sender.is_alive():
+                sender.force_close()
+                sender.join(2)
+        finally:
+            producer._closed = True  # what a completed close sets: __del__ then does nothing
+
+
 def make_consumer(
     settings: KafkaSettings, client_id: str, *, group_id: str | None, **overrides: Any
 ) -> KafkaConsumer:

@@ -31,7 +31,12 @@ from hub.audit.anchor import anchor_value
 from hub.audit.chain import AuditChain
 from hub.core import names
 from hub.core.errors import FatalError, RetriableError
-from hub.core.kafka import abort_transaction_within, commit_transaction_within, send_offsets_within
+from hub.core.kafka import (
+    abort_transaction_within,
+    close_producer,
+    commit_transaction_within,
+    send_offsets_within,
+)
 from hub.core.log import get_logger
 from hub.engine.errors import WorkerFencedError
 from hub.engine.handover import Backfilling, PartitionState, encode_metadata
@@ -273,10 +278,7 @@ class TransactionStep:
     def _replace_producer(self) -> None:
         """Drop the current producer for a fresh one (its ``init_transactions`` fences the old one)."""
         assert self.reopen is not None
-        try:
-            self.producer.close(timeout=1)
-        except Exception as close_exc:  # noqa: BLE001 - the broken producer is dropped whatever it says
-            self._log.debug("producer_close_failed", error=type(close_exc).__name__)
+        close_producer(self.producer, timeout_s=1)
         self.producer = self.reopen()
 
     def _abort(self, chain_state: tuple[int, str], exc: Exception, *, settled: bool = False) -> None:

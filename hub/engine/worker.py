@@ -40,7 +40,13 @@ from hub.core.envelope import now_ms
 from hub.core.errors import RetriableError
 from hub.core.group_join import rejoin_if_stranded
 from hub.core.hanging_transactions import abort_own_hanging_on
-from hub.core.kafka import STATIC_MEMBER_SESSION_TIMEOUT_MS, make_admin, make_consumer, make_producer
+from hub.core.kafka import (
+    STATIC_MEMBER_SESSION_TIMEOUT_MS,
+    close_producer,
+    make_admin,
+    make_consumer,
+    make_producer,
+)
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
 from hub.engine.audit_log import AuditLog
@@ -161,12 +167,7 @@ class HubWorker:
 
     def run(self) -> None:
         client_id = f"hub-{self.hub}-{self.options.worker_id}"
-        producer = make_producer(
-            self.kafka,
-            client_id,
-            transactional_id=self.transactional_id,
-            transaction_timeout_ms=self.options.transaction_timeout_ms,
-        )
+        producer = self._initialised_producer(client_id)
         consumer = make_consumer(
             self.kafka,
             client_id,
@@ -187,7 +188,6 @@ class HubWorker:
         )
         producers = [producer]  # the last is in use (TransactionStep.reopen may replace it)
         try:
-            producer.init_transactions()
             self._open_changelog(consumer)
             self.audit.resume(self.kafka)
             if self.options.follow_config:
@@ -221,13 +221,7 @@ class HubWorker:
                 # while the coordinator moves; a failed reopen must not end the worker.
                 while True:
                     try:
-                        fresh = make_producer(
-                            self.kafka,
-                            client_id,
-                            transactional_id=self.transactional_id,
-                            transaction_timeout_ms=self.options.transaction_timeout_ms,
-                        )
-                        fresh.init_transactions()
+                        fresh = self._initialised_producer(client_id)
                     except (KafkaError, RetriableError) as exc:
                         self._log.warning("producer_reopen_failed", error=f"{type(exc).__name__}: {exc}")
                         if self._stop.wait(tx.backoff.next()):
@@ -252,6 +246,21 @@ class HubWorker:
             self.restorer.close()
             self.state.close_all()
             producers[-1].close(timeout=5)
+
+    def _initialised_producer(self, client_id: str) -> KafkaProducer:
+        """A fresh transactional producer with its ``init_transactions`` done (closed when that fails)."""
+        producer = make_producer(
+            self.kafka,
+            client_id,
+            transactional_id=self.transactional_id,
+            transaction_timeout_ms=self.options.transaction_timeout_ms,
+        )
+        try:
+            producer.init_transactions()
+        except BaseException:
+            close_producer(producer, timeout_s=1)
+            raise
+        return producer
 
     def _written_topics(self) -> set[str]:
         """What this worker's transactions write: where one an older instance left may hang."""

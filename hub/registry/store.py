@@ -32,7 +32,7 @@ from kafka.errors import KafkaError
 
 from hub.core import names
 from hub.core.errors import FatalError, RetriableError
-from hub.core.kafka import ensure_topics, make_admin, make_consumer, make_producer
+from hub.core.kafka import close_producer, ensure_topics, make_admin, make_consumer, make_producer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import get_logger
 from hub.core.names import SCHEMAS_TOPIC
@@ -310,7 +310,7 @@ class SchemaStore(BaseSchemaStore):
             try:
                 producer.init_transactions()
             except BaseException:
-                producer.close(timeout=1)
+                close_producer(producer, timeout_s=1)
                 raise
             self._producer = producer
         return self._producer
@@ -318,10 +318,7 @@ class SchemaStore(BaseSchemaStore):
     def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
-            try:
-                producer.close(timeout=1)
-            except KafkaError:
-                log.warning("schema_producer_close_failed", topic=self.topic)
+            close_producer(producer, timeout_s=1)
 
 
 KafkaSchemaStore = SchemaStore
