@@ -22,12 +22,40 @@ class Probe(Protocol):
     def measure(self, targets: Sequence[Target]) -> dict[tuple[str, str], GroupLag]: ...
 
 
+MARKERS_ONLY = "nothing waits but one commit marker per partition (offsets only: no READ)"
+"""The reason of an unread lag whose offsets after the positions are lone commit markers."""
+
+
+@dataclass(frozen=True, slots=True)
+class HubFigure:
+    """One lag as the hub measured it with its own READ (data records counted, commit markers not), from
+    its admin port: what ``xhub lag`` shows for a lag its identity may not read (``GroupLag.unread``).
+
+    The status was judged over the hub's own status window, not the window ``xhub lag`` was given.
+    """
+
+    records: int | None
+    seconds: float | None
+    status: Status
+    reason: str
+    source: str  # where it came from, for the operator: "admin port <url>"
+
+
 @dataclass(frozen=True, slots=True)
 class KindView:
-    """One kind of lag of one subscription, with its status."""
+    """One kind of lag of one subscription, with its status.
+
+    ``hub_figure``: the hub's own figure for a lag measured here from offsets alone; its records, seconds
+    and status are shown instead (``verdict`` is then the hub's).
+    """
 
     lag: GroupLag
     verdict: Verdict
+    hub_figure: HubFigure | None = None
+
+    @classmethod
+    def of_hub_figure(cls, lag: GroupLag, figure: HubFigure) -> KindView:
+        return cls(lag, Verdict(figure.status, figure.reason), figure)
 
     @property
     def status(self) -> Status:
@@ -36,10 +64,18 @@ class KindView:
     @property
     def records(self) -> int | None:
         """Records waiting; None when not measured (an error, or a position kept in another cluster)."""
+        if self.hub_figure is not None:
+            return self.hub_figure.records
         return None if self.lag.error is not None or self.lag.elsewhere is not None else self.lag.lag_records
 
+    @property
+    def seconds(self) -> float | None:
+        """Age of the oldest waiting event (see ``GroupLag.lag_seconds``), the hub's own when it has one."""
+        return self.hub_figure.seconds if self.hub_figure is not None else self.lag.lag_seconds
+
     def to_json(self) -> dict[str, Any]:
-        seconds = self.lag.lag_seconds
+        seconds = self.seconds
+        figure = self.hub_figure
         return {
             "group": self.lag.group,
             "topic": self.lag.topic,
@@ -47,6 +83,11 @@ class KindView:
             "reason": self.verdict.reason,
             "lag_records": self.records,
             "lag_seconds": None if seconds is None else round(seconds, 3),
+            **(
+                {}
+                if figure is None
+                else dict.fromkeys(("lag_records_from", "lag_seconds_from", "status_from"), figure.source)
+            ),
             "members": self.lag.members,
             "error": self.lag.error,
             "unread": self.lag.unread,
@@ -174,6 +215,8 @@ class LagBoard:
         if tracker is None:
             tracker = self._trackers[key] = StatusTracker(self.rules)
         verdict = tracker.add(lag.sample())
+        if verdict.status is Status.OK and lag.markers_only:
+            verdict = Verdict(Status.OK, MARKERS_ONLY)  # not "idle": the records column shows the markers
         kept = self._kept.get(key)
         if kept is not None and kept.verdict == verdict and _same_idle(kept.lag, lag):
             view = kept  # nothing waits and nothing moved: the previous view says it all

@@ -68,9 +68,10 @@ def add_parsers(subparsers: Any) -> None:
         "--admin",
         default=None,
         metavar="URL",
-        help="the hub's admin port, for backfill and restore progress "
-        "(default: http://127.0.0.1:<admin_port of hubs.yaml>; when it does not answer, backfills are "
-        "read from committed offsets and the restore is unknown)",
+        help="the hub's admin port, for backfill and restore progress and the hub's own figures of the lags "
+        "this identity may not read (default: http://127.0.0.1:<admin_port of hubs.yaml>; when it does not "
+        "answer, backfills are read from committed offsets, the restore is unknown and unread lags come "
+        "from offsets)",
     )
     p.add_argument(
         "--upstream",
@@ -211,10 +212,7 @@ def lag_command(
             try:
                 while refreshes is None or done < refreshes:
                     started = time.monotonic()
-                    rows = board.refresh(targets)
-                    path = sampler.sample(rows)
-                    if federation is not None:
-                        federation.refresh(rows)
+                    rows, path = refresh_path(board, sampler, targets, federation)
                     _print(
                         rows,
                         rules,
@@ -250,10 +248,26 @@ def sample_path(
     for i in range(max(1, sampling.samples)):
         if i:
             time.sleep(sampling.interval)
-        rows = board.refresh(targets)
-        path = sampler.sample(rows)
-        if federation is not None:
-            federation.refresh(rows)
+        rows, path = refresh_path(board, sampler, targets, federation)
+    return rows, path
+
+
+def refresh_path(
+    board: LagBoard, sampler: Any, targets: Sequence[Any], federation: Federation | None = None
+) -> tuple[list[SubscriptionLag], PathState]:
+    """One refresh of the lags, the path beyond them and the upstream hops.
+
+    A lag this identity could not read takes the hub's own figure (records, age, status) where its admin
+    port answered (``lag_path.with_hub_figures``): the rows returned, their status and the exit status
+    follow it.
+    """
+    from hub.monitor.lag_path import with_hub_figures
+
+    rows = board.refresh(targets)
+    path = sampler.sample(rows)
+    rows = with_hub_figures(rows, sampler.figures)
+    if federation is not None:
+        federation.refresh(rows)
     return rows, path
 
 
@@ -308,13 +322,11 @@ def lag_document(
 
 def add_path(doc: dict[str, Any], state: PathState, figures: Sequence[HubFigures]) -> None:
     """Put the path into a ``xhub lag --json`` document: hub-wide under "path", the rest per subscription."""
-    from hub.monitor.lag_path import add_hub_ages, hub_ages, path_document, subscription_path
+    from hub.monitor.lag_path import path_document, subscription_path
 
     doc["path"] = path_document(state, figures)
-    ages = hub_ages(figures)
     for item in doc["subscriptions"]:
         item.update(subscription_path(state, item["subscription"]))
-        add_hub_ages(item, ages)
 
 
 def overdue_share_requests(cfg: ConfigDir) -> OverdueRequests:
@@ -355,7 +367,7 @@ def _print(
     counts = ", ".join(f"{n} {s}" for s, n in status_counts(rows).items() if n)
     stamp = time.strftime("%H:%M:%S")
     print(f"{stamp}  {len(rows)} subscriptions: {counts}  (window {rules.window:g}s)", file=stream)
-    print(format_lag_table(rows, path[1] if path is not None else ()), file=stream, flush=True)
+    print(format_lag_table(rows), file=stream, flush=True)
     if path is not None:
         print(format_path(*path), file=stream, flush=True)
     if federation is not None:

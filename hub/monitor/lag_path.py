@@ -8,8 +8,9 @@ Where each figure comes from when ``xhub lag`` runs apart from the hub:
   URL is ``--admin`` or ``http://127.0.0.1:<admin_port>`` from hubs.yaml. When it does not answer, backfills
   are read from the hub group's committed offsets (``hub.engine.handover.progress_from_offsets``) and the
   restore is unknown (the table says so);
-- ages of waiting records ``xhub lag`` may not read itself (the operator has no READ on delivery and
-  source topics): the hub measures them with its own READ, and its admin port's document has them.
+- lags ``xhub lag`` may not read itself (the operator has no READ on delivery and source topics): the hub
+  measures them with its own READ (data records counted, commit markers not; their age; their status over
+  its own window), and its admin port's document has them; :func:`with_hub_figures` shows those instead.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from kafka import TopicPartition
 
 from hub.core.log import get_logger
 from hub.monitor.backlog import BacklogReader, SourceBacklogView, source_views
-from hub.monitor.board import SubscriptionLag
+from hub.monitor.board import HubFigure, KindView, SubscriptionLag
 from hub.monitor.lag import KINDS
 from hub.monitor.path import PathState, path_state
 from hub.monitor.progress import DONE, Progress, ProgressTracker, RestoreProgress
@@ -39,6 +40,8 @@ log = get_logger("monitor.lag_path")
 
 ADMIN_TIMEOUT_S = 2.0
 
+_STATUSES = frozenset(s.value for s in Status)
+
 
 @dataclass(frozen=True, slots=True)
 class HubFigures:
@@ -48,8 +51,8 @@ class HubFigures:
     backfills: Mapping[str, Progress]
     restore: RestoreProgress | None  # None: unknown (admin port not reachable)
     source: str  # where the figures come from, for the operator
-    # (subscription, kind) -> lag in seconds as the hub measured it (admin port only)
-    ages: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
+    # (subscription, kind) -> the lag as the hub measured it (admin port only)
+    lags: Mapping[tuple[str, str], HubFigure] = field(default_factory=dict)
 
 
 def admin_urls(cfg: ConfigDir, hubs: Sequence[str], admin: str | None) -> dict[str, str | None]:
@@ -85,16 +88,17 @@ def check_hub(url: str, hub: str, doc: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def figures_of_status(hub: str, url: str, doc: Mapping[str, Any]) -> HubFigures:
-    """Backfills and restore of one hub from its /api/status document."""
+    """Backfills, restore and lags of one hub from its /api/status document."""
+    source = f"admin port {url}"
     backfills: dict[str, Progress] = {}
-    ages: dict[tuple[str, str], float | None] = {}
+    lags: dict[tuple[str, str], HubFigure] = {}
     for item in doc.get("subscriptions") or []:
         if not isinstance(item, dict):
             continue
         for kind in KINDS:
-            lag = item.get(f"{kind}_lag")
-            if isinstance(lag, dict):
-                ages[(str(item["subscription"]), kind)] = lag.get("lag_seconds")
+            figure = hub_figure(item.get(f"{kind}_lag"), source)
+            if figure is not None:
+                lags[(str(item["subscription"]), kind)] = figure
         b = item.get("backfill")
         if isinstance(b, dict):
             backfills[str(item["subscription"])] = Progress(
@@ -119,7 +123,22 @@ def figures_of_status(hub: str, url: str, doc: Mapping[str, Any]) -> HubFigures:
                 r.get("eta_seconds"),
             ),
         )
-    return HubFigures(hub, backfills, restore, f"admin port {url}", ages)
+    return HubFigures(hub, backfills, restore, source, lags)
+
+
+def hub_figure(lag: Any, source: str) -> HubFigure | None:
+    """One lag of a hub's /api/status (``KindView.to_json``), when the hub measured it by reading: None
+    before its first measurement, or when the hub could not read the topic either."""
+    if not isinstance(lag, dict) or lag.get("unread") or lag.get("status") not in _STATUSES:
+        return None
+    records, seconds = lag.get("lag_records"), lag.get("lag_seconds")
+    return HubFigure(
+        records if isinstance(records, int) else None,
+        float(seconds) if isinstance(seconds, int | float) else None,
+        Status(lag["status"]),
+        str(lag.get("reason") or ""),
+        source,
+    )
 
 
 def figures_of_offsets(cfg: ConfigDir, hub: str, tracker: ProgressTracker, now: float) -> HubFigures:
@@ -251,24 +270,32 @@ def combined_restore(figures: Sequence[HubFigures]) -> RestoreProgress:
     )
 
 
-def hub_ages(figures: Sequence[HubFigures]) -> dict[tuple[str, str], tuple[float | None, str]]:
-    """(subscription, kind) -> (lag in seconds as the hub measured it, where it came from: its admin port),
-    for the hubs whose admin port answered: the ages of records this identity may not read."""
-    return {key: (age, f.source) for f in figures for key, age in f.ages.items()}
+def with_hub_figures(rows: Sequence[SubscriptionLag], figures: Sequence[HubFigures]) -> list[SubscriptionLag]:
+    """``rows`` with the hub's own figure for each lag this identity could not read (``unread``), where the
+    hub's admin port answered with one: the hub counts data records (commit markers excluded) and judges
+    its status from them, where offsets alone count every transaction's marker as a waiting record.
+
+    A lag without such a figure keeps its offsets (an upper bound) and the status judged from them; rows
+    with nothing to replace are kept as they are.
+    """
+    lags = {(f.hub, sub, kind): lag for f in figures for (sub, kind), lag in f.lags.items()}
+    if not lags:
+        return list(rows)
+    out: list[SubscriptionLag] = []
+    for row in rows:
+        views = [row.hub, row.subscriber]
+        for i, kind in enumerate(KINDS):
+            figure = lags.get((row.target.hub, row.target.subscription, kind))
+            if figure is not None and views[i].lag.unread is not None:
+                views[i] = KindView.of_hub_figure(views[i].lag, figure)
+        changed = views[0] is not row.hub or views[1] is not row.subscriber
+        out.append(SubscriptionLag(row.target, views[0], views[1]) if changed else row)
+    return out
 
 
 def sources_ok(state: PathState) -> bool:
     """No source backlog STALL or STOP (a department that never reported is WARN, not counted)."""
     return all(v.status.severity < Status.STALL.severity for v in state.sources)
-
-
-def add_hub_ages(item: dict[str, Any], ages: Mapping[tuple[str, str], tuple[float | None, str]]) -> None:
-    """Fill the unknown age of a lag this identity may not read (``unread``) with the hub's own figure."""
-    for kind in KINDS:
-        lag = item.get(f"{kind}_lag")
-        found = ages.get((item["subscription"], kind))
-        if isinstance(lag, dict) and lag.get("unread") and found is not None:
-            lag["lag_seconds"], lag["lag_seconds_from"] = found
 
 
 def path_document(state: PathState, figures: Sequence[HubFigures]) -> dict[str, Any]:

@@ -7,19 +7,19 @@ import time
 from collections.abc import Sequence
 
 from hub.monitor.board import KindView, SubscriptionLag
-from hub.monitor.lag_path import HubFigures, hub_ages
+from hub.monitor.lag_path import HubFigures
 from hub.monitor.path import PathState
 from hub.monitor.status import Status
 from hub.monitor.text import format_seconds, text_table
 
 
-def format_lag_table(rows: Sequence[SubscriptionLag], figures: Sequence[HubFigures] = ()) -> str:
+def format_lag_table(rows: Sequence[SubscriptionLag]) -> str:
     """One line per subscription; the reason of any status other than OK at the end of its line.
 
-    An age this identity may not read (no READ on the topic) is the hub's own figure from its admin port
-    in ``figures``, marked ``*``, else ``no READ``; a line under the table says so and where to look.
+    A lag this identity may not read (no READ on the topic) shows the hub's own records, age and status
+    from its admin port when ``rows`` carry them (``lag_path.with_hub_figures``), marked ``*``; else its
+    records from offsets and ``no READ`` as its age. A line under the table says so and where to look.
     """
-    ages = hub_ages(figures)
     header = (
         "HUB",
         "SUBSCRIPTION",
@@ -35,7 +35,7 @@ def format_lag_table(rows: Sequence[SubscriptionLag], figures: Sequence[HubFigur
     table: list[tuple[str, ...]] = [header]
     for r in rows:
         notes = [
-            f"{kind}: {view.verdict.reason}"
+            f"{kind}{'*' if view.hub_figure is not None else ''}: {view.verdict.reason}"
             for kind, view in (("hub", r.hub), ("subscriber", r.subscriber))
             if view.status is not Status.OK or view.lag.elsewhere is not None
         ]
@@ -49,43 +49,47 @@ def format_lag_table(rows: Sequence[SubscriptionLag], figures: Sequence[HubFigur
                 r.target.resource,
                 r.status.value,
                 _records(r.hub),
-                _age(r.hub, ages.get((r.target.subscription, "hub"))),
+                _age(r.hub),
                 _records(r.subscriber),
-                _age(r.subscriber, ages.get((r.target.subscription, "subscriber"))),
+                _age(r.subscriber),
                 "; ".join(notes),
             )
         )
     lines = text_table(table, frozenset({5, 6, 7, 8}))
-    if any(view.lag.unread for r in rows for view in (r.hub, r.subscriber)):
-        lines.append(_unread_line(ages))
+    views = [view for r in rows for view in (r.hub, r.subscriber) if view.lag.unread]
+    if views:
+        lines.append(_unread_line(views))
     return "\n".join(lines)
 
 
-def _age(view: KindView, hub_age: tuple[float | None, str] | None) -> str:
+def _age(view: KindView) -> str:
+    if view.hub_figure is not None:
+        return format_seconds(view.hub_figure.seconds) + "*"
     if view.lag.unread is None or view.lag.lag_seconds is not None:
         return format_seconds(view.lag.lag_seconds)
-    if hub_age is not None and hub_age[0] is not None:
-        return format_seconds(hub_age[0]) + "*"
     return "no READ"
 
 
-def _unread_line(ages: dict[tuple[str, str], tuple[float | None, str]]) -> str:
-    sources = sorted({source for _, source in ages.values()})
-    where = (
-        f"* the hub's own figure, from its {', '.join(sources)}"
-        if sources
-        else "the hub's admin port has them (--admin URL; its status page, /api/status, /metrics "
-        "xhub_subscription_lag_seconds)"
-    )
-    return (
-        "AGE      not permitted (no READ on delivery and source topics for this identity): lag in records "
-        f"from offsets, commit markers included (an upper bound); {where}"
-    )
+def _unread_line(views: Sequence[KindView]) -> str:
+    sources = sorted({v.hub_figure.source for v in views if v.hub_figure is not None})
+    parts = ["AGE      not permitted (no READ on delivery and source topics for this identity)"]
+    if sources:
+        parts.append(f"* the hub's own figure (records, age and status), from its {', '.join(sources)}")
+    if any(v.hub_figure is None for v in views):  # some lag shown from offsets
+        parts.append(
+            ("unmarked: " if sources else "")
+            + "lag in records from offsets, commit markers included (an upper bound; a lone offset "
+            "after a partition's position is its last commit marker, not judged as waiting); the hub's admin "
+            "port has its own figures (--admin URL; its status page, /api/status, /metrics "
+            "xhub_subscription_lag_seconds)"
+        )
+    return "; ".join(parts)
 
 
 def _records(view: KindView) -> str:
     records = view.records
-    return "n/a" if records is None else f"{records:,}"
+    text = "n/a" if records is None else f"{records:,}"
+    return text + "*" if view.hub_figure is not None else text
 
 
 def format_path(state: PathState, figures: Sequence[HubFigures]) -> str:

@@ -3,7 +3,8 @@
 The operator may DESCRIBE every ``xhub.*`` topic and ``xhub-*`` group but READ no delivery or source topic
 (they carry personal data; a grant is never widened for monitoring). Lag in records comes from offsets,
 which DESCRIBE allows; what needs the records themselves (their age) is shown as not permitted and where
-to see it instead, never as a failure.
+to see it instead, never as a failure. A lone commit marker after a position is not a stalled consumer.
+With the hub's admin port, the hub's own records, ages and status (it reads) are shown instead.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 
 from hub.core import names
 from hub.core.kafka_settings import KafkaSettings
+from hub.monitor.board import MARKERS_ONLY
 from hub.monitor.cli import Sampling, lag_command
 from hub.monitor.status import Rules
 from hub.provision.credentials import OPERATOR
@@ -24,6 +26,9 @@ from tests.integration.federation_support import party_connection, secure_cluste
 from tests.integration.monitor_support import Exchange, running_exchange, wait_for
 
 pytestmark = pytest.mark.kafka
+
+PATIENT = Rules(window=3600.0)
+ONE_SAMPLE = Sampling(samples=1)
 
 
 @pytest.fixture
@@ -39,7 +44,14 @@ def exchange(kafka: KafkaSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def lag_as_operator(
-    ex: Exchange, monkeypatch: pytest.MonkeyPatch, folder: Path, *, json_out: bool, admin: str | None
+    ex: Exchange,
+    monkeypatch: pytest.MonkeyPatch,
+    folder: Path,
+    *,
+    json_out: bool,
+    admin: str | None,
+    rules: Rules = PATIENT,
+    sampling: Sampling = ONE_SAMPLE,
 ) -> tuple[int, str]:
     """``xhub lag`` of the exchange's hub with the operator's certificate (the environment gives a
     process its identity, as ``kafka.sh client-env xhub-operator`` does); the hub keeps its own."""
@@ -51,9 +63,9 @@ def lag_as_operator(
         code = lag_command(
             str(ex.config_dir),
             ex.names.hub,
-            Rules(window=3600.0),
+            rules,
             json_out=json_out,
-            sampling=Sampling(samples=1),
+            sampling=sampling,
             out=out,
             admin=admin,
         )
@@ -88,12 +100,36 @@ def test_the_operator_sees_lag_in_records_and_ages_as_not_permitted(
     assert "no READ" in line, text
     assert "AGE      not permitted (no READ on delivery and source topics for this identity)" in text
 
-    # With the hub's admin port: the ages the hub measured with its own READ.
+    # The hub caught up on the source topic: from offsets, at most its last commit marker after each
+    # position. Judged with no patience at all (STALL as soon as two samples show a position standing),
+    # that marker is not a record waiting: OK, where it used to turn STALL.
+    code, text = lag_as_operator(
+        ex,
+        monkeypatch,
+        folder,
+        json_out=True,
+        admin=None,
+        rules=Rules(window=60.0, stall_after=0.0),
+        sampling=Sampling(samples=3, interval=0.2),
+    )
+    caught_up = {r["subscription"]: r for r in json.loads(text)["subscriptions"]}[debtors]["hub_lag"]
+    assert caught_up["unread"], caught_up
+    assert all(p["end"] - (p["committed"] or 0) <= 1 for p in caught_up["partitions"]), caught_up
+    assert caught_up["status"] == "OK", caught_up
+    if caught_up["lag_records"]:
+        assert caught_up["reason"] == MARKERS_ONLY
+
+    # With the hub's admin port: the records, ages and status the hub measured with its own READ (data
+    # records only: the three deliveries, no commit marker), and the exit status follows that status.
+    source = f"admin port {ex.admin_url}"
     code, text = lag_as_operator(ex, monkeypatch, folder, json_out=True, admin=ex.admin_url)
-    waiting = {r["subscription"]: r for r in json.loads(text)["subscriptions"]}[debtors]["subscriber_lag"]
-    assert waiting["lag_records"] >= 3
+    rows = {r["subscription"]: r for r in json.loads(text)["subscriptions"]}
+    waiting = rows[debtors]["subscriber_lag"]
+    assert waiting["lag_records"] == 3, waiting
     assert waiting["lag_seconds"] is not None, waiting
     assert waiting["lag_seconds"] >= 0
-    assert waiting["lag_seconds_from"] == f"admin port {ex.admin_url}"
+    assert waiting["lag_records_from"] == waiting["lag_seconds_from"] == waiting["status_from"] == source
+    assert rows[debtors]["hub_lag"]["lag_records"] == 0  # the hub's own: its commit markers not counted
+    assert (code == 0) == all(r["status"] == "OK" for r in rows.values()), text
     code, text = lag_as_operator(ex, monkeypatch, folder, json_out=False, admin=ex.admin_url)
-    assert f"* the hub's own figure, from its admin port {ex.admin_url}" in text, text
+    assert f"* the hub's own figure (records, age and status), from its {source}" in text, text

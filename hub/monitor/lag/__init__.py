@@ -24,7 +24,9 @@ longer than that when first seen is estimated at once (only its first record is 
 
 Reading needs READ on the topic. An identity without it (the operator: delivery and source topics carry
 personal data) gets the lag of that topic from offsets alone, commit markers included, and no age;
-``GroupLag.unread`` says why, and ``xhub lag`` shows the hub's own age from its admin port instead.
+``GroupLag.unread`` says why, and ``xhub lag`` shows the hub's own records, age and status from its admin
+port instead. Without them, a lone offset after a partition's position is its last commit marker and is not
+judged as waiting (``GroupLag.markers_only``).
 
 The cost of a measurement does not grow with the idle part of the catalog: subscriptions on one source topic
 share one hub lag (measured once per group and topic), every Kafka request covers all topics and groups at

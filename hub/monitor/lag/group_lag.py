@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from hub.monitor.lag.waiting import Scan
 from hub.monitor.status import PartitionSample, Sample
 
+MARKER_GAP = 1
+"""Offsets after a partition's position that, read from offsets alone, are one commit marker and no record
+(see :attr:`GroupLag.markers_only`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class PartitionLag:
@@ -46,7 +50,8 @@ class GroupLag:
     # the cluster it carries to). Neither lag nor fault: this cluster cannot tell.
     elsewhere: str | None = None
     # Why the waiting records were not read (no READ on the topic: the operator's case). The lag in records
-    # then comes from offsets alone, commit markers included (an upper bound), and the age is unknown.
+    # then comes from offsets alone, commit markers included (an upper bound), and the age is unknown; the
+    # status does not count a partition's lone commit marker as waiting (see ``markers_only``).
     unread: str | None = None
 
     @property
@@ -76,13 +81,31 @@ class GroupLag:
             return max(ages)
         return None if unknown else 0.0
 
+    @property
+    def markers_only(self) -> bool:
+        """Offsets only (``unread``), something after the position, and nothing but commit markers there.
+
+        Every writer of the source and delivery topics is transactional (the sidecars', the hub's and the
+        hub links' publishers): a committed data record has its commit marker after it and before the
+        read_committed end, so it lies at least 2 offsets before the end. A single offset between a
+        partition's position and its end is therefore the marker of the last transaction (a consumer that
+        stops right before it leaves it there on an idle topic), never a waiting record.
+        """
+        return (
+            self.unread is not None
+            and any(p.lag > 0 for p in self.partitions)
+            and all(p.lag <= MARKER_GAP for p in self.partitions)
+        )
+
     def sample(self) -> Sample:
-        """This measurement as a status sample."""
+        """This measurement as a status sample (a lone commit marker of an unread lag waits for nobody)."""
         return Sample(
             self.measured_ms / 1000,
             {
                 p.partition: PartitionSample(
-                    p.position, p.lag, None if p.waiting_since_ms is None else p.waiting_since_ms / 1000
+                    p.position,
+                    0 if self.unread is not None and p.lag <= MARKER_GAP else p.lag,
+                    None if p.waiting_since_ms is None else p.waiting_since_ms / 1000,
                 )
                 for p in self.partitions
             },
