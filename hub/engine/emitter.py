@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -124,27 +124,42 @@ class Emitter:
         self.state = state
         self._secret = secret
         self._prepared: set[tuple[str, str]] = set()  # (subscription, policy version)
+        self._missing_topics = 0  # subscriptions whose delivery topic did not exist at the last prepare
         self.failures = DeliveryFailures()
         self._letters = DeadLetterEncoder(hub, serde)
         self._log = log.bind(hub=hub)
 
-    def prepare(self, producer: KafkaProducer, plans: Iterable[DeliveryPlan]) -> None:
+    def prepare(
+        self, producer: KafkaProducer, plans: Iterable[DeliveryPlan], existing: Collection[str]
+    ) -> None:
         """Look up, outside any transaction, what a plan's first delivery would otherwise wait for inside
         one: its delivery schema's id in the registry and its topic's metadata. A hub that starts serving
         hundreds of new subscriptions at once would spend its transaction timeout on those round trips.
+
+        A plan whose delivery topic is not among ``existing`` (the cluster's topics) is left for the next
+        call: looking it up would block for the producer's ``max_block_ms`` (60 s) per missing topic. How
+        many there are is logged when it changes.
 
         Raises:
             RetriableError, KafkaError: the registry or the broker did not answer (try again later).
         """
         schema_id = getattr(self.serde, "schema_id", None)
+        missing: list[str] = []
         for plan in plans:
             key = (plan.subscription, plan.version)
             if key in self._prepared or plan.refusal is not None:
+                continue
+            if plan.delivery_topic not in existing:
+                missing.append(plan.subscription)
                 continue
             if schema_id is not None:
                 schema_id(f"{plan.delivery_topic}-value", plan.delivery_schema)
             producer.partitions_for(plan.delivery_topic)
             self._prepared.add(key)
+        if len(missing) != self._missing_topics:
+            self._missing_topics = len(missing)
+            if missing:
+                self._log.warning("delivery_topics_missing", subscriptions=len(missing), first=missing[:5])
 
     def decode(self, record: SourceRecord) -> Decoded:
         """The change event of a record read by the main loop, resolved to the catalog's schema.

@@ -289,7 +289,7 @@ class HubWorker:
             if self.live.windows_moved():
                 self._dirty = True
             if self._dirty or self.live.pending or self.partitions.unpinned:
-                self._prepare(tx)
+                self._prepare(tx, consumer)
                 self._housekeep(tx, consumer)
             if not self.ready.is_set() and not self._dirty and self.partitions.settled(self.assignment):
                 self.ready.set()
@@ -323,9 +323,9 @@ class HubWorker:
                 rejoins = self.stats.rejoins
             self._log.warning("group_rejoin_requested", reason="stranded in a rebalance", rejoins=rejoins)
 
-    def _prepare(self, tx: TransactionStep) -> None:
+    def _prepare(self, tx: TransactionStep, consumer: KafkaConsumer) -> None:
         try:
-            self.emitter.prepare(tx.producer, self.policies.plans.values())
+            self.emitter.prepare(tx.producer, self.policies.plans.values(), consumer.topics())
         except (KafkaError, RetriableError) as exc:  # the transaction will meet it too, and retry
             self._log.warning("delivery_lookup_deferred", error=f"{type(exc).__name__}: {exc}")
 
