@@ -21,10 +21,10 @@ from typing import Any
 
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.log import configure_logging
-from tests.bench.common import OUT, interleaved, median, summary_line
+from tests.bench.common import OUT, summary_line
 from tests.bench.pudong import print_pudong, pudong_benchmark
 from tests.bench.scaling import subscription_scaling
-from tests.bench.throughput import hub_throughput, passthrough_throughput
+from tests.bench.throughput import hub_throughput, versus_passthrough
 
 TARGETS = {
     "hub_vs_passthrough_ratio": (">=", 0.9),  # issue 14: same fan-out, same transactions
@@ -70,27 +70,23 @@ def main() -> int:
     summary: dict[str, Any] = {"records": n, "bootstrap": bootstrap}
 
     rounds = int(os.environ.get("XHUB_BENCH_ROUNDS", "3"))
-    runs: dict[str, list[dict[str, Any]]] = {"hub": [], "passthrough": []}
-
-    def hub_run() -> float:
-        runs["hub"].append(hub_throughput(kafka, n))
-        return float(runs["hub"][-1]["output_records_per_s"])
-
-    def passthrough_run() -> float:
-        # same outputs per input as the hub produced (deliveries plus audit entries)
-        runs["passthrough"].append(passthrough_throughput(kafka, n, runs["hub"][0]["outputs_per_input"]))
-        return float(runs["passthrough"][-1]["output_records_per_s"])
-
-    versus = interleaved(hub_run, passthrough_run, rounds).summary()
+    versus = versus_passthrough(kafka, n, rounds)
     # The profile is a separate, smaller run: the profiler's own overhead must not touch the ratio.
     hub_throughput(kafka, max(2000, n // 4), profile_to=str(OUT / "hub_profile.txt"))
-    hub = runs["hub"][0]
-    summary["hub"] = runs["hub"]
-    summary["passthrough"] = runs["passthrough"]
-    summary["hub_output_records_per_s"] = median(versus["a"])
-    summary["passthrough_output_records_per_s"] = median(versus["b"])
-    summary["hub_vs_passthrough_ratio"] = versus["ratio"]
-    summary["hub_vs_passthrough_spread"] = [versus["ratio_min"], versus["ratio_max"]]
+    hub = versus["hub"][0]
+    for key in ("hub", "passthrough", "floor"):
+        summary[key] = versus[key]
+    for key in (
+        "hub_output_records_per_s",
+        "passthrough_output_records_per_s",
+        "floor_output_records_per_s",
+        "hub_vs_passthrough_ratio",
+        "hub_vs_passthrough_spread",
+        "hub_floor_vs_passthrough_ratio",
+        "hub_floor_vs_passthrough_spread",
+        "hub_vs_floor_ratio",
+    ):
+        summary[key] = versus[key]
 
     # 10,000 subscriptions on ONE resource against 10 (tests/bench/scaling.py)
     scale = subscription_scaling(kafka, max(2000, n // 4), 10, 10_000, rounds=rounds)
@@ -152,6 +148,15 @@ def main() -> int:
             "hub_vs_passthrough_ratio", summary["hub_vs_passthrough_ratio"], f"({low:.2f}–{high:.2f})"
         )
     )
+    low, high = summary["hub_floor_vs_passthrough_spread"]
+    print(
+        summary_line(
+            "hub_floor_vs_passthrough_ratio",
+            summary["hub_floor_vs_passthrough_ratio"],
+            f"({low:.2f}–{high:.2f}; decode + encode + headers only)",
+        )
+    )
+    print(summary_line("hub_vs_floor_ratio", summary["hub_vs_floor_ratio"], ""))
     print(summary_line("hub cost per record", hub["cost_us_per_record"], "us"))
     for count, cost in scale["cost_us_per_record"].items():
         print(summary_line(f"cost/record, {count} other subs", cost, "us"))
