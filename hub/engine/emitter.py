@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -41,6 +41,7 @@ from hub.policy.plan import DeliveryPlan
 # coordinator has added its partition (make chaos: 120 s after the kill). Past this the step is read again
 # with a fresh producer, whose init_transactions fences this one and aborts its transaction.
 DELIVERY_WAIT_S = 30.0
+MISSING_RECHECK_S = 10.0  # how often prepare asks the cluster again for delivery topics it found missing
 FUTURE_GRACE_S = 2.0  # after the flush, for the sender thread to mark the futures of finished batches
 
 log = get_logger("engine")
@@ -124,42 +125,48 @@ class Emitter:
         self.state = state
         self._secret = secret
         self._prepared: set[tuple[str, str]] = set()  # (subscription, policy version)
-        self._missing_topics = 0  # subscriptions whose delivery topic did not exist at the last prepare
+        # Subscriptions whose delivery topic did not exist at the last prepare, and when to ask again.
+        self._missing: set[str] = set()
+        self._missing_recheck_at = 0.0
         self.failures = DeliveryFailures()
         self._letters = DeadLetterEncoder(hub, serde)
         self._log = log.bind(hub=hub)
 
     def prepare(
-        self, producer: KafkaProducer, plans: Iterable[DeliveryPlan], existing: Collection[str]
+        self, producer: KafkaProducer, plans: Iterable[DeliveryPlan], topics: Callable[[], Collection[str]]
     ) -> None:
         """Look up, outside any transaction, what a plan's first delivery would otherwise wait for inside
         one: its delivery schema's id in the registry and its topic's metadata. A hub that starts serving
         hundreds of new subscriptions at once would spend its transaction timeout on those round trips.
 
-        A plan whose delivery topic is not among ``existing`` (the cluster's topics) is left for the next
-        call: looking it up would block for the producer's ``max_block_ms`` (60 s) per missing topic. How
-        many there are is logged when it changes.
+        A plan whose delivery topic is not among ``topics()`` (the cluster's, asked only when some plan
+        is not prepared yet) is left for a later call: looking it up would block for the producer's
+        ``max_block_ms`` (60 s) per missing topic. Topics found missing are asked after again at most every
+        ``MISSING_RECHECK_S``; how many there are is logged when it changes.
 
         Raises:
             RetriableError, KafkaError: the registry or the broker did not answer (try again later).
         """
+        todo = [p for p in plans if (p.subscription, p.version) not in self._prepared and p.refusal is None]
+        if not todo or (
+            time.monotonic() < self._missing_recheck_at and all(p.subscription in self._missing for p in todo)
+        ):
+            return
+        existing = topics()
         schema_id = getattr(self.serde, "schema_id", None)
         missing: list[str] = []
-        for plan in plans:
-            key = (plan.subscription, plan.version)
-            if key in self._prepared or plan.refusal is not None:
-                continue
+        for plan in todo:
             if plan.delivery_topic not in existing:
                 missing.append(plan.subscription)
                 continue
             if schema_id is not None:
                 schema_id(f"{plan.delivery_topic}-value", plan.delivery_schema)
             producer.partitions_for(plan.delivery_topic)
-            self._prepared.add(key)
-        if len(missing) != self._missing_topics:
-            self._missing_topics = len(missing)
-            if missing:
-                self._log.warning("delivery_topics_missing", subscriptions=len(missing), first=missing[:5])
+            self._prepared.add((plan.subscription, plan.version))
+        if len(missing) != len(self._missing) and missing:
+            self._log.warning("delivery_topics_missing", subscriptions=len(missing), first=missing[:5])
+        self._missing = set(missing)
+        self._missing_recheck_at = time.monotonic() + MISSING_RECHECK_S
 
     def decode(self, record: SourceRecord) -> Decoded:
         """The change event of a record read by the main loop, resolved to the catalog's schema.

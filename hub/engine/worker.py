@@ -52,6 +52,7 @@ from hub.core.log import get_logger
 from hub.engine.audit_log import AuditLog
 from hub.engine.backfill import Backfiller
 from hub.engine.backfill_driver import BackfillClients, BackfillDriver
+from hub.engine.delivery_budget import cut_to_budget
 from hub.engine.emitter import Batch, Emitter
 from hub.engine.handover import Backfilling, BackfillProgress, Live, PartitionState, establish
 from hub.engine.live_handover import LiveHandover
@@ -298,7 +299,7 @@ class HubWorker:
                 continue
             try:
                 polled = consumer.poll(
-                    timeout_ms=self.options.batch_max_ms, max_records=self._batch_records()
+                    timeout_ms=self.options.batch_max_ms, max_records=self.options.batch_max_records
                 )
             except (NoOffsetForPartitionError, OffsetOutOfRangeError) as exc:
                 self.partitions.reposition(consumer, exc)
@@ -311,7 +312,10 @@ class HubWorker:
                     consumer.seek(tp, records[0].offset)
                 continue
             if polled:
-                self._process_batch(tx, polled)
+                batch = cut_to_budget(
+                    consumer, polled, self.policies.by_topic, self.options.batch_max_deliveries
+                )
+                self._process_batch(tx, batch)
             self.handover.run(tx, consumer)
 
     def _rejoin_if_stranded(self, consumer: KafkaConsumer) -> None:
@@ -325,14 +329,9 @@ class HubWorker:
 
     def _prepare(self, tx: TransactionStep, consumer: KafkaConsumer) -> None:
         try:
-            self.emitter.prepare(tx.producer, self.policies.plans.values(), consumer.topics())
+            self.emitter.prepare(tx.producer, self.policies.plans.values(), consumer.topics)
         except (KafkaError, RetriableError) as exc:  # the transaction will meet it too, and retry
             self._log.warning("delivery_lookup_deferred", error=f"{type(exc).__name__}: {exc}")
-
-    def _batch_records(self) -> int:
-        """Records per batch: ``batch_max_records``, fewer when a source topic fans out wide."""
-        fan_out = max((len(plans) for plans in self.policies.by_topic.values()), default=1)
-        return max(1, min(self.options.batch_max_records, self.options.batch_max_deliveries // fan_out))
 
     # -- ownership and policy changes --------------------------------------------------------------
     def _load(self, consumer: KafkaConsumer) -> bool:
