@@ -23,6 +23,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from hub.core.dead_letters import UNDELIVERABLE, UNENCODABLE, UNPROCESSABLE, DeadLetter, DeadLetterEncoder
 from hub.core.envelope import now_ms
 from hub.core.errors import FatalError, HubError, InvalidRecord, RetriableError
+from hub.core.kafka import learn_partitions
 from hub.core.log import get_logger
 from hub.core.provenance import POLICY_HEADER, Hop
 from hub.engine.audit_log import AuditLog
@@ -153,15 +154,13 @@ class Emitter:
         ):
             return
         existing = topics()
+        ready = [p for p in todo if p.delivery_topic in existing]
+        missing = [p.subscription for p in todo if p.delivery_topic not in existing]
+        learn_partitions(producer, sorted({p.delivery_topic for p in ready}))
         schema_id = getattr(self.serde, "schema_id", None)
-        missing: list[str] = []
-        for plan in todo:
-            if plan.delivery_topic not in existing:
-                missing.append(plan.subscription)
-                continue
+        for plan in ready:
             if schema_id is not None:
                 schema_id(f"{plan.delivery_topic}-value", plan.delivery_schema)
-            producer.partitions_for(plan.delivery_topic)
             self._prepared.add((plan.subscription, plan.version))
         if len(missing) != len(self._missing) and missing:
             self._log.warning("delivery_topics_missing", subscriptions=len(missing), first=missing[:5])
