@@ -42,26 +42,14 @@ def _key_of(acl: ACL) -> str:
 
 
 def acl_of(spec: AclSpec) -> ACL:
-    """The kafka-python ACL that ``spec`` describes (to create)."""
+    """The kafka-python ACL that ``spec`` describes: to create, and to delete (an ``ACL`` is an
+    ``ACLFilter`` that matches exactly itself)."""
     return ACL(
         principal=spec.principal,
         host="*",
         operation=ACLOperation[spec.operation],
         permission_type=ACLPermissionType.ALLOW,
         resource_pattern=ResourcePattern(
-            ResourceType[spec.resource], spec.name, ACLResourcePatternType[spec.pattern]
-        ),
-    )
-
-
-def acl_filter_of(spec: AclSpec) -> ACLFilter:
-    """The kafka-python filter that matches exactly the ACL ``spec`` describes (to delete it)."""
-    return ACLFilter(
-        principal=spec.principal,
-        host="*",
-        operation=ACLOperation[spec.operation],
-        permission_type=ACLPermissionType.ALLOW,
-        resource_pattern=ResourcePatternFilter(
             ResourceType[spec.resource], spec.name, ACLResourcePatternType[spec.pattern]
         ),
     )
@@ -120,7 +108,7 @@ def apply_acl_changes(admin: KafkaAdminClient, producer: KafkaProducer, changes:
                 raise RetriableError(f"Kafka refused ACLs: {result['failed']}")
             done += [f"created acl {s.text()}" for s in changes.create]
         if changes.remove:
-            admin.delete_acls([acl_filter_of(s) for s in changes.remove])
+            admin.delete_acls([acl_of(s) for s in changes.remove])
             done += [f"removed acl {s.text()}" for s in changes.remove]
         _record(producer, [(key, None) for key in changes.ledger_drop])
         done += [

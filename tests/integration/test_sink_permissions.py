@@ -23,7 +23,7 @@ from connectors.sinks import SqlSink, SqlSinkConfig
 from hub.core.kafka import make_admin, make_consumer
 from hub.core.kafka_settings import KafkaSettings
 from hub.core.names import delivery_topic
-from hub.provision.acl_cluster import acl_filter_of, acl_of
+from hub.provision.acl_cluster import acl_of
 from hub.provision.acls import AclSpec
 from hub.provision.credentials import issue
 from hub.registry.server import RegistryServer
@@ -103,7 +103,7 @@ def test_a_topic_without_read_does_not_hold_back_the_others(
         # Revoked while the sidecar was down: back, its static member is given the old assignment,
         # refused topic included (the demo's case: transport got nothing until psb answered).
         running.stop()
-        admin.delete_acls([acl_filter_of(spec) for spec in later])
+        admin.delete_acls([acl_of(spec) for spec in later])
         wait_for(lambda: not _principal_sees(as_dept, pending), 30, "the READ revoked")
         sent += producers[0].send([Change(f"K{n}", "u", n, licence(f"K{n}", n)) for n in range(5, 10)])
         waiting += producers[1].send([Change(f"P{n}", "u", n, licence(f"P{n}", n)) for n in range(103, 106)])
@@ -117,7 +117,7 @@ def test_a_topic_without_read_does_not_hold_back_the_others(
         # Revoked while the sink reads: it goes on with the other topic, and takes the revoked one up again
         # once READ is back. (``refused`` did not name the topic meanwhile in the runs here: no read was
         # refused, the topic just stopped coming; the README says so.)
-        admin.delete_acls([acl_filter_of(spec) for spec in later])
+        admin.delete_acls([acl_of(spec) for spec in later])
         wait_for(lambda: not _principal_sees(as_dept, pending), 30, "the READ revoked again")
         waiting += producers[1].send([Change(f"P{n}", "u", n, licence(f"P{n}", n)) for n in range(106, 109)])
         sent += producers[0].send([Change(f"K{n}", "u", n, licence(f"K{n}", n)) for n in range(10, 15)])
@@ -130,7 +130,7 @@ def test_a_topic_without_read_does_not_hold_back_the_others(
             producer.close()
         if running is not None:
             running.stop()
-        admin.delete_acls([acl_filter_of(spec) for spec in acls + later])
+        admin.delete_acls([acl_of(spec) for spec in acls + later])
         admin.close()
 
 
